@@ -1,0 +1,71 @@
+// Numpy-style broadcasting of a small operand b against a big one, both padded to rank 4.
+//
+// add_bcast: one thread per element of the big tensor; b is read through strides that are 0
+//            on broadcast dimensions.
+// sum_to:    its backward; one thread per element of b, summing (in f32) every element of
+//            dy that maps to it. Deterministic: no atomics.
+// Bindings: 1 = out (read_write), 2 = big operand (a or dy), 3 = b.
+
+struct Params {
+    n: u32,
+    bn: u32,
+    _p0: u32,
+    _p1: u32,
+    dims: vec4<u32>,
+    bdims: vec4<u32>,
+    bstrides: vec4<u32>,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<T>;
+@group(0) @binding(2) var<storage, read> big: array<T>;
+@group(0) @binding(3) var<storage, read> small: array<T>;
+
+@compute @workgroup_size(256)
+fn add_bcast(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i >= p.n) {
+        return;
+    }
+    var rem = i;
+    let i3 = rem % p.dims.w;
+    rem /= p.dims.w;
+    let i2 = rem % p.dims.z;
+    rem /= p.dims.z;
+    let i1 = rem % p.dims.y;
+    let i0 = rem / p.dims.y;
+    let j = i0 * p.bstrides.x + i1 * p.bstrides.y + i2 * p.bstrides.z + i3 * p.bstrides.w;
+    out[i] = big[i] + small[j];
+}
+
+@compute @workgroup_size(256)
+fn sum_to(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let j = gid.x + gid.y * nwg.x * 256u;
+    if (j >= p.bn) {
+        return;
+    }
+    // Coordinates of j in b's shape; on broadcast dims the loop covers the whole big dim.
+    var rem = j;
+    var bc: vec4<u32>;
+    bc.w = rem % p.bdims.w;
+    rem /= p.bdims.w;
+    bc.z = rem % p.bdims.z;
+    rem /= p.bdims.z;
+    bc.y = rem % p.bdims.y;
+    bc.x = rem / p.bdims.y;
+    let bcast = p.bdims != p.dims;
+    let lo = select(bc, vec4<u32>(0u), bcast);
+    let hi = select(bc + vec4<u32>(1u), p.dims, bcast);
+    var acc = 0.0;
+    for (var i0 = lo.x; i0 < hi.x; i0++) {
+        for (var i1 = lo.y; i1 < hi.y; i1++) {
+            for (var i2 = lo.z; i2 < hi.z; i2++) {
+                let base = ((i0 * p.dims.y + i1) * p.dims.z + i2) * p.dims.w;
+                for (var i3 = lo.w; i3 < hi.w; i3++) {
+                    acc += f32(big[base + i3]);
+                }
+            }
+        }
+    }
+    out[j] = T(acc);
+}

@@ -1,0 +1,104 @@
+// Reductions over a row-major [rows, cols] matrix, f32 accumulation.
+//
+// sum_rows:      [rows, cols] -> [cols]; one thread per column walks the rows (coalesced).
+// sum_cols:      [rows, cols] -> [rows]; one 256-thread workgroup per row, strided partial
+//                sums then a tree in workgroup memory. Also the whole-tensor sum (rows = 1).
+// argmax_rows:   one thread per row, first maximum wins (as numpy/the book).
+// count_correct: a single workgroup; each thread takes rows tid, tid+256, ..., compares the
+//                row argmax with the label and the counts meet in a tree. Deterministic.
+// Bindings: 1 = out (T, read_write), 2 = x, 3 = out_u (u32, read_write), 4 = labels (u32).
+
+struct Params {
+    rows: u32,
+    cols: u32,
+    alpha: f32,
+    _p0: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<T>;
+@group(0) @binding(2) var<storage, read> x: array<T>;
+@group(0) @binding(3) var<storage, read_write> out_u: array<u32>;
+@group(0) @binding(4) var<storage, read> labels: array<u32>;
+
+var<workgroup> part: array<f32, 256>;
+var<workgroup> part_u: array<u32, 256>;
+
+@compute @workgroup_size(256)
+fn sum_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let col = gid.x + gid.y * nwg.x * 256u;
+    if (col >= p.cols) {
+        return;
+    }
+    var acc = 0.0;
+    for (var r = 0u; r < p.rows; r++) {
+        acc += f32(x[r * p.cols + col]);
+    }
+    out[col] = T(p.alpha * acc);
+}
+
+@compute @workgroup_size(256)
+fn sum_cols(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let row = wg.x + wg.y * nwg.x;
+    if (row >= p.rows) {
+        return; // uniform: the whole workgroup shares `row`
+    }
+    var acc = 0.0;
+    for (var c = lid; c < p.cols; c += 256u) {
+        acc += f32(x[row * p.cols + c]);
+    }
+    part[lid] = acc;
+    workgroupBarrier();
+    for (var s = 128u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            part[lid] += part[lid + s];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        out[row] = T(p.alpha * part[0]);
+    }
+}
+
+fn row_argmax(row: u32) -> u32 {
+    var best = 0u;
+    var best_v = f32(x[row * p.cols]);
+    for (var c = 1u; c < p.cols; c++) {
+        let v = f32(x[row * p.cols + c]);
+        if (v > best_v) {
+            best_v = v;
+            best = c;
+        }
+    }
+    return best;
+}
+
+@compute @workgroup_size(256)
+fn argmax_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = gid.x + gid.y * nwg.x * 256u;
+    if (row < p.rows) {
+        out_u[row] = row_argmax(row);
+    }
+}
+
+@compute @workgroup_size(256)
+fn count_correct(@builtin(local_invocation_index) lid: u32) {
+    var n = 0u;
+    for (var r = lid; r < p.rows; r += 256u) {
+        if (row_argmax(r) == labels[r]) {
+            n += 1u;
+        }
+    }
+    part_u[lid] = n;
+    workgroupBarrier();
+    for (var s = 128u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            part_u[lid] += part_u[lid + s];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        out_u[0] = part_u[0];
+    }
+}

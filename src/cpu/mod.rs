@@ -1,0 +1,463 @@
+//! The CPU backend on ndarray: the reference every GPU kernel is cross-checked against, and
+//! the fallback where there is no GPU. Written for clarity first; matmul goes through ndarray's
+//! GEMM (matrixmultiply, threaded), the rest are single passes over slices with no per-element
+//! allocation.
+
+use crate::dtype::{DType, Element};
+use crate::error::{Error, Result};
+use crate::ops::{
+    Backend, BinaryOp, Broadcast, Conv2dGeom, DropoutSpec, MatmulSpec, Pool2dGeom, UnaryBwd,
+    UnaryOp,
+};
+use crate::rng::counter_uniform;
+use half::f16;
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+/// Host storage of one tensor.
+#[derive(Clone, Debug)]
+pub enum CpuStorage {
+    /// f32 elements.
+    F32(Vec<f32>),
+    /// f16 elements (the `half` crate).
+    F16(Vec<f16>),
+    /// u32 elements.
+    U32(Vec<u32>),
+}
+
+impl CpuStorage {
+    pub(crate) fn from_vec<T: Element>(data: Vec<T>) -> CpuStorage {
+        match T::DTYPE {
+            DType::F32 => CpuStorage::F32(bytemuck::allocation::cast_vec(data)),
+            DType::F16 => CpuStorage::F16(bytemuck::allocation::cast_vec(data)),
+            DType::U32 => CpuStorage::U32(bytemuck::allocation::cast_vec(data)),
+        }
+    }
+
+    pub(crate) fn zeros(dtype: DType, n: usize) -> CpuStorage {
+        match dtype {
+            DType::F32 => CpuStorage::F32(vec![0.0; n]),
+            DType::F16 => CpuStorage::F16(vec![f16::ZERO; n]),
+            DType::U32 => CpuStorage::U32(vec![0; n]),
+        }
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        match self {
+            CpuStorage::F32(_) => DType::F32,
+            CpuStorage::F16(_) => DType::F16,
+            CpuStorage::U32(_) => DType::U32,
+        }
+    }
+
+    pub(crate) fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
+        let bytes: &[u8] = match self {
+            CpuStorage::F32(v) => bytemuck::cast_slice(v),
+            CpuStorage::F16(v) => bytemuck::cast_slice(v),
+            CpuStorage::U32(v) => bytemuck::cast_slice(v),
+        };
+        if T::DTYPE != self.dtype() {
+            return Err(Error::DTypeMismatch { op: "to_vec", expected: self.dtype(), got: T::DTYPE });
+        }
+        Ok(bytemuck::pod_collect_to_vec(bytes))
+    }
+
+    fn f32s(&self, op: &'static str) -> Result<&[f32]> {
+        match self {
+            CpuStorage::F32(v) => Ok(v),
+            s => Err(Error::DTypeMismatch { op, expected: DType::F32, got: s.dtype() }),
+        }
+    }
+
+    fn f32s_mut(&mut self, op: &'static str) -> Result<&mut [f32]> {
+        match self {
+            CpuStorage::F32(v) => Ok(v),
+            s => Err(Error::DTypeMismatch { op, expected: DType::F32, got: s.dtype() }),
+        }
+    }
+
+    fn u32s(&self, op: &'static str) -> Result<&[u32]> {
+        match self {
+            CpuStorage::U32(v) => Ok(v),
+            s => Err(Error::DTypeMismatch { op, expected: DType::U32, got: s.dtype() }),
+        }
+    }
+
+    fn u32s_mut(&mut self, op: &'static str) -> Result<&mut [u32]> {
+        match self {
+            CpuStorage::U32(v) => Ok(v),
+            s => Err(Error::DTypeMismatch { op, expected: DType::U32, got: s.dtype() }),
+        }
+    }
+}
+
+/// The ndarray backend (stateless).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuBackend;
+
+fn label_at(labels: &[u32], row: usize, cols: usize, op: &'static str) -> Result<usize> {
+    let t = labels[row] as usize;
+    if t >= cols {
+        return Err(Error::invalid(op, format!("label {t} at row {row} is out of range for {cols} classes")));
+    }
+    Ok(t)
+}
+
+impl Backend for CpuBackend {
+    type Buf = CpuStorage;
+
+    fn alloc(&self, numel: usize, dtype: DType, _what: &str) -> Result<CpuStorage> {
+        Ok(CpuStorage::zeros(dtype, numel))
+    }
+
+    fn matmul(&self, a: &CpuStorage, b: &CpuStorage, c: &mut CpuStorage, s: &MatmulSpec) -> Result<()> {
+        const OP: &str = "matmul";
+        let shape_err = |e: ndarray::ShapeError| Error::invalid(OP, e.to_string());
+        let a = a.f32s(OP)?;
+        let b = b.f32s(OP)?;
+        let c = c.f32s_mut(OP)?;
+        // Stored shapes; ndarray's .t() is a free view, so the GEMM sees op(A), op(B) directly.
+        let av = if s.trans_a {
+            ArrayView2::from_shape((s.k, s.m), a).map_err(shape_err)?.reversed_axes()
+        } else {
+            ArrayView2::from_shape((s.m, s.k), a).map_err(shape_err)?
+        };
+        let bv = if s.trans_b {
+            ArrayView2::from_shape((s.n, s.k), b).map_err(shape_err)?.reversed_axes()
+        } else {
+            ArrayView2::from_shape((s.k, s.n), b).map_err(shape_err)?
+        };
+        let mut cv = ArrayViewMut2::from_shape((s.m, s.n), &mut c[..s.m * s.n]).map_err(shape_err)?;
+        if s.beta == 0.0 {
+            cv.fill(0.0); // never read a previous C (it may hold NaN)
+        }
+        general_mat_mul(s.alpha, &av, &bv, s.beta, &mut cv);
+        Ok(())
+    }
+
+    fn binary(&self, op: BinaryOp, x: &CpuStorage, y: &CpuStorage, out: &mut CpuStorage, n: usize) -> Result<()> {
+        let (x, y, o) = (&x.f32s("binary")?[..n], &y.f32s("binary")?[..n], &mut out.f32s_mut("binary")?[..n]);
+        let f: fn(f32, f32) -> f32 = match op {
+            BinaryOp::Add => |a, b| a + b,
+            BinaryOp::Sub => |a, b| a - b,
+            BinaryOp::Mul => |a, b| a * b,
+        };
+        for ((o, &a), &b) in o.iter_mut().zip(x).zip(y) {
+            *o = f(a, b);
+        }
+        Ok(())
+    }
+
+    fn unary(&self, op: UnaryOp, x: &CpuStorage, out: &mut CpuStorage, n: usize) -> Result<()> {
+        let (x, o) = (&x.f32s("unary")?[..n], &mut out.f32s_mut("unary")?[..n]);
+        match op {
+            UnaryOp::Relu => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.max(0.0)),
+            UnaryOp::Sigmoid => o.iter_mut().zip(x).for_each(|(o, &v)| *o = 1.0 / (1.0 + (-v).exp())),
+            UnaryOp::Scale(a) => o.iter_mut().zip(x).for_each(|(o, &v)| *o = a * v),
+            UnaryOp::Copy => o.copy_from_slice(x),
+        }
+        Ok(())
+    }
+
+    fn unary_bwd(&self, op: UnaryBwd, dy: &CpuStorage, saved: &CpuStorage, dx: &mut CpuStorage, n: usize) -> Result<()> {
+        let (dy, s, dx) = (&dy.f32s("unary_bwd")?[..n], &saved.f32s("unary_bwd")?[..n], &mut dx.f32s_mut("unary_bwd")?[..n]);
+        for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(s) {
+            *d = match op {
+                UnaryBwd::Relu => {
+                    if v > 0.0 {
+                        g
+                    } else {
+                        0.0
+                    }
+                }
+                UnaryBwd::Sigmoid => g * v * (1.0 - v),
+            };
+        }
+        Ok(())
+    }
+
+    fn axpy(&self, alpha: f32, x: &CpuStorage, y: &mut CpuStorage, n: usize) -> Result<()> {
+        let (x, y) = (&x.f32s("axpy")?[..n], &mut y.f32s_mut("axpy")?[..n]);
+        y.iter_mut().zip(x).for_each(|(y, &x)| *y += alpha * x);
+        Ok(())
+    }
+
+    fn fill(&self, out: &mut CpuStorage, value: f32, n: usize) -> Result<()> {
+        out.f32s_mut("fill")?[..n].fill(value);
+        Ok(())
+    }
+
+    fn add_broadcast(&self, a: &CpuStorage, b: &CpuStorage, out: &mut CpuStorage, bc: &Broadcast) -> Result<()> {
+        let (a, b, o) = (a.f32s("add_broadcast")?, b.f32s("add_broadcast")?, out.f32s_mut("add_broadcast")?);
+        let bs = bc.b_strides();
+        let d = bc.dims;
+        let mut i = 0;
+        for i0 in 0..d[0] {
+            for i1 in 0..d[1] {
+                for i2 in 0..d[2] {
+                    let base = i0 * bs[0] + i1 * bs[1] + i2 * bs[2];
+                    for i3 in 0..d[3] {
+                        o[i] = a[i] + b[base + i3 * bs[3]];
+                        i += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn sum_to(&self, dy: &CpuStorage, out: &mut CpuStorage, bc: &Broadcast) -> Result<()> {
+        let (dy, o) = (dy.f32s("sum_to")?, out.f32s_mut("sum_to")?);
+        // Accumulate in f64 so the reference is more exact than any kernel it checks.
+        let mut acc = vec![0f64; bc.b_numel()];
+        let bs = bc.b_strides();
+        let d = bc.dims;
+        let mut i = 0;
+        for i0 in 0..d[0] {
+            for i1 in 0..d[1] {
+                for i2 in 0..d[2] {
+                    let base = i0 * bs[0] + i1 * bs[1] + i2 * bs[2];
+                    for i3 in 0..d[3] {
+                        acc[base + i3 * bs[3]] += dy[i] as f64;
+                        i += 1;
+                    }
+                }
+            }
+        }
+        o.iter_mut().zip(&acc).for_each(|(o, &a)| *o = a as f32);
+        Ok(())
+    }
+
+    fn sum_rows(&self, x: &CpuStorage, out: &mut CpuStorage, rows: usize, cols: usize, alpha: f32) -> Result<()> {
+        let (x, o) = (x.f32s("sum_rows")?, &mut out.f32s_mut("sum_rows")?[..cols]);
+        o.fill(0.0);
+        for row in x[..rows * cols].chunks_exact(cols) {
+            o.iter_mut().zip(row).for_each(|(o, &v)| *o += v);
+        }
+        o.iter_mut().for_each(|o| *o *= alpha);
+        Ok(())
+    }
+
+    fn sum_cols(&self, x: &CpuStorage, out: &mut CpuStorage, rows: usize, cols: usize, alpha: f32) -> Result<()> {
+        let (x, o) = (x.f32s("sum_cols")?, out.f32s_mut("sum_cols")?);
+        for (o, row) in o[..rows].iter_mut().zip(x[..rows * cols].chunks_exact(cols)) {
+            *o = alpha * row.iter().map(|&v| v as f64).sum::<f64>() as f32;
+        }
+        Ok(())
+    }
+
+    fn softmax(&self, x: &CpuStorage, out: &mut CpuStorage, rows: usize, cols: usize) -> Result<()> {
+        let (x, o) = (x.f32s("softmax")?, out.f32s_mut("softmax")?);
+        for (orow, xrow) in o[..rows * cols].chunks_exact_mut(cols).zip(x.chunks_exact(cols)) {
+            let m = xrow.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut s = 0.0f32;
+            for (o, &v) in orow.iter_mut().zip(xrow) {
+                *o = (v - m).exp();
+                s += *o;
+            }
+            orow.iter_mut().for_each(|o| *o /= s);
+        }
+        Ok(())
+    }
+
+    fn softmax_bwd(&self, y: &CpuStorage, dy: &CpuStorage, dx: &mut CpuStorage, rows: usize, cols: usize) -> Result<()> {
+        let (y, dy, dx) = (y.f32s("softmax_bwd")?, dy.f32s("softmax_bwd")?, dx.f32s_mut("softmax_bwd")?);
+        for r in 0..rows {
+            let sl = r * cols..(r + 1) * cols;
+            let dot: f32 = y[sl.clone()].iter().zip(&dy[sl.clone()]).map(|(a, b)| a * b).sum();
+            for i in sl {
+                dx[i] = y[i] * (dy[i] - dot);
+            }
+        }
+        Ok(())
+    }
+
+    fn softmax_ce(&self, logits: &CpuStorage, labels: &CpuStorage, probs: &mut CpuStorage, row_loss: &mut CpuStorage, rows: usize, cols: usize) -> Result<()> {
+        const OP: &str = "softmax_cross_entropy";
+        let labels = labels.u32s(OP)?;
+        self.softmax(logits, probs, rows, cols)?;
+        let (x, loss) = (logits.f32s(OP)?, row_loss.f32s_mut(OP)?);
+        for r in 0..rows {
+            let t = label_at(labels, r, cols, OP)?;
+            let row = &x[r * cols..(r + 1) * cols];
+            let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let lse = m + row.iter().map(|&v| (v - m).exp()).sum::<f32>().ln();
+            loss[r] = lse - row[t];
+        }
+        Ok(())
+    }
+
+    fn softmax_ce_bwd(&self, probs: &CpuStorage, labels: &CpuStorage, dx: &mut CpuStorage, rows: usize, cols: usize, scale: f32) -> Result<()> {
+        const OP: &str = "softmax_cross_entropy_backward";
+        let (p, labels, dx) = (probs.f32s(OP)?, labels.u32s(OP)?, dx.f32s_mut(OP)?);
+        for r in 0..rows {
+            let t = label_at(labels, r, cols, OP)?;
+            for c in 0..cols {
+                let i = r * cols + c;
+                dx[i] = (p[i] - if c == t { 1.0 } else { 0.0 }) * scale;
+            }
+        }
+        Ok(())
+    }
+
+    fn im2col(&self, x: &CpuStorage, col: &mut CpuStorage, g: &Conv2dGeom) -> Result<()> {
+        let (x, col) = (x.f32s("im2col")?, col.f32s_mut("im2col")?);
+        let (oh, ow, ncols) = (g.out_h(), g.out_w(), g.col_cols());
+        for n in 0..g.n {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let row = &mut col[((n * oh + oy) * ow + ox) * ncols..][..ncols];
+                    let mut j = 0;
+                    for c in 0..g.c {
+                        let plane = &x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
+                        for ky in 0..g.kh {
+                            let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+                            for kx in 0..g.kw {
+                                let ix = (ox * g.stride + kx) as isize - g.pad as isize;
+                                row[j] = if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
+                                    plane[iy as usize * g.w + ix as usize]
+                                } else {
+                                    0.0
+                                };
+                                j += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn col2im(&self, col: &CpuStorage, x: &mut CpuStorage, g: &Conv2dGeom) -> Result<()> {
+        let (col, x) = (col.f32s("col2im")?, x.f32s_mut("col2im")?);
+        let (oh, ow, ncols) = (g.out_h(), g.out_w(), g.col_cols());
+        x[..g.n * g.c * g.h * g.w].fill(0.0);
+        for n in 0..g.n {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let row = &col[((n * oh + oy) * ow + ox) * ncols..][..ncols];
+                    let mut j = 0;
+                    for c in 0..g.c {
+                        let plane = &mut x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
+                        for ky in 0..g.kh {
+                            let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+                            for kx in 0..g.kw {
+                                let ix = (ox * g.stride + kx) as isize - g.pad as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
+                                    plane[iy as usize * g.w + ix as usize] += row[j];
+                                }
+                                j += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn max_pool(&self, x: &CpuStorage, out: &mut CpuStorage, idx: &mut CpuStorage, g: &Pool2dGeom) -> Result<()> {
+        let (x, out, idx) = (x.f32s("max_pool2d")?, out.f32s_mut("max_pool2d")?, idx.u32s_mut("max_pool2d")?);
+        let (oh, ow) = (g.out_h(), g.out_w());
+        let mut o = 0;
+        for plane in 0..g.n * g.c {
+            let base = plane * g.h * g.w;
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut best = f32::NEG_INFINITY;
+                    let mut best_i = usize::MAX;
+                    for ky in 0..g.ph {
+                        let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+                        if iy < 0 || iy as usize >= g.h {
+                            continue;
+                        }
+                        for kx in 0..g.pw {
+                            let ix = (ox * g.stride + kx) as isize - g.pad as isize;
+                            if ix < 0 || ix as usize >= g.w {
+                                continue;
+                            }
+                            let i = base + iy as usize * g.w + ix as usize;
+                            if best_i == usize::MAX || x[i] > best {
+                                best = x[i];
+                                best_i = i;
+                            }
+                        }
+                    }
+                    out[o] = best;
+                    idx[o] = best_i as u32;
+                    o += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn max_pool_bwd(&self, dy: &CpuStorage, idx: &CpuStorage, dx: &mut CpuStorage, g: &Pool2dGeom) -> Result<()> {
+        let (dy, idx, dx) = (dy.f32s("max_pool2d_backward")?, idx.u32s("max_pool2d_backward")?, dx.f32s_mut("max_pool2d_backward")?);
+        let len = g.n * g.c * g.h * g.w;
+        dx[..len].fill(0.0);
+        let on = g.n * g.c * g.out_h() * g.out_w();
+        for (&i, &d) in idx[..on].iter().zip(dy) {
+            let i = i as usize;
+            if i >= len {
+                return Err(Error::invalid("max_pool2d_backward", format!("argmax index {i} out of range for an input of {len} elements")));
+            }
+            dx[i] += d;
+        }
+        Ok(())
+    }
+
+    fn argmax_rows(&self, x: &CpuStorage, out: &mut CpuStorage, rows: usize, cols: usize) -> Result<()> {
+        let (x, out) = (x.f32s("argmax_rows")?, out.u32s_mut("argmax_rows")?);
+        for (o, row) in out[..rows].iter_mut().zip(x.chunks_exact(cols)) {
+            *o = argmax(row) as u32;
+        }
+        Ok(())
+    }
+
+    fn count_correct(&self, x: &CpuStorage, labels: &CpuStorage, out: &mut CpuStorage, rows: usize, cols: usize) -> Result<()> {
+        let (x, labels, out) = (x.f32s("count_correct")?, labels.u32s("count_correct")?, out.u32s_mut("count_correct")?);
+        out[0] = x[..rows * cols]
+            .chunks_exact(cols)
+            .zip(labels)
+            .filter(|(row, t)| argmax(row) == **t as usize)
+            .count() as u32;
+        Ok(())
+    }
+
+    fn dropout_mask(&self, out: &mut CpuStorage, n: usize, spec: &DropoutSpec) -> Result<()> {
+        let out = out.f32s_mut("dropout_mask")?;
+        for (i, o) in out[..n].iter_mut().enumerate() {
+            let u = counter_uniform(spec.seed, spec.offset.wrapping_add(i as u32));
+            *o = if u >= spec.ratio { spec.scale } else { 0.0 };
+        }
+        Ok(())
+    }
+
+    fn transpose(&self, x: &CpuStorage, out: &mut CpuStorage, batch: usize, rows: usize, cols: usize) -> Result<()> {
+        let (x, o) = (x.f32s("transpose")?, out.f32s_mut("transpose")?);
+        for b in 0..batch {
+            let xs = &x[b * rows * cols..][..rows * cols];
+            let os = &mut o[b * rows * cols..][..rows * cols];
+            for r in 0..rows {
+                for c in 0..cols {
+                    os[c * rows + r] = xs[r * cols + c];
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Index of the first maximum.
+fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best
+}

@@ -1,0 +1,419 @@
+//! One opened adapter: device, queue, limits, pipeline cache, buffer pool, pending work and
+//! counters. Everything a GPU tensor needs hangs off an `Arc<GpuContext>`.
+
+use super::buffers::{size_class, BufferPool, GpuBuffer};
+use super::encoder::{Pending, ARENA_BYTES};
+use super::ops::MatmulKernel;
+use super::pipelines::{KernelKey, PipelineCache};
+use crate::device::{AdapterSummary, INSTALL_HINT};
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use wgpu::util::DeviceExt;
+
+/// Activity and memory counters of a GPU context (tests and benches read them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Command buffers submitted.
+    pub submits: u64,
+    /// Compute dispatches recorded.
+    pub dispatches: u64,
+    /// Bytes copied host → device (tensor data; kernel parameters excluded).
+    pub bytes_uploaded: u64,
+    /// Bytes copied device → host.
+    pub bytes_read_back: u64,
+    /// Bytes in storage buffers that exist (held by tensors or pooled).
+    pub live_buffer_bytes: u64,
+    /// Bytes in storage buffers held by live tensors.
+    pub in_use_bytes: u64,
+    /// Storage buffers created since the context opened.
+    pub buffers_created: u64,
+    /// Compute pipelines compiled.
+    pub pipelines: u64,
+}
+
+impl Counters {
+    /// Counter differences `self - earlier` (memory fields are taken from `self`).
+    pub fn since(&self, earlier: &Counters) -> Counters {
+        Counters {
+            submits: self.submits - earlier.submits,
+            dispatches: self.dispatches - earlier.dispatches,
+            bytes_uploaded: self.bytes_uploaded - earlier.bytes_uploaded,
+            bytes_read_back: self.bytes_read_back - earlier.bytes_read_back,
+            ..*self
+        }
+    }
+}
+
+/// An opened wgpu adapter with everything wgnn keeps per device.
+pub struct GpuContext {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    summary: AdapterSummary,
+    pub(crate) features: wgpu::Features,
+    /// Largest storage binding, which bounds every tensor.
+    pub(crate) max_binding: u64,
+    pub(crate) max_groups: u32,
+    uniform_align: u64,
+    pub(crate) pipelines: PipelineCache,
+    pool: Mutex<BufferPool>,
+    pending: Mutex<Pending>,
+    arena: wgpu::Buffer,
+    submits: AtomicU64,
+    dispatches: AtomicU64,
+    uploaded: AtomicU64,
+    read_back: AtomicU64,
+    error: Arc<Mutex<Option<String>>>,
+    pub(crate) matmul_kernel: AtomicU8,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl GpuContext {
+    pub(crate) fn new(adapter: wgpu::Adapter, index: usize) -> Result<GpuContext> {
+        let info = adapter.get_info();
+        let summary = crate::device::summarize(index, &adapter);
+        let features = adapter.features() & wgpu::Features::SHADER_F16;
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("wgnn"),
+            required_features: features,
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| Error::NoAdapter(format!("could not open adapter \"{}\": {e}; {INSTALL_HINT}", info.name)))?;
+        let error = Arc::new(Mutex::new(None::<String>));
+        let sink = error.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = lock(&sink);
+            if slot.is_none() {
+                *slot = Some(e.to_string());
+            }
+        }));
+        let arena = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgnn uniform arena"),
+            size: ARENA_BYTES,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let kernel = MatmulKernel::from_env().unwrap_or(MatmulKernel::default_for(info.device_type));
+        Ok(GpuContext {
+            max_binding: limits.max_storage_buffer_binding_size.min(limits.max_buffer_size),
+            max_groups: limits.max_compute_workgroups_per_dimension,
+            uniform_align: limits.min_uniform_buffer_offset_alignment as u64,
+            device,
+            queue,
+            summary,
+            features,
+            pipelines: PipelineCache::default(),
+            pool: Mutex::new(BufferPool::default()),
+            pending: Mutex::new(Pending::default()),
+            arena,
+            submits: AtomicU64::new(0),
+            dispatches: AtomicU64::new(0),
+            uploaded: AtomicU64::new(0),
+            read_back: AtomicU64::new(0),
+            error,
+            matmul_kernel: AtomicU8::new(kernel as u8),
+        })
+    }
+
+    /// What the adapter is and supports.
+    pub fn summary(&self) -> &AdapterSummary {
+        &self.summary
+    }
+
+    /// Whether f16 kernels can run here.
+    pub fn supports_f16(&self) -> bool {
+        self.features.contains(wgpu::Features::SHADER_F16)
+    }
+
+    /// The largest tensor in bytes this adapter can hold in one storage binding.
+    pub fn max_tensor_bytes(&self) -> u64 {
+        self.max_binding
+    }
+
+    /// Current counters.
+    pub fn counters(&self) -> Counters {
+        let pool = lock(&self.pool);
+        Counters {
+            submits: self.submits.load(Ordering::Relaxed),
+            dispatches: self.dispatches.load(Ordering::Relaxed),
+            bytes_uploaded: self.uploaded.load(Ordering::Relaxed),
+            bytes_read_back: self.read_back.load(Ordering::Relaxed),
+            live_buffer_bytes: pool.allocated,
+            in_use_bytes: pool.in_use,
+            buffers_created: pool.created,
+            pipelines: self.pipelines.len() as u64,
+        }
+    }
+
+    /// Releases pooled (unused) buffers; returns the bytes freed.
+    pub fn trim_pool(&self) -> u64 {
+        lock(&self.pool).trim()
+    }
+
+    fn gpu_err(&self, msg: impl Into<String>) -> Error {
+        Error::Gpu {
+            adapter: self.summary.name.clone(),
+            msg: msg.into(),
+        }
+    }
+
+    /// The first error wgpu reported asynchronously, if any (it is reported once).
+    fn take_error(&self) -> Result<()> {
+        match lock(&self.error).take() {
+            Some(msg) => Err(self.gpu_err(msg)),
+            None => Ok(()),
+        }
+    }
+
+    /// A pooled storage buffer for `numel` elements of `dtype`; contents unspecified.
+    pub(crate) fn alloc_buffer(self: &Arc<Self>, numel: usize, dtype: DType, what: &str) -> Result<GpuBuffer> {
+        let bytes = (numel as u64) * dtype.size() as u64;
+        if bytes > self.max_binding {
+            return Err(Error::BufferTooLarge {
+                what: what.to_string(),
+                bytes,
+                limit: self.max_binding,
+                adapter: self.summary.name.clone(),
+            });
+        }
+        let class = size_class(bytes.div_ceil(4) * 4, self.max_binding);
+        let pooled = lock(&self.pool).take(class);
+        let buffer = match pooled {
+            Some(b) => b,
+            None => {
+                let b = self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("wgnn tensor"),
+                    size: class,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                lock(&self.pool).record_new(class);
+                b
+            }
+        };
+        Ok(GpuBuffer { buffer: Some(buffer), class, dtype, numel, ctx: self.clone() })
+    }
+
+    pub(crate) fn release(&self, class: u64, buffer: wgpu::Buffer) {
+        lock(&self.pool).give_back(class, buffer);
+    }
+
+    /// A new buffer holding `bytes`, uploaded through a staging copy recorded in the pending
+    /// encoder (so it is ordered after earlier work that may still use a recycled buffer).
+    pub(crate) fn upload(self: &Arc<Self>, bytes: &[u8], dtype: DType, numel: usize) -> Result<GpuBuffer> {
+        let buf = self.alloc_buffer(numel, dtype, "upload")?;
+        if bytes.is_empty() {
+            return Ok(buf);
+        }
+        let mut padded;
+        let data = if bytes.len() % 4 == 0 {
+            bytes
+        } else {
+            padded = bytes.to_vec();
+            padded.resize(bytes.len().div_ceil(4) * 4, 0);
+            &padded
+        };
+        let staging = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("wgnn upload"),
+            contents: data,
+            usage: wgpu::BufferUsages::COPY_SRC,
+        });
+        let mut pending = lock(&self.pending);
+        pending
+            .encoder(&self.device)
+            .copy_buffer_to_buffer(&staging, 0, buf.raw(), 0, data.len() as u64);
+        self.uploaded.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(buf)
+    }
+
+    /// A buffer of zeros.
+    pub(crate) fn zeros(self: &Arc<Self>, numel: usize, dtype: DType) -> Result<GpuBuffer> {
+        let buf = self.alloc_buffer(numel, dtype, "zeros")?;
+        let bytes = (buf.byte_len().div_ceil(4) * 4).min(buf.class);
+        if bytes > 0 {
+            lock(&self.pending)
+                .encoder(&self.device)
+                .clear_buffer(buf.raw(), 0, Some(bytes));
+        }
+        Ok(buf)
+    }
+
+    /// A copy of the first `bytes` of `src` in a new buffer.
+    pub(crate) fn copy_buffer(self: &Arc<Self>, src: &GpuBuffer, bytes: usize, dtype: DType, numel: usize) -> Result<GpuBuffer> {
+        let dst = self.alloc_buffer(numel, dtype, "copy")?;
+        let len = (bytes as u64).div_ceil(4) * 4;
+        if len > 0 {
+            lock(&self.pending)
+                .encoder(&self.device)
+                .copy_buffer_to_buffer(src.raw(), 0, dst.raw(), 0, len);
+        }
+        Ok(dst)
+    }
+
+    /// Records a copy of `src`'s elements into `dst` (same length).
+    pub(crate) fn copy_into(&self, src: &GpuBuffer, dst: &mut GpuBuffer) -> Result<()> {
+        let len = src.byte_len().min(dst.byte_len()).div_ceil(4) * 4;
+        if len > 0 {
+            lock(&self.pending)
+                .encoder(&self.device)
+                .copy_buffer_to_buffer(src.raw(), 0, dst.raw(), 0, len);
+        }
+        Ok(())
+    }
+
+    /// Records one compute dispatch: `params` go to the uniform arena (binding 0), `bindings`
+    /// are (binding, buffer) pairs, `groups` the workgroup counts.
+    pub(crate) fn dispatch(&self, key: &KernelKey, params: &[u8], bindings: &[(u32, &wgpu::Buffer)], groups: [u32; 3]) -> Result<()> {
+        if groups.contains(&0) {
+            return Ok(());
+        }
+        if groups.iter().any(|&g| g > self.max_groups) {
+            return Err(self.gpu_err(format!(
+                "{}::{}: dispatch {groups:?} exceeds {} workgroups per dimension",
+                key.shader.file(),
+                key.entry,
+                self.max_groups
+            )));
+        }
+        let pipeline = self.pipelines.get(&self.device, &self.summary.name, key)?;
+        let mut pending = lock(&self.pending);
+        let offset = match pending.push_params(params, self.uniform_align) {
+            Some(o) => o,
+            None => {
+                self.submit_locked(&mut pending)?;
+                pending
+                    .push_params(params, self.uniform_align)
+                    .ok_or_else(|| self.gpu_err("kernel parameters larger than the uniform arena"))?
+            }
+        };
+        let size = wgpu::BufferSize::new((params.len() as u64).div_ceil(16) * 16);
+        let mut entries = Vec::with_capacity(bindings.len() + 1);
+        entries.push(wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &self.arena, offset, size }),
+        });
+        for &(binding, buffer) in bindings {
+            entries.push(wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() });
+        }
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(key.entry),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        let encoder = pending.encoder(&self.device);
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(key.entry), timestamp_writes: None });
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        }
+        pending.dispatches += 1;
+        self.dispatches.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Workgroup counts for `items` work items in groups of `per_group`, folded into two
+    /// dimensions when one would exceed the adapter's limit (kernels rebuild the flat index).
+    pub(crate) fn grid(&self, items: usize, per_group: usize) -> Result<[u32; 3]> {
+        let groups = items.div_ceil(per_group) as u64;
+        let max = self.max_groups as u64;
+        if groups <= max {
+            return Ok([groups as u32, 1, 1]);
+        }
+        let y = groups.div_ceil(max);
+        if y > max {
+            return Err(self.gpu_err(format!("{items} work items exceed the dispatch limits")));
+        }
+        Ok([max as u32, y as u32, 1])
+    }
+
+    fn submit_locked(&self, pending: &mut Pending) -> Result<()> {
+        if let Some(encoder) = pending.encoder.take() {
+            if !pending.arena.is_empty() {
+                self.queue.write_buffer(&self.arena, 0, &pending.arena);
+            }
+            self.queue.submit(Some(encoder.finish()));
+            self.submits.fetch_add(1, Ordering::Relaxed);
+        }
+        pending.arena.clear();
+        pending.dispatches = 0;
+        self.take_error()
+    }
+
+    /// Submits everything recorded so far (one command buffer). Does not wait.
+    pub fn flush(&self) -> Result<()> {
+        let mut pending = lock(&self.pending);
+        self.submit_locked(&mut pending)
+    }
+
+    /// Submits and waits until the GPU is idle.
+    pub fn sync(&self) -> Result<()> {
+        self.flush()?;
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| self.gpu_err(format!("waiting for the GPU: {e}")))?;
+        self.take_error()
+    }
+
+    /// Whether work is recorded but not submitted.
+    pub fn has_pending(&self) -> bool {
+        !lock(&self.pending).is_empty()
+    }
+
+    /// Reads the first `bytes` of `src` back to the host: records a copy into a mappable
+    /// buffer, submits (one submit together with any pending work) and waits.
+    pub(crate) fn read(&self, src: &GpuBuffer, bytes: usize) -> Result<Vec<u8>> {
+        if bytes == 0 {
+            return Ok(Vec::new());
+        }
+        let len = (bytes as u64).div_ceil(4) * 4;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgnn readback"),
+            size: len,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        {
+            let mut pending = lock(&self.pending);
+            pending
+                .encoder(&self.device)
+                .copy_buffer_to_buffer(src.raw(), 0, &staging, 0, len);
+            self.submit_locked(&mut pending)?;
+        }
+        let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| self.gpu_err(format!("waiting for a readback: {e}")))?;
+        match pollster::block_on(rx.receive()) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(self.gpu_err(format!("mapping a readback buffer: {e}"))),
+            None => return Err(self.gpu_err("readback was cancelled")),
+        }
+        self.take_error()?;
+        let data = {
+            let view = staging
+                .get_mapped_range(..)
+                .map_err(|e| self.gpu_err(format!("reading a mapped buffer: {e}")))?;
+            view[..bytes].to_vec()
+        };
+        staging.unmap();
+        self.read_back.fetch_add(bytes as u64, Ordering::Relaxed);
+        Ok(data)
+    }
+}
+
+impl Drop for GpuContext {
+    fn drop(&mut self) {
+        // Submit what is recorded so nothing is silently lost; errors have nowhere to go here.
+        let _ = self.flush();
+    }
+}

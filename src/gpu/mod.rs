@@ -1,0 +1,18 @@
+//! The wgpu backend: one [`GpuContext`] per opened adapter.
+//!
+//! - `context.rs`   adapter/device/queue, limits, counters, flush/sync/read
+//! - `pipelines.rs` WGSL sources and the lazy pipeline cache
+//! - `buffers.rs`   the size-classed buffer pool and [`GpuBuffer`]
+//! - `encoder.rs`   the pending command encoder and the per-dispatch uniform arena
+//! - `ops.rs`       the [`Backend`](crate::ops::Backend) implementation (dispatches)
+
+mod buffers;
+mod context;
+mod encoder;
+mod ops;
+mod pipelines;
+
+pub use buffers::GpuBuffer;
+pub use context::{Counters, GpuContext};
+pub use ops::MatmulKernel;
+pub use pipelines::Shader;

@@ -1,0 +1,383 @@
+//! The GPU [`Backend`]: each method packs its parameters, picks a kernel and records one
+//! dispatch (two for none here) into the pending encoder. Nothing here waits for the GPU.
+
+use super::buffers::GpuBuffer;
+use super::context::GpuContext;
+use super::pipelines::{KernelKey, Shader};
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::ops::{
+    Backend, BinaryOp, Broadcast, Conv2dGeom, DropoutSpec, MatmulSpec, Pool2dGeom, UnaryBwd,
+    UnaryOp,
+};
+use bytemuck::{Pod, Zeroable};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Which matmul kernel a context uses (see `shaders/matmul.wgsl`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum MatmulKernel {
+    /// Register-blocked, no workgroup memory: fastest on CPU-like adapters (lavapipe, ~4×
+    /// the tiled kernel there), because barriers are expensive and caches do the reuse.
+    RegisterBlocked = 0,
+    /// Workgroup-memory tiled 64×64×16 with 4×4 per thread: the choice for real GPUs.
+    Tiled = 1,
+}
+
+impl MatmulKernel {
+    /// The default for an adapter type: register-blocked on software (Cpu) adapters,
+    /// tiled everywhere else.
+    pub fn default_for(t: wgpu::DeviceType) -> MatmulKernel {
+        if t == wgpu::DeviceType::Cpu {
+            MatmulKernel::RegisterBlocked
+        } else {
+            MatmulKernel::Tiled
+        }
+    }
+
+    /// `WGNN_MATMUL=rb|tiled` overrides the default.
+    pub fn from_env() -> Option<MatmulKernel> {
+        match std::env::var("WGNN_MATMUL").ok()?.as_str() {
+            "rb" | "register-blocked" => Some(MatmulKernel::RegisterBlocked),
+            "tiled" => Some(MatmulKernel::Tiled),
+            _ => None,
+        }
+    }
+}
+
+impl GpuContext {
+    /// The matmul kernel in use.
+    pub fn matmul_kernel(&self) -> MatmulKernel {
+        if self.matmul_kernel.load(Ordering::Relaxed) == MatmulKernel::Tiled as u8 {
+            MatmulKernel::Tiled
+        } else {
+            MatmulKernel::RegisterBlocked
+        }
+    }
+
+    /// Chooses the matmul kernel (tests cross-check both on every adapter).
+    pub fn set_matmul_kernel(&self, k: MatmulKernel) {
+        self.matmul_kernel.store(k as u8, Ordering::Relaxed);
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct MatmulParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    alpha: f32,
+    beta: f32,
+    _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Default)]
+struct EltParams {
+    n: u32,
+    alpha: f32,
+    beta: f32,
+    seed: u32,
+    offset: u32,
+    _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct BcastParams {
+    n: u32,
+    bn: u32,
+    _pad: [u32; 2],
+    dims: [u32; 4],
+    bdims: [u32; 4],
+    bstrides: [u32; 4],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct RowParams {
+    rows: u32,
+    cols: u32,
+    alpha: f32,
+    _pad: u32,
+}
+
+/// Shared by im2col.wgsl and pool.wgsl (kernel = pool window).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct WindowParams {
+    n: u32,
+    c: u32,
+    h: u32,
+    w: u32,
+    kh: u32,
+    kw: u32,
+    stride: u32,
+    pad: u32,
+    oh: u32,
+    ow: u32,
+    total: u32,
+    _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct TransposeParams {
+    batch: u32,
+    rows: u32,
+    cols: u32,
+    _pad: u32,
+}
+
+/// Kernel indices are u32: every size handed to a kernel must fit.
+fn u32_of(op: &'static str, v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::invalid(op, format!("size {v} exceeds the 32-bit indexing of the GPU kernels")))
+}
+
+fn f32_only(op: &'static str, b: &GpuBuffer) -> Result<()> {
+    if b.dtype != DType::F32 {
+        return Err(Error::DTypeMismatch { op, expected: DType::F32, got: b.dtype });
+    }
+    Ok(())
+}
+
+impl GpuContext {
+    fn elementwise(&self, entry: &'static str, p: EltParams, bufs: &[&GpuBuffer]) -> Result<()> {
+        let bindings: Vec<(u32, &wgpu::Buffer)> = bufs.iter().enumerate().map(|(i, b)| (i as u32 + 1, b.raw())).collect();
+        let groups = self.grid(p.n as usize, 256)?;
+        self.dispatch(&KernelKey::new(Shader::Elementwise, entry), bytemuck::bytes_of(&p), &bindings, groups)
+    }
+
+    fn window(&self, shader: Shader, entry: &'static str, p: WindowParams, bindings: &[(u32, &wgpu::Buffer)]) -> Result<()> {
+        let groups = self.grid(p.total as usize, 256)?;
+        self.dispatch(&KernelKey::new(shader, entry), bytemuck::bytes_of(&p), bindings, groups)
+    }
+
+    fn rows(&self, shader: Shader, entry: &'static str, p: RowParams, bindings: &[(u32, &wgpu::Buffer)], groups: [u32; 3]) -> Result<()> {
+        self.dispatch(&KernelKey::new(shader, entry), bytemuck::bytes_of(&p), bindings, groups)
+    }
+}
+
+fn conv_params(op: &'static str, g: &Conv2dGeom, total: usize) -> Result<WindowParams> {
+    Ok(WindowParams {
+        n: u32_of(op, g.n)?,
+        c: u32_of(op, g.c)?,
+        h: u32_of(op, g.h)?,
+        w: u32_of(op, g.w)?,
+        kh: u32_of(op, g.kh)?,
+        kw: u32_of(op, g.kw)?,
+        stride: u32_of(op, g.stride)?,
+        pad: u32_of(op, g.pad)?,
+        oh: u32_of(op, g.out_h())?,
+        ow: u32_of(op, g.out_w())?,
+        total: u32_of(op, total)?,
+        _pad: 0,
+    })
+}
+
+fn pool_params(op: &'static str, g: &Pool2dGeom, total: usize) -> Result<WindowParams> {
+    let as_conv = Conv2dGeom { n: g.n, c: g.c, h: g.h, w: g.w, kh: g.ph, kw: g.pw, stride: g.stride, pad: g.pad };
+    conv_params(op, &as_conv, total)
+}
+
+impl Backend for Arc<GpuContext> {
+    type Buf = GpuBuffer;
+
+    fn alloc(&self, numel: usize, dtype: DType, what: &str) -> Result<GpuBuffer> {
+        if dtype == DType::F16 && !self.supports_f16() {
+            return Err(Error::UnsupportedDType {
+                op: "alloc",
+                dtype,
+                why: format!("on adapter \"{}\": it lacks SHADER_F16", self.summary().name),
+            });
+        }
+        self.alloc_buffer(numel, dtype, what)
+    }
+
+    fn matmul(&self, a: &GpuBuffer, b: &GpuBuffer, c: &mut GpuBuffer, s: &MatmulSpec) -> Result<()> {
+        const OP: &str = "matmul";
+        for t in [a, b, &*c] {
+            f32_only(OP, t)?;
+        }
+        let p = MatmulParams {
+            m: u32_of(OP, s.m)?,
+            n: u32_of(OP, s.n)?,
+            k: u32_of(OP, s.k)?,
+            alpha: s.alpha,
+            beta: s.beta,
+            _pad: [0; 3],
+        };
+        if s.k == 0 {
+            // An empty inner dimension: C = beta * C, which is zeros when beta is 0.
+            if s.beta == 0.0 {
+                return self.fill(c, 0.0, s.m * s.n);
+            }
+            let mut tmp = self.alloc_buffer(s.m * s.n, DType::F32, OP)?;
+            self.unary(UnaryOp::Scale(s.beta), c, &mut tmp, s.m * s.n)?;
+            return self.copy_into(&tmp, c);
+        }
+        let (entry, tile) = match self.matmul_kernel() {
+            MatmulKernel::RegisterBlocked => ("matmul_rb", 32),
+            MatmulKernel::Tiled => ("matmul_tiled", 64),
+        };
+        let key = KernelKey::new(Shader::Matmul, entry)
+            .constant("TRANS_A", s.trans_a as u32)
+            .constant("TRANS_B", s.trans_b as u32);
+        let groups = [s.n.div_ceil(tile) as u32, s.m.div_ceil(tile) as u32, 1];
+        self.dispatch(&key, bytemuck::bytes_of(&p), &[(1, c.raw()), (2, a.raw()), (3, b.raw())], groups)
+    }
+
+    fn binary(&self, op: BinaryOp, x: &GpuBuffer, y: &GpuBuffer, out: &mut GpuBuffer, n: usize) -> Result<()> {
+        let entry = match op {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+        };
+        let p = EltParams { n: u32_of(entry, n)?, ..Default::default() };
+        self.elementwise(entry, p, &[out, x, y])
+    }
+
+    fn unary(&self, op: UnaryOp, x: &GpuBuffer, out: &mut GpuBuffer, n: usize) -> Result<()> {
+        let (entry, alpha) = match op {
+            UnaryOp::Relu => ("relu", 0.0),
+            UnaryOp::Sigmoid => ("sigmoid", 0.0),
+            UnaryOp::Scale(a) => ("scale", a),
+            UnaryOp::Copy => ("copy", 0.0),
+        };
+        let p = EltParams { n: u32_of(entry, n)?, alpha, ..Default::default() };
+        self.elementwise(entry, p, &[out, x])
+    }
+
+    fn unary_bwd(&self, op: UnaryBwd, dy: &GpuBuffer, saved: &GpuBuffer, dx: &mut GpuBuffer, n: usize) -> Result<()> {
+        let entry = match op {
+            UnaryBwd::Relu => "relu_bwd",
+            UnaryBwd::Sigmoid => "sigmoid_bwd",
+        };
+        let p = EltParams { n: u32_of(entry, n)?, ..Default::default() };
+        self.elementwise(entry, p, &[dx, dy, saved])
+    }
+
+    fn axpy(&self, alpha: f32, x: &GpuBuffer, y: &mut GpuBuffer, n: usize) -> Result<()> {
+        let p = EltParams { n: u32_of("axpy", n)?, alpha, ..Default::default() };
+        self.elementwise("axpy", p, &[y, x])
+    }
+
+    fn fill(&self, out: &mut GpuBuffer, value: f32, n: usize) -> Result<()> {
+        let p = EltParams { n: u32_of("fill", n)?, alpha: value, ..Default::default() };
+        self.elementwise("fill", p, &[out])
+    }
+
+    fn add_broadcast(&self, a: &GpuBuffer, b: &GpuBuffer, out: &mut GpuBuffer, bc: &Broadcast) -> Result<()> {
+        let p = bcast_params("add_broadcast", bc)?;
+        let groups = self.grid(bc.numel(), 256)?;
+        self.dispatch(&KernelKey::new(Shader::Broadcast, "add_bcast"), bytemuck::bytes_of(&p), &[(1, out.raw()), (2, a.raw()), (3, b.raw())], groups)
+    }
+
+    fn sum_to(&self, dy: &GpuBuffer, out: &mut GpuBuffer, bc: &Broadcast) -> Result<()> {
+        let p = bcast_params("sum_to", bc)?;
+        let groups = self.grid(bc.b_numel(), 256)?;
+        self.dispatch(&KernelKey::new(Shader::Broadcast, "sum_to"), bytemuck::bytes_of(&p), &[(1, out.raw()), (2, dy.raw())], groups)
+    }
+
+    fn sum_rows(&self, x: &GpuBuffer, out: &mut GpuBuffer, rows: usize, cols: usize, alpha: f32) -> Result<()> {
+        let p = RowParams { rows: u32_of("sum_rows", rows)?, cols: u32_of("sum_rows", cols)?, alpha, _pad: 0 };
+        let groups = self.grid(cols, 256)?;
+        self.rows(Shader::Reduce, "sum_rows", p, &[(1, out.raw()), (2, x.raw())], groups)
+    }
+
+    fn sum_cols(&self, x: &GpuBuffer, out: &mut GpuBuffer, rows: usize, cols: usize, alpha: f32) -> Result<()> {
+        let p = RowParams { rows: u32_of("sum_cols", rows)?, cols: u32_of("sum_cols", cols)?, alpha, _pad: 0 };
+        let groups = self.grid(rows, 1)?;
+        self.rows(Shader::Reduce, "sum_cols", p, &[(1, out.raw()), (2, x.raw())], groups)
+    }
+
+    fn softmax(&self, x: &GpuBuffer, out: &mut GpuBuffer, rows: usize, cols: usize) -> Result<()> {
+        let p = RowParams { rows: u32_of("softmax", rows)?, cols: u32_of("softmax", cols)?, alpha: 1.0, _pad: 0 };
+        let groups = self.grid(rows, 1)?;
+        self.rows(Shader::Softmax, "softmax", p, &[(1, out.raw()), (2, x.raw())], groups)
+    }
+
+    fn softmax_bwd(&self, y: &GpuBuffer, dy: &GpuBuffer, dx: &mut GpuBuffer, rows: usize, cols: usize) -> Result<()> {
+        let p = RowParams { rows: u32_of("softmax_backward", rows)?, cols: u32_of("softmax_backward", cols)?, alpha: 1.0, _pad: 0 };
+        let groups = self.grid(rows, 1)?;
+        self.rows(Shader::Softmax, "softmax_bwd", p, &[(1, dx.raw()), (2, y.raw()), (3, dy.raw())], groups)
+    }
+
+    fn softmax_ce(&self, logits: &GpuBuffer, labels: &GpuBuffer, probs: &mut GpuBuffer, row_loss: &mut GpuBuffer, rows: usize, cols: usize) -> Result<()> {
+        const OP: &str = "softmax_cross_entropy";
+        let p = RowParams { rows: u32_of(OP, rows)?, cols: u32_of(OP, cols)?, alpha: 1.0, _pad: 0 };
+        let groups = self.grid(rows, 1)?;
+        self.rows(Shader::Softmax, "softmax_ce", p, &[(1, probs.raw()), (2, logits.raw()), (4, labels.raw()), (5, row_loss.raw())], groups)
+    }
+
+    fn softmax_ce_bwd(&self, probs: &GpuBuffer, labels: &GpuBuffer, dx: &mut GpuBuffer, rows: usize, cols: usize, scale: f32) -> Result<()> {
+        const OP: &str = "softmax_cross_entropy_backward";
+        let p = RowParams { rows: u32_of(OP, rows)?, cols: u32_of(OP, cols)?, alpha: scale, _pad: 0 };
+        let groups = self.grid(rows * cols, 256)?;
+        self.rows(Shader::Softmax, "softmax_ce_bwd", p, &[(1, dx.raw()), (2, probs.raw()), (4, labels.raw())], groups)
+    }
+
+    fn im2col(&self, x: &GpuBuffer, col: &mut GpuBuffer, g: &Conv2dGeom) -> Result<()> {
+        let p = conv_params("im2col", g, g.col_rows() * g.col_cols())?;
+        self.window(Shader::Im2col, "im2col", p, &[(1, col.raw()), (2, x.raw())])
+    }
+
+    fn col2im(&self, col: &GpuBuffer, x: &mut GpuBuffer, g: &Conv2dGeom) -> Result<()> {
+        let p = conv_params("col2im", g, g.n * g.c * g.h * g.w)?;
+        self.window(Shader::Im2col, "col2im", p, &[(1, x.raw()), (2, col.raw())])
+    }
+
+    fn max_pool(&self, x: &GpuBuffer, out: &mut GpuBuffer, idx: &mut GpuBuffer, g: &Pool2dGeom) -> Result<()> {
+        let p = pool_params("max_pool2d", g, g.n * g.c * g.out_h() * g.out_w())?;
+        self.window(Shader::Pool, "max_pool", p, &[(1, out.raw()), (2, idx.raw()), (3, x.raw())])
+    }
+
+    fn max_pool_bwd(&self, dy: &GpuBuffer, idx: &GpuBuffer, dx: &mut GpuBuffer, g: &Pool2dGeom) -> Result<()> {
+        let p = pool_params("max_pool2d_backward", g, g.n * g.c * g.h * g.w)?;
+        self.window(Shader::Pool, "max_pool_bwd", p, &[(1, dx.raw()), (2, idx.raw()), (3, dy.raw())])
+    }
+
+    fn argmax_rows(&self, x: &GpuBuffer, out: &mut GpuBuffer, rows: usize, cols: usize) -> Result<()> {
+        let p = RowParams { rows: u32_of("argmax_rows", rows)?, cols: u32_of("argmax_rows", cols)?, alpha: 1.0, _pad: 0 };
+        let groups = self.grid(rows, 256)?;
+        self.rows(Shader::Reduce, "argmax_rows", p, &[(2, x.raw()), (3, out.raw())], groups)
+    }
+
+    fn count_correct(&self, x: &GpuBuffer, labels: &GpuBuffer, out: &mut GpuBuffer, rows: usize, cols: usize) -> Result<()> {
+        let p = RowParams { rows: u32_of("count_correct", rows)?, cols: u32_of("count_correct", cols)?, alpha: 1.0, _pad: 0 };
+        self.rows(Shader::Reduce, "count_correct", p, &[(2, x.raw()), (3, out.raw()), (4, labels.raw())], [1, 1, 1])
+    }
+
+    fn dropout_mask(&self, out: &mut GpuBuffer, n: usize, spec: &DropoutSpec) -> Result<()> {
+        let p = EltParams {
+            n: u32_of("dropout_mask", n)?,
+            alpha: spec.ratio,
+            beta: spec.scale,
+            seed: spec.seed,
+            offset: spec.offset,
+            _pad: [0; 3],
+        };
+        self.elementwise("dropout_mask", p, &[out])
+    }
+
+    fn transpose(&self, x: &GpuBuffer, out: &mut GpuBuffer, batch: usize, rows: usize, cols: usize) -> Result<()> {
+        const OP: &str = "transpose";
+        let p = TransposeParams { batch: u32_of(OP, batch)?, rows: u32_of(OP, rows)?, cols: u32_of(OP, cols)?, _pad: 0 };
+        let groups = self.grid(batch * rows * cols, 256)?;
+        self.dispatch(&KernelKey::new(Shader::Layout, "transpose"), bytemuck::bytes_of(&p), &[(1, out.raw()), (2, x.raw())], groups)
+    }
+}
+
+fn bcast_params(op: &'static str, bc: &Broadcast) -> Result<BcastParams> {
+    let four = |a: [usize; 4]| -> Result<[u32; 4]> { Ok([u32_of(op, a[0])?, u32_of(op, a[1])?, u32_of(op, a[2])?, u32_of(op, a[3])?]) };
+    Ok(BcastParams {
+        n: u32_of(op, bc.numel())?,
+        bn: u32_of(op, bc.b_numel())?,
+        _pad: [0; 2],
+        dims: four(bc.dims)?,
+        bdims: four(bc.bdims)?,
+        bstrides: four(bc.b_strides())?,
+    })
+}

@@ -1,0 +1,168 @@
+//! WGSL sources and the lazy pipeline cache.
+//!
+//! Each op family is one file in `shaders/`, written once against a scalar alias `T`; the
+//! cache prepends `alias T = f32;` (or `enable f16; alias T = f16;`) to instantiate it per
+//! dtype. Pipelines are built on first use and cached by (shader, entry, dtype, override
+//! constants); override constants carry compile-time switches such as matmul transposes.
+
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// The kernel families, one WGSL file each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Shader {
+    /// `shaders/matmul.wgsl`
+    Matmul,
+    /// `shaders/elementwise.wgsl`
+    Elementwise,
+    /// `shaders/broadcast.wgsl`
+    Broadcast,
+    /// `shaders/reduce.wgsl`
+    Reduce,
+    /// `shaders/softmax.wgsl`
+    Softmax,
+    /// `shaders/im2col.wgsl`
+    Im2col,
+    /// `shaders/pool.wgsl`
+    Pool,
+    /// `shaders/layout.wgsl`
+    Layout,
+}
+
+impl Shader {
+    /// Every family (used by tests that compile them all).
+    pub const ALL: [Shader; 8] = [
+        Shader::Matmul,
+        Shader::Elementwise,
+        Shader::Broadcast,
+        Shader::Reduce,
+        Shader::Softmax,
+        Shader::Im2col,
+        Shader::Pool,
+        Shader::Layout,
+    ];
+
+    /// The WGSL source (without the dtype prefix).
+    pub fn source(self) -> &'static str {
+        match self {
+            Shader::Matmul => include_str!("../../shaders/matmul.wgsl"),
+            Shader::Elementwise => include_str!("../../shaders/elementwise.wgsl"),
+            Shader::Broadcast => include_str!("../../shaders/broadcast.wgsl"),
+            Shader::Reduce => include_str!("../../shaders/reduce.wgsl"),
+            Shader::Softmax => include_str!("../../shaders/softmax.wgsl"),
+            Shader::Im2col => include_str!("../../shaders/im2col.wgsl"),
+            Shader::Pool => include_str!("../../shaders/pool.wgsl"),
+            Shader::Layout => include_str!("../../shaders/layout.wgsl"),
+        }
+    }
+
+    /// File name, for labels and error messages.
+    pub fn file(self) -> &'static str {
+        match self {
+            Shader::Matmul => "matmul.wgsl",
+            Shader::Elementwise => "elementwise.wgsl",
+            Shader::Broadcast => "broadcast.wgsl",
+            Shader::Reduce => "reduce.wgsl",
+            Shader::Softmax => "softmax.wgsl",
+            Shader::Im2col => "im2col.wgsl",
+            Shader::Pool => "pool.wgsl",
+            Shader::Layout => "layout.wgsl",
+        }
+    }
+}
+
+/// The full source of `shader` instantiated for `dtype`.
+pub(crate) fn instantiate(shader: Shader, dtype: DType) -> String {
+    let prefix = match dtype {
+        DType::F16 => "enable f16;\nalias T = f16;\n",
+        DType::F32 | DType::U32 => "alias T = f32;\n",
+    };
+    format!("{prefix}{}", shader.source())
+}
+
+/// What identifies a compiled pipeline.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct KernelKey {
+    pub shader: Shader,
+    pub entry: &'static str,
+    pub dtype: DType,
+    pub constants: Vec<(&'static str, u32)>,
+}
+
+impl KernelKey {
+    pub(crate) fn new(shader: Shader, entry: &'static str) -> Self {
+        KernelKey { shader, entry, dtype: DType::F32, constants: Vec::new() }
+    }
+
+    pub(crate) fn constant(mut self, name: &'static str, value: u32) -> Self {
+        self.constants.push((name, value));
+        self
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct PipelineCache {
+    modules: Mutex<HashMap<(Shader, DType), wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<KernelKey, wgpu::ComputePipeline>>,
+}
+
+impl PipelineCache {
+    /// The pipeline for `key`, compiling it (and its module) on first use. Compile and
+    /// validation failures come back as [`Error::Gpu`] naming the shader and entry point.
+    pub(crate) fn get(&self, device: &wgpu::Device, adapter: &str, key: &KernelKey) -> Result<wgpu::ComputePipeline> {
+        if let Some(p) = self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
+            return Ok(p.clone());
+        }
+        let fail = |what: &str, e: wgpu::Error| Error::Gpu {
+            adapter: adapter.to_string(),
+            msg: format!("{what} {}::{} ({}): {e}", key.shader.file(), key.entry, key.dtype),
+        };
+        let module = {
+            let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+            match modules.get(&(key.shader, key.dtype)) {
+                Some(m) => m.clone(),
+                None => {
+                    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+                    let source = instantiate(key.shader, key.dtype);
+                    let m = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(key.shader.file()),
+                        source: wgpu::ShaderSource::Wgsl(source.into()),
+                    });
+                    if let Some(e) = pollster::block_on(scope.pop()) {
+                        return Err(fail("compiling", e));
+                    }
+                    modules.insert((key.shader, key.dtype), m.clone());
+                    m
+                }
+            }
+        };
+        let constants: Vec<(&str, f64)> = key.constants.iter().map(|&(n, v)| (n, v as f64)).collect();
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(key.entry),
+            layout: None,
+            module: &module,
+            entry_point: Some(key.entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &constants,
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(fail("building pipeline", e));
+        }
+        self.pipelines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone(), pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// Number of pipelines built so far.
+    pub(crate) fn len(&self) -> usize {
+        self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}

@@ -1,0 +1,251 @@
+//! The backend trait: every primitive wgnn computes with, named once.
+//!
+//! `cpu::CpuBackend` (ndarray, the reference) and `gpu::GpuContext` (WGSL kernels) implement
+//! it. Layers and optimizers never talk to a backend directly: they call the checked methods on
+//! [`Tensor`](crate::Tensor) (see `tensor_ops.rs`), which validate shapes and dtypes, allocate
+//! the output on the operands' device and forward here. Backends may therefore assume that
+//! sizes and dtypes are consistent; they still return errors rather than panic.
+
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+
+/// `C = alpha * op(A) · op(B) + beta * C`, all row-major; `op(X)` is `Xᵀ` when the flag is set.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MatmulSpec {
+    /// Rows of `op(A)` and `C`.
+    pub m: usize,
+    /// Columns of `op(B)` and `C`.
+    pub n: usize,
+    /// Inner dimension.
+    pub k: usize,
+    /// `A` is stored `[k, m]` and used transposed.
+    pub trans_a: bool,
+    /// `B` is stored `[n, k]` and used transposed.
+    pub trans_b: bool,
+    /// Scale of the product.
+    pub alpha: f32,
+    /// Scale of the previous `C` (0 ⇒ `C` is not read).
+    pub beta: f32,
+}
+
+/// Geometry of a 2-D convolution window over an NCHW input (im2col/col2im).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dGeom {
+    /// Batch size.
+    pub n: usize,
+    /// Input channels.
+    pub c: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Kernel height.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Stride (both directions).
+    pub stride: usize,
+    /// Zero padding (all four sides).
+    pub pad: usize,
+}
+
+impl Conv2dGeom {
+    /// Output height, `1 + (h + 2 pad - kh) / stride` as in the book.
+    pub fn out_h(&self) -> usize {
+        (self.h + 2 * self.pad - self.kh) / self.stride + 1
+    }
+    /// Output width.
+    pub fn out_w(&self) -> usize {
+        (self.w + 2 * self.pad - self.kw) / self.stride + 1
+    }
+    /// Rows of the im2col matrix: `n * out_h * out_w`, ordered (n, oy, ox).
+    pub fn col_rows(&self) -> usize {
+        self.n * self.out_h() * self.out_w()
+    }
+    /// Columns of the im2col matrix: `c * kh * kw`, ordered (c, ky, kx) as in the book.
+    pub fn col_cols(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+    /// Checks that the window fits: positive sizes, stride ≥ 1, kernel within the padded input.
+    pub fn validate(&self, op: &'static str) -> Result<()> {
+        if self.stride == 0 || self.kh == 0 || self.kw == 0 {
+            return Err(Error::invalid(op, format!("kernel and stride must be ≥ 1 ({self:?})")));
+        }
+        if self.kh > self.h + 2 * self.pad || self.kw > self.w + 2 * self.pad {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "kernel {}x{} larger than padded input {}x{} (pad {})",
+                    self.kh,
+                    self.kw,
+                    self.h + 2 * self.pad,
+                    self.w + 2 * self.pad,
+                    self.pad
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Geometry of a 2-D max-pool over an NCHW input. Padded positions never win the max
+/// (PyTorch's convention), so `pad` must be smaller than the window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool2dGeom {
+    /// Batch size.
+    pub n: usize,
+    /// Channels.
+    pub c: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Window height.
+    pub ph: usize,
+    /// Window width.
+    pub pw: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Padding.
+    pub pad: usize,
+}
+
+impl Pool2dGeom {
+    /// Output height.
+    pub fn out_h(&self) -> usize {
+        (self.h + 2 * self.pad - self.ph) / self.stride + 1
+    }
+    /// Output width.
+    pub fn out_w(&self) -> usize {
+        (self.w + 2 * self.pad - self.pw) / self.stride + 1
+    }
+    /// Checks window, stride and padding.
+    pub fn validate(&self, op: &'static str) -> Result<()> {
+        if self.stride == 0 || self.ph == 0 || self.pw == 0 {
+            return Err(Error::invalid(op, format!("window and stride must be ≥ 1 ({self:?})")));
+        }
+        if self.pad >= self.ph || self.pad >= self.pw {
+            return Err(Error::invalid(op, format!("pad {} must be smaller than the window {}x{}", self.pad, self.ph, self.pw)));
+        }
+        if self.ph > self.h + 2 * self.pad || self.pw > self.w + 2 * self.pad {
+            return Err(Error::invalid(op, format!("window {}x{} larger than padded input {}x{}", self.ph, self.pw, self.h + 2 * self.pad, self.w + 2 * self.pad)));
+        }
+        Ok(())
+    }
+}
+
+/// Elementwise binary ops on equal-length operands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    /// `x + y`
+    Add,
+    /// `x - y`
+    Sub,
+    /// `x * y`
+    Mul,
+}
+
+/// Elementwise unary ops.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnaryOp {
+    /// `max(x, 0)`
+    Relu,
+    /// `1 / (1 + e^-x)`
+    Sigmoid,
+    /// `alpha * x`
+    Scale(f32),
+    /// `x`
+    Copy,
+}
+
+/// Backward of a unary activation: `dx = dy * f'(saved)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnaryBwd {
+    /// `saved` is the forward input `x`: `dx = dy * (x > 0)`.
+    Relu,
+    /// `saved` is the forward output `y`: `dx = dy * y * (1 - y)`.
+    Sigmoid,
+}
+
+/// A numpy-style broadcast of a small operand `b` against a big one, both padded to rank 4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Broadcast {
+    /// Dimensions of the big operand (and the result of `add_broadcast`).
+    pub dims: [usize; 4],
+    /// Dimensions of `b`; each is 1 or equal to `dims`.
+    pub bdims: [usize; 4],
+}
+
+impl Broadcast {
+    /// Elements of the big operand.
+    pub fn numel(&self) -> usize {
+        self.dims.iter().product()
+    }
+    /// Elements of the small operand.
+    pub fn b_numel(&self) -> usize {
+        self.bdims.iter().product()
+    }
+    /// Strides into `b` for each big-operand coordinate (0 on broadcast dimensions).
+    pub fn b_strides(&self) -> [usize; 4] {
+        let mut s = [0; 4];
+        let mut acc = 1;
+        for d in (0..4).rev() {
+            s[d] = if self.bdims[d] == 1 { 0 } else { acc };
+            acc *= self.bdims[d];
+        }
+        s
+    }
+}
+
+/// A dropout mask `m[i] = scale` if `u(seed, offset + i) ≥ ratio` else 0 (see `rng`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DropoutSpec {
+    /// Probability of dropping an element.
+    pub ratio: f32,
+    /// Value of a kept element: `1 / (1 - ratio)` (inverted dropout) or 1 (the book's form).
+    pub scale: f32,
+    /// Seed of the counter-based hash.
+    pub seed: u32,
+    /// Counter offset of element 0 (lets several masks share a seed).
+    pub offset: u32,
+}
+
+/// The primitives, implemented once per backend. Output buffers are allocated by the caller
+/// with [`Backend::alloc`] and fully overwritten unless the doc says otherwise.
+#[allow(missing_docs)] // each method is documented by the tensor method that calls it
+pub trait Backend {
+    /// The backend's buffer type.
+    type Buf;
+
+    /// A buffer for `numel` elements of `dtype`; contents unspecified. `what` names it in errors.
+    fn alloc(&self, numel: usize, dtype: DType, what: &str) -> Result<Self::Buf>;
+    fn matmul(&self, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf, s: &MatmulSpec) -> Result<()>;
+    fn binary(&self, op: BinaryOp, x: &Self::Buf, y: &Self::Buf, out: &mut Self::Buf, n: usize) -> Result<()>;
+    fn unary(&self, op: UnaryOp, x: &Self::Buf, out: &mut Self::Buf, n: usize) -> Result<()>;
+    fn unary_bwd(&self, op: UnaryBwd, dy: &Self::Buf, saved: &Self::Buf, dx: &mut Self::Buf, n: usize) -> Result<()>;
+    /// `y += alpha * x` in place.
+    fn axpy(&self, alpha: f32, x: &Self::Buf, y: &mut Self::Buf, n: usize) -> Result<()>;
+    fn fill(&self, out: &mut Self::Buf, value: f32, n: usize) -> Result<()>;
+    fn add_broadcast(&self, a: &Self::Buf, b: &Self::Buf, out: &mut Self::Buf, bc: &Broadcast) -> Result<()>;
+    /// Sums the big operand `dy` down to `b`'s shape (the backward of `add_broadcast`).
+    fn sum_to(&self, dy: &Self::Buf, out: &mut Self::Buf, bc: &Broadcast) -> Result<()>;
+    /// `[rows, cols] → [cols]`, times `alpha`.
+    fn sum_rows(&self, x: &Self::Buf, out: &mut Self::Buf, rows: usize, cols: usize, alpha: f32) -> Result<()>;
+    /// `[rows, cols] → [rows]`, times `alpha`.
+    fn sum_cols(&self, x: &Self::Buf, out: &mut Self::Buf, rows: usize, cols: usize, alpha: f32) -> Result<()>;
+    fn softmax(&self, x: &Self::Buf, out: &mut Self::Buf, rows: usize, cols: usize) -> Result<()>;
+    fn softmax_bwd(&self, y: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf, rows: usize, cols: usize) -> Result<()>;
+    /// Softmax probabilities and per-row loss `logsumexp(x) - x[label]`.
+    fn softmax_ce(&self, logits: &Self::Buf, labels: &Self::Buf, probs: &mut Self::Buf, row_loss: &mut Self::Buf, rows: usize, cols: usize) -> Result<()>;
+    /// `dx = (probs - onehot(labels)) * scale`.
+    fn softmax_ce_bwd(&self, probs: &Self::Buf, labels: &Self::Buf, dx: &mut Self::Buf, rows: usize, cols: usize, scale: f32) -> Result<()>;
+    fn im2col(&self, x: &Self::Buf, col: &mut Self::Buf, g: &Conv2dGeom) -> Result<()>;
+    fn col2im(&self, col: &Self::Buf, x: &mut Self::Buf, g: &Conv2dGeom) -> Result<()>;
+    fn max_pool(&self, x: &Self::Buf, out: &mut Self::Buf, idx: &mut Self::Buf, g: &Pool2dGeom) -> Result<()>;
+    fn max_pool_bwd(&self, dy: &Self::Buf, idx: &Self::Buf, dx: &mut Self::Buf, g: &Pool2dGeom) -> Result<()>;
+    fn argmax_rows(&self, x: &Self::Buf, out: &mut Self::Buf, rows: usize, cols: usize) -> Result<()>;
+    fn count_correct(&self, x: &Self::Buf, labels: &Self::Buf, out: &mut Self::Buf, rows: usize, cols: usize) -> Result<()>;
+    fn dropout_mask(&self, out: &mut Self::Buf, n: usize, spec: &DropoutSpec) -> Result<()>;
+    /// `[batch, rows, cols] → [batch, cols, rows]`.
+    fn transpose(&self, x: &Self::Buf, out: &mut Self::Buf, batch: usize, rows: usize, cols: usize) -> Result<()>;
+}

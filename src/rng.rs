@@ -1,0 +1,59 @@
+//! Seeded randomness that is identical on every device.
+//!
+//! Initial values are drawn on the host with SplitMix64 (tiny, well studied, and stable across
+//! crate versions, so a seed means the same numbers forever). Dropout masks use a counter-based
+//! 32-bit hash so the CPU backend and the WGSL kernel produce the same mask bit for bit.
+
+/// SplitMix64: a seeded 64-bit generator (Steele, Lea & Flood 2014).
+#[derive(Clone, Debug)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)` with 53 bits of precision.
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Uniform integer in `[0, n)` (n > 0), by Lemire's multiply-shift.
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((self.next_u64() as u128 * n as u128) >> 64) as u64
+    }
+
+    /// Standard normal by Box–Muller.
+    pub fn next_normal(&mut self) -> f64 {
+        let u1 = 1.0 - self.next_f64(); // (0, 1]: ln is finite
+        let u2 = self.next_f64();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+}
+
+/// Chris Wellons' "lowbias32" integer hash; `shaders/elementwise.wgsl` has the same function.
+pub fn hash_u32(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x7feb_352d);
+    h ^= h >> 15;
+    h = h.wrapping_mul(0x846c_a68b);
+    h ^= h >> 16;
+    h
+}
+
+/// The uniform `[0, 1)` draw for element `index` of a dropout mask with `seed`: 24 random bits,
+/// exact in f32, so CPU and GPU compare the same value with the same threshold.
+pub fn counter_uniform(seed: u32, index: u32) -> f32 {
+    let h = hash_u32(index.wrapping_add(hash_u32(seed)));
+    (h >> 8) as f32 * (1.0 / 16_777_216.0)
+}

@@ -1,0 +1,209 @@
+//! The tensor: a shape, a dtype and storage on one device.
+//!
+//! A GPU tensor stays on the GPU: creating one records an upload into the device's pending
+//! command encoder, ops record dispatches, and the only host round trip is an explicit read
+//! (`to_vec`, `to_device(&Device::Cpu)`). Dropping a GPU tensor returns its buffer to the
+//! device's pool.
+
+use crate::cpu::CpuStorage;
+use crate::device::Device;
+use crate::dtype::{DType, Element};
+use crate::error::{Error, Result};
+use crate::gpu::GpuBuffer;
+use crate::rng::SplitMix64;
+use crate::shape::Shape;
+use std::fmt;
+
+/// Where a tensor's elements are.
+pub(crate) enum Storage {
+    Cpu(CpuStorage),
+    Gpu(GpuBuffer),
+}
+
+impl From<CpuStorage> for Storage {
+    fn from(s: CpuStorage) -> Self {
+        Storage::Cpu(s)
+    }
+}
+
+impl From<GpuBuffer> for Storage {
+    fn from(b: GpuBuffer) -> Self {
+        Storage::Gpu(b)
+    }
+}
+
+/// An n-dimensional array on a [`Device`].
+pub struct Tensor {
+    pub(crate) shape: Shape,
+    pub(crate) dtype: DType,
+    pub(crate) storage: Storage,
+}
+
+impl Tensor {
+    pub(crate) fn from_parts(shape: Shape, dtype: DType, storage: Storage) -> Tensor {
+        Tensor { shape, dtype, storage }
+    }
+
+    /// A tensor holding a copy of `data`, with `shape`, on `device`.
+    pub fn from_slice<T: Element>(data: &[T], shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+        let shape = shape.into();
+        if shape.numel() != data.len() {
+            return Err(Error::invalid(
+                "from_slice",
+                format!("shape {shape} holds {} elements but {} were given", shape.numel(), data.len()),
+            ));
+        }
+        Tensor::from_vec(data.to_vec(), shape, device)
+    }
+
+    /// A tensor taking ownership of `data` (no copy on the CPU).
+    pub fn from_vec<T: Element>(data: Vec<T>, shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+        let shape = shape.into();
+        if shape.numel() != data.len() {
+            return Err(Error::invalid(
+                "from_vec",
+                format!("shape {shape} holds {} elements but {} were given", shape.numel(), data.len()),
+            ));
+        }
+        let storage = match device {
+            Device::Cpu => Storage::Cpu(CpuStorage::from_vec(data)),
+            Device::Gpu(ctx) => Storage::Gpu(ctx.upload(bytemuck::cast_slice(&data), T::DTYPE, data.len())?),
+        };
+        Ok(Tensor { shape, dtype: T::DTYPE, storage })
+    }
+
+    /// All zeros.
+    pub fn zeros(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
+        let shape = shape.into();
+        let n = shape.numel();
+        let storage = match device {
+            Device::Cpu => Storage::Cpu(CpuStorage::zeros(dtype, n)),
+            Device::Gpu(ctx) => Storage::Gpu(ctx.zeros(n, dtype)?),
+        };
+        Ok(Tensor { shape, dtype, storage })
+    }
+
+    /// Every element `value` (f32).
+    pub fn full(shape: impl Into<Shape>, value: f32, device: &Device) -> Result<Tensor> {
+        let mut t = Tensor::zeros(shape, DType::F32, device)?;
+        t.fill_(value)?;
+        Ok(t)
+    }
+
+    /// Normal samples with `mean` and `std`, from `seed` (same values on every device).
+    pub fn randn(shape: impl Into<Shape>, mean: f32, std: f32, seed: u64, device: &Device) -> Result<Tensor> {
+        let shape = shape.into();
+        let mut rng = SplitMix64::new(seed);
+        let data: Vec<f32> = (0..shape.numel())
+            .map(|_| mean + std * rng.next_normal() as f32)
+            .collect();
+        Tensor::from_vec(data, shape, device)
+    }
+
+    /// Uniform samples in `[low, high)`, from `seed` (same values on every device).
+    pub fn rand_uniform(shape: impl Into<Shape>, low: f32, high: f32, seed: u64, device: &Device) -> Result<Tensor> {
+        let shape = shape.into();
+        let mut rng = SplitMix64::new(seed);
+        let data: Vec<f32> = (0..shape.numel())
+            .map(|_| low + (high - low) * rng.next_f64() as f32)
+            .collect();
+        Tensor::from_vec(data, shape, device)
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &Shape {
+        &self.shape
+    }
+
+    /// The dimensions.
+    pub fn dims(&self) -> &[usize] {
+        self.shape.dims()
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.numel()
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The device the tensor lives on.
+    pub fn device(&self) -> Device {
+        match &self.storage {
+            Storage::Cpu(_) => Device::Cpu,
+            Storage::Gpu(b) => Device::Gpu(b.ctx().clone()),
+        }
+    }
+
+    /// Copies the elements to the host. On a GPU this submits pending work and waits for it:
+    /// it is the one place a GPU tensor syncs, and it reads back exactly the tensor's bytes.
+    pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
+        if T::DTYPE != self.dtype {
+            return Err(Error::DTypeMismatch {
+                op: "to_vec",
+                expected: self.dtype,
+                got: T::DTYPE,
+            });
+        }
+        match &self.storage {
+            Storage::Cpu(s) => s.to_vec::<T>(),
+            Storage::Gpu(b) => {
+                let bytes = b.ctx().read(b, self.numel() * self.dtype.size())?;
+                Ok(bytemuck::pod_collect_to_vec(&bytes))
+            }
+        }
+    }
+
+    /// The single value of a one-element tensor, as f32.
+    pub fn item(&self) -> Result<f32> {
+        if self.numel() != 1 {
+            return Err(Error::invalid("item", format!("tensor of shape {} is not a single value", self.shape)));
+        }
+        match self.dtype {
+            DType::F32 => Ok(self.to_vec::<f32>()?[0]),
+            DType::F16 => Ok(self.to_vec::<half::f16>()?[0].to_f32()),
+            DType::U32 => Ok(self.to_vec::<u32>()?[0] as f32),
+        }
+    }
+
+    /// A copy on `device` (a clone if it is already there).
+    pub fn to_device(&self, device: &Device) -> Result<Tensor> {
+        if self.device().same(device) {
+            return self.try_clone();
+        }
+        match self.dtype {
+            DType::F32 => Tensor::from_vec(self.to_vec::<f32>()?, self.shape.clone(), device),
+            DType::F16 => Tensor::from_vec(self.to_vec::<half::f16>()?, self.shape.clone(), device),
+            DType::U32 => Tensor::from_vec(self.to_vec::<u32>()?, self.shape.clone(), device),
+        }
+    }
+
+    /// The same elements with a new shape of equal size (no copy).
+    pub fn reshape(self, shape: impl Into<Shape>) -> Result<Tensor> {
+        let shape = shape.into();
+        if shape.numel() != self.numel() {
+            return Err(Error::shapes("reshape", &self.shape, &shape, "element counts differ"));
+        }
+        Ok(Tensor { shape, ..self })
+    }
+
+    /// A deep copy on the same device (a copy kernel on a GPU).
+    pub fn try_clone(&self) -> Result<Tensor> {
+        match &self.storage {
+            Storage::Cpu(s) => Ok(Tensor::from_parts(self.shape.clone(), self.dtype, Storage::Cpu(s.clone()))),
+            Storage::Gpu(b) => {
+                let copy = b.ctx().copy_buffer(b, self.numel() * self.dtype.size(), self.dtype, self.numel())?;
+                Ok(Tensor::from_parts(self.shape.clone(), self.dtype, Storage::Gpu(copy)))
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tensor({}, {}, {})", self.shape, self.dtype, self.device())
+    }
+}

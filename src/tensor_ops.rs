@@ -1,0 +1,565 @@
+//! Checked tensor operations: validate shapes and dtypes, allocate the output on the operands'
+//! device, and forward to the device's [`Backend`]. This is the one place that dispatches on
+//! where a tensor lives; layers and optimizers above only call these methods.
+
+use crate::cpu::CpuBackend;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::ops::{
+    Backend, BinaryOp, Broadcast, Conv2dGeom, DropoutSpec, MatmulSpec, Pool2dGeom, UnaryBwd,
+    UnaryOp,
+};
+use crate::shape::Shape;
+use crate::tensor::{Storage, Tensor};
+use crate::Device;
+
+/// All operands must be on one device.
+fn same_device(op: &'static str, ts: &[&Tensor]) -> Result<()> {
+    let first = ts[0].device();
+    for t in &ts[1..] {
+        let d = t.device();
+        if !first.same(&d) {
+            return Err(Error::DeviceMismatch {
+                op,
+                lhs: first.to_string(),
+                rhs: d.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Runs `$body` with `$be` bound to the operands' backend and each `$b` to a tensor's buffer.
+macro_rules! backend {
+    ($op:expr, [$($t:expr => $b:ident),+], |$be:ident| $body:expr) => {{
+        same_device($op, &[$(&$t),+])?;
+        #[allow(unused_parens)]
+        match ($(&$t.storage),+) {
+            ($(Storage::Cpu($b)),+) => {
+                let $be = &CpuBackend;
+                $body
+            }
+            ($(Storage::Gpu($b)),+) => {
+                let $be = backend!(@ctx $($b),+);
+                $body
+            }
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("same_device checked the operands"),
+        }
+    }};
+    (@ctx $f:ident $(, $r:ident)*) => { $f.ctx() };
+}
+
+fn want(op: &'static str, t: &Tensor, dtype: DType) -> Result<()> {
+    if t.dtype == dtype {
+        return Ok(());
+    }
+    if dtype == DType::F32 && t.dtype == DType::F16 {
+        return Err(Error::UnsupportedDType {
+            op,
+            dtype: DType::F16,
+            why: "by this op yet (only f32 kernels are instantiated)".into(),
+        });
+    }
+    Err(Error::DTypeMismatch {
+        op,
+        expected: dtype,
+        got: t.dtype,
+    })
+}
+
+fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
+    if a.shape != b.shape {
+        return Err(Error::shapes(op, &a.shape, &b.shape, "shapes must be equal"));
+    }
+    Ok(())
+}
+
+/// `[rows, cols]` view of a tensor: rows = everything but the last dimension.
+fn rows_cols(op: &'static str, t: &Tensor) -> Result<(usize, usize)> {
+    match t.dims().last() {
+        Some(&c) if c > 0 => Ok((t.numel() / c, c)),
+        _ => Err(Error::invalid(op, format!("needs a tensor with a non-empty last dimension, got {}", t.shape))),
+    }
+}
+
+fn labels_for(op: &'static str, logits: &Tensor, labels: &Tensor) -> Result<(usize, usize)> {
+    let (rows, cols) = rows_cols(op, logits)?;
+    want(op, labels, DType::U32)?;
+    if labels.numel() != rows || labels.shape.rank() != 1 {
+        return Err(Error::shapes(op, &logits.shape, &labels.shape, format!("expected labels of shape [{rows}] (one class index per row)")));
+    }
+    Ok((rows, cols))
+}
+
+fn pad4(op: &'static str, s: &Shape) -> Result<[usize; 4]> {
+    if s.rank() > 4 {
+        return Err(Error::invalid(op, format!("broadcasting supports rank ≤ 4, got {s}")));
+    }
+    let mut d = [1; 4];
+    let off = 4 - s.rank();
+    d[off..].copy_from_slice(s.dims());
+    Ok(d)
+}
+
+/// Checks that `small` broadcasts to `big` (numpy rules, `small` never larger).
+fn broadcast_spec(op: &'static str, big: &Shape, small: &Shape) -> Result<Broadcast> {
+    let dims = pad4(op, big)?;
+    let bdims = pad4(op, small)?;
+    if small.rank() > big.rank() || (0..4).any(|i| bdims[i] != 1 && bdims[i] != dims[i]) {
+        return Err(Error::shapes(op, big, small, "the second shape does not broadcast to the first"));
+    }
+    Ok(Broadcast { dims, bdims })
+}
+
+impl Tensor {
+    fn new_like(&self, shape: Shape, dtype: DType, storage: Storage) -> Tensor {
+        let _ = self;
+        Tensor::from_parts(shape, dtype, storage)
+    }
+
+    /// Matrix product `op(self) · op(rhs)` of two rank-2 tensors, `op` transposing when its
+    /// flag is set (so `a.matmul(&b, true, false)` is `aᵀ b` without materialising `aᵀ`).
+    pub fn matmul(&self, rhs: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
+        const OP: &str = "matmul";
+        want(OP, self, DType::F32)?;
+        want(OP, rhs, DType::F32)?;
+        let spec = matmul_spec(self, rhs, trans_a, trans_b, 1.0, 0.0)?;
+        backend!(OP, [self => a, rhs => b], |be| {
+            let mut c = be.alloc(spec.m * spec.n, DType::F32, OP)?;
+            be.matmul(a, b, &mut c, &spec)?;
+            Ok(self.new_like(Shape::new([spec.m, spec.n]), DType::F32, c.into()))
+        })
+    }
+
+    /// In place `self = alpha · op(a) · op(b) + beta · self` (gradient accumulation).
+    pub fn gemm_(&mut self, a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool, alpha: f32, beta: f32) -> Result<()> {
+        const OP: &str = "gemm_";
+        for t in [&*self, a, b] {
+            want(OP, t, DType::F32)?;
+        }
+        let spec = matmul_spec(a, b, trans_a, trans_b, alpha, beta)?;
+        if self.shape.as_2d() != Some((spec.m, spec.n)) {
+            return Err(Error::shapes(OP, &self.shape, &Shape::new([spec.m, spec.n]), "output shape differs from the product's"));
+        }
+        same_device(OP, &[self, a, b])?;
+        match (&mut self.storage, &a.storage, &b.storage) {
+            (Storage::Cpu(c), Storage::Cpu(x), Storage::Cpu(y)) => CpuBackend.matmul(x, y, c, &spec),
+            (Storage::Gpu(c), Storage::Gpu(x), Storage::Gpu(y)) => {
+                let ctx = c.ctx().clone();
+                ctx.matmul(x, y, c, &spec)
+            }
+            _ => unreachable!("same_device checked the operands"),
+        }
+    }
+
+    fn binary(&self, rhs: &Tensor, op: BinaryOp, name: &'static str) -> Result<Tensor> {
+        want(name, self, DType::F32)?;
+        want(name, rhs, DType::F32)?;
+        same_shape(name, self, rhs)?;
+        let n = self.numel();
+        backend!(name, [self => x, rhs => y], |be| {
+            let mut out = be.alloc(n, DType::F32, name)?;
+            be.binary(op, x, y, &mut out, n)?;
+            Ok(self.new_like(self.shape.clone(), DType::F32, out.into()))
+        })
+    }
+
+    /// Elementwise `self + rhs` (equal shapes; see [`Tensor::add_broadcast`] otherwise).
+    pub fn add(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::Add, "add")
+    }
+
+    /// Elementwise `self - rhs`.
+    pub fn sub(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::Sub, "sub")
+    }
+
+    /// Elementwise `self * rhs`.
+    pub fn mul(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::Mul, "mul")
+    }
+
+    fn unary(&self, op: UnaryOp, name: &'static str) -> Result<Tensor> {
+        want(name, self, DType::F32)?;
+        let n = self.numel();
+        backend!(name, [self => x], |be| {
+            let mut out = be.alloc(n, DType::F32, name)?;
+            be.unary(op, x, &mut out, n)?;
+            Ok(self.new_like(self.shape.clone(), DType::F32, out.into()))
+        })
+    }
+
+    /// `alpha * self`.
+    pub fn scale(&self, alpha: f32) -> Result<Tensor> {
+        self.unary(UnaryOp::Scale(alpha), "scale")
+    }
+
+    /// `max(self, 0)`.
+    pub fn relu(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Relu, "relu")
+    }
+
+    /// `1 / (1 + e^-self)`.
+    pub fn sigmoid(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Sigmoid, "sigmoid")
+    }
+
+    fn unary_bwd(&self, saved: &Tensor, op: UnaryBwd, name: &'static str) -> Result<Tensor> {
+        want(name, self, DType::F32)?;
+        want(name, saved, DType::F32)?;
+        same_shape(name, self, saved)?;
+        let n = self.numel();
+        backend!(name, [self => dy, saved => s], |be| {
+            let mut dx = be.alloc(n, DType::F32, name)?;
+            be.unary_bwd(op, dy, s, &mut dx, n)?;
+            Ok(self.new_like(self.shape.clone(), DType::F32, dx.into()))
+        })
+    }
+
+    /// ReLU backward: `self` is dy, `x` the forward input; `dx = dy * (x > 0)`.
+    pub fn relu_backward(&self, x: &Tensor) -> Result<Tensor> {
+        self.unary_bwd(x, UnaryBwd::Relu, "relu_backward")
+    }
+
+    /// Sigmoid backward: `self` is dy, `y` the forward output; `dx = dy * y * (1 - y)`.
+    pub fn sigmoid_backward(&self, y: &Tensor) -> Result<Tensor> {
+        self.unary_bwd(y, UnaryBwd::Sigmoid, "sigmoid_backward")
+    }
+
+    /// In place `self += alpha * x`.
+    pub fn axpy_(&mut self, alpha: f32, x: &Tensor) -> Result<()> {
+        const OP: &str = "axpy_";
+        want(OP, self, DType::F32)?;
+        want(OP, x, DType::F32)?;
+        same_shape(OP, self, x)?;
+        same_device(OP, &[self, x])?;
+        let n = self.numel();
+        match (&mut self.storage, &x.storage) {
+            (Storage::Cpu(y), Storage::Cpu(x)) => CpuBackend.axpy(alpha, x, y, n),
+            (Storage::Gpu(y), Storage::Gpu(x)) => {
+                let ctx = y.ctx().clone();
+                ctx.axpy(alpha, x, y, n)
+            }
+            _ => unreachable!("same_device checked the operands"),
+        }
+    }
+
+    /// In place: every element becomes `value`.
+    pub fn fill_(&mut self, value: f32) -> Result<()> {
+        want("fill_", self, DType::F32)?;
+        let n = self.numel();
+        match &mut self.storage {
+            Storage::Cpu(s) => CpuBackend.fill(s, value, n),
+            Storage::Gpu(b) => {
+                let ctx = b.ctx().clone();
+                ctx.fill(b, value, n)
+            }
+        }
+    }
+
+    /// `self + b` with `b` broadcast numpy-style (rank ≤ 4), e.g. a bias `[C]` over `[N, C]`.
+    pub fn add_broadcast(&self, b: &Tensor) -> Result<Tensor> {
+        const OP: &str = "add_broadcast";
+        want(OP, self, DType::F32)?;
+        want(OP, b, DType::F32)?;
+        let bc = broadcast_spec(OP, &self.shape, &b.shape)?;
+        backend!(OP, [self => x, b => y], |be| {
+            let mut out = be.alloc(bc.numel(), DType::F32, OP)?;
+            be.add_broadcast(x, y, &mut out, &bc)?;
+            Ok(self.new_like(self.shape.clone(), DType::F32, out.into()))
+        })
+    }
+
+    /// Sums `self` down to `shape` (the backward of [`Tensor::add_broadcast`]).
+    pub fn sum_to(&self, shape: impl Into<Shape>) -> Result<Tensor> {
+        const OP: &str = "sum_to";
+        want(OP, self, DType::F32)?;
+        let shape = shape.into();
+        let bc = broadcast_spec(OP, &self.shape, &shape)?;
+        backend!(OP, [self => dy], |be| {
+            let mut out = be.alloc(bc.b_numel(), DType::F32, OP)?;
+            be.sum_to(dy, &mut out, &bc)?;
+            Ok(self.new_like(shape.clone(), DType::F32, out.into()))
+        })
+    }
+
+    /// Column sums of a `[rows, cols]` view (all but the last dimension are rows) → `[cols]`.
+    pub fn sum_rows(&self) -> Result<Tensor> {
+        const OP: &str = "sum_rows";
+        want(OP, self, DType::F32)?;
+        let (rows, cols) = rows_cols(OP, self)?;
+        backend!(OP, [self => x], |be| {
+            let mut out = be.alloc(cols, DType::F32, OP)?;
+            be.sum_rows(x, &mut out, rows, cols, 1.0)?;
+            Ok(self.new_like(Shape::new([cols]), DType::F32, out.into()))
+        })
+    }
+
+    /// Row sums of a `[rows, cols]` view → `[rows]`.
+    pub fn sum_cols(&self) -> Result<Tensor> {
+        const OP: &str = "sum_cols";
+        want(OP, self, DType::F32)?;
+        let (rows, cols) = rows_cols(OP, self)?;
+        backend!(OP, [self => x], |be| {
+            let mut out = be.alloc(rows, DType::F32, OP)?;
+            be.sum_cols(x, &mut out, rows, cols, 1.0)?;
+            Ok(self.new_like(Shape::new([rows]), DType::F32, out.into()))
+        })
+    }
+
+    /// Sum of all elements → `[1]`.
+    pub fn sum(&self) -> Result<Tensor> {
+        self.reduce_all(1.0, "sum")
+    }
+
+    /// Mean of all elements → `[1]`.
+    pub fn mean(&self) -> Result<Tensor> {
+        self.reduce_all(1.0 / self.numel().max(1) as f32, "mean")
+    }
+
+    fn reduce_all(&self, alpha: f32, op: &'static str) -> Result<Tensor> {
+        want(op, self, DType::F32)?;
+        let n = self.numel();
+        if n == 0 {
+            return Err(Error::invalid(op, "empty tensor"));
+        }
+        backend!(op, [self => x], |be| {
+            let mut out = be.alloc(1, DType::F32, op)?;
+            be.sum_cols(x, &mut out, 1, n, alpha)?;
+            Ok(self.new_like(Shape::new([1]), DType::F32, out.into()))
+        })
+    }
+
+    /// Softmax over the last dimension, numerically stable (the row max is subtracted).
+    pub fn softmax(&self) -> Result<Tensor> {
+        const OP: &str = "softmax";
+        want(OP, self, DType::F32)?;
+        let (rows, cols) = rows_cols(OP, self)?;
+        backend!(OP, [self => x], |be| {
+            let mut out = be.alloc(rows * cols, DType::F32, OP)?;
+            be.softmax(x, &mut out, rows, cols)?;
+            Ok(self.new_like(self.shape.clone(), DType::F32, out.into()))
+        })
+    }
+
+    /// Softmax backward: `self` is dy, `y` the forward output; `dx = y * (dy - Σ dy·y)` per row.
+    pub fn softmax_backward(&self, y: &Tensor) -> Result<Tensor> {
+        const OP: &str = "softmax_backward";
+        want(OP, self, DType::F32)?;
+        want(OP, y, DType::F32)?;
+        same_shape(OP, self, y)?;
+        let (rows, cols) = rows_cols(OP, self)?;
+        backend!(OP, [y => yb, self => dy], |be| {
+            let mut dx = be.alloc(rows * cols, DType::F32, OP)?;
+            be.softmax_bwd(yb, dy, &mut dx, rows, cols)?;
+            Ok(self.new_like(self.shape.clone(), DType::F32, dx.into()))
+        })
+    }
+
+    /// Softmax + cross-entropy against class indices (`labels`: u32 `[rows]`).
+    /// Returns `(mean loss [1], probabilities)`; the loss per row is `logsumexp(x) - x[label]`,
+    /// the exact form of the book's `-log(softmax(x)[t])` without its 1e-7 guard.
+    /// On a GPU a label ≥ the class count gives a NaN loss (labels are not read back to check).
+    pub fn softmax_cross_entropy(&self, labels: &Tensor) -> Result<(Tensor, Tensor)> {
+        const OP: &str = "softmax_cross_entropy";
+        want(OP, self, DType::F32)?;
+        let (rows, cols) = labels_for(OP, self, labels)?;
+        backend!(OP, [self => x, labels => t], |be| {
+            let mut probs = be.alloc(rows * cols, DType::F32, OP)?;
+            let mut row_loss = be.alloc(rows, DType::F32, OP)?;
+            be.softmax_ce(x, t, &mut probs, &mut row_loss, rows, cols)?;
+            let mut loss = be.alloc(1, DType::F32, OP)?;
+            be.sum_cols(&row_loss, &mut loss, 1, rows, 1.0 / rows as f32)?;
+            Ok((
+                self.new_like(Shape::new([1]), DType::F32, loss.into()),
+                self.new_like(self.shape.clone(), DType::F32, probs.into()),
+            ))
+        })
+    }
+
+    /// Gradient of the mean softmax-CE loss: `self` is the probabilities from the forward,
+    /// `dx = (probs - onehot(labels)) * dout / rows`.
+    pub fn softmax_cross_entropy_backward(&self, labels: &Tensor, dout: f32) -> Result<Tensor> {
+        const OP: &str = "softmax_cross_entropy_backward";
+        want(OP, self, DType::F32)?;
+        let (rows, cols) = labels_for(OP, self, labels)?;
+        backend!(OP, [self => p, labels => t], |be| {
+            let mut dx = be.alloc(rows * cols, DType::F32, OP)?;
+            be.softmax_ce_bwd(p, t, &mut dx, rows, cols, dout / rows as f32)?;
+            Ok(self.new_like(self.shape.clone(), DType::F32, dx.into()))
+        })
+    }
+
+    /// The convolution geometry of this NCHW tensor under a `kh`×`kw` window.
+    pub fn conv_geom(&self, kh: usize, kw: usize, stride: usize, pad: usize) -> Result<Conv2dGeom> {
+        let &[n, c, h, w] = self.dims() else {
+            return Err(Error::invalid("im2col", format!("expected an NCHW tensor, got {}", self.shape)));
+        };
+        let g = Conv2dGeom { n, c, h, w, kh, kw, stride, pad };
+        g.validate("im2col")?;
+        Ok(g)
+    }
+
+    /// im2col of an NCHW tensor → `[n*oh*ow, c*kh*kw]`, rows (n, oy, ox), columns (c, ky, kx).
+    pub fn im2col(&self, kh: usize, kw: usize, stride: usize, pad: usize) -> Result<Tensor> {
+        const OP: &str = "im2col";
+        want(OP, self, DType::F32)?;
+        let g = self.conv_geom(kh, kw, stride, pad)?;
+        backend!(OP, [self => x], |be| {
+            let mut col = be.alloc(g.col_rows() * g.col_cols(), DType::F32, OP)?;
+            be.im2col(x, &mut col, &g)?;
+            Ok(self.new_like(Shape::new([g.col_rows(), g.col_cols()]), DType::F32, col.into()))
+        })
+    }
+
+    /// col2im: the adjoint of im2col (overlapping windows add up) → `[n, c, h, w]` of `g`.
+    pub fn col2im(&self, g: &Conv2dGeom) -> Result<Tensor> {
+        const OP: &str = "col2im";
+        want(OP, self, DType::F32)?;
+        g.validate(OP)?;
+        let expect = Shape::new([g.col_rows(), g.col_cols()]);
+        if self.shape != expect {
+            return Err(Error::shapes(OP, &self.shape, &expect, "columns do not match the geometry"));
+        }
+        backend!(OP, [self => col], |be| {
+            let mut x = be.alloc(g.n * g.c * g.h * g.w, DType::F32, OP)?;
+            be.col2im(col, &mut x, g)?;
+            Ok(self.new_like(Shape::new([g.n, g.c, g.h, g.w]), DType::F32, x.into()))
+        })
+    }
+
+    /// The pooling geometry of this NCHW tensor.
+    pub fn pool_geom(&self, ph: usize, pw: usize, stride: usize, pad: usize) -> Result<Pool2dGeom> {
+        let &[n, c, h, w] = self.dims() else {
+            return Err(Error::invalid("max_pool2d", format!("expected an NCHW tensor, got {}", self.shape)));
+        };
+        let g = Pool2dGeom { n, c, h, w, ph, pw, stride, pad };
+        g.validate("max_pool2d")?;
+        Ok(g)
+    }
+
+    /// Max-pool of an NCHW tensor → `(out [n, c, oh, ow], argmax u32 [n, c, oh, ow])`; the
+    /// indices are flat into the input, the first maximum of a window wins (as the book).
+    pub fn max_pool2d(&self, ph: usize, pw: usize, stride: usize, pad: usize) -> Result<(Tensor, Tensor)> {
+        const OP: &str = "max_pool2d";
+        want(OP, self, DType::F32)?;
+        let g = self.pool_geom(ph, pw, stride, pad)?;
+        let oshape = Shape::new([g.n, g.c, g.out_h(), g.out_w()]);
+        let on = oshape.numel();
+        backend!(OP, [self => x], |be| {
+            let mut out = be.alloc(on, DType::F32, OP)?;
+            let mut idx = be.alloc(on, DType::U32, OP)?;
+            be.max_pool(x, &mut out, &mut idx, &g)?;
+            Ok((
+                self.new_like(oshape.clone(), DType::F32, out.into()),
+                self.new_like(oshape.clone(), DType::U32, idx.into()),
+            ))
+        })
+    }
+
+    /// Max-pool backward: `self` is dy `[n, c, oh, ow]`; each gradient goes to its argmax.
+    pub fn max_pool2d_backward(&self, idx: &Tensor, g: &Pool2dGeom) -> Result<Tensor> {
+        const OP: &str = "max_pool2d_backward";
+        want(OP, self, DType::F32)?;
+        want(OP, idx, DType::U32)?;
+        g.validate(OP)?;
+        let oshape = Shape::new([g.n, g.c, g.out_h(), g.out_w()]);
+        if self.shape != oshape {
+            return Err(Error::shapes(OP, &self.shape, &oshape, "dy does not match the pooling output"));
+        }
+        same_shape(OP, self, idx)?;
+        backend!(OP, [self => dy, idx => ib], |be| {
+            let mut dx = be.alloc(g.n * g.c * g.h * g.w, DType::F32, OP)?;
+            be.max_pool_bwd(dy, ib, &mut dx, g)?;
+            Ok(self.new_like(Shape::new([g.n, g.c, g.h, g.w]), DType::F32, dx.into()))
+        })
+    }
+
+    /// Index of the largest element of each row (first wins) → u32 `[rows]`.
+    pub fn argmax_rows(&self) -> Result<Tensor> {
+        const OP: &str = "argmax_rows";
+        want(OP, self, DType::F32)?;
+        let (rows, cols) = rows_cols(OP, self)?;
+        backend!(OP, [self => x], |be| {
+            let mut out = be.alloc(rows, DType::U32, OP)?;
+            be.argmax_rows(x, &mut out, rows, cols)?;
+            Ok(self.new_like(Shape::new([rows]), DType::U32, out.into()))
+        })
+    }
+
+    /// How many rows' argmax equals the label → u32 `[1]` (accuracy without reading scores back).
+    pub fn count_correct(&self, labels: &Tensor) -> Result<Tensor> {
+        const OP: &str = "count_correct";
+        want(OP, self, DType::F32)?;
+        let (rows, cols) = labels_for(OP, self, labels)?;
+        backend!(OP, [self => x, labels => t], |be| {
+            let mut out = be.alloc(1, DType::U32, OP)?;
+            be.count_correct(x, t, &mut out, rows, cols)?;
+            Ok(self.new_like(Shape::new([1]), DType::U32, out.into()))
+        })
+    }
+
+    /// A dropout mask: element i is `spec.scale` when the counter hash of `(seed, offset + i)`
+    /// is ≥ `ratio`, else 0. The same mask on every device.
+    pub fn dropout_mask(shape: impl Into<Shape>, spec: &DropoutSpec, device: &Device) -> Result<Tensor> {
+        const OP: &str = "dropout_mask";
+        if !(0.0..1.0).contains(&spec.ratio) {
+            return Err(Error::invalid(OP, format!("ratio must be in [0, 1), got {}", spec.ratio)));
+        }
+        let shape = shape.into();
+        let n = shape.numel();
+        let storage = match device {
+            Device::Cpu => {
+                let mut m = CpuBackend.alloc(n, DType::F32, OP)?;
+                CpuBackend.dropout_mask(&mut m, n, spec)?;
+                Storage::Cpu(m)
+            }
+            Device::Gpu(ctx) => {
+                let mut m = ctx.alloc(n, DType::F32, OP)?;
+                ctx.dropout_mask(&mut m, n, spec)?;
+                Storage::Gpu(m)
+            }
+        };
+        Ok(Tensor::from_parts(shape, DType::F32, storage))
+    }
+
+    /// Swaps the last two dimensions (`[.., r, c] → [.., c, r]`), materialised: the layout
+    /// change between im2col rows `[n, oh*ow, c]` and NCHW `[n, c, oh*ow]`.
+    pub fn transpose_last2(&self) -> Result<Tensor> {
+        const OP: &str = "transpose_last2";
+        want(OP, self, DType::F32)?;
+        let d = self.dims();
+        if d.len() < 2 {
+            return Err(Error::invalid(OP, format!("needs rank ≥ 2, got {}", self.shape)));
+        }
+        let (r, c) = (d[d.len() - 2], d[d.len() - 1]);
+        let batch = if r * c == 0 { 0 } else { self.numel() / (r * c) };
+        let mut od = d.to_vec();
+        let len = od.len();
+        od.swap(len - 2, len - 1);
+        backend!(OP, [self => x], |be| {
+            let mut out = be.alloc(self.numel(), DType::F32, OP)?;
+            be.transpose(x, &mut out, batch, r, c)?;
+            Ok(self.new_like(Shape::new(od.clone()), DType::F32, out.into()))
+        })
+    }
+}
+
+fn matmul_spec(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool, alpha: f32, beta: f32) -> Result<MatmulSpec> {
+    const OP: &str = "matmul";
+    let (Some((ar, ac)), Some((br, bc))) = (a.shape.as_2d(), b.shape.as_2d()) else {
+        return Err(Error::shapes(OP, &a.shape, &b.shape, "both operands must be rank 2"));
+    };
+    let (m, k) = if trans_a { (ac, ar) } else { (ar, ac) };
+    let (k2, n) = if trans_b { (bc, br) } else { (br, bc) };
+    if k != k2 {
+        return Err(Error::shapes(
+            OP,
+            &a.shape,
+            &b.shape,
+            format!("inner dimensions differ ({k} vs {k2}; trans_a={trans_a}, trans_b={trans_b})"),
+        ));
+    }
+    Ok(MatmulSpec { m, n, k, trans_a, trans_b, alpha, beta })
+}
