@@ -64,3 +64,25 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
+
+/// The CPU backend followed by every GPU adapter.
+pub fn all_devices() -> Vec<Device> {
+    let mut v = vec![Device::cpu()];
+    v.extend(gpus());
+    v
+}
+
+/// A freshly opened context per adapter, for tests that read counters and must not share
+/// them with tests running in parallel.
+pub fn fresh_gpus() -> Vec<Device> {
+    let n = gpus().len();
+    (0..n)
+        .map(|i| {
+            let index = match &gpus()[i] {
+                Device::Gpu(ctx) => ctx.summary().index,
+                Device::Cpu => unreachable!("gpus() holds GPU devices only"),
+            };
+            Device::gpu_by_index(index).expect("adapter opened before opens again")
+        })
+        .collect()
+}
