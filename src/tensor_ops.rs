@@ -534,7 +534,7 @@ impl Tensor {
             return Err(Error::invalid(OP, format!("needs rank ≥ 2, got {}", self.shape)));
         }
         let (r, c) = (d[d.len() - 2], d[d.len() - 1]);
-        let batch = if r * c == 0 { 0 } else { self.numel() / (r * c) };
+        let batch = self.numel().checked_div(r * c).unwrap_or(0);
         let mut od = d.to_vec();
         let len = od.len();
         od.swap(len - 2, len - 1);

@@ -1,4 +1,5 @@
 //! The book's unit vectors (ch.4 simpleNet) reproduced on every device.
+#![allow(clippy::excessive_precision)] // the book's digits, verbatim
 
 mod common;
 

@@ -212,7 +212,7 @@ impl GpuContext {
             return Ok(buf);
         }
         let mut padded;
-        let data = if bytes.len() % 4 == 0 {
+        let data = if bytes.len().is_multiple_of(4) {
             bytes
         } else {
             padded = bytes.to_vec();
