@@ -1,4 +1,5 @@
-//! Matmul throughput on the CPU backend and the first GPU adapter at 256, 512 and 1024.
+//! Matmul throughput on the CPU backend and the first GPU adapter (both WGSL kernels) at
+//! 256, 512 and 1024.
 //!
 //! Criterion's throughput is set to 2·n³ elements per iteration, so its "elem/s" column reads
 //! directly as FLOP/s. Each GPU iteration records the product and waits for it (`sync`), so the
@@ -10,18 +11,29 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::time::Duration;
+use wgnn::gpu::MatmulKernel;
 use wgnn::{Device, Tensor};
 
-fn devices() -> Vec<(String, Device)> {
-    let mut v = vec![("cpu".to_string(), Device::cpu())];
+/// The CPU backend, then the first GPU adapter once per matmul kernel (its default first).
+fn configs() -> Vec<(String, Device, Option<MatmulKernel>)> {
+    let mut v = vec![("cpu".to_string(), Device::cpu(), None)];
     match Device::gpu() {
         Ok(d) => {
-            let name = match &d {
-                Device::Gpu(ctx) => format!("gpu:{} {:?}", ctx.summary().index, ctx.matmul_kernel()),
-                Device::Cpu => unreachable!(),
-            };
             eprintln!("benchmarking GPU adapter: {d}");
-            v.push((name, d));
+            if let Device::Gpu(ctx) = &d {
+                let default = ctx.matmul_kernel();
+                let other = match default {
+                    MatmulKernel::RegisterBlocked => MatmulKernel::Tiled,
+                    MatmulKernel::Tiled => MatmulKernel::RegisterBlocked,
+                };
+                for k in [default, other] {
+                    v.push((
+                        format!("gpu:{} {k:?}", ctx.summary().index),
+                        d.clone(),
+                        Some(k),
+                    ));
+                }
+            }
         }
         Err(e) => eprintln!("no GPU adapter, CPU only: {e}"),
     }
@@ -33,7 +45,10 @@ fn matmul(c: &mut Criterion) {
     group.sample_size(10);
     group.warm_up_time(Duration::from_millis(500));
     group.measurement_time(Duration::from_secs(3));
-    for (name, dev) in devices() {
+    for (name, dev, kernel) in configs() {
+        if let (Device::Gpu(ctx), Some(k)) = (&dev, kernel) {
+            ctx.set_matmul_kernel(k);
+        }
         for n in [256usize, 512, 1024] {
             let a = Tensor::randn([n, n], 0.0, 1.0, 1, &dev).expect("a");
             let b = Tensor::randn([n, n], 0.0, 1.0, 2, &dev).expect("b");

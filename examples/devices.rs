@@ -35,7 +35,10 @@ fn run(args: Args) -> wgnn::Result<()> {
     let b = Tensor::randn([n, n], 0.0, 1.0, args.seed + 1, &cpu)?;
     let t = Instant::now();
     let reference = a.matmul(&b, false, false)?.to_vec::<f32>()?;
-    println!("cpu (ndarray): {n}x{n}x{n} matmul in {:.2} ms", t.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "cpu (ndarray): {n}x{n}x{n} matmul in {:.2} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
 
     let adapters = Device::list();
     if adapters.is_empty() {
@@ -46,7 +49,10 @@ fn run(args: Args) -> wgnn::Result<()> {
     for s in adapters {
         println!();
         println!("gpu:{} {}", s.index, s.name);
-        println!("  backend {}, type {:?}, driver {}", s.backend, s.device_type, s.driver);
+        println!(
+            "  backend {}, type {:?}, driver {}",
+            s.backend, s.device_type, s.driver
+        );
         println!(
             "  SHADER_F16 {}, max storage binding {} MiB, max buffer {} MiB, subgroup {}..{}, \
              max workgroup {} invocations, {} workgroups/dim",
@@ -79,7 +85,11 @@ fn run(args: Args) -> wgnn::Result<()> {
         println!(
             "  matmul {n}x{n}x{n} ({kernel:?} kernel, first run incl. pipeline build): {ms:.1} ms, \
              max |gpu - cpu| = {max_diff:.3e} {}",
-            if max_diff < 1e-3 { "(match)" } else { "(MISMATCH)" }
+            if max_diff < 1e-3 {
+                "(match)"
+            } else {
+                "(MISMATCH)"
+            }
         );
     }
     Ok(())

@@ -62,7 +62,9 @@ impl AdapterSummary {
 fn is_hardware(t: wgpu::DeviceType) -> bool {
     matches!(
         t,
-        wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::VirtualGpu
+        wgpu::DeviceType::DiscreteGpu
+            | wgpu::DeviceType::IntegratedGpu
+            | wgpu::DeviceType::VirtualGpu
     )
 }
 
@@ -101,7 +103,9 @@ pub(crate) fn summarize(index: usize, a: &wgpu::Adapter) -> AdapterSummary {
         name: info.name,
         backend: format!("{:?}", info.backend),
         device_type: info.device_type,
-        driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+        driver: format!("{} {}", info.driver, info.driver_info)
+            .trim()
+            .to_string(),
         shader_f16: a.features().contains(wgpu::Features::SHADER_F16),
         max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
         max_buffer_size: limits.max_buffer_size,
@@ -119,7 +123,11 @@ impl Device {
 
     /// Every adapter wgpu can see, in enumeration order (the index used by `gpu_by_index`).
     pub fn list() -> Vec<AdapterSummary> {
-        adapters().iter().enumerate().map(|(i, a)| summarize(i, a)).collect()
+        adapters()
+            .iter()
+            .enumerate()
+            .map(|(i, a)| summarize(i, a))
+            .collect()
     }
 
     /// The best GPU adapter, software ones included (they rank last).
@@ -141,7 +149,11 @@ impl Device {
         if index >= all.len() {
             return Err(Error::DeviceSpec {
                 spec: format!("gpu:{index}"),
-                msg: format!("there are {} adapters (gpu:0..gpu:{})", all.len(), all.len() - 1),
+                msg: format!(
+                    "there are {} adapters (gpu:0..gpu:{})",
+                    all.len(),
+                    all.len() - 1
+                ),
             });
         }
         let adapter = all.swap_remove(index);
@@ -262,7 +274,11 @@ impl fmt::Display for Device {
             Device::Cpu => write!(f, "cpu (ndarray)"),
             Device::Gpu(ctx) => {
                 let s = ctx.summary();
-                write!(f, "gpu:{} {} ({}, {:?})", s.index, s.name, s.backend, s.device_type)
+                write!(
+                    f,
+                    "gpu:{} {} ({}, {:?})",
+                    s.index, s.name, s.backend, s.device_type
+                )
             }
         }
     }

@@ -69,7 +69,10 @@ impl Conv2dGeom {
     /// Checks that the window fits: positive sizes, stride ≥ 1, kernel within the padded input.
     pub fn validate(&self, op: &'static str) -> Result<()> {
         if self.stride == 0 || self.kh == 0 || self.kw == 0 {
-            return Err(Error::invalid(op, format!("kernel and stride must be ≥ 1 ({self:?})")));
+            return Err(Error::invalid(
+                op,
+                format!("kernel and stride must be ≥ 1 ({self:?})"),
+            ));
         }
         if self.kh > self.h + 2 * self.pad || self.kw > self.w + 2 * self.pad {
             return Err(Error::invalid(
@@ -122,13 +125,31 @@ impl Pool2dGeom {
     /// Checks window, stride and padding.
     pub fn validate(&self, op: &'static str) -> Result<()> {
         if self.stride == 0 || self.ph == 0 || self.pw == 0 {
-            return Err(Error::invalid(op, format!("window and stride must be ≥ 1 ({self:?})")));
+            return Err(Error::invalid(
+                op,
+                format!("window and stride must be ≥ 1 ({self:?})"),
+            ));
         }
         if self.pad >= self.ph || self.pad >= self.pw {
-            return Err(Error::invalid(op, format!("pad {} must be smaller than the window {}x{}", self.pad, self.ph, self.pw)));
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "pad {} must be smaller than the window {}x{}",
+                    self.pad, self.ph, self.pw
+                ),
+            ));
         }
         if self.ph > self.h + 2 * self.pad || self.pw > self.w + 2 * self.pad {
-            return Err(Error::invalid(op, format!("window {}x{} larger than padded input {}x{}", self.ph, self.pw, self.h + 2 * self.pad, self.w + 2 * self.pad)));
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "window {}x{} larger than padded input {}x{}",
+                    self.ph,
+                    self.pw,
+                    self.h + 2 * self.pad,
+                    self.w + 2 * self.pad
+                ),
+            ));
         }
         Ok(())
     }
@@ -219,33 +240,123 @@ pub trait Backend {
 
     /// A buffer for `numel` elements of `dtype`; contents unspecified. `what` names it in errors.
     fn alloc(&self, numel: usize, dtype: DType, what: &str) -> Result<Self::Buf>;
-    fn matmul(&self, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf, s: &MatmulSpec) -> Result<()>;
-    fn binary(&self, op: BinaryOp, x: &Self::Buf, y: &Self::Buf, out: &mut Self::Buf, n: usize) -> Result<()>;
+    fn matmul(&self, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf, s: &MatmulSpec)
+    -> Result<()>;
+    fn binary(
+        &self,
+        op: BinaryOp,
+        x: &Self::Buf,
+        y: &Self::Buf,
+        out: &mut Self::Buf,
+        n: usize,
+    ) -> Result<()>;
     fn unary(&self, op: UnaryOp, x: &Self::Buf, out: &mut Self::Buf, n: usize) -> Result<()>;
-    fn unary_bwd(&self, op: UnaryBwd, dy: &Self::Buf, saved: &Self::Buf, dx: &mut Self::Buf, n: usize) -> Result<()>;
+    fn unary_bwd(
+        &self,
+        op: UnaryBwd,
+        dy: &Self::Buf,
+        saved: &Self::Buf,
+        dx: &mut Self::Buf,
+        n: usize,
+    ) -> Result<()>;
     /// `y += alpha * x` in place.
     fn axpy(&self, alpha: f32, x: &Self::Buf, y: &mut Self::Buf, n: usize) -> Result<()>;
     fn fill(&self, out: &mut Self::Buf, value: f32, n: usize) -> Result<()>;
-    fn add_broadcast(&self, a: &Self::Buf, b: &Self::Buf, out: &mut Self::Buf, bc: &Broadcast) -> Result<()>;
+    fn add_broadcast(
+        &self,
+        a: &Self::Buf,
+        b: &Self::Buf,
+        out: &mut Self::Buf,
+        bc: &Broadcast,
+    ) -> Result<()>;
     /// Sums the big operand `dy` down to `b`'s shape (the backward of `add_broadcast`).
     fn sum_to(&self, dy: &Self::Buf, out: &mut Self::Buf, bc: &Broadcast) -> Result<()>;
     /// `[rows, cols] → [cols]`, times `alpha`.
-    fn sum_rows(&self, x: &Self::Buf, out: &mut Self::Buf, rows: usize, cols: usize, alpha: f32) -> Result<()>;
+    fn sum_rows(
+        &self,
+        x: &Self::Buf,
+        out: &mut Self::Buf,
+        rows: usize,
+        cols: usize,
+        alpha: f32,
+    ) -> Result<()>;
     /// `[rows, cols] → [rows]`, times `alpha`.
-    fn sum_cols(&self, x: &Self::Buf, out: &mut Self::Buf, rows: usize, cols: usize, alpha: f32) -> Result<()>;
+    fn sum_cols(
+        &self,
+        x: &Self::Buf,
+        out: &mut Self::Buf,
+        rows: usize,
+        cols: usize,
+        alpha: f32,
+    ) -> Result<()>;
     fn softmax(&self, x: &Self::Buf, out: &mut Self::Buf, rows: usize, cols: usize) -> Result<()>;
-    fn softmax_bwd(&self, y: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf, rows: usize, cols: usize) -> Result<()>;
+    fn softmax_bwd(
+        &self,
+        y: &Self::Buf,
+        dy: &Self::Buf,
+        dx: &mut Self::Buf,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()>;
     /// Softmax probabilities and per-row loss `logsumexp(x) - x[label]`.
-    fn softmax_ce(&self, logits: &Self::Buf, labels: &Self::Buf, probs: &mut Self::Buf, row_loss: &mut Self::Buf, rows: usize, cols: usize) -> Result<()>;
+    fn softmax_ce(
+        &self,
+        logits: &Self::Buf,
+        labels: &Self::Buf,
+        probs: &mut Self::Buf,
+        row_loss: &mut Self::Buf,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()>;
     /// `dx = (probs - onehot(labels)) * scale`.
-    fn softmax_ce_bwd(&self, probs: &Self::Buf, labels: &Self::Buf, dx: &mut Self::Buf, rows: usize, cols: usize, scale: f32) -> Result<()>;
+    fn softmax_ce_bwd(
+        &self,
+        probs: &Self::Buf,
+        labels: &Self::Buf,
+        dx: &mut Self::Buf,
+        rows: usize,
+        cols: usize,
+        scale: f32,
+    ) -> Result<()>;
     fn im2col(&self, x: &Self::Buf, col: &mut Self::Buf, g: &Conv2dGeom) -> Result<()>;
     fn col2im(&self, col: &Self::Buf, x: &mut Self::Buf, g: &Conv2dGeom) -> Result<()>;
-    fn max_pool(&self, x: &Self::Buf, out: &mut Self::Buf, idx: &mut Self::Buf, g: &Pool2dGeom) -> Result<()>;
-    fn max_pool_bwd(&self, dy: &Self::Buf, idx: &Self::Buf, dx: &mut Self::Buf, g: &Pool2dGeom) -> Result<()>;
-    fn argmax_rows(&self, x: &Self::Buf, out: &mut Self::Buf, rows: usize, cols: usize) -> Result<()>;
-    fn count_correct(&self, x: &Self::Buf, labels: &Self::Buf, out: &mut Self::Buf, rows: usize, cols: usize) -> Result<()>;
+    fn max_pool(
+        &self,
+        x: &Self::Buf,
+        out: &mut Self::Buf,
+        idx: &mut Self::Buf,
+        g: &Pool2dGeom,
+    ) -> Result<()>;
+    fn max_pool_bwd(
+        &self,
+        dy: &Self::Buf,
+        idx: &Self::Buf,
+        dx: &mut Self::Buf,
+        g: &Pool2dGeom,
+    ) -> Result<()>;
+    fn argmax_rows(
+        &self,
+        x: &Self::Buf,
+        out: &mut Self::Buf,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()>;
+    fn count_correct(
+        &self,
+        x: &Self::Buf,
+        labels: &Self::Buf,
+        out: &mut Self::Buf,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()>;
     fn dropout_mask(&self, out: &mut Self::Buf, n: usize, spec: &DropoutSpec) -> Result<()>;
     /// `[batch, rows, cols] → [batch, cols, rows]`.
-    fn transpose(&self, x: &Self::Buf, out: &mut Self::Buf, batch: usize, rows: usize, cols: usize) -> Result<()>;
+    fn transpose(
+        &self,
+        x: &Self::Buf,
+        out: &mut Self::Buf,
+        batch: usize,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()>;
 }

@@ -41,35 +41,61 @@ pub struct Tensor {
 
 impl Tensor {
     pub(crate) fn from_parts(shape: Shape, dtype: DType, storage: Storage) -> Tensor {
-        Tensor { shape, dtype, storage }
+        Tensor {
+            shape,
+            dtype,
+            storage,
+        }
     }
 
     /// A tensor holding a copy of `data`, with `shape`, on `device`.
-    pub fn from_slice<T: Element>(data: &[T], shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+    pub fn from_slice<T: Element>(
+        data: &[T],
+        shape: impl Into<Shape>,
+        device: &Device,
+    ) -> Result<Tensor> {
         let shape = shape.into();
         if shape.numel() != data.len() {
             return Err(Error::invalid(
                 "from_slice",
-                format!("shape {shape} holds {} elements but {} were given", shape.numel(), data.len()),
+                format!(
+                    "shape {shape} holds {} elements but {} were given",
+                    shape.numel(),
+                    data.len()
+                ),
             ));
         }
         Tensor::from_vec(data.to_vec(), shape, device)
     }
 
     /// A tensor taking ownership of `data` (no copy on the CPU).
-    pub fn from_vec<T: Element>(data: Vec<T>, shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+    pub fn from_vec<T: Element>(
+        data: Vec<T>,
+        shape: impl Into<Shape>,
+        device: &Device,
+    ) -> Result<Tensor> {
         let shape = shape.into();
         if shape.numel() != data.len() {
             return Err(Error::invalid(
                 "from_vec",
-                format!("shape {shape} holds {} elements but {} were given", shape.numel(), data.len()),
+                format!(
+                    "shape {shape} holds {} elements but {} were given",
+                    shape.numel(),
+                    data.len()
+                ),
             ));
         }
         let storage = match device {
             Device::Cpu => Storage::Cpu(CpuStorage::from_vec(data)),
-            Device::Gpu(ctx) => Storage::Gpu(ctx.upload(bytemuck::cast_slice(&data), T::DTYPE, data.len())?),
+            Device::Gpu(ctx) => {
+                Storage::Gpu(ctx.upload(bytemuck::cast_slice(&data), T::DTYPE, data.len())?)
+            }
         };
-        Ok(Tensor { shape, dtype: T::DTYPE, storage })
+        Ok(Tensor {
+            shape,
+            dtype: T::DTYPE,
+            storage,
+        })
     }
 
     /// All zeros.
@@ -80,7 +106,11 @@ impl Tensor {
             Device::Cpu => Storage::Cpu(CpuStorage::zeros(dtype, n)),
             Device::Gpu(ctx) => Storage::Gpu(ctx.zeros(n, dtype)?),
         };
-        Ok(Tensor { shape, dtype, storage })
+        Ok(Tensor {
+            shape,
+            dtype,
+            storage,
+        })
     }
 
     /// Every element `value` (f32).
@@ -91,7 +121,13 @@ impl Tensor {
     }
 
     /// Normal samples with `mean` and `std`, from `seed` (same values on every device).
-    pub fn randn(shape: impl Into<Shape>, mean: f32, std: f32, seed: u64, device: &Device) -> Result<Tensor> {
+    pub fn randn(
+        shape: impl Into<Shape>,
+        mean: f32,
+        std: f32,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Tensor> {
         let shape = shape.into();
         let mut rng = SplitMix64::new(seed);
         let data: Vec<f32> = (0..shape.numel())
@@ -101,7 +137,13 @@ impl Tensor {
     }
 
     /// Uniform samples in `[low, high)`, from `seed` (same values on every device).
-    pub fn rand_uniform(shape: impl Into<Shape>, low: f32, high: f32, seed: u64, device: &Device) -> Result<Tensor> {
+    pub fn rand_uniform(
+        shape: impl Into<Shape>,
+        low: f32,
+        high: f32,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Tensor> {
         let shape = shape.into();
         let mut rng = SplitMix64::new(seed);
         let data: Vec<f32> = (0..shape.numel())
@@ -160,7 +202,10 @@ impl Tensor {
     /// The single value of a one-element tensor, as f32.
     pub fn item(&self) -> Result<f32> {
         if self.numel() != 1 {
-            return Err(Error::invalid("item", format!("tensor of shape {} is not a single value", self.shape)));
+            return Err(Error::invalid(
+                "item",
+                format!("tensor of shape {} is not a single value", self.shape),
+            ));
         }
         match self.dtype {
             DType::F32 => Ok(self.to_vec::<f32>()?[0]),
@@ -185,7 +230,12 @@ impl Tensor {
     pub fn reshape(self, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
         if shape.numel() != self.numel() {
-            return Err(Error::shapes("reshape", &self.shape, &shape, "element counts differ"));
+            return Err(Error::shapes(
+                "reshape",
+                &self.shape,
+                &shape,
+                "element counts differ",
+            ));
         }
         Ok(Tensor { shape, ..self })
     }
@@ -193,10 +243,23 @@ impl Tensor {
     /// A deep copy on the same device (a copy kernel on a GPU).
     pub fn try_clone(&self) -> Result<Tensor> {
         match &self.storage {
-            Storage::Cpu(s) => Ok(Tensor::from_parts(self.shape.clone(), self.dtype, Storage::Cpu(s.clone()))),
+            Storage::Cpu(s) => Ok(Tensor::from_parts(
+                self.shape.clone(),
+                self.dtype,
+                Storage::Cpu(s.clone()),
+            )),
             Storage::Gpu(b) => {
-                let copy = b.ctx().copy_buffer(b, self.numel() * self.dtype.size(), self.dtype, self.numel())?;
-                Ok(Tensor::from_parts(self.shape.clone(), self.dtype, Storage::Gpu(copy)))
+                let copy = b.ctx().copy_buffer(
+                    b,
+                    self.numel() * self.dtype.size(),
+                    self.dtype,
+                    self.numel(),
+                )?;
+                Ok(Tensor::from_parts(
+                    self.shape.clone(),
+                    self.dtype,
+                    Storage::Gpu(copy),
+                ))
             }
         }
     }
@@ -204,6 +267,12 @@ impl Tensor {
 
 impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Tensor({}, {}, {})", self.shape, self.dtype, self.device())
+        write!(
+            f,
+            "Tensor({}, {}, {})",
+            self.shape,
+            self.dtype,
+            self.device()
+        )
     }
 }

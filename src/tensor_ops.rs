@@ -2,6 +2,7 @@
 //! device, and forward to the device's [`Backend`]. This is the one place that dispatches on
 //! where a tensor lives; layers and optimizers above only call these methods.
 
+use crate::Device;
 use crate::cpu::CpuBackend;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -11,7 +12,6 @@ use crate::ops::{
 };
 use crate::shape::Shape;
 use crate::tensor::{Storage, Tensor};
-use crate::Device;
 
 /// All operands must be on one device.
 fn same_device(op: &'static str, ts: &[&Tensor]) -> Result<()> {
@@ -70,7 +70,12 @@ fn want(op: &'static str, t: &Tensor, dtype: DType) -> Result<()> {
 
 fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
     if a.shape != b.shape {
-        return Err(Error::shapes(op, &a.shape, &b.shape, "shapes must be equal"));
+        return Err(Error::shapes(
+            op,
+            &a.shape,
+            &b.shape,
+            "shapes must be equal",
+        ));
     }
     Ok(())
 }
@@ -79,7 +84,13 @@ fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
 fn rows_cols(op: &'static str, t: &Tensor) -> Result<(usize, usize)> {
     match t.dims().last() {
         Some(&c) if c > 0 => Ok((t.numel() / c, c)),
-        _ => Err(Error::invalid(op, format!("needs a tensor with a non-empty last dimension, got {}", t.shape))),
+        _ => Err(Error::invalid(
+            op,
+            format!(
+                "needs a tensor with a non-empty last dimension, got {}",
+                t.shape
+            ),
+        )),
     }
 }
 
@@ -87,14 +98,22 @@ fn labels_for(op: &'static str, logits: &Tensor, labels: &Tensor) -> Result<(usi
     let (rows, cols) = rows_cols(op, logits)?;
     want(op, labels, DType::U32)?;
     if labels.numel() != rows || labels.shape.rank() != 1 {
-        return Err(Error::shapes(op, &logits.shape, &labels.shape, format!("expected labels of shape [{rows}] (one class index per row)")));
+        return Err(Error::shapes(
+            op,
+            &logits.shape,
+            &labels.shape,
+            format!("expected labels of shape [{rows}] (one class index per row)"),
+        ));
     }
     Ok((rows, cols))
 }
 
 fn pad4(op: &'static str, s: &Shape) -> Result<[usize; 4]> {
     if s.rank() > 4 {
-        return Err(Error::invalid(op, format!("broadcasting supports rank ≤ 4, got {s}")));
+        return Err(Error::invalid(
+            op,
+            format!("broadcasting supports rank ≤ 4, got {s}"),
+        ));
     }
     let mut d = [1; 4];
     let off = 4 - s.rank();
@@ -107,7 +126,12 @@ fn broadcast_spec(op: &'static str, big: &Shape, small: &Shape) -> Result<Broadc
     let dims = pad4(op, big)?;
     let bdims = pad4(op, small)?;
     if small.rank() > big.rank() || (0..4).any(|i| bdims[i] != 1 && bdims[i] != dims[i]) {
-        return Err(Error::shapes(op, big, small, "the second shape does not broadcast to the first"));
+        return Err(Error::shapes(
+            op,
+            big,
+            small,
+            "the second shape does not broadcast to the first",
+        ));
     }
     Ok(Broadcast { dims, bdims })
 }
@@ -133,18 +157,33 @@ impl Tensor {
     }
 
     /// In place `self = alpha · op(a) · op(b) + beta · self` (gradient accumulation).
-    pub fn gemm_(&mut self, a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool, alpha: f32, beta: f32) -> Result<()> {
+    pub fn gemm_(
+        &mut self,
+        a: &Tensor,
+        b: &Tensor,
+        trans_a: bool,
+        trans_b: bool,
+        alpha: f32,
+        beta: f32,
+    ) -> Result<()> {
         const OP: &str = "gemm_";
         for t in [&*self, a, b] {
             want(OP, t, DType::F32)?;
         }
         let spec = matmul_spec(a, b, trans_a, trans_b, alpha, beta)?;
         if self.shape.as_2d() != Some((spec.m, spec.n)) {
-            return Err(Error::shapes(OP, &self.shape, &Shape::new([spec.m, spec.n]), "output shape differs from the product's"));
+            return Err(Error::shapes(
+                OP,
+                &self.shape,
+                &Shape::new([spec.m, spec.n]),
+                "output shape differs from the product's",
+            ));
         }
         same_device(OP, &[self, a, b])?;
         match (&mut self.storage, &a.storage, &b.storage) {
-            (Storage::Cpu(c), Storage::Cpu(x), Storage::Cpu(y)) => CpuBackend.matmul(x, y, c, &spec),
+            (Storage::Cpu(c), Storage::Cpu(x), Storage::Cpu(y)) => {
+                CpuBackend.matmul(x, y, c, &spec)
+            }
             (Storage::Gpu(c), Storage::Gpu(x), Storage::Gpu(y)) => {
                 let ctx = c.ctx().clone();
                 ctx.matmul(x, y, c, &spec)
@@ -394,9 +433,21 @@ impl Tensor {
     /// The convolution geometry of this NCHW tensor under a `kh`×`kw` window.
     pub fn conv_geom(&self, kh: usize, kw: usize, stride: usize, pad: usize) -> Result<Conv2dGeom> {
         let &[n, c, h, w] = self.dims() else {
-            return Err(Error::invalid("im2col", format!("expected an NCHW tensor, got {}", self.shape)));
+            return Err(Error::invalid(
+                "im2col",
+                format!("expected an NCHW tensor, got {}", self.shape),
+            ));
         };
-        let g = Conv2dGeom { n, c, h, w, kh, kw, stride, pad };
+        let g = Conv2dGeom {
+            n,
+            c,
+            h,
+            w,
+            kh,
+            kw,
+            stride,
+            pad,
+        };
         g.validate("im2col")?;
         Ok(g)
     }
@@ -420,7 +471,12 @@ impl Tensor {
         g.validate(OP)?;
         let expect = Shape::new([g.col_rows(), g.col_cols()]);
         if self.shape != expect {
-            return Err(Error::shapes(OP, &self.shape, &expect, "columns do not match the geometry"));
+            return Err(Error::shapes(
+                OP,
+                &self.shape,
+                &expect,
+                "columns do not match the geometry",
+            ));
         }
         backend!(OP, [self => col], |be| {
             let mut x = be.alloc(g.n * g.c * g.h * g.w, DType::F32, OP)?;
@@ -432,16 +488,34 @@ impl Tensor {
     /// The pooling geometry of this NCHW tensor.
     pub fn pool_geom(&self, ph: usize, pw: usize, stride: usize, pad: usize) -> Result<Pool2dGeom> {
         let &[n, c, h, w] = self.dims() else {
-            return Err(Error::invalid("max_pool2d", format!("expected an NCHW tensor, got {}", self.shape)));
+            return Err(Error::invalid(
+                "max_pool2d",
+                format!("expected an NCHW tensor, got {}", self.shape),
+            ));
         };
-        let g = Pool2dGeom { n, c, h, w, ph, pw, stride, pad };
+        let g = Pool2dGeom {
+            n,
+            c,
+            h,
+            w,
+            ph,
+            pw,
+            stride,
+            pad,
+        };
         g.validate("max_pool2d")?;
         Ok(g)
     }
 
     /// Max-pool of an NCHW tensor → `(out [n, c, oh, ow], argmax u32 [n, c, oh, ow])`; the
     /// indices are flat into the input, the first maximum of a window wins (as the book).
-    pub fn max_pool2d(&self, ph: usize, pw: usize, stride: usize, pad: usize) -> Result<(Tensor, Tensor)> {
+    pub fn max_pool2d(
+        &self,
+        ph: usize,
+        pw: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Result<(Tensor, Tensor)> {
         const OP: &str = "max_pool2d";
         want(OP, self, DType::F32)?;
         let g = self.pool_geom(ph, pw, stride, pad)?;
@@ -466,7 +540,12 @@ impl Tensor {
         g.validate(OP)?;
         let oshape = Shape::new([g.n, g.c, g.out_h(), g.out_w()]);
         if self.shape != oshape {
-            return Err(Error::shapes(OP, &self.shape, &oshape, "dy does not match the pooling output"));
+            return Err(Error::shapes(
+                OP,
+                &self.shape,
+                &oshape,
+                "dy does not match the pooling output",
+            ));
         }
         same_shape(OP, self, idx)?;
         backend!(OP, [self => dy, idx => ib], |be| {
@@ -502,10 +581,17 @@ impl Tensor {
 
     /// A dropout mask: element i is `spec.scale` when the counter hash of `(seed, offset + i)`
     /// is ≥ `ratio`, else 0. The same mask on every device.
-    pub fn dropout_mask(shape: impl Into<Shape>, spec: &DropoutSpec, device: &Device) -> Result<Tensor> {
+    pub fn dropout_mask(
+        shape: impl Into<Shape>,
+        spec: &DropoutSpec,
+        device: &Device,
+    ) -> Result<Tensor> {
         const OP: &str = "dropout_mask";
         if !(0.0..1.0).contains(&spec.ratio) {
-            return Err(Error::invalid(OP, format!("ratio must be in [0, 1), got {}", spec.ratio)));
+            return Err(Error::invalid(
+                OP,
+                format!("ratio must be in [0, 1), got {}", spec.ratio),
+            ));
         }
         let shape = shape.into();
         let n = shape.numel();
@@ -531,7 +617,10 @@ impl Tensor {
         want(OP, self, DType::F32)?;
         let d = self.dims();
         if d.len() < 2 {
-            return Err(Error::invalid(OP, format!("needs rank ≥ 2, got {}", self.shape)));
+            return Err(Error::invalid(
+                OP,
+                format!("needs rank ≥ 2, got {}", self.shape),
+            ));
         }
         let (r, c) = (d[d.len() - 2], d[d.len() - 1]);
         let batch = self.numel().checked_div(r * c).unwrap_or(0);
@@ -546,10 +635,22 @@ impl Tensor {
     }
 }
 
-fn matmul_spec(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool, alpha: f32, beta: f32) -> Result<MatmulSpec> {
+fn matmul_spec(
+    a: &Tensor,
+    b: &Tensor,
+    trans_a: bool,
+    trans_b: bool,
+    alpha: f32,
+    beta: f32,
+) -> Result<MatmulSpec> {
     const OP: &str = "matmul";
     let (Some((ar, ac)), Some((br, bc))) = (a.shape.as_2d(), b.shape.as_2d()) else {
-        return Err(Error::shapes(OP, &a.shape, &b.shape, "both operands must be rank 2"));
+        return Err(Error::shapes(
+            OP,
+            &a.shape,
+            &b.shape,
+            "both operands must be rank 2",
+        ));
     };
     let (m, k) = if trans_a { (ac, ar) } else { (ar, ac) };
     let (k2, n) = if trans_b { (bc, br) } else { (br, bc) };
@@ -561,5 +662,13 @@ fn matmul_spec(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool, alpha: f32,
             format!("inner dimensions differ ({k} vs {k2}; trans_a={trans_a}, trans_b={trans_b})"),
         ));
     }
-    Ok(MatmulSpec { m, n, k, trans_a, trans_b, alpha, beta })
+    Ok(MatmulSpec {
+        m,
+        n,
+        k,
+        trans_a,
+        trans_b,
+        alpha,
+        beta,
+    })
 }

@@ -17,21 +17,39 @@ fn shape_mismatch_names_op_and_shapes() -> wgnn::Result<()> {
         let a = Tensor::zeros([2, 3], DType::F32, &dev)?;
         let b = Tensor::zeros([4, 5], DType::F32, &dev)?;
         let m = message(a.matmul(&b, false, false));
-        assert!(m.contains("matmul") && m.contains("[2, 3]") && m.contains("[4, 5]"), "{m}");
+        assert!(
+            m.contains("matmul") && m.contains("[2, 3]") && m.contains("[4, 5]"),
+            "{m}"
+        );
         let m = message(a.add(&b));
-        assert!(m.contains("add") && m.contains("[2, 3]") && m.contains("[4, 5]"), "{m}");
+        assert!(
+            m.contains("add") && m.contains("[2, 3]") && m.contains("[4, 5]"),
+            "{m}"
+        );
         let bias = Tensor::zeros([4], DType::F32, &dev)?;
         let m = message(a.add_broadcast(&bias));
-        assert!(m.contains("add_broadcast") && m.contains("[4]") && m.contains("broadcast"), "{m}");
+        assert!(
+            m.contains("add_broadcast") && m.contains("[4]") && m.contains("broadcast"),
+            "{m}"
+        );
         let labels = Tensor::from_slice(&[0u32, 1, 2], [3], &dev)?;
         let m = message(a.softmax_cross_entropy(&labels));
-        assert!(m.contains("softmax_cross_entropy") && m.contains("[3]"), "{m}");
+        assert!(
+            m.contains("softmax_cross_entropy") && m.contains("[3]"),
+            "{m}"
+        );
         let m = message(a.relu_backward(&b));
         assert!(m.contains("relu_backward"), "{m}");
         let m = message(Tensor::from_slice(&[1.0f32; 5], [2, 3], &dev));
-        assert!(m.contains("from_slice") && m.contains("6") && m.contains("5"), "{m}");
+        assert!(
+            m.contains("from_slice") && m.contains("6") && m.contains("5"),
+            "{m}"
+        );
         let m = message(a.try_clone()?.reshape([4, 2]));
-        assert!(m.contains("reshape") && m.contains("[2, 3]") && m.contains("[4, 2]"), "{m}");
+        assert!(
+            m.contains("reshape") && m.contains("[2, 3]") && m.contains("[4, 2]"),
+            "{m}"
+        );
     }
     Ok(())
 }
@@ -41,7 +59,10 @@ fn bad_geometry_and_dtypes() -> wgnn::Result<()> {
     for dev in common::all_devices() {
         let x = Tensor::zeros([1, 1, 4, 4], DType::F32, &dev)?;
         let m = message(x.im2col(7, 7, 1, 0));
-        assert!(m.contains("im2col") && m.contains("larger than padded input"), "{m}");
+        assert!(
+            m.contains("im2col") && m.contains("larger than padded input"),
+            "{m}"
+        );
         let m = message(x.im2col(3, 3, 0, 0));
         assert!(m.contains("stride"), "{m}");
         let m = message(x.max_pool2d(2, 2, 2, 2));
@@ -55,7 +76,12 @@ fn bad_geometry_and_dtypes() -> wgnn::Result<()> {
         assert!(m.contains("expected dtype u32, got f32"), "{m}");
         let m = message(labels_f32.to_vec::<u32>());
         assert!(m.contains("to_vec") && m.contains("f32"), "{m}");
-        let spec = wgnn::ops::DropoutSpec { ratio: 1.5, scale: 1.0, seed: 0, offset: 0 };
+        let spec = wgnn::ops::DropoutSpec {
+            ratio: 1.5,
+            scale: 1.0,
+            seed: 0,
+            offset: 0,
+        };
         let m = message(Tensor::dropout_mask([4], &spec, &dev));
         assert!(m.contains("dropout_mask") && m.contains("1.5"), "{m}");
     }
@@ -64,20 +90,31 @@ fn bad_geometry_and_dtypes() -> wgnn::Result<()> {
     let logits = Tensor::zeros([2, 3], DType::F32, &cpu)?;
     let labels = Tensor::from_slice(&[0u32, 7], [2], &cpu)?;
     let m = message(logits.softmax_cross_entropy(&labels));
-    assert!(m.contains("label 7 at row 1") && m.contains("3 classes"), "{m}");
+    assert!(
+        m.contains("label 7 at row 1") && m.contains("3 classes"),
+        "{m}"
+    );
     Ok(())
 }
 
 #[test]
 fn oversize_buffer_is_an_error_not_a_panic() -> wgnn::Result<()> {
     for dev in common::gpus() {
-        let Device::Gpu(ctx) = &dev else { unreachable!() };
+        let Device::Gpu(ctx) = &dev else {
+            unreachable!()
+        };
         let limit = ctx.max_tensor_bytes();
         let too_many = (limit / 4 + 1) as usize;
         let r = Tensor::zeros([too_many], DType::F32, &dev);
-        assert!(matches!(r, Err(Error::BufferTooLarge { .. })), "{dev}: {r:?}");
+        assert!(
+            matches!(r, Err(Error::BufferTooLarge { .. })),
+            "{dev}: {r:?}"
+        );
         let m = message(r);
-        assert!(m.contains("exceed") && m.contains(&limit.to_string()), "{m}");
+        assert!(
+            m.contains("exceed") && m.contains(&limit.to_string()),
+            "{m}"
+        );
         // An op whose output would be too large fails the same way, before any GPU call.
         let side = ((limit / 4) as f64).sqrt() as usize + 1;
         let a = Tensor::zeros([side, 1], DType::F32, &dev)?;
@@ -97,7 +134,10 @@ fn operands_on_different_devices() -> wgnn::Result<()> {
         let a = Tensor::zeros([2, 2], DType::F32, &Device::cpu())?;
         let b = Tensor::zeros([2, 2], DType::F32, &dev)?;
         let m = message(a.add(&b));
-        assert!(m.contains("different devices") && m.contains("to_device"), "{m}");
+        assert!(
+            m.contains("different devices") && m.contains("to_device"),
+            "{m}"
+        );
     }
     Ok(())
 }
@@ -105,7 +145,10 @@ fn operands_on_different_devices() -> wgnn::Result<()> {
 #[test]
 fn bad_device_specs() {
     let m = message(Device::from_spec("tpu"));
-    assert!(m.contains("tpu") && m.contains("cpu, gpu, gpu:N, auto"), "{m}");
+    assert!(
+        m.contains("tpu") && m.contains("cpu, gpu, gpu:N, auto"),
+        "{m}"
+    );
     let m = message(Device::from_spec("gpu:x"));
     assert!(m.contains("gpu:N"), "{m}");
     let m = message(Device::from_spec("gpu:99"));
@@ -119,16 +162,26 @@ fn bad_device_specs() {
 fn gpu_requested_with_none_present() {
     const CHILD: &str = "WGNN_TEST_NO_ADAPTER_CHILD";
     if std::env::var_os(CHILD).is_some() {
-        assert!(Device::list().is_empty(), "the child should see no adapters");
+        assert!(
+            Device::list().is_empty(),
+            "the child should see no adapters"
+        );
         let m = message(Device::gpu());
-        assert!(m.contains("no GPU adapter") && m.contains("mesa-vulkan-drivers"), "{m}");
+        assert!(
+            m.contains("no GPU adapter") && m.contains("mesa-vulkan-drivers"),
+            "{m}"
+        );
         let m = message(Device::from_spec("gpu:0"));
         assert!(m.contains("no GPU adapter"), "{m}");
         let auto = Device::auto().expect("auto() falls back to the CPU");
         assert!(!auto.is_gpu());
         return;
     }
-    let nowhere = if cfg!(target_os = "macos") { "dx12" } else { "metal" };
+    let nowhere = if cfg!(target_os = "macos") {
+        "dx12"
+    } else {
+        "metal"
+    };
     let out = std::process::Command::new(std::env::current_exe().expect("test binary path"))
         .args(["gpu_requested_with_none_present", "--exact", "--nocapture"])
         .env(CHILD, "1")
@@ -136,8 +189,18 @@ fn gpu_requested_with_none_present() {
         .env_remove("WGNN_DEVICE")
         .output()
         .expect("spawn the test binary");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "child failed:\n{text}");
-    assert!(text.contains("1 passed"), "child did not run the check:\n{text}");
-    assert!(text.contains("using the CPU backend"), "auto() did not say it fell back:\n{text}");
+    assert!(
+        text.contains("1 passed"),
+        "child did not run the check:\n{text}"
+    );
+    assert!(
+        text.contains("using the CPU backend"),
+        "auto() did not say it fell back:\n{text}"
+    );
 }

@@ -5,9 +5,18 @@ mod common;
 
 use wgnn::Tensor;
 
-const W: [f32; 6] = [0.47355232, 0.9977393, 0.84668094, 0.85557411, 0.03563661, 0.69422093];
+const W: [f32; 6] = [
+    0.47355232, 0.9977393, 0.84668094, 0.85557411, 0.03563661, 0.69422093,
+];
 const LOSS: f64 = 0.928_068_536_634_113_26;
-const DW: [f32; 6] = [0.21924763, 0.14356247, -0.36281009, 0.32887144, 0.2153437, -0.54421514];
+const DW: [f32; 6] = [
+    0.21924763,
+    0.14356247,
+    -0.36281009,
+    0.32887144,
+    0.2153437,
+    -0.54421514,
+];
 
 #[test]
 fn simple_net_loss_and_gradient() -> wgnn::Result<()> {
@@ -22,8 +31,17 @@ fn simple_net_loss_and_gradient() -> wgnn::Result<()> {
         let loss = loss.item()? as f64;
         println!("book_vectors: {dev}: loss {loss:.9} (book {LOSS:.9})");
         // f32 arithmetic on values of order 1: 1e-6 is a few ulps of headroom.
-        assert!((loss - LOSS).abs() < 1e-6, "{dev}: loss {loss} vs the book's {LOSS}");
-        common::assert_close(&format!("simpleNet dW on {dev}"), &dw.to_vec::<f32>()?, &DW, 1e-6, 1e-5);
+        assert!(
+            (loss - LOSS).abs() < 1e-6,
+            "{dev}: loss {loss} vs the book's {LOSS}"
+        );
+        common::assert_close(
+            &format!("simpleNet dW on {dev}"),
+            &dw.to_vec::<f32>()?,
+            &DW,
+            1e-6,
+            1e-5,
+        );
     }
     Ok(())
 }

@@ -9,7 +9,9 @@ fn step(x: &Tensor, w: &Tensor, labels: &Tensor) -> wgnn::Result<Tensor> {
     let col = x.im2col(3, 3, 1, 1)?; // [2*8*8, 2*9]
     let h = col.matmul(w, false, false)?.relu()?; // [128, 4]
     let (loss, probs) = h.softmax_cross_entropy(labels)?;
-    let dh = probs.softmax_cross_entropy_backward(labels, 1.0)?.relu_backward(&h)?;
+    let dh = probs
+        .softmax_cross_entropy_backward(labels, 1.0)?
+        .relu_backward(&h)?;
     let dw = col.matmul(&dh, true, false)?;
     let dcol = dh.matmul(w, false, true)?;
     let dx = dcol.col2im(&x.conv_geom(3, 3, 1, 1)?)?;
@@ -24,7 +26,8 @@ fn live_gpu_bytes_flat_over_100_runs() -> wgnn::Result<()> {
     for dev in common::fresh_gpus() {
         let x = Tensor::randn([2, 2, 8, 8], 0.0, 1.0, 1, &dev)?;
         let w = Tensor::randn([18, 4], 0.0, 0.5, 2, &dev)?;
-        let labels = Tensor::from_slice(&(0..128u32).map(|i| i % 4).collect::<Vec<_>>(), [128], &dev)?;
+        let labels =
+            Tensor::from_slice(&(0..128u32).map(|i| i % 4).collect::<Vec<_>>(), [128], &dev)?;
         let _ = step(&x, &w, &labels)?;
         dev.sync()?;
         let first = dev.counters();
@@ -38,11 +41,23 @@ fn live_gpu_bytes_flat_over_100_runs() -> wgnn::Result<()> {
         let last = dev.counters();
         println!(
             "memory: {dev}: live {} bytes after run 1, {} after run 101; buffers created {} -> {}",
-            first.live_buffer_bytes, last.live_buffer_bytes, first.buffers_created, last.buffers_created
+            first.live_buffer_bytes,
+            last.live_buffer_bytes,
+            first.buffers_created,
+            last.buffers_created
         );
-        assert_eq!(last.live_buffer_bytes, first.live_buffer_bytes, "{dev}: live GPU bytes grew");
-        assert_eq!(last.buffers_created, first.buffers_created, "{dev}: buffers were created after the first run");
-        assert_eq!(last.in_use_bytes, first.in_use_bytes, "{dev}: tensors leaked");
+        assert_eq!(
+            last.live_buffer_bytes, first.live_buffer_bytes,
+            "{dev}: live GPU bytes grew"
+        );
+        assert_eq!(
+            last.buffers_created, first.buffers_created,
+            "{dev}: buffers were created after the first run"
+        );
+        assert_eq!(
+            last.in_use_bytes, first.in_use_bytes,
+            "{dev}: tensors leaked"
+        );
     }
     Ok(())
 }
@@ -50,7 +65,9 @@ fn live_gpu_bytes_flat_over_100_runs() -> wgnn::Result<()> {
 #[test]
 fn trim_releases_pooled_buffers() -> wgnn::Result<()> {
     for dev in common::fresh_gpus() {
-        let Device::Gpu(ctx) = &dev else { unreachable!() };
+        let Device::Gpu(ctx) = &dev else {
+            unreachable!()
+        };
         {
             let a = Tensor::randn([64, 64], 0.0, 1.0, 1, &dev)?;
             let _b = a.matmul(&a, false, false)?;

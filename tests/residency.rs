@@ -52,16 +52,33 @@ fn op_chain_is_one_submit_and_no_readback() -> wgnn::Result<()> {
         let before = dev.counters();
         let y = chain(&x, &w, &b)?;
         let mid = dev.counters().since(&before);
-        assert!(mid.dispatches >= 20, "{dev}: only {} dispatches recorded", mid.dispatches);
+        assert!(
+            mid.dispatches >= 20,
+            "{dev}: only {} dispatches recorded",
+            mid.dispatches
+        );
         assert_eq!(mid.submits, 0, "{dev}: the chain submitted before to_vec()");
-        assert_eq!(mid.bytes_read_back, 0, "{dev}: bytes read back before to_vec()");
+        assert_eq!(
+            mid.bytes_read_back, 0,
+            "{dev}: bytes read back before to_vec()"
+        );
         assert_eq!(mid.bytes_uploaded, 0, "{dev}: the chain uploaded data");
         let got = y.to_vec::<f32>()?;
         let after = dev.counters().since(&before);
-        assert_eq!(after.submits, 1, "{dev}: chain + to_vec() should be exactly one submit");
-        assert_eq!(after.bytes_read_back, (y.numel() * 4) as u64, "{dev}: to_vec() must read back exactly the tensor");
+        assert_eq!(
+            after.submits, 1,
+            "{dev}: chain + to_vec() should be exactly one submit"
+        );
+        assert_eq!(
+            after.bytes_read_back,
+            (y.numel() * 4) as u64,
+            "{dev}: to_vec() must read back exactly the tensor"
+        );
         common::assert_close(&format!("chain on {dev}"), &got, &want, 1e-4, 1e-3);
-        println!("residency: {dev}: {} dispatches, 1 submit, {} bytes read back", mid.dispatches, after.bytes_read_back);
+        println!(
+            "residency: {dev}: {} dispatches, 1 submit, {} bytes read back",
+            mid.dispatches, after.bytes_read_back
+        );
     }
     Ok(())
 }
@@ -75,7 +92,10 @@ fn explicit_flush_submits_once() -> wgnn::Result<()> {
         dev.flush()?;
         dev.flush()?; // nothing pending: no second submit
         let c = dev.counters().since(&before);
-        assert_eq!(c.submits, 1, "{dev}: flush with pending work is one submit, an empty flush none");
+        assert_eq!(
+            c.submits, 1,
+            "{dev}: flush with pending work is one submit, an empty flush none"
+        );
         assert_eq!(c.bytes_read_back, 0);
         drop(y);
     }

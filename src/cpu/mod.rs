@@ -58,7 +58,11 @@ impl CpuStorage {
             CpuStorage::U32(v) => bytemuck::cast_slice(v),
         };
         if T::DTYPE != self.dtype() {
-            return Err(Error::DTypeMismatch { op: "to_vec", expected: self.dtype(), got: T::DTYPE });
+            return Err(Error::DTypeMismatch {
+                op: "to_vec",
+                expected: self.dtype(),
+                got: T::DTYPE,
+            });
         }
         Ok(bytemuck::pod_collect_to_vec(bytes))
     }
@@ -66,28 +70,44 @@ impl CpuStorage {
     fn f32s(&self, op: &'static str) -> Result<&[f32]> {
         match self {
             CpuStorage::F32(v) => Ok(v),
-            s => Err(Error::DTypeMismatch { op, expected: DType::F32, got: s.dtype() }),
+            s => Err(Error::DTypeMismatch {
+                op,
+                expected: DType::F32,
+                got: s.dtype(),
+            }),
         }
     }
 
     fn f32s_mut(&mut self, op: &'static str) -> Result<&mut [f32]> {
         match self {
             CpuStorage::F32(v) => Ok(v),
-            s => Err(Error::DTypeMismatch { op, expected: DType::F32, got: s.dtype() }),
+            s => Err(Error::DTypeMismatch {
+                op,
+                expected: DType::F32,
+                got: s.dtype(),
+            }),
         }
     }
 
     fn u32s(&self, op: &'static str) -> Result<&[u32]> {
         match self {
             CpuStorage::U32(v) => Ok(v),
-            s => Err(Error::DTypeMismatch { op, expected: DType::U32, got: s.dtype() }),
+            s => Err(Error::DTypeMismatch {
+                op,
+                expected: DType::U32,
+                got: s.dtype(),
+            }),
         }
     }
 
     fn u32s_mut(&mut self, op: &'static str) -> Result<&mut [u32]> {
         match self {
             CpuStorage::U32(v) => Ok(v),
-            s => Err(Error::DTypeMismatch { op, expected: DType::U32, got: s.dtype() }),
+            s => Err(Error::DTypeMismatch {
+                op,
+                expected: DType::U32,
+                got: s.dtype(),
+            }),
         }
     }
 }
@@ -99,7 +119,10 @@ pub struct CpuBackend;
 fn label_at(labels: &[u32], row: usize, cols: usize, op: &'static str) -> Result<usize> {
     let t = labels[row] as usize;
     if t >= cols {
-        return Err(Error::invalid(op, format!("label {t} at row {row} is out of range for {cols} classes")));
+        return Err(Error::invalid(
+            op,
+            format!("label {t} at row {row} is out of range for {cols} classes"),
+        ));
     }
     Ok(t)
 }
@@ -111,7 +134,13 @@ impl Backend for CpuBackend {
         Ok(CpuStorage::zeros(dtype, numel))
     }
 
-    fn matmul(&self, a: &CpuStorage, b: &CpuStorage, c: &mut CpuStorage, s: &MatmulSpec) -> Result<()> {
+    fn matmul(
+        &self,
+        a: &CpuStorage,
+        b: &CpuStorage,
+        c: &mut CpuStorage,
+        s: &MatmulSpec,
+    ) -> Result<()> {
         const OP: &str = "matmul";
         let shape_err = |e: ndarray::ShapeError| Error::invalid(OP, e.to_string());
         let a = a.f32s(OP)?;
@@ -119,16 +148,21 @@ impl Backend for CpuBackend {
         let c = c.f32s_mut(OP)?;
         // Stored shapes; ndarray's .t() is a free view, so the GEMM sees op(A), op(B) directly.
         let av = if s.trans_a {
-            ArrayView2::from_shape((s.k, s.m), a).map_err(shape_err)?.reversed_axes()
+            ArrayView2::from_shape((s.k, s.m), a)
+                .map_err(shape_err)?
+                .reversed_axes()
         } else {
             ArrayView2::from_shape((s.m, s.k), a).map_err(shape_err)?
         };
         let bv = if s.trans_b {
-            ArrayView2::from_shape((s.n, s.k), b).map_err(shape_err)?.reversed_axes()
+            ArrayView2::from_shape((s.n, s.k), b)
+                .map_err(shape_err)?
+                .reversed_axes()
         } else {
             ArrayView2::from_shape((s.k, s.n), b).map_err(shape_err)?
         };
-        let mut cv = ArrayViewMut2::from_shape((s.m, s.n), &mut c[..s.m * s.n]).map_err(shape_err)?;
+        let mut cv =
+            ArrayViewMut2::from_shape((s.m, s.n), &mut c[..s.m * s.n]).map_err(shape_err)?;
         if s.beta == 0.0 {
             cv.fill(0.0); // never read a previous C (it may hold NaN)
         }
@@ -136,8 +170,19 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn binary(&self, op: BinaryOp, x: &CpuStorage, y: &CpuStorage, out: &mut CpuStorage, n: usize) -> Result<()> {
-        let (x, y, o) = (&x.f32s("binary")?[..n], &y.f32s("binary")?[..n], &mut out.f32s_mut("binary")?[..n]);
+    fn binary(
+        &self,
+        op: BinaryOp,
+        x: &CpuStorage,
+        y: &CpuStorage,
+        out: &mut CpuStorage,
+        n: usize,
+    ) -> Result<()> {
+        let (x, y, o) = (
+            &x.f32s("binary")?[..n],
+            &y.f32s("binary")?[..n],
+            &mut out.f32s_mut("binary")?[..n],
+        );
         let f: fn(f32, f32) -> f32 = match op {
             BinaryOp::Add => |a, b| a + b,
             BinaryOp::Sub => |a, b| a - b,
@@ -153,15 +198,29 @@ impl Backend for CpuBackend {
         let (x, o) = (&x.f32s("unary")?[..n], &mut out.f32s_mut("unary")?[..n]);
         match op {
             UnaryOp::Relu => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.max(0.0)),
-            UnaryOp::Sigmoid => o.iter_mut().zip(x).for_each(|(o, &v)| *o = 1.0 / (1.0 + (-v).exp())),
+            UnaryOp::Sigmoid => o
+                .iter_mut()
+                .zip(x)
+                .for_each(|(o, &v)| *o = 1.0 / (1.0 + (-v).exp())),
             UnaryOp::Scale(a) => o.iter_mut().zip(x).for_each(|(o, &v)| *o = a * v),
             UnaryOp::Copy => o.copy_from_slice(x),
         }
         Ok(())
     }
 
-    fn unary_bwd(&self, op: UnaryBwd, dy: &CpuStorage, saved: &CpuStorage, dx: &mut CpuStorage, n: usize) -> Result<()> {
-        let (dy, s, dx) = (&dy.f32s("unary_bwd")?[..n], &saved.f32s("unary_bwd")?[..n], &mut dx.f32s_mut("unary_bwd")?[..n]);
+    fn unary_bwd(
+        &self,
+        op: UnaryBwd,
+        dy: &CpuStorage,
+        saved: &CpuStorage,
+        dx: &mut CpuStorage,
+        n: usize,
+    ) -> Result<()> {
+        let (dy, s, dx) = (
+            &dy.f32s("unary_bwd")?[..n],
+            &saved.f32s("unary_bwd")?[..n],
+            &mut dx.f32s_mut("unary_bwd")?[..n],
+        );
         for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(s) {
             *d = match op {
                 UnaryBwd::Relu => {
@@ -188,8 +247,18 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn add_broadcast(&self, a: &CpuStorage, b: &CpuStorage, out: &mut CpuStorage, bc: &Broadcast) -> Result<()> {
-        let (a, b, o) = (a.f32s("add_broadcast")?, b.f32s("add_broadcast")?, out.f32s_mut("add_broadcast")?);
+    fn add_broadcast(
+        &self,
+        a: &CpuStorage,
+        b: &CpuStorage,
+        out: &mut CpuStorage,
+        bc: &Broadcast,
+    ) -> Result<()> {
+        let (a, b, o) = (
+            a.f32s("add_broadcast")?,
+            b.f32s("add_broadcast")?,
+            out.f32s_mut("add_broadcast")?,
+        );
         let bs = bc.b_strides();
         let d = bc.dims;
         let mut i = 0;
@@ -229,7 +298,14 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn sum_rows(&self, x: &CpuStorage, out: &mut CpuStorage, rows: usize, cols: usize, alpha: f32) -> Result<()> {
+    fn sum_rows(
+        &self,
+        x: &CpuStorage,
+        out: &mut CpuStorage,
+        rows: usize,
+        cols: usize,
+        alpha: f32,
+    ) -> Result<()> {
         let (x, o) = (x.f32s("sum_rows")?, &mut out.f32s_mut("sum_rows")?[..cols]);
         o.fill(0.0);
         for row in x[..rows * cols].chunks_exact(cols) {
@@ -239,17 +315,36 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn sum_cols(&self, x: &CpuStorage, out: &mut CpuStorage, rows: usize, cols: usize, alpha: f32) -> Result<()> {
+    fn sum_cols(
+        &self,
+        x: &CpuStorage,
+        out: &mut CpuStorage,
+        rows: usize,
+        cols: usize,
+        alpha: f32,
+    ) -> Result<()> {
         let (x, o) = (x.f32s("sum_cols")?, out.f32s_mut("sum_cols")?);
-        for (o, row) in o[..rows].iter_mut().zip(x[..rows * cols].chunks_exact(cols)) {
+        for (o, row) in o[..rows]
+            .iter_mut()
+            .zip(x[..rows * cols].chunks_exact(cols))
+        {
             *o = alpha * row.iter().map(|&v| v as f64).sum::<f64>() as f32;
         }
         Ok(())
     }
 
-    fn softmax(&self, x: &CpuStorage, out: &mut CpuStorage, rows: usize, cols: usize) -> Result<()> {
+    fn softmax(
+        &self,
+        x: &CpuStorage,
+        out: &mut CpuStorage,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
         let (x, o) = (x.f32s("softmax")?, out.f32s_mut("softmax")?);
-        for (orow, xrow) in o[..rows * cols].chunks_exact_mut(cols).zip(x.chunks_exact(cols)) {
+        for (orow, xrow) in o[..rows * cols]
+            .chunks_exact_mut(cols)
+            .zip(x.chunks_exact(cols))
+        {
             let m = xrow.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let mut s = 0.0f32;
             for (o, &v) in orow.iter_mut().zip(xrow) {
@@ -261,11 +356,26 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn softmax_bwd(&self, y: &CpuStorage, dy: &CpuStorage, dx: &mut CpuStorage, rows: usize, cols: usize) -> Result<()> {
-        let (y, dy, dx) = (y.f32s("softmax_bwd")?, dy.f32s("softmax_bwd")?, dx.f32s_mut("softmax_bwd")?);
+    fn softmax_bwd(
+        &self,
+        y: &CpuStorage,
+        dy: &CpuStorage,
+        dx: &mut CpuStorage,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        let (y, dy, dx) = (
+            y.f32s("softmax_bwd")?,
+            dy.f32s("softmax_bwd")?,
+            dx.f32s_mut("softmax_bwd")?,
+        );
         for r in 0..rows {
             let sl = r * cols..(r + 1) * cols;
-            let dot: f32 = y[sl.clone()].iter().zip(&dy[sl.clone()]).map(|(a, b)| a * b).sum();
+            let dot: f32 = y[sl.clone()]
+                .iter()
+                .zip(&dy[sl.clone()])
+                .map(|(a, b)| a * b)
+                .sum();
             for i in sl {
                 dx[i] = y[i] * (dy[i] - dot);
             }
@@ -273,7 +383,15 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn softmax_ce(&self, logits: &CpuStorage, labels: &CpuStorage, probs: &mut CpuStorage, row_loss: &mut CpuStorage, rows: usize, cols: usize) -> Result<()> {
+    fn softmax_ce(
+        &self,
+        logits: &CpuStorage,
+        labels: &CpuStorage,
+        probs: &mut CpuStorage,
+        row_loss: &mut CpuStorage,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
         const OP: &str = "softmax_cross_entropy";
         let labels = labels.u32s(OP)?;
         self.softmax(logits, probs, rows, cols)?;
@@ -288,7 +406,15 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn softmax_ce_bwd(&self, probs: &CpuStorage, labels: &CpuStorage, dx: &mut CpuStorage, rows: usize, cols: usize, scale: f32) -> Result<()> {
+    fn softmax_ce_bwd(
+        &self,
+        probs: &CpuStorage,
+        labels: &CpuStorage,
+        dx: &mut CpuStorage,
+        rows: usize,
+        cols: usize,
+        scale: f32,
+    ) -> Result<()> {
         const OP: &str = "softmax_cross_entropy_backward";
         let (p, labels, dx) = (probs.f32s(OP)?, labels.u32s(OP)?, dx.f32s_mut(OP)?);
         for r in 0..rows {
@@ -315,7 +441,11 @@ impl Backend for CpuBackend {
                             let iy = (oy * g.stride + ky) as isize - g.pad as isize;
                             for kx in 0..g.kw {
                                 let ix = (ox * g.stride + kx) as isize - g.pad as isize;
-                                row[j] = if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
+                                row[j] = if iy >= 0
+                                    && ix >= 0
+                                    && (iy as usize) < g.h
+                                    && (ix as usize) < g.w
+                                {
                                     plane[iy as usize * g.w + ix as usize]
                                 } else {
                                     0.0
@@ -345,7 +475,8 @@ impl Backend for CpuBackend {
                             let iy = (oy * g.stride + ky) as isize - g.pad as isize;
                             for kx in 0..g.kw {
                                 let ix = (ox * g.stride + kx) as isize - g.pad as isize;
-                                if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
+                                if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w
+                                {
                                     plane[iy as usize * g.w + ix as usize] += row[j];
                                 }
                                 j += 1;
@@ -358,8 +489,18 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn max_pool(&self, x: &CpuStorage, out: &mut CpuStorage, idx: &mut CpuStorage, g: &Pool2dGeom) -> Result<()> {
-        let (x, out, idx) = (x.f32s("max_pool2d")?, out.f32s_mut("max_pool2d")?, idx.u32s_mut("max_pool2d")?);
+    fn max_pool(
+        &self,
+        x: &CpuStorage,
+        out: &mut CpuStorage,
+        idx: &mut CpuStorage,
+        g: &Pool2dGeom,
+    ) -> Result<()> {
+        let (x, out, idx) = (
+            x.f32s("max_pool2d")?,
+            out.f32s_mut("max_pool2d")?,
+            idx.u32s_mut("max_pool2d")?,
+        );
         let (oh, ow) = (g.out_h(), g.out_w());
         let mut o = 0;
         for plane in 0..g.n * g.c {
@@ -394,22 +535,41 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn max_pool_bwd(&self, dy: &CpuStorage, idx: &CpuStorage, dx: &mut CpuStorage, g: &Pool2dGeom) -> Result<()> {
-        let (dy, idx, dx) = (dy.f32s("max_pool2d_backward")?, idx.u32s("max_pool2d_backward")?, dx.f32s_mut("max_pool2d_backward")?);
+    fn max_pool_bwd(
+        &self,
+        dy: &CpuStorage,
+        idx: &CpuStorage,
+        dx: &mut CpuStorage,
+        g: &Pool2dGeom,
+    ) -> Result<()> {
+        let (dy, idx, dx) = (
+            dy.f32s("max_pool2d_backward")?,
+            idx.u32s("max_pool2d_backward")?,
+            dx.f32s_mut("max_pool2d_backward")?,
+        );
         let len = g.n * g.c * g.h * g.w;
         dx[..len].fill(0.0);
         let on = g.n * g.c * g.out_h() * g.out_w();
         for (&i, &d) in idx[..on].iter().zip(dy) {
             let i = i as usize;
             if i >= len {
-                return Err(Error::invalid("max_pool2d_backward", format!("argmax index {i} out of range for an input of {len} elements")));
+                return Err(Error::invalid(
+                    "max_pool2d_backward",
+                    format!("argmax index {i} out of range for an input of {len} elements"),
+                ));
             }
             dx[i] += d;
         }
         Ok(())
     }
 
-    fn argmax_rows(&self, x: &CpuStorage, out: &mut CpuStorage, rows: usize, cols: usize) -> Result<()> {
+    fn argmax_rows(
+        &self,
+        x: &CpuStorage,
+        out: &mut CpuStorage,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
         let (x, out) = (x.f32s("argmax_rows")?, out.u32s_mut("argmax_rows")?);
         for (o, row) in out[..rows].iter_mut().zip(x.chunks_exact(cols)) {
             *o = argmax(row) as u32;
@@ -417,8 +577,19 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn count_correct(&self, x: &CpuStorage, labels: &CpuStorage, out: &mut CpuStorage, rows: usize, cols: usize) -> Result<()> {
-        let (x, labels, out) = (x.f32s("count_correct")?, labels.u32s("count_correct")?, out.u32s_mut("count_correct")?);
+    fn count_correct(
+        &self,
+        x: &CpuStorage,
+        labels: &CpuStorage,
+        out: &mut CpuStorage,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        let (x, labels, out) = (
+            x.f32s("count_correct")?,
+            labels.u32s("count_correct")?,
+            out.u32s_mut("count_correct")?,
+        );
         out[0] = x[..rows * cols]
             .chunks_exact(cols)
             .zip(labels)
@@ -436,7 +607,14 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn transpose(&self, x: &CpuStorage, out: &mut CpuStorage, batch: usize, rows: usize, cols: usize) -> Result<()> {
+    fn transpose(
+        &self,
+        x: &CpuStorage,
+        out: &mut CpuStorage,
+        batch: usize,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
         let (x, o) = (x.f32s("transpose")?, out.f32s_mut("transpose")?);
         for b in 0..batch {
             let xs = &x[b * rows * cols..][..rows * cols];

@@ -18,7 +18,11 @@ const MIN_CLASS: u64 = 256;
 pub(crate) fn size_class(bytes: u64, limit: u64) -> u64 {
     let b = bytes.max(MIN_CLASS);
     let pow2 = b.next_power_of_two();
-    if pow2 <= limit { pow2 } else { b.div_ceil(256) * 256 }
+    if pow2 <= limit {
+        pow2
+    } else {
+        b.div_ceil(256) * 256
+    }
 }
 
 /// Free buffers by size class.

@@ -1,14 +1,14 @@
 //! One opened adapter: device, queue, limits, pipeline cache, buffer pool, pending work and
 //! counters. Everything a GPU tensor needs hangs off an `Arc<GpuContext>`.
 
-use super::buffers::{size_class, BufferPool, GpuBuffer};
-use super::encoder::{Pending, ARENA_BYTES};
+use super::buffers::{BufferPool, GpuBuffer, size_class};
+use super::encoder::{ARENA_BYTES, Pending};
 use super::ops::MatmulKernel;
 use super::pipelines::{KernelKey, PipelineCache};
 use crate::device::{AdapterSummary, INSTALL_HINT};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use wgpu::util::DeviceExt;
 
@@ -84,7 +84,12 @@ impl GpuContext {
             required_limits: limits.clone(),
             ..Default::default()
         }))
-        .map_err(|e| Error::NoAdapter(format!("could not open adapter \"{}\": {e}; {INSTALL_HINT}", info.name)))?;
+        .map_err(|e| {
+            Error::NoAdapter(format!(
+                "could not open adapter \"{}\": {e}; {INSTALL_HINT}",
+                info.name
+            ))
+        })?;
         let error = Arc::new(Mutex::new(None::<String>));
         let sink = error.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -99,9 +104,12 @@ impl GpuContext {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let kernel = MatmulKernel::from_env().unwrap_or(MatmulKernel::default_for(info.device_type));
+        let kernel =
+            MatmulKernel::from_env().unwrap_or(MatmulKernel::default_for(info.device_type));
         Ok(GpuContext {
-            max_binding: limits.max_storage_buffer_binding_size.min(limits.max_buffer_size),
+            max_binding: limits
+                .max_storage_buffer_binding_size
+                .min(limits.max_buffer_size),
             max_groups: limits.max_compute_workgroups_per_dimension,
             uniform_align: limits.min_uniform_buffer_offset_alignment as u64,
             device,
@@ -172,7 +180,12 @@ impl GpuContext {
     }
 
     /// A pooled storage buffer for `numel` elements of `dtype`; contents unspecified.
-    pub(crate) fn alloc_buffer(self: &Arc<Self>, numel: usize, dtype: DType, what: &str) -> Result<GpuBuffer> {
+    pub(crate) fn alloc_buffer(
+        self: &Arc<Self>,
+        numel: usize,
+        dtype: DType,
+        what: &str,
+    ) -> Result<GpuBuffer> {
         let bytes = (numel as u64) * dtype.size() as u64;
         if bytes > self.max_binding {
             return Err(Error::BufferTooLarge {
@@ -190,14 +203,22 @@ impl GpuContext {
                 let b = self.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("wgnn tensor"),
                     size: class,
-                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                    usage: wgpu::BufferUsages::STORAGE
+                        | wgpu::BufferUsages::COPY_SRC
+                        | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
                 lock(&self.pool).record_new(class);
                 b
             }
         };
-        Ok(GpuBuffer { buffer: Some(buffer), class, dtype, numel, ctx: self.clone() })
+        Ok(GpuBuffer {
+            buffer: Some(buffer),
+            class,
+            dtype,
+            numel,
+            ctx: self.clone(),
+        })
     }
 
     pub(crate) fn release(&self, class: u64, buffer: wgpu::Buffer) {
@@ -206,7 +227,12 @@ impl GpuContext {
 
     /// A new buffer holding `bytes`, uploaded through a staging copy recorded in the pending
     /// encoder (so it is ordered after earlier work that may still use a recycled buffer).
-    pub(crate) fn upload(self: &Arc<Self>, bytes: &[u8], dtype: DType, numel: usize) -> Result<GpuBuffer> {
+    pub(crate) fn upload(
+        self: &Arc<Self>,
+        bytes: &[u8],
+        dtype: DType,
+        numel: usize,
+    ) -> Result<GpuBuffer> {
         let buf = self.alloc_buffer(numel, dtype, "upload")?;
         if bytes.is_empty() {
             return Ok(buf);
@@ -219,16 +245,23 @@ impl GpuContext {
             padded.resize(bytes.len().div_ceil(4) * 4, 0);
             &padded
         };
-        let staging = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("wgnn upload"),
-            contents: data,
-            usage: wgpu::BufferUsages::COPY_SRC,
-        });
+        let staging = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("wgnn upload"),
+                contents: data,
+                usage: wgpu::BufferUsages::COPY_SRC,
+            });
         let mut pending = lock(&self.pending);
-        pending
-            .encoder(&self.device)
-            .copy_buffer_to_buffer(&staging, 0, buf.raw(), 0, data.len() as u64);
-        self.uploaded.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        pending.encoder(&self.device).copy_buffer_to_buffer(
+            &staging,
+            0,
+            buf.raw(),
+            0,
+            data.len() as u64,
+        );
+        self.uploaded
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Ok(buf)
     }
 
@@ -245,7 +278,13 @@ impl GpuContext {
     }
 
     /// A copy of the first `bytes` of `src` in a new buffer.
-    pub(crate) fn copy_buffer(self: &Arc<Self>, src: &GpuBuffer, bytes: usize, dtype: DType, numel: usize) -> Result<GpuBuffer> {
+    pub(crate) fn copy_buffer(
+        self: &Arc<Self>,
+        src: &GpuBuffer,
+        bytes: usize,
+        dtype: DType,
+        numel: usize,
+    ) -> Result<GpuBuffer> {
         let dst = self.alloc_buffer(numel, dtype, "copy")?;
         let len = (bytes as u64).div_ceil(4) * 4;
         if len > 0 {
@@ -269,7 +308,13 @@ impl GpuContext {
 
     /// Records one compute dispatch: `params` go to the uniform arena (binding 0), `bindings`
     /// are (binding, buffer) pairs, `groups` the workgroup counts.
-    pub(crate) fn dispatch(&self, key: &KernelKey, params: &[u8], bindings: &[(u32, &wgpu::Buffer)], groups: [u32; 3]) -> Result<()> {
+    pub(crate) fn dispatch(
+        &self,
+        key: &KernelKey,
+        params: &[u8],
+        bindings: &[(u32, &wgpu::Buffer)],
+        groups: [u32; 3],
+    ) -> Result<()> {
         if groups.contains(&0) {
             return Ok(());
         }
@@ -289,17 +334,26 @@ impl GpuContext {
                 self.submit_locked(&mut pending)?;
                 pending
                     .push_params(params, self.uniform_align)
-                    .ok_or_else(|| self.gpu_err("kernel parameters larger than the uniform arena"))?
+                    .ok_or_else(|| {
+                        self.gpu_err("kernel parameters larger than the uniform arena")
+                    })?
             }
         };
         let size = wgpu::BufferSize::new((params.len() as u64).div_ceil(16) * 16);
         let mut entries = Vec::with_capacity(bindings.len() + 1);
         entries.push(wgpu::BindGroupEntry {
             binding: 0,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &self.arena, offset, size }),
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &self.arena,
+                offset,
+                size,
+            }),
         });
         for &(binding, buffer) in bindings {
-            entries.push(wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() });
+            entries.push(wgpu::BindGroupEntry {
+                binding,
+                resource: buffer.as_entire_binding(),
+            });
         }
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(key.entry),
@@ -308,7 +362,10 @@ impl GpuContext {
         });
         let encoder = pending.encoder(&self.device);
         {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(key.entry), timestamp_writes: None });
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(key.entry),
+                timestamp_writes: None,
+            });
             pass.set_pipeline(&pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);

@@ -22,7 +22,9 @@ impl Pending {
     /// The encoder, created on first use.
     pub fn encoder(&mut self, device: &wgpu::Device) -> &mut wgpu::CommandEncoder {
         self.encoder.get_or_insert_with(|| {
-            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgnn step") })
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("wgnn step"),
+            })
         })
     }
 

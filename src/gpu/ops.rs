@@ -133,30 +133,71 @@ struct TransposeParams {
 
 /// Kernel indices are u32: every size handed to a kernel must fit.
 fn u32_of(op: &'static str, v: usize) -> Result<u32> {
-    u32::try_from(v).map_err(|_| Error::invalid(op, format!("size {v} exceeds the 32-bit indexing of the GPU kernels")))
+    u32::try_from(v).map_err(|_| {
+        Error::invalid(
+            op,
+            format!("size {v} exceeds the 32-bit indexing of the GPU kernels"),
+        )
+    })
 }
 
 fn f32_only(op: &'static str, b: &GpuBuffer) -> Result<()> {
     if b.dtype != DType::F32 {
-        return Err(Error::DTypeMismatch { op, expected: DType::F32, got: b.dtype });
+        return Err(Error::DTypeMismatch {
+            op,
+            expected: DType::F32,
+            got: b.dtype,
+        });
     }
     Ok(())
 }
 
 impl GpuContext {
     fn elementwise(&self, entry: &'static str, p: EltParams, bufs: &[&GpuBuffer]) -> Result<()> {
-        let bindings: Vec<(u32, &wgpu::Buffer)> = bufs.iter().enumerate().map(|(i, b)| (i as u32 + 1, b.raw())).collect();
+        let bindings: Vec<(u32, &wgpu::Buffer)> = bufs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i as u32 + 1, b.raw()))
+            .collect();
         let groups = self.grid(p.n as usize, 256)?;
-        self.dispatch(&KernelKey::new(Shader::Elementwise, entry), bytemuck::bytes_of(&p), &bindings, groups)
+        self.dispatch(
+            &KernelKey::new(Shader::Elementwise, entry),
+            bytemuck::bytes_of(&p),
+            &bindings,
+            groups,
+        )
     }
 
-    fn window(&self, shader: Shader, entry: &'static str, p: WindowParams, bindings: &[(u32, &wgpu::Buffer)]) -> Result<()> {
+    fn window(
+        &self,
+        shader: Shader,
+        entry: &'static str,
+        p: WindowParams,
+        bindings: &[(u32, &wgpu::Buffer)],
+    ) -> Result<()> {
         let groups = self.grid(p.total as usize, 256)?;
-        self.dispatch(&KernelKey::new(shader, entry), bytemuck::bytes_of(&p), bindings, groups)
+        self.dispatch(
+            &KernelKey::new(shader, entry),
+            bytemuck::bytes_of(&p),
+            bindings,
+            groups,
+        )
     }
 
-    fn rows(&self, shader: Shader, entry: &'static str, p: RowParams, bindings: &[(u32, &wgpu::Buffer)], groups: [u32; 3]) -> Result<()> {
-        self.dispatch(&KernelKey::new(shader, entry), bytemuck::bytes_of(&p), bindings, groups)
+    fn rows(
+        &self,
+        shader: Shader,
+        entry: &'static str,
+        p: RowParams,
+        bindings: &[(u32, &wgpu::Buffer)],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        self.dispatch(
+            &KernelKey::new(shader, entry),
+            bytemuck::bytes_of(&p),
+            bindings,
+            groups,
+        )
     }
 }
 
@@ -178,7 +219,16 @@ fn conv_params(op: &'static str, g: &Conv2dGeom, total: usize) -> Result<WindowP
 }
 
 fn pool_params(op: &'static str, g: &Pool2dGeom, total: usize) -> Result<WindowParams> {
-    let as_conv = Conv2dGeom { n: g.n, c: g.c, h: g.h, w: g.w, kh: g.ph, kw: g.pw, stride: g.stride, pad: g.pad };
+    let as_conv = Conv2dGeom {
+        n: g.n,
+        c: g.c,
+        h: g.h,
+        w: g.w,
+        kh: g.ph,
+        kw: g.pw,
+        stride: g.stride,
+        pad: g.pad,
+    };
     conv_params(op, &as_conv, total)
 }
 
@@ -190,13 +240,22 @@ impl Backend for Arc<GpuContext> {
             return Err(Error::UnsupportedDType {
                 op: "alloc",
                 dtype,
-                why: format!("on adapter \"{}\": it lacks SHADER_F16", self.summary().name),
+                why: format!(
+                    "on adapter \"{}\": it lacks SHADER_F16",
+                    self.summary().name
+                ),
             });
         }
         self.alloc_buffer(numel, dtype, what)
     }
 
-    fn matmul(&self, a: &GpuBuffer, b: &GpuBuffer, c: &mut GpuBuffer, s: &MatmulSpec) -> Result<()> {
+    fn matmul(
+        &self,
+        a: &GpuBuffer,
+        b: &GpuBuffer,
+        c: &mut GpuBuffer,
+        s: &MatmulSpec,
+    ) -> Result<()> {
         const OP: &str = "matmul";
         for t in [a, b, &*c] {
             f32_only(OP, t)?;
@@ -226,16 +285,31 @@ impl Backend for Arc<GpuContext> {
             .constant("TRANS_A", s.trans_a as u32)
             .constant("TRANS_B", s.trans_b as u32);
         let groups = [s.n.div_ceil(tile) as u32, s.m.div_ceil(tile) as u32, 1];
-        self.dispatch(&key, bytemuck::bytes_of(&p), &[(1, c.raw()), (2, a.raw()), (3, b.raw())], groups)
+        self.dispatch(
+            &key,
+            bytemuck::bytes_of(&p),
+            &[(1, c.raw()), (2, a.raw()), (3, b.raw())],
+            groups,
+        )
     }
 
-    fn binary(&self, op: BinaryOp, x: &GpuBuffer, y: &GpuBuffer, out: &mut GpuBuffer, n: usize) -> Result<()> {
+    fn binary(
+        &self,
+        op: BinaryOp,
+        x: &GpuBuffer,
+        y: &GpuBuffer,
+        out: &mut GpuBuffer,
+        n: usize,
+    ) -> Result<()> {
         let entry = match op {
             BinaryOp::Add => "add",
             BinaryOp::Sub => "sub",
             BinaryOp::Mul => "mul",
         };
-        let p = EltParams { n: u32_of(entry, n)?, ..Default::default() };
+        let p = EltParams {
+            n: u32_of(entry, n)?,
+            ..Default::default()
+        };
         self.elementwise(entry, p, &[out, x, y])
     }
 
@@ -246,77 +320,223 @@ impl Backend for Arc<GpuContext> {
             UnaryOp::Scale(a) => ("scale", a),
             UnaryOp::Copy => ("copy", 0.0),
         };
-        let p = EltParams { n: u32_of(entry, n)?, alpha, ..Default::default() };
+        let p = EltParams {
+            n: u32_of(entry, n)?,
+            alpha,
+            ..Default::default()
+        };
         self.elementwise(entry, p, &[out, x])
     }
 
-    fn unary_bwd(&self, op: UnaryBwd, dy: &GpuBuffer, saved: &GpuBuffer, dx: &mut GpuBuffer, n: usize) -> Result<()> {
+    fn unary_bwd(
+        &self,
+        op: UnaryBwd,
+        dy: &GpuBuffer,
+        saved: &GpuBuffer,
+        dx: &mut GpuBuffer,
+        n: usize,
+    ) -> Result<()> {
         let entry = match op {
             UnaryBwd::Relu => "relu_bwd",
             UnaryBwd::Sigmoid => "sigmoid_bwd",
         };
-        let p = EltParams { n: u32_of(entry, n)?, ..Default::default() };
+        let p = EltParams {
+            n: u32_of(entry, n)?,
+            ..Default::default()
+        };
         self.elementwise(entry, p, &[dx, dy, saved])
     }
 
     fn axpy(&self, alpha: f32, x: &GpuBuffer, y: &mut GpuBuffer, n: usize) -> Result<()> {
-        let p = EltParams { n: u32_of("axpy", n)?, alpha, ..Default::default() };
+        let p = EltParams {
+            n: u32_of("axpy", n)?,
+            alpha,
+            ..Default::default()
+        };
         self.elementwise("axpy", p, &[y, x])
     }
 
     fn fill(&self, out: &mut GpuBuffer, value: f32, n: usize) -> Result<()> {
-        let p = EltParams { n: u32_of("fill", n)?, alpha: value, ..Default::default() };
+        let p = EltParams {
+            n: u32_of("fill", n)?,
+            alpha: value,
+            ..Default::default()
+        };
         self.elementwise("fill", p, &[out])
     }
 
-    fn add_broadcast(&self, a: &GpuBuffer, b: &GpuBuffer, out: &mut GpuBuffer, bc: &Broadcast) -> Result<()> {
+    fn add_broadcast(
+        &self,
+        a: &GpuBuffer,
+        b: &GpuBuffer,
+        out: &mut GpuBuffer,
+        bc: &Broadcast,
+    ) -> Result<()> {
         let p = bcast_params("add_broadcast", bc)?;
         let groups = self.grid(bc.numel(), 256)?;
-        self.dispatch(&KernelKey::new(Shader::Broadcast, "add_bcast"), bytemuck::bytes_of(&p), &[(1, out.raw()), (2, a.raw()), (3, b.raw())], groups)
+        self.dispatch(
+            &KernelKey::new(Shader::Broadcast, "add_bcast"),
+            bytemuck::bytes_of(&p),
+            &[(1, out.raw()), (2, a.raw()), (3, b.raw())],
+            groups,
+        )
     }
 
     fn sum_to(&self, dy: &GpuBuffer, out: &mut GpuBuffer, bc: &Broadcast) -> Result<()> {
         let p = bcast_params("sum_to", bc)?;
         let groups = self.grid(bc.b_numel(), 256)?;
-        self.dispatch(&KernelKey::new(Shader::Broadcast, "sum_to"), bytemuck::bytes_of(&p), &[(1, out.raw()), (2, dy.raw())], groups)
+        self.dispatch(
+            &KernelKey::new(Shader::Broadcast, "sum_to"),
+            bytemuck::bytes_of(&p),
+            &[(1, out.raw()), (2, dy.raw())],
+            groups,
+        )
     }
 
-    fn sum_rows(&self, x: &GpuBuffer, out: &mut GpuBuffer, rows: usize, cols: usize, alpha: f32) -> Result<()> {
-        let p = RowParams { rows: u32_of("sum_rows", rows)?, cols: u32_of("sum_rows", cols)?, alpha, _pad: 0 };
+    fn sum_rows(
+        &self,
+        x: &GpuBuffer,
+        out: &mut GpuBuffer,
+        rows: usize,
+        cols: usize,
+        alpha: f32,
+    ) -> Result<()> {
+        let p = RowParams {
+            rows: u32_of("sum_rows", rows)?,
+            cols: u32_of("sum_rows", cols)?,
+            alpha,
+            _pad: 0,
+        };
         let groups = self.grid(cols, 256)?;
-        self.rows(Shader::Reduce, "sum_rows", p, &[(1, out.raw()), (2, x.raw())], groups)
+        self.rows(
+            Shader::Reduce,
+            "sum_rows",
+            p,
+            &[(1, out.raw()), (2, x.raw())],
+            groups,
+        )
     }
 
-    fn sum_cols(&self, x: &GpuBuffer, out: &mut GpuBuffer, rows: usize, cols: usize, alpha: f32) -> Result<()> {
-        let p = RowParams { rows: u32_of("sum_cols", rows)?, cols: u32_of("sum_cols", cols)?, alpha, _pad: 0 };
+    fn sum_cols(
+        &self,
+        x: &GpuBuffer,
+        out: &mut GpuBuffer,
+        rows: usize,
+        cols: usize,
+        alpha: f32,
+    ) -> Result<()> {
+        let p = RowParams {
+            rows: u32_of("sum_cols", rows)?,
+            cols: u32_of("sum_cols", cols)?,
+            alpha,
+            _pad: 0,
+        };
         let groups = self.grid(rows, 1)?;
-        self.rows(Shader::Reduce, "sum_cols", p, &[(1, out.raw()), (2, x.raw())], groups)
+        self.rows(
+            Shader::Reduce,
+            "sum_cols",
+            p,
+            &[(1, out.raw()), (2, x.raw())],
+            groups,
+        )
     }
 
     fn softmax(&self, x: &GpuBuffer, out: &mut GpuBuffer, rows: usize, cols: usize) -> Result<()> {
-        let p = RowParams { rows: u32_of("softmax", rows)?, cols: u32_of("softmax", cols)?, alpha: 1.0, _pad: 0 };
+        let p = RowParams {
+            rows: u32_of("softmax", rows)?,
+            cols: u32_of("softmax", cols)?,
+            alpha: 1.0,
+            _pad: 0,
+        };
         let groups = self.grid(rows, 1)?;
-        self.rows(Shader::Softmax, "softmax", p, &[(1, out.raw()), (2, x.raw())], groups)
+        self.rows(
+            Shader::Softmax,
+            "softmax",
+            p,
+            &[(1, out.raw()), (2, x.raw())],
+            groups,
+        )
     }
 
-    fn softmax_bwd(&self, y: &GpuBuffer, dy: &GpuBuffer, dx: &mut GpuBuffer, rows: usize, cols: usize) -> Result<()> {
-        let p = RowParams { rows: u32_of("softmax_backward", rows)?, cols: u32_of("softmax_backward", cols)?, alpha: 1.0, _pad: 0 };
+    fn softmax_bwd(
+        &self,
+        y: &GpuBuffer,
+        dy: &GpuBuffer,
+        dx: &mut GpuBuffer,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        let p = RowParams {
+            rows: u32_of("softmax_backward", rows)?,
+            cols: u32_of("softmax_backward", cols)?,
+            alpha: 1.0,
+            _pad: 0,
+        };
         let groups = self.grid(rows, 1)?;
-        self.rows(Shader::Softmax, "softmax_bwd", p, &[(1, dx.raw()), (2, y.raw()), (3, dy.raw())], groups)
+        self.rows(
+            Shader::Softmax,
+            "softmax_bwd",
+            p,
+            &[(1, dx.raw()), (2, y.raw()), (3, dy.raw())],
+            groups,
+        )
     }
 
-    fn softmax_ce(&self, logits: &GpuBuffer, labels: &GpuBuffer, probs: &mut GpuBuffer, row_loss: &mut GpuBuffer, rows: usize, cols: usize) -> Result<()> {
+    fn softmax_ce(
+        &self,
+        logits: &GpuBuffer,
+        labels: &GpuBuffer,
+        probs: &mut GpuBuffer,
+        row_loss: &mut GpuBuffer,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
         const OP: &str = "softmax_cross_entropy";
-        let p = RowParams { rows: u32_of(OP, rows)?, cols: u32_of(OP, cols)?, alpha: 1.0, _pad: 0 };
+        let p = RowParams {
+            rows: u32_of(OP, rows)?,
+            cols: u32_of(OP, cols)?,
+            alpha: 1.0,
+            _pad: 0,
+        };
         let groups = self.grid(rows, 1)?;
-        self.rows(Shader::Softmax, "softmax_ce", p, &[(1, probs.raw()), (2, logits.raw()), (4, labels.raw()), (5, row_loss.raw())], groups)
+        self.rows(
+            Shader::Softmax,
+            "softmax_ce",
+            p,
+            &[
+                (1, probs.raw()),
+                (2, logits.raw()),
+                (4, labels.raw()),
+                (5, row_loss.raw()),
+            ],
+            groups,
+        )
     }
 
-    fn softmax_ce_bwd(&self, probs: &GpuBuffer, labels: &GpuBuffer, dx: &mut GpuBuffer, rows: usize, cols: usize, scale: f32) -> Result<()> {
+    fn softmax_ce_bwd(
+        &self,
+        probs: &GpuBuffer,
+        labels: &GpuBuffer,
+        dx: &mut GpuBuffer,
+        rows: usize,
+        cols: usize,
+        scale: f32,
+    ) -> Result<()> {
         const OP: &str = "softmax_cross_entropy_backward";
-        let p = RowParams { rows: u32_of(OP, rows)?, cols: u32_of(OP, cols)?, alpha: scale, _pad: 0 };
+        let p = RowParams {
+            rows: u32_of(OP, rows)?,
+            cols: u32_of(OP, cols)?,
+            alpha: scale,
+            _pad: 0,
+        };
         let groups = self.grid(rows * cols, 256)?;
-        self.rows(Shader::Softmax, "softmax_ce_bwd", p, &[(1, dx.raw()), (2, probs.raw()), (4, labels.raw())], groups)
+        self.rows(
+            Shader::Softmax,
+            "softmax_ce_bwd",
+            p,
+            &[(1, dx.raw()), (2, probs.raw()), (4, labels.raw())],
+            groups,
+        )
     }
 
     fn im2col(&self, x: &GpuBuffer, col: &mut GpuBuffer, g: &Conv2dGeom) -> Result<()> {
@@ -329,25 +549,82 @@ impl Backend for Arc<GpuContext> {
         self.window(Shader::Im2col, "col2im", p, &[(1, x.raw()), (2, col.raw())])
     }
 
-    fn max_pool(&self, x: &GpuBuffer, out: &mut GpuBuffer, idx: &mut GpuBuffer, g: &Pool2dGeom) -> Result<()> {
+    fn max_pool(
+        &self,
+        x: &GpuBuffer,
+        out: &mut GpuBuffer,
+        idx: &mut GpuBuffer,
+        g: &Pool2dGeom,
+    ) -> Result<()> {
         let p = pool_params("max_pool2d", g, g.n * g.c * g.out_h() * g.out_w())?;
-        self.window(Shader::Pool, "max_pool", p, &[(1, out.raw()), (2, idx.raw()), (3, x.raw())])
+        self.window(
+            Shader::Pool,
+            "max_pool",
+            p,
+            &[(1, out.raw()), (2, idx.raw()), (3, x.raw())],
+        )
     }
 
-    fn max_pool_bwd(&self, dy: &GpuBuffer, idx: &GpuBuffer, dx: &mut GpuBuffer, g: &Pool2dGeom) -> Result<()> {
+    fn max_pool_bwd(
+        &self,
+        dy: &GpuBuffer,
+        idx: &GpuBuffer,
+        dx: &mut GpuBuffer,
+        g: &Pool2dGeom,
+    ) -> Result<()> {
         let p = pool_params("max_pool2d_backward", g, g.n * g.c * g.h * g.w)?;
-        self.window(Shader::Pool, "max_pool_bwd", p, &[(1, dx.raw()), (2, idx.raw()), (3, dy.raw())])
+        self.window(
+            Shader::Pool,
+            "max_pool_bwd",
+            p,
+            &[(1, dx.raw()), (2, idx.raw()), (3, dy.raw())],
+        )
     }
 
-    fn argmax_rows(&self, x: &GpuBuffer, out: &mut GpuBuffer, rows: usize, cols: usize) -> Result<()> {
-        let p = RowParams { rows: u32_of("argmax_rows", rows)?, cols: u32_of("argmax_rows", cols)?, alpha: 1.0, _pad: 0 };
+    fn argmax_rows(
+        &self,
+        x: &GpuBuffer,
+        out: &mut GpuBuffer,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        let p = RowParams {
+            rows: u32_of("argmax_rows", rows)?,
+            cols: u32_of("argmax_rows", cols)?,
+            alpha: 1.0,
+            _pad: 0,
+        };
         let groups = self.grid(rows, 256)?;
-        self.rows(Shader::Reduce, "argmax_rows", p, &[(2, x.raw()), (3, out.raw())], groups)
+        self.rows(
+            Shader::Reduce,
+            "argmax_rows",
+            p,
+            &[(2, x.raw()), (3, out.raw())],
+            groups,
+        )
     }
 
-    fn count_correct(&self, x: &GpuBuffer, labels: &GpuBuffer, out: &mut GpuBuffer, rows: usize, cols: usize) -> Result<()> {
-        let p = RowParams { rows: u32_of("count_correct", rows)?, cols: u32_of("count_correct", cols)?, alpha: 1.0, _pad: 0 };
-        self.rows(Shader::Reduce, "count_correct", p, &[(2, x.raw()), (3, out.raw()), (4, labels.raw())], [1, 1, 1])
+    fn count_correct(
+        &self,
+        x: &GpuBuffer,
+        labels: &GpuBuffer,
+        out: &mut GpuBuffer,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        let p = RowParams {
+            rows: u32_of("count_correct", rows)?,
+            cols: u32_of("count_correct", cols)?,
+            alpha: 1.0,
+            _pad: 0,
+        };
+        self.rows(
+            Shader::Reduce,
+            "count_correct",
+            p,
+            &[(2, x.raw()), (3, out.raw()), (4, labels.raw())],
+            [1, 1, 1],
+        )
     }
 
     fn dropout_mask(&self, out: &mut GpuBuffer, n: usize, spec: &DropoutSpec) -> Result<()> {
@@ -362,16 +639,40 @@ impl Backend for Arc<GpuContext> {
         self.elementwise("dropout_mask", p, &[out])
     }
 
-    fn transpose(&self, x: &GpuBuffer, out: &mut GpuBuffer, batch: usize, rows: usize, cols: usize) -> Result<()> {
+    fn transpose(
+        &self,
+        x: &GpuBuffer,
+        out: &mut GpuBuffer,
+        batch: usize,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
         const OP: &str = "transpose";
-        let p = TransposeParams { batch: u32_of(OP, batch)?, rows: u32_of(OP, rows)?, cols: u32_of(OP, cols)?, _pad: 0 };
+        let p = TransposeParams {
+            batch: u32_of(OP, batch)?,
+            rows: u32_of(OP, rows)?,
+            cols: u32_of(OP, cols)?,
+            _pad: 0,
+        };
         let groups = self.grid(batch * rows * cols, 256)?;
-        self.dispatch(&KernelKey::new(Shader::Layout, "transpose"), bytemuck::bytes_of(&p), &[(1, out.raw()), (2, x.raw())], groups)
+        self.dispatch(
+            &KernelKey::new(Shader::Layout, "transpose"),
+            bytemuck::bytes_of(&p),
+            &[(1, out.raw()), (2, x.raw())],
+            groups,
+        )
     }
 }
 
 fn bcast_params(op: &'static str, bc: &Broadcast) -> Result<BcastParams> {
-    let four = |a: [usize; 4]| -> Result<[u32; 4]> { Ok([u32_of(op, a[0])?, u32_of(op, a[1])?, u32_of(op, a[2])?, u32_of(op, a[3])?]) };
+    let four = |a: [usize; 4]| -> Result<[u32; 4]> {
+        Ok([
+            u32_of(op, a[0])?,
+            u32_of(op, a[1])?,
+            u32_of(op, a[2])?,
+            u32_of(op, a[3])?,
+        ])
+    };
     Ok(BcastParams {
         n: u32_of(op, bc.numel())?,
         bn: u32_of(op, bc.b_numel())?,

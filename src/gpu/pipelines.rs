@@ -93,7 +93,12 @@ pub(crate) struct KernelKey {
 
 impl KernelKey {
     pub(crate) fn new(shader: Shader, entry: &'static str) -> Self {
-        KernelKey { shader, entry, dtype: DType::F32, constants: Vec::new() }
+        KernelKey {
+            shader,
+            entry,
+            dtype: DType::F32,
+            constants: Vec::new(),
+        }
     }
 
     pub(crate) fn constant(mut self, name: &'static str, value: u32) -> Self {
@@ -111,13 +116,28 @@ pub(crate) struct PipelineCache {
 impl PipelineCache {
     /// The pipeline for `key`, compiling it (and its module) on first use. Compile and
     /// validation failures come back as [`Error::Gpu`] naming the shader and entry point.
-    pub(crate) fn get(&self, device: &wgpu::Device, adapter: &str, key: &KernelKey) -> Result<wgpu::ComputePipeline> {
-        if let Some(p) = self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
+    pub(crate) fn get(
+        &self,
+        device: &wgpu::Device,
+        adapter: &str,
+        key: &KernelKey,
+    ) -> Result<wgpu::ComputePipeline> {
+        if let Some(p) = self
+            .pipelines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+        {
             return Ok(p.clone());
         }
         let fail = |what: &str, e: wgpu::Error| Error::Gpu {
             adapter: adapter.to_string(),
-            msg: format!("{what} {}::{} ({}): {e}", key.shader.file(), key.entry, key.dtype),
+            msg: format!(
+                "{what} {}::{} ({}): {e}",
+                key.shader.file(),
+                key.entry,
+                key.dtype
+            ),
         };
         let module = {
             let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
@@ -138,7 +158,8 @@ impl PipelineCache {
                 }
             }
         };
-        let constants: Vec<(&str, f64)> = key.constants.iter().map(|&(n, v)| (n, v as f64)).collect();
+        let constants: Vec<(&str, f64)> =
+            key.constants.iter().map(|&(n, v)| (n, v as f64)).collect();
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(key.entry),
@@ -163,6 +184,9 @@ impl PipelineCache {
 
     /// Number of pipelines built so far.
     pub(crate) fn len(&self) -> usize {
-        self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.pipelines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 }
