@@ -4,6 +4,11 @@
 //! command encoder, ops record dispatches, and the only host round trip is an explicit read
 //! (`to_vec`, `to_device(&Device::Cpu)`). Dropping a GPU tensor returns its buffer to the
 //! device's pool.
+//!
+//! Storage is reference-counted: `clone()` and `reshape()` share it (like a PyTorch view) and
+//! cost nothing, which is how layers cache their inputs for backward. The in-place methods
+//! (`axpy_`, `fill_`, `gemm_` …) are copy-on-write: on a tensor whose storage is shared they
+//! first take a private copy, so no other handle ever sees the change.
 
 use crate::cpu::CpuStorage;
 use crate::device::Device;
@@ -13,6 +18,7 @@ use crate::gpu::GpuBuffer;
 use crate::rng::SplitMix64;
 use crate::shape::Shape;
 use std::fmt;
+use std::sync::Arc;
 
 /// Where a tensor's elements are.
 pub(crate) enum Storage {
@@ -32,11 +38,12 @@ impl From<GpuBuffer> for Storage {
     }
 }
 
-/// An n-dimensional array on a [`Device`].
+/// An n-dimensional array on a [`Device`]. Cloning shares the storage.
+#[derive(Clone)]
 pub struct Tensor {
     pub(crate) shape: Shape,
     pub(crate) dtype: DType,
-    pub(crate) storage: Storage,
+    pub(crate) storage: Arc<Storage>,
 }
 
 impl Tensor {
@@ -44,7 +51,7 @@ impl Tensor {
         Tensor {
             shape,
             dtype,
-            storage,
+            storage: Arc::new(storage),
         }
     }
 
@@ -91,11 +98,7 @@ impl Tensor {
                 Storage::Gpu(ctx.upload(bytemuck::cast_slice(&data), T::DTYPE, data.len())?)
             }
         };
-        Ok(Tensor {
-            shape,
-            dtype: T::DTYPE,
-            storage,
-        })
+        Ok(Tensor::from_parts(shape, T::DTYPE, storage))
     }
 
     /// All zeros.
@@ -106,11 +109,7 @@ impl Tensor {
             Device::Cpu => Storage::Cpu(CpuStorage::zeros(dtype, n)),
             Device::Gpu(ctx) => Storage::Gpu(ctx.zeros(n, dtype)?),
         };
-        Ok(Tensor {
-            shape,
-            dtype,
-            storage,
-        })
+        Ok(Tensor::from_parts(shape, dtype, storage))
     }
 
     /// Every element `value` (f32).
@@ -174,7 +173,7 @@ impl Tensor {
 
     /// The device the tensor lives on.
     pub fn device(&self) -> Device {
-        match &self.storage {
+        match &*self.storage {
             Storage::Cpu(_) => Device::Cpu,
             Storage::Gpu(b) => Device::Gpu(b.ctx().clone()),
         }
@@ -190,7 +189,7 @@ impl Tensor {
                 got: T::DTYPE,
             });
         }
-        match &self.storage {
+        match &*self.storage {
             Storage::Cpu(s) => s.to_vec::<T>(),
             Storage::Gpu(b) => {
                 let bytes = b.ctx().read(b, self.numel() * self.dtype.size())?;
@@ -226,8 +225,8 @@ impl Tensor {
         }
     }
 
-    /// The same elements with a new shape of equal size (no copy).
-    pub fn reshape(self, shape: impl Into<Shape>) -> Result<Tensor> {
+    /// The same elements with a new shape of equal size; shares the storage (no copy).
+    pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
         if shape.numel() != self.numel() {
             return Err(Error::shapes(
@@ -237,12 +236,29 @@ impl Tensor {
                 "element counts differ",
             ));
         }
-        Ok(Tensor { shape, ..self })
+        Ok(Tensor {
+            shape,
+            dtype: self.dtype,
+            storage: self.storage.clone(),
+        })
     }
 
-    /// A deep copy on the same device (a copy kernel on a GPU).
+    /// True when another tensor handle shares this one's storage.
+    pub fn is_shared(&self) -> bool {
+        Arc::strong_count(&self.storage) > 1
+    }
+
+    /// Exclusive access to the storage, copying it first if it is shared (copy-on-write).
+    pub(crate) fn storage_mut(&mut self) -> Result<&mut Storage> {
+        if Arc::get_mut(&mut self.storage).is_none() {
+            self.storage = self.try_clone()?.storage;
+        }
+        Arc::get_mut(&mut self.storage).ok_or_else(|| Error::invalid("storage_mut", "storage still shared after a private copy"))
+    }
+
+    /// A deep copy on the same device (a copy command on a GPU); `clone()` shares instead.
     pub fn try_clone(&self) -> Result<Tensor> {
-        match &self.storage {
+        match &*self.storage {
             Storage::Cpu(s) => Ok(Tensor::from_parts(
                 self.shape.clone(),
                 self.dtype,

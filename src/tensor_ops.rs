@@ -34,7 +34,7 @@ macro_rules! backend {
     ($op:expr, [$($t:expr => $b:ident),+], |$be:ident| $body:expr) => {{
         same_device($op, &[$(&$t),+])?;
         #[allow(unused_parens)]
-        match ($(&$t.storage),+) {
+        match ($(&*$t.storage),+) {
             ($(Storage::Cpu($b)),+) => {
                 let $be = &CpuBackend;
                 $body
@@ -180,7 +180,7 @@ impl Tensor {
             ));
         }
         same_device(OP, &[self, a, b])?;
-        match (&mut self.storage, &a.storage, &b.storage) {
+        match (self.storage_mut()?, &*a.storage, &*b.storage) {
             (Storage::Cpu(c), Storage::Cpu(x), Storage::Cpu(y)) => {
                 CpuBackend.matmul(x, y, c, &spec)
             }
@@ -274,7 +274,7 @@ impl Tensor {
         same_shape(OP, self, x)?;
         same_device(OP, &[self, x])?;
         let n = self.numel();
-        match (&mut self.storage, &x.storage) {
+        match (self.storage_mut()?, &*x.storage) {
             (Storage::Cpu(y), Storage::Cpu(x)) => CpuBackend.axpy(alpha, x, y, n),
             (Storage::Gpu(y), Storage::Gpu(x)) => {
                 let ctx = y.ctx().clone();
@@ -288,7 +288,7 @@ impl Tensor {
     pub fn fill_(&mut self, value: f32) -> Result<()> {
         want("fill_", self, DType::F32)?;
         let n = self.numel();
-        match &mut self.storage {
+        match self.storage_mut()? {
             Storage::Cpu(s) => CpuBackend.fill(s, value, n),
             Storage::Gpu(b) => {
                 let ctx = b.ctx().clone();

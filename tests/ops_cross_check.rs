@@ -1,0 +1,1390 @@
+//! Cross-checks every op, forward and backward, on the CPU reference backend against every GPU
+//! adapter wgpu can see (lavapipe included), with the same seeded inputs on both sides, plus a
+//! few CPU-only checks against hand-computed values so that the reference itself is verified.
+//!
+//! `cargo test --test ops_cross_check -- --nocapture` prints the adapters the suite ran on;
+//! `WGNN_REQUIRE_GPU=1` turns a missing adapter into a failure instead of a skip (see common).
+//!
+//! Inputs are always built on the CPU (seeded) and moved with `to_device`, so every device sees
+//! bit-identical operands. Sizes stay modest: software adapters are ~15× slower than the CPU.
+
+mod common;
+
+use std::sync::{Mutex, MutexGuard, Once};
+use wgnn::gpu::MatmulKernel;
+use wgnn::ops::{DropoutSpec, Pool2dGeom};
+use wgnn::rng::{SplitMix64, counter_uniform};
+use wgnn::{DType, Device, Result, Shape, Tensor};
+
+/// Awkward sizes: 1, a small prime, and just past / between multiples of 4, 32 and 64.
+const SIZES: [usize; 5] = [1, 7, 33, 100, 257];
+const KERNELS: [MatmulKernel; 2] = [MatmulKernel::RegisterBlocked, MatmulKernel::Tiled];
+/// `(trans_a, trans_b)`.
+const FLAGS: [(bool, bool); 4] = [(false, false), (false, true), (true, false), (true, true)];
+
+// ---------------------------------------------------------------------------------------------
+// Tolerances
+// ---------------------------------------------------------------------------------------------
+
+/// `|got - want| <= atol + rtol * |want|` elementwise (u32 outputs and shapes are always exact).
+#[derive(Clone, Copy, Debug)]
+struct Tol {
+    atol: f32,
+    rtol: f32,
+}
+
+impl Tol {
+    /// Pure data movement or selection (im2col, transposes, relu, max-pool, fill, masks): the
+    /// GPU must return the very same bits.
+    const EXACT: Tol = Tol {
+        atol: 0.0,
+        rtol: 0.0,
+    };
+    /// One or two roundings per element (add, mul, axpy, …): a couple of ulps, plus an absolute
+    /// floor for cancellation (a shader compiler may contract `y + a * x` into an fma).
+    const ARITH: Tol = Tol {
+        atol: 1e-6,
+        rtol: 1e-6,
+    };
+    /// exp-based ops: WGSL only promises `exp` to 3 + 2|x| ulp, ~5e-6 relative for |x| ≤ 20.
+    const EXP: Tol = Tol {
+        atol: 1e-6,
+        rtol: 2e-5,
+    };
+
+    /// Sums of `n` terms of size ~1 in f32 (the CPU reference often sums in f64, the kernels
+    /// in another order): the rounding error of such a random walk is ≈ 0.35·eps·n, so allow
+    /// 4e-7·n, about 10× that.
+    fn sum(n: usize) -> Tol {
+        Tol {
+            atol: 1e-6 + 4e-7 * n as f32,
+            rtol: 1e-5,
+        }
+    }
+
+    /// A product with inner dimension `k` over N(0, 1) operands, scaled by `scale` (|alpha| +
+    /// |beta| for `gemm_`). Outputs are ~√k in size and their f32 rounding error is ≈ 0.35·eps·k
+    /// (≈ 1.1e-5 at k = 257); 2e-5·√k is ≥ 30× that there and grows with the output size.
+    fn matmul(k: usize, scale: f32) -> Tol {
+        Tol {
+            atol: 2e-5 * (k.max(1) as f32).sqrt() * scale.max(1.0),
+            rtol: 1e-5,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Devices, inputs, read-back and comparison
+// ---------------------------------------------------------------------------------------------
+
+/// One device per GPU adapter, announced once per test binary.
+fn gpus() -> Vec<Device> {
+    static ANNOUNCE: Once = Once::new();
+    let gpus = common::gpus();
+    ANNOUNCE.call_once(|| {
+        if gpus.is_empty() {
+            println!(
+                "ops_cross_check: no GPU adapter, GPU part skipped (CPU reference checks only)"
+            );
+        }
+        for dev in &gpus {
+            println!("ops_cross_check: cross-checking CPU vs {dev}");
+        }
+    });
+    gpus
+}
+
+/// A seeded N(0, std²) tensor on the CPU.
+fn randn(shape: impl Into<Shape>, std: f32, seed: u64) -> Tensor {
+    Tensor::randn(shape, 0.0, std, seed, &Device::Cpu).unwrap()
+}
+
+/// A seeded uniform `[low, high)` tensor on the CPU.
+fn uniform(shape: impl Into<Shape>, low: f32, high: f32, seed: u64) -> Tensor {
+    Tensor::rand_uniform(shape, low, high, seed, &Device::Cpu).unwrap()
+}
+
+fn cpu_f32(data: Vec<f32>, shape: impl Into<Shape>) -> Tensor {
+    Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
+}
+
+/// Seeded class labels in `0..classes`, u32 `[rows]`.
+fn labels(rows: usize, classes: usize, seed: u64) -> Tensor {
+    let mut rng = SplitMix64::new(seed);
+    let v: Vec<u32> = (0..rows)
+        .map(|_| rng.below(classes as u64) as u32)
+        .collect();
+    Tensor::from_vec(v, [rows], &Device::Cpu).unwrap()
+}
+
+/// Distinct values (a seeded shuffle of 0..n, centred on 0, so half are negative): no ties,
+/// so every maximum and its index are unique.
+fn distinct(shape: &[usize], seed: u64) -> Tensor {
+    let n: usize = shape.iter().product();
+    let mut v: Vec<f32> = (0..n).map(|i| i as f32 - (n / 2) as f32).collect();
+    let mut rng = SplitMix64::new(seed);
+    for i in (1..n).rev() {
+        v.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    cpu_f32(v, shape)
+}
+
+/// Values in {-1, 0, 1}: full of ties.
+fn with_ties(shape: &[usize], seed: u64) -> Tensor {
+    let v = randn(shape, 1.0, seed).to_vec::<f32>().unwrap();
+    cpu_f32(
+        v.iter().map(|x| x.round().clamp(-1.0, 1.0)).collect(),
+        shape,
+    )
+}
+
+fn vals(t: &Tensor) -> Vec<f32> {
+    t.to_vec::<f32>().unwrap()
+}
+
+/// An op output read back to the host, with its shape.
+#[derive(Debug)]
+struct Out {
+    shape: Vec<usize>,
+    data: Data,
+}
+
+#[derive(Debug)]
+enum Data {
+    F32(Vec<f32>),
+    U32(Vec<u32>),
+}
+
+impl Out {
+    fn f32s(&self) -> &[f32] {
+        match &self.data {
+            Data::F32(v) => v,
+            Data::U32(_) => panic!("expected an f32 output"),
+        }
+    }
+
+    fn u32s(&self) -> &[u32] {
+        match &self.data {
+            Data::U32(v) => v,
+            Data::F32(_) => panic!("expected a u32 output"),
+        }
+    }
+}
+
+fn read(t: &Tensor) -> Result<Out> {
+    let data = match t.dtype() {
+        DType::F32 => Data::F32(t.to_vec()?),
+        DType::U32 => Data::U32(t.to_vec()?),
+        DType::F16 => unimplemented!("no f16 op is cross-checked here"),
+    };
+    Ok(Out {
+        shape: t.dims().to_vec(),
+        data,
+    })
+}
+
+type OpFn<'a> = &'a dyn Fn(&Device) -> Result<Vec<Tensor>>;
+
+/// `f` on `dev`, its outputs read back (which also surfaces asynchronous wgpu errors).
+fn run_on(dev: &Device, what: &str, f: OpFn) -> Vec<Out> {
+    f(dev)
+        .and_then(|ts| ts.iter().map(read).collect())
+        .unwrap_or_else(|e| panic!("{what} on {dev}: {e}"))
+}
+
+/// Shapes and u32 outputs exactly, f32 outputs within `tol`.
+fn compare(what: &str, got: &[Out], want: &[Out], tol: Tol) {
+    assert_eq!(got.len(), want.len(), "{what}: number of outputs");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let what = format!("{what}, output {i}");
+        assert_eq!(g.shape, w.shape, "{what}: shape");
+        match (&g.data, &w.data) {
+            (Data::F32(g), Data::F32(w)) => common::assert_close(&what, g, w, tol.atol, tol.rtol),
+            (Data::U32(g), Data::U32(w)) => {
+                assert_eq!(g.len(), w.len(), "{what}: length");
+                if let Some(j) = (0..g.len()).find(|&j| g[j] != w[j]) {
+                    panic!(
+                        "{what}: u32 element {j}: got {}, want {} (must be exact)",
+                        g[j], w[j]
+                    );
+                }
+            }
+            _ => panic!("{what}: dtypes differ"),
+        }
+    }
+}
+
+/// Runs `f` on the CPU (the reference) and on every GPU; `f` moves its CPU-built inputs to the
+/// device it is given. Returns each device's outputs, CPU first, for extra checks.
+fn cross_check(what: &str, tol: Tol, f: impl Fn(&Device) -> Result<Vec<Tensor>>) -> Vec<Vec<Out>> {
+    let want = run_on(&Device::Cpu, what, &f);
+    let mut all = Vec::new();
+    for dev in gpus() {
+        let got = run_on(&dev, what, &f);
+        compare(&format!("{what} on {dev}"), &got, &want, tol);
+        all.push(got);
+    }
+    all.insert(0, want);
+    all
+}
+
+/// [`cross_check`] for matmul-based ops: every GPU is checked once per matmul kernel. Returns
+/// the CPU outputs.
+fn cross_check_matmul(
+    what: &str,
+    tol: Tol,
+    f: impl Fn(&Device) -> Result<Vec<Tensor>>,
+) -> Vec<Out> {
+    let want = run_on(&Device::Cpu, what, &f);
+    for dev in gpus() {
+        for kernel in KERNELS {
+            let _kernel = use_kernel(&dev, kernel);
+            let got = run_on(&dev, what, &f);
+            compare(
+                &format!("{what} on {dev} with the {kernel:?} kernel"),
+                &got,
+                &want,
+                tol,
+            );
+        }
+    }
+    want
+}
+
+/// A GPU's matmul kernel, selected until dropped and then restored. The setting is per context
+/// and the contexts are shared by every test of this binary, so holders are serialised.
+struct KernelGuard<'a> {
+    dev: &'a Device,
+    prev: MatmulKernel,
+    _lock: MutexGuard<'static, ()>,
+}
+
+fn use_kernel(dev: &Device, kernel: MatmulKernel) -> KernelGuard<'_> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let lock = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let ctx = dev
+        .gpu_context()
+        .expect("matmul kernels exist only on GPUs");
+    let prev = ctx.matmul_kernel();
+    ctx.set_matmul_kernel(kernel);
+    KernelGuard {
+        dev,
+        prev,
+        _lock: lock,
+    }
+}
+
+impl Drop for KernelGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(ctx) = self.dev.gpu_context() {
+            ctx.set_matmul_kernel(self.prev);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Naive references for the CPU-only checks
+// ---------------------------------------------------------------------------------------------
+
+/// Stored shapes of A and B for `op(A)` `[m, k]` and `op(B)` `[k, n]`.
+fn operand_shapes(m: usize, n: usize, k: usize, ta: bool, tb: bool) -> ([usize; 2], [usize; 2]) {
+    (
+        if ta { [k, m] } else { [m, k] },
+        if tb { [n, k] } else { [k, n] },
+    )
+}
+
+/// `op(a) · op(b)` by the definition, in f64.
+fn naive_matmul(
+    a: &[f32],
+    b: &[f32],
+    (m, n, k): (usize, usize, usize),
+    ta: bool,
+    tb: bool,
+) -> Vec<f64> {
+    let at = |i: usize, p: usize| f64::from(if ta { a[p * m + i] } else { a[i * k + p] });
+    let bt = |p: usize, j: usize| f64::from(if tb { b[j * k + p] } else { b[p * n + j] });
+    let mut c = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            c[i * n + j] = (0..k).map(|p| at(i, p) * bt(p, j)).sum();
+        }
+    }
+    c
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| f64::from(x) * f64::from(y))
+        .sum()
+}
+
+fn dot64(a: &[f64], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(&x, &y)| x * f64::from(y)).sum()
+}
+
+/// Max-pool by the definition: padded positions never win, the first maximum does.
+fn naive_max_pool(x: &[f32], g: &Pool2dGeom) -> (Vec<f32>, Vec<u32>) {
+    let (mut out, mut idx) = (Vec::new(), Vec::new());
+    for plane in 0..g.n * g.c {
+        for oy in 0..g.out_h() {
+            for ox in 0..g.out_w() {
+                let mut best: Option<(f32, usize)> = None;
+                for ky in 0..g.ph {
+                    for kx in 0..g.pw {
+                        let (Some(iy), Some(ix)) = (
+                            (oy * g.stride + ky).checked_sub(g.pad),
+                            (ox * g.stride + kx).checked_sub(g.pad),
+                        ) else {
+                            continue;
+                        };
+                        if iy < g.h && ix < g.w {
+                            let i = (plane * g.h + iy) * g.w + ix;
+                            if best.is_none_or(|(v, _)| x[i] > v) {
+                                best = Some((x[i], i));
+                            }
+                        }
+                    }
+                }
+                let (v, i) = best.expect("every window covers an input element");
+                out.push(v);
+                idx.push(i as u32);
+            }
+        }
+    }
+    (out, idx)
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU-only checks of the reference against hand-computed values
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn cpu_reference_matmul_known_values() -> Result<()> {
+    let cpu = Device::Cpu;
+    // [[1, 2, 3], [4, 5, 6]] · [[7, 8], [9, 10], [11, 12]] = [[58, 64], [139, 154]]
+    let a = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3], &cpu)?;
+    let b = Tensor::from_slice(&[7.0f32, 8.0, 9.0, 10.0, 11.0, 12.0], [3, 2], &cpu)?;
+    assert_eq!(
+        a.matmul(&b, false, false)?.to_vec::<f32>()?,
+        [58.0, 64.0, 139.0, 154.0]
+    );
+    // aᵀ·a = [[17, 22, 27], [22, 29, 36], [27, 36, 45]]
+    let ata = a.matmul(&a, true, false)?;
+    assert_eq!(ata.dims(), [3, 3]);
+    assert_eq!(
+        ata.to_vec::<f32>()?,
+        [17.0, 22.0, 27.0, 22.0, 29.0, 36.0, 27.0, 36.0, 45.0]
+    );
+    // a·aᵀ = [[14, 32], [32, 77]]
+    assert_eq!(
+        a.matmul(&a, false, true)?.to_vec::<f32>()?,
+        [14.0, 32.0, 32.0, 77.0]
+    );
+    // gemm_: C = 2·a·b − 1·C with C = ones → [[115, 127], [277, 307]]
+    let mut c = Tensor::full([2, 2], 1.0, &cpu)?;
+    c.gemm_(&a, &b, false, false, 2.0, -1.0)?;
+    assert_eq!(c.to_vec::<f32>()?, [115.0, 127.0, 277.0, 307.0]);
+
+    // Every flag combination against the definition (f64).
+    let (m, n, k) = (7, 5, 9);
+    for (ta, tb) in FLAGS {
+        let (sa, sb) = operand_shapes(m, n, k, ta, tb);
+        let (a, b) = (randn(sa, 1.0, 1), randn(sb, 1.0, 2));
+        let got = a.matmul(&b, ta, tb)?;
+        assert_eq!(got.dims(), [m, n]);
+        let want: Vec<f32> = naive_matmul(&vals(&a), &vals(&b), (m, n, k), ta, tb)
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
+        common::assert_close(
+            &format!("cpu matmul ta={ta} tb={tb}"),
+            &vals(&got),
+            &want,
+            1e-5,
+            1e-5,
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn cpu_reference_elementwise_broadcast_and_reductions_known_values() -> Result<()> {
+    let cpu = Device::Cpu;
+    let x = Tensor::from_slice(&[1.0f32, -2.0, 3.0, -4.0], [2, 2], &cpu)?;
+    let y = Tensor::from_slice(&[10.0f32, 20.0], [2], &cpu)?;
+    assert_eq!(
+        x.add_broadcast(&y)?.to_vec::<f32>()?,
+        [11.0, 18.0, 13.0, 16.0]
+    );
+    let col = Tensor::from_slice(&[10.0f32, 20.0], [2, 1], &cpu)?;
+    assert_eq!(
+        x.add_broadcast(&col)?.to_vec::<f32>()?,
+        [11.0, 8.0, 23.0, 16.0]
+    );
+    assert_eq!(x.sum_to([2])?.to_vec::<f32>()?, [4.0, -6.0]);
+    assert_eq!(x.sum_to([2, 1])?.to_vec::<f32>()?, [-1.0, -1.0]);
+    assert_eq!(x.sum_rows()?.to_vec::<f32>()?, [4.0, -6.0]);
+    assert_eq!(x.sum_cols()?.to_vec::<f32>()?, [-1.0, -1.0]);
+    assert_eq!(x.sum()?.to_vec::<f32>()?, [-2.0]);
+    assert_eq!(x.mean()?.to_vec::<f32>()?, [-0.5]);
+    assert_eq!(x.relu()?.to_vec::<f32>()?, [1.0, 0.0, 3.0, 0.0]);
+    let dy = Tensor::full([2, 2], 5.0, &cpu)?;
+    assert_eq!(dy.relu_backward(&x)?.to_vec::<f32>()?, [5.0, 0.0, 5.0, 0.0]);
+    let s = Tensor::from_slice(&[0.0f32], [1], &cpu)?.sigmoid()?;
+    assert_eq!(s.to_vec::<f32>()?, [0.5]);
+    // dσ at y = 0.5 is 0.25.
+    assert_eq!(
+        Tensor::full([1], 2.0, &cpu)?
+            .sigmoid_backward(&s)?
+            .to_vec::<f32>()?,
+        [0.5]
+    );
+    let mut z = x.sub(&x.scale(2.0)?)?; // −x
+    z.axpy_(3.0, &x)?; // 2x
+    assert_eq!(z.mul(&x)?.to_vec::<f32>()?, [2.0, 8.0, 18.0, 32.0]);
+    // [[1, 2, 3], [4, 5, 6]]ᵀ
+    let t =
+        Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3], &cpu)?.transpose_last2()?;
+    assert_eq!(t.dims(), [3, 2]);
+    assert_eq!(t.to_vec::<f32>()?, [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+    Ok(())
+}
+
+#[test]
+fn cpu_reference_softmax_and_cross_entropy_known_values() -> Result<()> {
+    let cpu = Device::Cpu;
+    // softmax([0, ln 2]) = [1/3, 2/3]; softmax([1000, 1000]) = [1/2, 1/2] without overflow.
+    let x = Tensor::from_slice(&[0.0f32, 2f32.ln(), 1000.0, 1000.0], [2, 2], &cpu)?;
+    let p = x.softmax()?;
+    common::assert_close(
+        "softmax",
+        &vals(&p),
+        &[1.0 / 3.0, 2.0 / 3.0, 0.5, 0.5],
+        1e-7,
+        1e-6,
+    );
+    // Loss per row: −ln(2/3) = ln 1.5 (label 1) and ln 2 (label 0); the mean of the two.
+    let t = Tensor::from_slice(&[1u32, 0], [2], &cpu)?;
+    let (loss, probs) = x.softmax_cross_entropy(&t)?;
+    common::assert_close(
+        "ce loss",
+        &vals(&loss),
+        &[(1.5f32.ln() + 2f32.ln()) / 2.0],
+        1e-6,
+        1e-6,
+    );
+    common::assert_close("ce probs", &vals(&probs), &vals(&p), 0.0, 0.0);
+    // (probs − onehot) · dout / rows with dout = 4, rows = 2.
+    let dx = probs.softmax_cross_entropy_backward(&t, 4.0)?;
+    common::assert_close(
+        "ce backward",
+        &vals(&dx),
+        &[2.0 / 3.0, -2.0 / 3.0, -1.0, 1.0],
+        1e-6,
+        1e-6,
+    );
+    // softmax backward: y · (dy − Σ dy·y); with dy = [1, 0]: [1/3·(1 − 1/3), 2/3·(0 − 1/3)].
+    let y = Tensor::from_slice(&[1.0f32 / 3.0, 2.0 / 3.0], [1, 2], &cpu)?;
+    let dy = Tensor::from_slice(&[1.0f32, 0.0], [1, 2], &cpu)?;
+    common::assert_close(
+        "softmax backward",
+        &vals(&dy.softmax_backward(&y)?),
+        &[2.0 / 9.0, -2.0 / 9.0],
+        1e-7,
+        1e-6,
+    );
+    // argmax: the first maximum wins; count_correct compares it with the labels.
+    let s = Tensor::from_slice(&[1.0f32, 3.0, 3.0, 2.0, 1.0, 0.0], [2, 3], &cpu)?;
+    assert_eq!(s.argmax_rows()?.to_vec::<u32>()?, [1, 0]);
+    let t = Tensor::from_slice(&[1u32, 1], [2], &cpu)?;
+    assert_eq!(s.count_correct(&t)?.to_vec::<u32>()?, [1]);
+    Ok(())
+}
+
+#[test]
+fn cpu_reference_im2col_col2im_known_values() -> Result<()> {
+    let cpu = Device::Cpu;
+    let x = Tensor::from_vec((1..=9).map(|v| v as f32).collect(), [1, 1, 3, 3], &cpu)?;
+    // 2×2 windows, stride 1, no padding: 4 rows of 4.
+    let col = x.im2col(2, 2, 1, 0)?;
+    assert_eq!(col.dims(), [4, 4]);
+    #[rustfmt::skip]
+    let want = [1.0, 2.0, 4.0, 5.0,  2.0, 3.0, 5.0, 6.0,  4.0, 5.0, 7.0, 8.0,  5.0, 6.0, 8.0, 9.0];
+    assert_eq!(col.to_vec::<f32>()?, want);
+    // col2im adds overlapping windows back: the centre is in all 4, corners in 1.
+    let back = col.col2im(&x.conv_geom(2, 2, 1, 0)?)?;
+    assert_eq!(
+        back.to_vec::<f32>()?,
+        [1.0, 4.0, 3.0, 8.0, 20.0, 12.0, 7.0, 16.0, 9.0]
+    );
+    // 3×3, stride 2, pad 1: 2×2 windows; the first sees the zero padding above and left.
+    let col = x.im2col(3, 3, 2, 1)?;
+    assert_eq!(col.dims(), [4, 9]);
+    assert_eq!(
+        &col.to_vec::<f32>()?[..9],
+        [0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 0.0, 4.0, 5.0]
+    );
+    assert_eq!(
+        &col.to_vec::<f32>()?[27..],
+        [5.0, 6.0, 0.0, 8.0, 9.0, 0.0, 0.0, 0.0, 0.0]
+    );
+
+    // col2im is the adjoint of im2col: <im2col(x), c> = <x, col2im(c)>.
+    let x = randn([2, 3, 7, 9], 1.0, 3);
+    for (k, s, p) in [(3, 1, 1), (5, 2, 2), (2, 2, 0)] {
+        let g = x.conv_geom(k, k, s, p)?;
+        let c = randn([g.col_rows(), g.col_cols()], 1.0, 4);
+        let lhs = dot(&vals(&x.im2col(k, k, s, p)?), &vals(&c));
+        let rhs = dot(&vals(&x), &vals(&c.col2im(&g)?));
+        assert!(
+            (lhs - rhs).abs() <= 1e-4 * lhs.abs().max(1.0),
+            "adjoint k={k} s={s} p={p}: {lhs} vs {rhs}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn cpu_reference_max_pool_known_values() -> Result<()> {
+    let cpu = Device::Cpu;
+    #[rustfmt::skip]
+    let x = Tensor::from_slice(&[
+        1.0f32, 3.0, 2.0, 4.0,
+        5.0,    0.0, 7.0, 6.0,
+        1.0,    1.0, 2.0, 2.0,
+        1.0,    1.0, 2.0, 2.0,
+    ], [1, 1, 4, 4], &cpu)?;
+    let (out, idx) = x.max_pool2d(2, 2, 2, 0)?;
+    assert_eq!(out.to_vec::<f32>()?, [5.0, 7.0, 1.0, 2.0]);
+    // The last two windows are all ties: the first element (in scan order) wins.
+    assert_eq!(idx.to_vec::<u32>()?, [4, 6, 8, 10]);
+    let g = x.pool_geom(2, 2, 2, 0)?;
+    let dy = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0], [1, 1, 2, 2], &cpu)?;
+    let dx = dy.max_pool2d_backward(&idx, &g)?.to_vec::<f32>()?;
+    assert_eq!(
+        dx,
+        [
+            0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 2.0, 0.0, 3.0, 0.0, 4.0, 0.0, 0.0, 0.0, 0.0, 0.0
+        ]
+    );
+    // Padding never wins, even over negative inputs.
+    let neg = Tensor::full([1, 1, 3, 3], -3.0, &cpu)?;
+    let (out, idx) = neg.max_pool2d(2, 2, 1, 1)?;
+    assert_eq!(out.to_vec::<f32>()?, [-3.0; 16]);
+    let g = neg.pool_geom(2, 2, 1, 1)?;
+    assert_eq!(idx.to_vec::<u32>()?, naive_max_pool(&vals(&neg), &g).1);
+    // Overlapping windows (stride 1 < window 2) send the gradient of each to its argmax.
+    let dx = Tensor::full([1, 1, 4, 4], 1.0, &cpu)?.max_pool2d_backward(&idx, &g)?;
+    let dx_sum: f32 = vals(&dx).iter().sum();
+    assert_eq!(dx_sum, 16.0);
+    Ok(())
+}
+
+#[test]
+fn cpu_reference_dropout_mask_and_reshape() -> Result<()> {
+    let cpu = Device::Cpu;
+    let spec = DropoutSpec {
+        ratio: 0.3,
+        scale: 1.0 / 0.7,
+        seed: 42,
+        offset: 5,
+    };
+    let m = Tensor::dropout_mask([100], &spec, &cpu)?.to_vec::<f32>()?;
+    for (i, &v) in m.iter().enumerate() {
+        let kept = counter_uniform(spec.seed, spec.offset + i as u32) >= spec.ratio;
+        assert_eq!(v, if kept { spec.scale } else { 0.0 }, "mask element {i}");
+    }
+    assert!(Tensor::dropout_mask([4], &DropoutSpec { ratio: 1.0, ..spec }, &cpu).is_err());
+    let x = randn([6, 4], 1.0, 1);
+    let r = x.try_clone()?.reshape([3, 8])?;
+    assert_eq!(r.dims(), [3, 8]);
+    assert_eq!(vals(&r), vals(&x));
+    assert!(x.reshape([5, 5]).is_err());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matmul: both kernels, all transpose flags, forward, backward and gemm_ accumulation
+// ---------------------------------------------------------------------------------------------
+
+/// Every awkward size in every position (m, n, k), aligned and just-misaligned tiles, and a few
+/// seeded random picks.
+fn matmul_shapes() -> Vec<(usize, usize, usize)> {
+    let mut shapes = vec![
+        (1, 1, 1),
+        (1, 257, 7),
+        (257, 1, 33),
+        (7, 33, 100),
+        (33, 7, 257),
+        (100, 100, 1),
+        (257, 100, 257),
+        (64, 64, 64),
+        (65, 31, 17),
+    ];
+    let mut rng = SplitMix64::new(2024);
+    let mut pick = || SIZES[rng.below(SIZES.len() as u64) as usize];
+    for _ in 0..3 {
+        shapes.push((pick(), pick(), pick()));
+    }
+    shapes
+}
+
+#[test]
+fn matmul_forward_all_flags_both_kernels() {
+    for (i, (m, n, k)) in matmul_shapes().into_iter().enumerate() {
+        for (ta, tb) in FLAGS {
+            let (sa, sb) = operand_shapes(m, n, k, ta, tb);
+            let (a, b) = (
+                randn(sa, 1.0, 100 + i as u64),
+                randn(sb, 1.0, 200 + i as u64),
+            );
+            let what = format!("matmul m={m} n={n} k={k} trans_a={ta} trans_b={tb}");
+            cross_check_matmul(&what, Tol::matmul(k, 1.0), |dev| {
+                Ok(vec![a.to_device(dev)?.matmul(
+                    &b.to_device(dev)?,
+                    ta,
+                    tb,
+                )?])
+            });
+        }
+    }
+}
+
+/// The backward of `C = op(A)·op(B)` is two more products with transpose flags:
+/// `dA = dC·op(B)ᵀ` (transposed back when A is stored transposed) and `dB = op(A)ᵀ·dC`.
+#[test]
+fn matmul_backward_via_transpose_flags() {
+    for (i, (m, n, k)) in [
+        (33, 7, 100),
+        (1, 257, 7),
+        (100, 33, 1),
+        (257, 1, 33),
+        (7, 100, 257),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for (ta, tb) in FLAGS {
+            let (sa, sb) = operand_shapes(m, n, k, ta, tb);
+            let (a, b, dc) = (
+                randn(sa, 1.0, 300 + i as u64),
+                randn(sb, 1.0, 400 + i as u64),
+                randn([m, n], 1.0, 500 + i as u64),
+            );
+            let what = format!("matmul backward m={m} n={n} k={k} trans_a={ta} trans_b={tb}");
+            let cpu = cross_check_matmul(&what, Tol::matmul(m.max(n).max(k), 1.0), |dev| {
+                let (a, b, dc) = (a.to_device(dev)?, b.to_device(dev)?, dc.to_device(dev)?);
+                let c = a.matmul(&b, ta, tb)?;
+                // ta: dA = (dC·op(B)ᵀ)ᵀ = op(B)·dCᵀ, else dC·op(B)ᵀ.
+                let da = if ta {
+                    b.matmul(&dc, tb, true)?
+                } else {
+                    dc.matmul(&b, false, !tb)?
+                };
+                // tb: dB = (op(A)ᵀ·dC)ᵀ = dCᵀ·op(A), else op(A)ᵀ·dC.
+                let db = if tb {
+                    dc.matmul(&a, true, ta)?
+                } else {
+                    a.matmul(&dc, !ta, false)?
+                };
+                Ok(vec![c, da, db])
+            });
+            // The reference's gradients are right: for L = <dC, op(A)·op(B)> and any direction
+            // (A', B'), dL = <dA, A'> + <dB, B'> = <dC, op(A')·op(B) + op(A)·op(B')>.
+            assert_eq!(cpu[1].shape, sa);
+            assert_eq!(cpu[2].shape, sb);
+            let (a2, b2) = (vals(&randn(sa, 1.0, 600)), vals(&randn(sb, 1.0, 700)));
+            let (av, bv, dcv) = (vals(&a), vals(&b), vals(&dc));
+            let lhs = dot(cpu[1].f32s(), &a2) + dot(cpu[2].f32s(), &b2);
+            let rhs = dot64(&naive_matmul(&a2, &bv, (m, n, k), ta, tb), &dcv)
+                + dot64(&naive_matmul(&av, &b2, (m, n, k), ta, tb), &dcv);
+            assert!(
+                (lhs - rhs).abs() <= 1e-4 * rhs.abs().max(1.0),
+                "{what}: directional derivative {lhs} vs {rhs}"
+            );
+        }
+    }
+}
+
+#[test]
+fn gemm_alpha_beta_accumulation() {
+    for (i, (m, n, k)) in [(7, 33, 100), (33, 1, 257), (100, 100, 7), (1, 7, 1)]
+        .into_iter()
+        .enumerate()
+    {
+        for (ta, tb) in FLAGS {
+            let (sa, sb) = operand_shapes(m, n, k, ta, tb);
+            let (a, b, c0) = (
+                randn(sa, 1.0, 800 + i as u64),
+                randn(sb, 1.0, 900 + i as u64),
+                randn([m, n], 1.0, 1000 + i as u64),
+            );
+            for (alpha, beta) in [(1.0, 1.0), (0.5, -2.0), (-1.5, 0.25)] {
+                let what = format!(
+                    "gemm_ m={m} n={n} k={k} trans_a={ta} trans_b={tb} alpha={alpha} beta={beta}"
+                );
+                cross_check_matmul(
+                    &what,
+                    Tol::matmul(k, f32::abs(alpha) + f32::abs(beta)),
+                    |dev| {
+                        let (a, b) = (a.to_device(dev)?, b.to_device(dev)?);
+                        let mut c = c0.to_device(dev)?;
+                        c.gemm_(&a, &b, ta, tb, alpha, beta)?;
+                        Ok(vec![c])
+                    },
+                );
+            }
+            // beta = 0 must not read C at all: NaNs there must not leak into the result.
+            let what =
+                format!("gemm_ over NaN with beta=0 m={m} n={n} k={k} trans_a={ta} trans_b={tb}");
+            let outs = cross_check_matmul(&what, Tol::matmul(k, 2.0), |dev| {
+                let mut c = Tensor::full([m, n], f32::NAN, dev)?;
+                c.gemm_(&a.to_device(dev)?, &b.to_device(dev)?, ta, tb, 2.0, 0.0)?;
+                Ok(vec![c])
+            });
+            assert!(
+                outs[0].f32s().iter().all(|v| v.is_finite()),
+                "{what}: NaN on the CPU"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Elementwise ops
+// ---------------------------------------------------------------------------------------------
+
+/// Shapes for the elementwise ops: every awkward size, as rank 1, 2 and 3.
+fn elementwise_shapes() -> Vec<Vec<usize>> {
+    SIZES
+        .iter()
+        .flat_map(|&n| [vec![n], vec![n, 33], vec![3, n, 7]])
+        .collect()
+}
+
+#[test]
+fn add_sub_mul() {
+    for (i, shape) in elementwise_shapes().into_iter().enumerate() {
+        let (x, y) = (
+            randn(&shape[..], 1.0, 2 * i as u64),
+            randn(&shape[..], 3.0, 2 * i as u64 + 1),
+        );
+        cross_check(&format!("add/sub/mul {shape:?}"), Tol::ARITH, |dev| {
+            let (x, y) = (x.to_device(dev)?, y.to_device(dev)?);
+            Ok(vec![x.add(&y)?, x.sub(&y)?, x.mul(&y)?])
+        });
+    }
+}
+
+#[test]
+fn scale_axpy_fill_full() {
+    for (i, shape) in elementwise_shapes().into_iter().enumerate() {
+        let (x, y) = (
+            randn(&shape[..], 1.0, 50 + i as u64),
+            randn(&shape[..], 1.0, 80 + i as u64),
+        );
+        cross_check(&format!("scale/axpy_ {shape:?}"), Tol::ARITH, |dev| {
+            let x = x.to_device(dev)?;
+            let mut acc = y.to_device(dev)?;
+            acc.axpy_(-0.75, &x)?;
+            acc.axpy_(2.0, &x)?; // in place twice: y + 1.25 x
+            Ok(vec![x.scale(0.5)?, x.scale(-3.0)?, x.scale(0.0)?, acc])
+        });
+        cross_check(&format!("fill_/full/zeros {shape:?}"), Tol::EXACT, |dev| {
+            let mut x = x.to_device(dev)?;
+            x.fill_(-2.5)?;
+            let zeros = Tensor::zeros(&shape[..], DType::F32, dev)?;
+            Ok(vec![
+                x,
+                Tensor::full(&shape[..], 1e-3, dev)?,
+                Tensor::full(&shape[..], -7.0, dev)?,
+                zeros,
+            ])
+        });
+    }
+}
+
+#[test]
+fn relu_sigmoid_and_backward() {
+    for (i, shape) in elementwise_shapes().into_iter().enumerate() {
+        // Spread wide enough to saturate the sigmoid, with exact zeros for relu's boundary.
+        let mut xv = vals(&randn(&shape[..], 6.0, 30 + i as u64));
+        xv.iter_mut().step_by(5).for_each(|v| *v = 0.0);
+        let x = cpu_f32(xv, &shape[..]);
+        let dy = randn(&shape[..], 1.0, 60 + i as u64);
+        let y = uniform(&shape[..], 0.0, 1.0, 90 + i as u64); // a sigmoid output
+        cross_check(
+            &format!("relu/relu_backward {shape:?}"),
+            Tol::EXACT,
+            |dev| {
+                let (x, dy) = (x.to_device(dev)?, dy.to_device(dev)?);
+                Ok(vec![x.relu()?, dy.relu_backward(&x)?])
+            },
+        );
+        cross_check(&format!("sigmoid {shape:?}"), Tol::EXP, |dev| {
+            Ok(vec![x.to_device(dev)?.sigmoid()?])
+        });
+        cross_check(&format!("sigmoid_backward {shape:?}"), Tol::ARITH, |dev| {
+            Ok(vec![
+                dy.to_device(dev)?.sigmoid_backward(&y.to_device(dev)?)?,
+            ])
+        });
+    }
+    // Saturation: no NaN, and exactly 0 / 1 at the far ends on every device.
+    let x = cpu_f32(vec![-200.0, -88.0, -30.0, 0.0, 30.0, 88.0, 200.0], [7]);
+    for outs in cross_check("sigmoid saturation", Tol::EXP, |dev| {
+        Ok(vec![x.to_device(dev)?.sigmoid()?])
+    }) {
+        let s = outs[0].f32s();
+        assert!(
+            s.iter().all(|v| (0.0..=1.0).contains(v)),
+            "sigmoid out of [0, 1]: {s:?}"
+        );
+        assert_eq!((s[0], s[3], s[6]), (0.0, 0.5, 1.0));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Broadcasting and reductions
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn add_broadcast_and_sum_to() {
+    let cases: [(&[usize], &[usize]); 9] = [
+        (&[257, 33], &[33]),            // a bias [C] over [N, C]
+        (&[100, 7], &[1, 7]),           // the same with an explicit leading 1
+        (&[2, 3, 7, 9], &[1, 3, 1, 1]), // a conv bias over NCHW
+        (&[2, 3, 7, 9], &[3, 1, 1]),    // … given at a lower rank
+        (&[33, 7], &[33, 1]),           // a column [R, 1] over [R, C]
+        (&[2, 3, 7, 9], &[2, 1, 7, 1]),
+        (&[2, 3, 7, 9], &[9]),
+        (&[7, 100], &[7, 100]), // no broadcast at all
+        (&[1], &[1]),
+    ];
+    for (i, (big, small)) in cases.into_iter().enumerate() {
+        let (x, b) = (
+            randn(big, 1.0, 10 + i as u64),
+            randn(small, 1.0, 20 + i as u64),
+        );
+        cross_check(
+            &format!("add_broadcast {big:?} + {small:?}"),
+            Tol::ARITH,
+            |dev| Ok(vec![x.to_device(dev)?.add_broadcast(&b.to_device(dev)?)?]),
+        );
+        let terms = x.numel() / b.numel();
+        cross_check(
+            &format!("sum_to {big:?} -> {small:?}"),
+            Tol::sum(terms),
+            |dev| Ok(vec![x.to_device(dev)?.sum_to(small)?]),
+        );
+    }
+}
+
+#[test]
+fn sum_rows_sum_cols_sum_mean() {
+    let shapes: [&[usize]; 8] = [
+        &[1, 1],
+        &[1, 257],
+        &[257, 1],
+        &[7, 33],
+        &[100, 257],
+        &[257, 100],
+        &[3, 7, 33],
+        &[1000],
+    ];
+    for (i, shape) in shapes.into_iter().enumerate() {
+        let x = randn(shape, 1.0, 40 + i as u64);
+        let cols = *shape.last().unwrap();
+        let rows = x.numel() / cols;
+        cross_check(&format!("sum_rows {shape:?}"), Tol::sum(rows), |dev| {
+            Ok(vec![x.to_device(dev)?.sum_rows()?])
+        });
+        cross_check(&format!("sum_cols {shape:?}"), Tol::sum(cols), |dev| {
+            Ok(vec![x.to_device(dev)?.sum_cols()?])
+        });
+        cross_check(&format!("sum/mean {shape:?}"), Tol::sum(x.numel()), |dev| {
+            let x = x.to_device(dev)?;
+            Ok(vec![x.sum()?, x.mean()?])
+        });
+    }
+}
+
+/// Enough elements that a 1-D dispatch of 256-thread workgroups exceeds the per-dimension
+/// limit, so the kernels take their 2-D grid path. Built per device (the limit is the adapter's).
+#[test]
+fn dispatch_beyond_the_per_dimension_limit() {
+    for dev in gpus() {
+        let max_groups = dev
+            .gpu_context()
+            .unwrap()
+            .summary()
+            .max_compute_workgroups_per_dimension as usize;
+        let n = (max_groups + 1) * 256 + 7;
+        if n > 40_000_000 || 4 * n as u64 > dev.gpu_context().unwrap().max_tensor_bytes() {
+            println!(
+                "ops_cross_check: {dev}: skipping the 2-D dispatch check ({max_groups} groups per dimension)"
+            );
+            continue;
+        }
+        let x = uniform([n], -1.0, 1.0, 1);
+        let f = |d: &Device| -> Result<Vec<Tensor>> {
+            let x = x.to_device(d)?;
+            let mut y = Tensor::full([n], 0.5, d)?;
+            y.axpy_(2.0, &x)?;
+            Ok(vec![y, x.scale(-1.0)?])
+        };
+        let want = run_on(&Device::Cpu, "2-D dispatch", &f);
+        let got = run_on(&dev, "2-D dispatch", &f);
+        compare(
+            &format!("elementwise ops over {n} elements on {dev}"),
+            &got,
+            &want,
+            Tol::ARITH,
+        );
+
+        // Row-per-workgroup kernels past the limit: sum_cols, softmax, softmax_backward.
+        let rows = max_groups + 3;
+        let x = randn([rows, 3], 2.0, 2);
+        let f = |d: &Device| -> Result<Vec<Tensor>> {
+            let x = x.to_device(d)?;
+            let y = x.softmax()?;
+            let dx = x.softmax_backward(&y)?; // dy = x
+            Ok(vec![x.sum_cols()?, y, dx])
+        };
+        let want = run_on(&Device::Cpu, "2-D rows", &f);
+        let got = run_on(&dev, "2-D rows", &f);
+        compare(
+            &format!("row kernels over {rows} rows on {dev}"),
+            &got,
+            &want,
+            Tol::EXP,
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Softmax and cross-entropy
+// ---------------------------------------------------------------------------------------------
+
+/// Logits with ±80 entries: exp(160) overflows f32, so only the max-subtracted form survives.
+fn large_logits() -> Tensor {
+    #[rustfmt::skip]
+    let v = vec![
+        80.0, -80.0, 0.0, 80.0, 79.5, -80.0, 1.0,
+        80.0, 80.0, 80.0, 80.0, 80.0, 80.0, 80.0,
+        -80.0, -80.0, -80.0, -80.0, -80.0, -80.0, -80.0,
+        -80.0, 80.0, -80.0, -80.0, -80.0, -80.0, -79.0,
+    ];
+    cpu_f32(v, [4, 7])
+}
+
+fn assert_finite(what: &str, outs: &[Vec<Out>]) {
+    for (d, outs) in outs.iter().enumerate() {
+        for (o, out) in outs.iter().enumerate() {
+            if let Data::F32(v) = &out.data {
+                assert!(
+                    v.iter().all(|x| x.is_finite()),
+                    "{what}: device #{d} (0 = CPU), output {o} has NaN/inf: {v:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn softmax_and_backward() {
+    let shapes: [[usize; 2]; 8] = [
+        [1, 1],
+        [7, 1],
+        [1, 257],
+        [33, 7],
+        [100, 33],
+        [7, 257],
+        [257, 100],
+        [3, 64],
+    ];
+    let mut inputs: Vec<Tensor> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| randn(*s, 3.0, 70 + i as u64))
+        .collect();
+    inputs.push(large_logits());
+    inputs.push(randn([33, 100], 30.0, 77)); // wide logits: most probabilities underflow
+    for (i, x) in inputs.iter().enumerate() {
+        let shape = x.dims().to_vec();
+        let outs = cross_check(&format!("softmax {shape:?}"), Tol::EXP, |dev| {
+            Ok(vec![x.to_device(dev)?.softmax()?])
+        });
+        assert_finite(&format!("softmax {shape:?}"), &outs);
+        let cols = shape[1];
+        for (d, outs) in outs.iter().enumerate() {
+            for (r, row) in outs[0].f32s().chunks(cols).enumerate() {
+                let s: f32 = row.iter().sum();
+                assert!(
+                    (s - 1.0).abs() < 1e-4,
+                    "softmax {shape:?} device #{d} row {r} sums to {s}"
+                );
+            }
+        }
+        // Backward with the same y (the CPU's forward) on every device.
+        let y = x.softmax().unwrap();
+        let dy = randn(&shape[..], 1.0, 170 + i as u64);
+        let outs = cross_check(
+            &format!("softmax_backward {shape:?}"),
+            Tol::sum(cols),
+            |dev| {
+                Ok(vec![
+                    dy.to_device(dev)?.softmax_backward(&y.to_device(dev)?)?,
+                ])
+            },
+        );
+        assert_finite(&format!("softmax_backward {shape:?}"), &outs);
+    }
+}
+
+#[test]
+fn softmax_cross_entropy_and_backward() {
+    let shapes: [(usize, usize); 6] = [(1, 1), (7, 10), (33, 257), (100, 7), (257, 33), (1, 100)];
+    let mut cases: Vec<(Tensor, Tensor)> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, &(r, c))| {
+            (
+                randn([r, c], 3.0, 110 + i as u64),
+                labels(r, c, 120 + i as u64),
+            )
+        })
+        .collect();
+    // Large logits, with labels on a +80, a -80 (loss ≈ 160) and an all-equal row.
+    cases.push((
+        large_logits(),
+        Tensor::from_vec(vec![0u32, 3, 2, 0], [4], &Device::Cpu).unwrap(),
+    ));
+    for (x, t) in &cases {
+        let shape = x.dims().to_vec();
+        let outs = cross_check(
+            &format!("softmax_cross_entropy {shape:?}"),
+            Tol::EXP,
+            |dev| {
+                let (loss, probs) = x
+                    .to_device(dev)?
+                    .softmax_cross_entropy(&t.to_device(dev)?)?;
+                Ok(vec![loss, probs])
+            },
+        );
+        assert_finite(&format!("softmax_cross_entropy {shape:?}"), &outs);
+        // Backward from the same probabilities on every device.
+        let (_, probs) = x.softmax_cross_entropy(t).unwrap();
+        for dout in [1.0, 0.37] {
+            cross_check(
+                &format!("softmax_cross_entropy_backward {shape:?} dout={dout}"),
+                Tol::ARITH,
+                |dev| {
+                    Ok(vec![probs.to_device(dev)?.softmax_cross_entropy_backward(
+                        &t.to_device(dev)?,
+                        dout,
+                    )?])
+                },
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Convolution layout: im2col / col2im / transpose
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn im2col_col2im_geometries() {
+    // (input NCHW, kh, kw, stride, pad)
+    let cases: [([usize; 4], usize, usize, usize, usize); 9] = [
+        ([1, 1, 5, 5], 3, 3, 1, 0),
+        ([2, 3, 7, 9], 3, 3, 1, 1),
+        ([2, 3, 7, 9], 5, 5, 2, 2),
+        ([1, 3, 8, 8], 2, 2, 2, 0),
+        ([2, 1, 9, 7], 3, 3, 2, 1),
+        ([1, 1, 7, 9], 3, 3, 1, 2),
+        ([1, 3, 6, 10], 2, 5, 1, 0), // non-square kernel
+        ([1, 2, 4, 4], 5, 5, 3, 2),  // kernel larger than the unpadded input
+        ([2, 3, 7, 9], 2, 2, 1, 0),
+    ];
+    for (i, (shape, kh, kw, s, p)) in cases.into_iter().enumerate() {
+        let x = randn(shape, 1.0, 130 + i as u64);
+        let g = x.conv_geom(kh, kw, s, p).unwrap();
+        let col = randn([g.col_rows(), g.col_cols()], 1.0, 140 + i as u64);
+        let what = format!("{shape:?} kernel {kh}x{kw} stride {s} pad {p}");
+        cross_check(&format!("im2col {what}"), Tol::EXACT, |dev| {
+            Ok(vec![x.to_device(dev)?.im2col(kh, kw, s, p)?])
+        });
+        // col2im adds up to ⌈kh/s⌉·⌈kw/s⌉ overlapping terms per pixel, in another order.
+        let terms = kh.div_ceil(s) * kw.div_ceil(s);
+        cross_check(&format!("col2im {what}"), Tol::sum(terms), |dev| {
+            let back = x.to_device(dev)?.im2col(kh, kw, s, p)?.col2im(&g)?;
+            Ok(vec![col.to_device(dev)?.col2im(&g)?, back])
+        });
+    }
+}
+
+#[test]
+fn transpose_last2_ranks_2_to_4() {
+    let shapes: [&[usize]; 7] = [
+        &[7, 33],
+        &[1, 257],
+        &[257, 1],
+        &[100, 100],
+        &[3, 7, 9],
+        &[2, 3, 5, 7],
+        &[2, 1, 33, 100],
+    ];
+    for (i, shape) in shapes.into_iter().enumerate() {
+        let x = randn(shape, 1.0, 150 + i as u64);
+        let outs = cross_check(&format!("transpose_last2 {shape:?}"), Tol::EXACT, |dev| {
+            let t = x.to_device(dev)?.transpose_last2()?;
+            let back = t.transpose_last2()?;
+            Ok(vec![t, back])
+        });
+        let mut swapped = shape.to_vec();
+        swapped.swap(shape.len() - 2, shape.len() - 1);
+        assert_eq!(outs[0][0].shape, swapped);
+        assert_eq!(
+            outs[0][1].f32s(),
+            vals(&x),
+            "transposing twice is the identity"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pooling
+// ---------------------------------------------------------------------------------------------
+
+/// (input NCHW, window h, window w, stride, pad)
+const POOLS: [([usize; 4], usize, usize, usize, usize); 7] = [
+    ([2, 3, 8, 8], 2, 2, 2, 0), // the classic
+    ([2, 3, 7, 9], 3, 3, 2, 1), // overlapping, padded, odd sizes
+    ([1, 2, 7, 9], 3, 3, 1, 0), // heavy overlap
+    ([1, 1, 5, 6], 2, 3, 1, 1), // non-square window
+    ([2, 1, 9, 7], 5, 5, 3, 2),
+    ([1, 3, 33, 7], 2, 2, 2, 0), // odd size: the last row/column is dropped
+    ([1, 1, 1, 1], 1, 1, 1, 0),
+];
+
+#[test]
+fn max_pool2d_without_ties_exact_indices_and_backward() {
+    for (i, (shape, ph, pw, s, p)) in POOLS.into_iter().enumerate() {
+        let x = distinct(&shape, 160 + i as u64);
+        let g = x.pool_geom(ph, pw, s, p).unwrap();
+        let what = format!("max_pool2d {shape:?} window {ph}x{pw} stride {s} pad {p}");
+        let outs = cross_check(&what, Tol::EXACT, |dev| {
+            let (out, idx) = x.to_device(dev)?.max_pool2d(ph, pw, s, p)?;
+            Ok(vec![out, idx])
+        });
+        let (want_out, want_idx) = naive_max_pool(&vals(&x), &g);
+        assert_eq!(
+            outs[0][0].f32s(),
+            want_out,
+            "{what}: CPU values vs the definition"
+        );
+        assert_eq!(
+            outs[0][1].u32s(),
+            want_idx,
+            "{what}: CPU indices vs the definition"
+        );
+
+        let dy = randn([g.n, g.c, g.out_h(), g.out_w()], 1.0, 170 + i as u64);
+        let terms = ph.div_ceil(s) * pw.div_ceil(s); // windows an input pixel can win
+        cross_check(&format!("{what} backward"), Tol::sum(terms), |dev| {
+            let (_, idx) = x.to_device(dev)?.max_pool2d(ph, pw, s, p)?;
+            Ok(vec![dy.to_device(dev)?.max_pool2d_backward(&idx, &g)?])
+        });
+    }
+}
+
+#[test]
+fn max_pool2d_with_ties_first_max_wins_everywhere() {
+    for (i, (shape, ph, pw, s, p)) in POOLS.into_iter().enumerate() {
+        let constant = Tensor::full(shape, -3.0, &Device::Cpu).unwrap();
+        for x in [with_ties(&shape, 180 + i as u64), constant] {
+            let g = x.pool_geom(ph, pw, s, p).unwrap();
+            let what =
+                format!("max_pool2d with ties {shape:?} window {ph}x{pw} stride {s} pad {p}");
+            let outs = cross_check(&what, Tol::EXACT, |dev| {
+                let (out, idx) = x.to_device(dev)?.max_pool2d(ph, pw, s, p)?;
+                Ok(vec![out, idx])
+            });
+            let (want_out, want_idx) = naive_max_pool(&vals(&x), &g);
+            for (d, outs) in outs.iter().enumerate() {
+                assert_eq!(
+                    outs[0].f32s(),
+                    want_out,
+                    "{what}: device #{d} (0 = CPU) values"
+                );
+                assert_eq!(
+                    outs[1].u32s(),
+                    want_idx,
+                    "{what}: device #{d} (0 = CPU): the first maximum must win"
+                );
+            }
+            let dy = randn([g.n, g.c, g.out_h(), g.out_w()], 1.0, 190 + i as u64);
+            cross_check(&format!("{what} backward"), Tol::sum(ph * pw), |dev| {
+                let (_, idx) = x.to_device(dev)?.max_pool2d(ph, pw, s, p)?;
+                Ok(vec![dy.to_device(dev)?.max_pool2d_backward(&idx, &g)?])
+            });
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Argmax, accuracy, dropout, clone and reshape
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn argmax_rows_and_count_correct() {
+    let shapes: [(usize, usize); 7] = [
+        (1, 1),
+        (7, 1),
+        (1, 257),
+        (33, 7),
+        (100, 10),
+        (300, 33),
+        (257, 100),
+    ];
+    for (i, (rows, cols)) in shapes.into_iter().enumerate() {
+        for x in [
+            randn([rows, cols], 1.0, 200 + i as u64),
+            with_ties(&[rows, cols], 210 + i as u64),
+        ] {
+            // Half the labels agree with the argmax, so the count is neither 0 nor `rows`.
+            let am = x.argmax_rows().unwrap().to_vec::<u32>().unwrap();
+            let mut t = labels(rows, cols, 220 + i as u64).to_vec::<u32>().unwrap();
+            t.iter_mut().zip(&am).step_by(2).for_each(|(t, &a)| *t = a);
+            let t = Tensor::from_vec(t, [rows], &Device::Cpu).unwrap();
+            let outs = cross_check(
+                &format!("argmax_rows/count_correct [{rows}, {cols}]"),
+                Tol::EXACT,
+                |dev| {
+                    let x = x.to_device(dev)?;
+                    Ok(vec![x.argmax_rows()?, x.count_correct(&t.to_device(dev)?)?])
+                },
+            );
+            // The CPU itself against the definition: the first maximum of each row.
+            let xv = vals(&x);
+            let first_max: Vec<u32> = xv
+                .chunks(cols)
+                .map(|r| {
+                    r.iter()
+                        .position(|&v| v == r.iter().copied().fold(f32::MIN, f32::max))
+                        .unwrap() as u32
+                })
+                .collect();
+            assert_eq!(outs[0][0].u32s(), first_max);
+            let correct = first_max
+                .iter()
+                .zip(t.to_vec::<u32>().unwrap())
+                .filter(|(a, t)| **a == *t)
+                .count() as u32;
+            assert_eq!(outs[0][1].u32s(), [correct]);
+        }
+    }
+}
+
+#[test]
+fn dropout_mask_identical_on_every_device() {
+    let specs = [
+        DropoutSpec {
+            ratio: 0.5,
+            scale: 2.0,
+            seed: 0,
+            offset: 0,
+        },
+        DropoutSpec {
+            ratio: 0.1,
+            scale: 1.0 / 0.9,
+            seed: 12345,
+            offset: 1000,
+        },
+        DropoutSpec {
+            ratio: 0.9,
+            scale: 10.0,
+            seed: u32::MAX,
+            offset: u32::MAX - 100,
+        }, // offset wraps
+        DropoutSpec {
+            ratio: 0.0,
+            scale: 1.0,
+            seed: 7,
+            offset: 0,
+        }, // keeps all
+        DropoutSpec {
+            ratio: 0.999,
+            scale: 1.0,
+            seed: 99,
+            offset: 3,
+        },
+    ];
+    let shapes: [&[usize]; 3] = [&[1], &[257, 33], &[7, 100]];
+    for spec in &specs {
+        for shape in shapes {
+            cross_check(
+                &format!("dropout_mask {shape:?} {spec:?}"),
+                Tol::EXACT,
+                |dev| Ok(vec![Tensor::dropout_mask(shape, spec, dev)?]),
+            );
+        }
+    }
+    // The kept fraction is 1 − ratio: over 65536 draws its standard deviation is ≤ 0.002, so
+    // 0.01 is a 5σ bound. Checked on every device (the masks are equal anyway).
+    for ratio in [0.1, 0.5, 0.8] {
+        let spec = DropoutSpec {
+            ratio,
+            scale: 1.0 / (1.0 - ratio),
+            seed: 31337,
+            offset: 0,
+        };
+        for outs in cross_check(
+            &format!("dropout_mask fraction ratio={ratio}"),
+            Tol::EXACT,
+            |dev| Ok(vec![Tensor::dropout_mask([256, 256], &spec, dev)?]),
+        ) {
+            let m = outs[0].f32s();
+            assert!(
+                m.iter().all(|&v| v == 0.0 || v == spec.scale),
+                "mask values must be 0 or scale"
+            );
+            let kept = m.iter().filter(|&&v| v != 0.0).count() as f32 / m.len() as f32;
+            assert!(
+                (kept - (1.0 - ratio)).abs() < 0.01,
+                "ratio {ratio}: kept fraction {kept}"
+            );
+        }
+    }
+}
+
+#[test]
+fn try_clone_and_reshape() {
+    let x = randn([33, 7, 3], 1.0, 230);
+    let t = labels(33, 7, 231);
+    let outs = cross_check("try_clone", Tol::EXACT, |dev| {
+        let x = x.to_device(dev)?;
+        let clone = x.try_clone()?;
+        let mut original = x;
+        original.fill_(-1.0)?; // the clone must not see this
+        let labels_clone = t.to_device(dev)?.try_clone()?;
+        Ok(vec![clone, original, labels_clone])
+    });
+    for outs in &outs {
+        assert_eq!(outs[0].f32s(), vals(&x), "a clone is a deep copy");
+        assert_eq!(outs[2].u32s(), t.to_vec::<u32>().unwrap());
+    }
+    cross_check("reshape", Tol::sum(33), |dev| {
+        let r = x.to_device(dev)?.reshape([33, 21])?;
+        assert!(
+            r.try_clone()?.reshape([5, 5]).is_err(),
+            "reshape must keep the element count"
+        );
+        let sums = r.sum_rows()?;
+        Ok(vec![r.reshape([7, 99])?, sums])
+    });
+}
