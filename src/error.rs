@@ -96,6 +96,22 @@ pub enum Error {
         /// wgpu's message.
         msg: String,
     },
+    /// A data file that is malformed (wrong magic, truncated, inconsistent counts).
+    #[error("{path}: {msg}")]
+    Data {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        msg: String,
+    },
+    /// A checkpoint that does not fit the model or optimizer.
+    #[error("checkpoint {path}: {msg}")]
+    Checkpoint {
+        /// The checkpoint file.
+        path: String,
+        /// What does not match.
+        msg: String,
+    },
     /// I/O failure, with the path involved.
     #[error("{path}: {source}")]
     Io {
@@ -107,6 +123,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// An [`Error::Io`] naming `path`.
+    pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
+    }
+
+    /// An [`Error::Data`] naming `path`.
+    pub fn data(path: impl AsRef<std::path::Path>, msg: impl Into<String>) -> Self {
+        Error::Data {
+            path: path.as_ref().display().to_string(),
+            msg: msg.into(),
+        }
+    }
+
     /// Shorthand for [`Error::InvalidArgument`].
     pub fn invalid(op: &'static str, msg: impl Into<String>) -> Self {
         Error::InvalidArgument {

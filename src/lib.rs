@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod cpu;
+pub mod data;
 pub mod device;
 pub mod dtype;
 pub mod error;

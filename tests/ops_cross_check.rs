@@ -228,6 +228,13 @@ fn cross_check(what: &str, tol: Tol, f: impl Fn(&Device) -> Result<Vec<Tensor>>)
     all
 }
 
+/// [`cross_check`] against one GPU only.
+fn cross_check_on(dev: &Device, what: &str, tol: Tol, f: OpFn) {
+    let want = run_on(&Device::Cpu, what, f);
+    let got = run_on(dev, what, f);
+    compare(&format!("{what} on {dev}"), &got, &want, tol);
+}
+
 /// [`cross_check`] for matmul-based ops: every GPU is checked once per matmul kernel. Returns
 /// the CPU outputs.
 fn cross_check_matmul(
@@ -455,8 +462,12 @@ fn cpu_reference_elementwise_broadcast_and_reductions_known_values() -> Result<(
 #[test]
 fn cpu_reference_softmax_and_cross_entropy_known_values() -> Result<()> {
     let cpu = Device::Cpu;
-    // softmax([0, ln 2]) = [1/3, 2/3]; softmax([1000, 1000]) = [1/2, 1/2] without overflow.
-    let x = Tensor::from_slice(&[0.0f32, 2f32.ln(), 1000.0, 1000.0], [2, 2], &cpu)?;
+    // softmax([1000, 1000]) = [1/2, 1/2] without overflow.
+    let big = Tensor::from_slice(&[1000.0f32, 1000.0], [1, 2], &cpu)?.softmax()?;
+    assert_eq!(vals(&big), [0.5, 0.5]);
+    // softmax([0, ln 2]) = [1/3, 2/3]. (Small logits here: the loss is formed as
+    // max + ln Σ − x[label], which in f32 carries an absolute error of ~ulp(max).)
+    let x = Tensor::from_slice(&[0.0f32, 2f32.ln(), 5.0, 5.0], [2, 2], &cpu)?;
     let p = x.softmax()?;
     common::assert_close(
         "softmax",
@@ -935,31 +946,29 @@ fn dispatch_beyond_the_per_dimension_limit() {
             y.axpy_(2.0, &x)?;
             Ok(vec![y, x.scale(-1.0)?])
         };
-        let want = run_on(&Device::Cpu, "2-D dispatch", &f);
-        let got = run_on(&dev, "2-D dispatch", &f);
-        compare(
-            &format!("elementwise ops over {n} elements on {dev}"),
-            &got,
-            &want,
+        cross_check_on(
+            &dev,
+            &format!("axpy_/scale over {n} elements"),
             Tol::ARITH,
+            &f,
         );
 
         // Row-per-workgroup kernels past the limit: sum_cols, softmax, softmax_backward.
         let rows = max_groups + 3;
-        let x = randn([rows, 3], 2.0, 2);
-        let f = |d: &Device| -> Result<Vec<Tensor>> {
-            let x = x.to_device(d)?;
-            let y = x.softmax()?;
-            let dx = x.softmax_backward(&y)?; // dy = x
-            Ok(vec![x.sum_cols()?, y, dx])
-        };
-        let want = run_on(&Device::Cpu, "2-D rows", &f);
-        let got = run_on(&dev, "2-D rows", &f);
-        compare(
-            &format!("row kernels over {rows} rows on {dev}"),
-            &got,
-            &want,
-            Tol::EXP,
+        let (x, dy) = (randn([rows, 3], 2.0, 2), randn([rows, 3], 1.0, 3));
+        let y = x.softmax().unwrap();
+        let what = format!("over {rows} rows");
+        cross_check_on(&dev, &format!("sum_cols {what}"), Tol::sum(3), &|d| {
+            Ok(vec![x.to_device(d)?.sum_cols()?])
+        });
+        cross_check_on(&dev, &format!("softmax {what}"), Tol::EXP, &|d| {
+            Ok(vec![x.to_device(d)?.softmax()?])
+        });
+        cross_check_on(
+            &dev,
+            &format!("softmax_backward {what}"),
+            Tol::sum(3),
+            &|d| Ok(vec![dy.to_device(d)?.softmax_backward(&y.to_device(d)?)?]),
         );
     }
 }

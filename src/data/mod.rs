@@ -1,0 +1,5 @@
+//! Datasets: the MNIST IDX reader and the device-resident batch loader.
+
+pub mod mnist;
+
+pub use mnist::{Mnist, MnistSplit};
