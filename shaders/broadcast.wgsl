@@ -1,7 +1,7 @@
 // Numpy-style broadcasting of a small operand b against a big one, both padded to rank 4.
 //
-// add_bcast: one thread per element of the big tensor; b is read through strides that are 0
-//            on broadcast dimensions.
+// bcast:     out = a op b (op 0 add, 1 sub, 2 mul); one thread per element of the big
+//            tensor; b is read through strides that are 0 on broadcast dimensions.
 // sum_to:    its backward; one thread per element of b, summing (in f32) every element of
 //            dy that maps to it. Deterministic: no atomics.
 // Bindings: 1 = out (read_write), 2 = big operand (a or dy), 3 = b.
@@ -9,7 +9,7 @@
 struct Params {
     n: u32,
     bn: u32,
-    _p0: u32,
+    op: u32,
     _p1: u32,
     dims: vec4<u32>,
     bdims: vec4<u32>,
@@ -22,7 +22,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> small: array<T>;
 
 @compute @workgroup_size(256)
-fn add_bcast(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn bcast(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 256u;
     if (i >= p.n) {
         return;
@@ -35,7 +35,13 @@ fn add_bcast(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let i1 = rem % p.dims.y;
     let i0 = rem / p.dims.y;
     let j = i0 * p.bstrides.x + i1 * p.bstrides.y + i2 * p.bstrides.z + i3 * p.bstrides.w;
-    out[i] = big[i] + small[j];
+    let a = big[i];
+    let b = small[j];
+    switch p.op {
+        case 0u: { out[i] = a + b; }
+        case 1u: { out[i] = a - b; }
+        default: { out[i] = a * b; }
+    }
 }
 
 @compute @workgroup_size(256)

@@ -97,6 +97,23 @@ fn mul(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
     }
 }
 
+@compute @workgroup_size(256)
+fn recip(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if (i < p.n) {
+        out[i] = T(1.0 / f32(x[i]));
+    }
+}
+
+// sqrt(x + alpha): the standard deviation from a variance in batch normalisation.
+@compute @workgroup_size(256)
+fn sqrt_eps(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if (i < p.n) {
+        out[i] = T(sqrt(f32(x[i]) + p.alpha));
+    }
+}
+
 // x = dy, y = forward input: dx = dy * (x > 0).
 @compute @workgroup_size(256)
 fn relu_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

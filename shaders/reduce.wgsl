@@ -6,13 +6,15 @@
 // argmax_rows:   one thread per row, first maximum wins (as numpy/the book).
 // count_correct: a single workgroup; each thread takes rows tid, tid+256, ..., compares the
 //                row argmax with the label and the counts meet in a tree. Deterministic.
+//                With `accumulate` = 1 the count is added to out_u[0] (accuracy over many
+//                batches without a readback per batch).
 // Bindings: 1 = out (T, read_write), 2 = x, 3 = out_u (u32, read_write), 4 = labels (u32).
 
 struct Params {
     rows: u32,
     cols: u32,
     alpha: f32,
-    _p0: u32,
+    accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -99,6 +101,6 @@ fn count_correct(@builtin(local_invocation_index) lid: u32) {
         workgroupBarrier();
     }
     if (lid == 0u) {
-        out_u[0] = part_u[0];
+        out_u[0] = select(0u, out_u[0], p.accumulate != 0u) + part_u[0];
     }
 }

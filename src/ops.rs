@@ -177,6 +177,10 @@ pub enum UnaryOp {
     Scale(f32),
     /// `x`
     Copy,
+    /// `1 / x`
+    Recip,
+    /// `sqrt(x + eps)`
+    SqrtEps(f32),
 }
 
 /// Backward of a unary activation: `dx = dy * f'(saved)`.
@@ -231,6 +235,54 @@ pub struct DropoutSpec {
     pub offset: u32,
 }
 
+/// The optimizers of the book's `common/optimizer.py`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OptimKind {
+    /// `w -= lr g`
+    Sgd,
+    /// `v = m v - lr g; w += v`
+    Momentum,
+    /// `v = m v - lr g; w += m² v - (1 + m) lr g`
+    Nesterov,
+    /// `h += g²; w -= lr g / (√h + eps)`
+    AdaGrad,
+    /// `h = ρ h + (1 - ρ) g²; w -= lr g / (√h + eps)`
+    RmsProp,
+    /// `m += (1 - β1)(g - m); v += (1 - β2)(g² - v); w -= lr_t m / (√v + eps)`
+    Adam,
+}
+
+impl OptimKind {
+    /// How many state tensors per parameter (velocity, squared-gradient sums, moments).
+    pub fn state_count(self) -> usize {
+        match self {
+            OptimKind::Sgd => 0,
+            OptimKind::Momentum | OptimKind::Nesterov | OptimKind::AdaGrad | OptimKind::RmsProp => 1,
+            OptimKind::Adam => 2,
+        }
+    }
+}
+
+/// The hyper-parameters of one update step. The gradient used is `g + weight_decay * w`
+/// (the book's L2 term `0.5 λ ‖W‖²`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OptimStep {
+    /// Which rule.
+    pub kind: OptimKind,
+    /// Learning rate.
+    pub lr: f32,
+    /// Momentum (Momentum, Nesterov), decay rate ρ (RMSprop) or β1 (Adam).
+    pub beta1: f32,
+    /// β2 (Adam).
+    pub beta2: f32,
+    /// The book's 1e-7 in the denominators.
+    pub eps: f32,
+    /// L2 weight decay λ (0 for biases).
+    pub weight_decay: f32,
+    /// Adam's bias-corrected rate `lr √(1 - β2^t) / (1 - β1^t)`.
+    pub lr_t: f32,
+}
+
 /// The primitives, implemented once per backend. Output buffers are allocated by the caller
 /// with [`Backend::alloc`] and fully overwritten unless the doc says otherwise.
 #[allow(missing_docs)] // each method is documented by the tensor method that calls it
@@ -262,8 +314,10 @@ pub trait Backend {
     /// `y += alpha * x` in place.
     fn axpy(&self, alpha: f32, x: &Self::Buf, y: &mut Self::Buf, n: usize) -> Result<()>;
     fn fill(&self, out: &mut Self::Buf, value: f32, n: usize) -> Result<()>;
-    fn add_broadcast(
+    /// `out = a op b` with `b` broadcast to `a`'s shape.
+    fn broadcast(
         &self,
+        op: BinaryOp,
         a: &Self::Buf,
         b: &Self::Buf,
         out: &mut Self::Buf,
@@ -341,6 +395,8 @@ pub trait Backend {
         rows: usize,
         cols: usize,
     ) -> Result<()>;
+    /// Writes (or, with `accumulate`, adds to) `out[0]` the number of rows whose argmax is
+    /// the label.
     fn count_correct(
         &self,
         x: &Self::Buf,
@@ -348,8 +404,33 @@ pub trait Backend {
         out: &mut Self::Buf,
         rows: usize,
         cols: usize,
+        accumulate: bool,
     ) -> Result<()>;
     fn dropout_mask(&self, out: &mut Self::Buf, n: usize, spec: &DropoutSpec) -> Result<()>;
+    /// One optimizer update of `w` from gradient `g` with state `s1`, `s2` (see [`OptimStep`]).
+    fn optim_update(
+        &self,
+        s: &OptimStep,
+        w: &mut Self::Buf,
+        g: &Self::Buf,
+        s1: Option<&mut Self::Buf>,
+        s2: Option<&mut Self::Buf>,
+        n: usize,
+    ) -> Result<()>;
+    /// Gathers rows of bytes: row `perm[offset + r]` of a byte matrix with `row_len` columns,
+    /// stored packed little-endian four to a u32 (`src`), for r in `0..count`. An f32 `out`
+    /// gets `byte * scale`, a u32 `out` the byte itself.
+    #[allow(clippy::too_many_arguments)]
+    fn gather_bytes(
+        &self,
+        src: &Self::Buf,
+        perm: &Self::Buf,
+        offset: usize,
+        count: usize,
+        row_len: usize,
+        scale: f32,
+        out: &mut Self::Buf,
+    ) -> Result<()>;
     /// `[batch, rows, cols] → [batch, cols, rows]`.
     fn transpose(
         &self,

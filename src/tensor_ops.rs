@@ -7,8 +7,8 @@ use crate::cpu::CpuBackend;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::ops::{
-    Backend, BinaryOp, Broadcast, Conv2dGeom, DropoutSpec, MatmulSpec, Pool2dGeom, UnaryBwd,
-    UnaryOp,
+    Backend, BinaryOp, Broadcast, Conv2dGeom, DropoutSpec, MatmulSpec, OptimStep, Pool2dGeom,
+    UnaryBwd, UnaryOp,
 };
 use crate::shape::Shape;
 use crate::tensor::{Storage, Tensor};
@@ -297,17 +297,40 @@ impl Tensor {
         }
     }
 
-    /// `self + b` with `b` broadcast numpy-style (rank ≤ 4), e.g. a bias `[C]` over `[N, C]`.
-    pub fn add_broadcast(&self, b: &Tensor) -> Result<Tensor> {
-        const OP: &str = "add_broadcast";
-        want(OP, self, DType::F32)?;
-        want(OP, b, DType::F32)?;
-        let bc = broadcast_spec(OP, &self.shape, &b.shape)?;
-        backend!(OP, [self => x, b => y], |be| {
-            let mut out = be.alloc(bc.numel(), DType::F32, OP)?;
-            be.add_broadcast(x, y, &mut out, &bc)?;
+    fn broadcast(&self, b: &Tensor, op: BinaryOp, name: &'static str) -> Result<Tensor> {
+        want(name, self, DType::F32)?;
+        want(name, b, DType::F32)?;
+        let bc = broadcast_spec(name, &self.shape, &b.shape)?;
+        backend!(name, [self => x, b => y], |be| {
+            let mut out = be.alloc(bc.numel(), DType::F32, name)?;
+            be.broadcast(op, x, y, &mut out, &bc)?;
             Ok(self.new_like(self.shape.clone(), DType::F32, out.into()))
         })
+    }
+
+    /// `self + b` with `b` broadcast numpy-style (rank ≤ 4), e.g. a bias `[C]` over `[N, C]`.
+    pub fn add_broadcast(&self, b: &Tensor) -> Result<Tensor> {
+        self.broadcast(b, BinaryOp::Add, "add_broadcast")
+    }
+
+    /// `self - b` with `b` broadcast numpy-style.
+    pub fn sub_broadcast(&self, b: &Tensor) -> Result<Tensor> {
+        self.broadcast(b, BinaryOp::Sub, "sub_broadcast")
+    }
+
+    /// `self * b` with `b` broadcast numpy-style.
+    pub fn mul_broadcast(&self, b: &Tensor) -> Result<Tensor> {
+        self.broadcast(b, BinaryOp::Mul, "mul_broadcast")
+    }
+
+    /// `1 / self`.
+    pub fn recip(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Recip, "recip")
+    }
+
+    /// `sqrt(self + eps)`.
+    pub fn sqrt_eps(&self, eps: f32) -> Result<Tensor> {
+        self.unary(UnaryOp::SqrtEps(eps), "sqrt_eps")
     }
 
     /// Sums `self` down to `shape` (the backward of [`Tensor::add_broadcast`]).
@@ -574,8 +597,87 @@ impl Tensor {
         let (rows, cols) = labels_for(OP, self, labels)?;
         backend!(OP, [self => x, labels => t], |be| {
             let mut out = be.alloc(1, DType::U32, OP)?;
-            be.count_correct(x, t, &mut out, rows, cols)?;
+            be.count_correct(x, t, &mut out, rows, cols, false)?;
             Ok(self.new_like(Shape::new([1]), DType::U32, out.into()))
+        })
+    }
+
+    /// Adds the number of correct rows to `acc` (u32 `[1]`) on the device.
+    pub fn count_correct_into(&self, labels: &Tensor, acc: &mut Tensor) -> Result<()> {
+        const OP: &str = "count_correct_into";
+        want(OP, self, DType::F32)?;
+        want(OP, acc, DType::U32)?;
+        if acc.numel() != 1 {
+            return Err(Error::invalid(OP, format!("the accumulator must hold one value, got {}", acc.shape)));
+        }
+        let (rows, cols) = labels_for(OP, self, labels)?;
+        same_device(OP, &[self, labels, acc])?;
+        match (&*self.storage, &*labels.storage, acc.storage_mut()?) {
+            (Storage::Cpu(x), Storage::Cpu(t), Storage::Cpu(a)) => CpuBackend.count_correct(x, t, a, rows, cols, true),
+            (Storage::Gpu(x), Storage::Gpu(t), Storage::Gpu(a)) => x.ctx().count_correct(x, t, a, rows, cols, true),
+            _ => unreachable!("same_device checked the operands"),
+        }
+    }
+
+    /// One optimizer update in place: `self` is the parameter, `grad` its gradient, `s1`/`s2`
+    /// the optimizer's state tensors (as many as [`OptimKind::state_count`]).
+    pub fn optim_update_(&mut self, grad: &Tensor, s1: Option<&mut Tensor>, s2: Option<&mut Tensor>, step: &OptimStep) -> Result<()> {
+        const OP: &str = "optim_update_";
+        want(OP, self, DType::F32)?;
+        want(OP, grad, DType::F32)?;
+        same_shape(OP, self, grad)?;
+        let mut states: Vec<&mut Tensor> = [s1, s2].into_iter().flatten().collect();
+        if states.len() < step.kind.state_count() {
+            return Err(Error::invalid(OP, format!("{:?} needs {} state tensors, got {}", step.kind, step.kind.state_count(), states.len())));
+        }
+        for st in states.iter() {
+            want(OP, st, DType::F32)?;
+            same_shape(OP, self, st)?;
+            same_device(OP, &[self, st])?;
+        }
+        same_device(OP, &[self, grad])?;
+        let n = self.numel();
+        let mut it = states.iter_mut();
+        let (a, b) = (it.next(), it.next());
+        let sa = match a {
+            Some(t) => Some(t.storage_mut()?),
+            None => None,
+        };
+        let sb = match b {
+            Some(t) => Some(t.storage_mut()?),
+            None => None,
+        };
+        let g = &*grad.storage;
+        match self.storage_mut()? {
+            Storage::Cpu(w) => {
+                let Storage::Cpu(g) = g else { unreachable!("same_device checked the operands") };
+                CpuBackend.optim_update(step, w, g, sa.and_then(as_cpu), sb.and_then(as_cpu), n)
+            }
+            Storage::Gpu(w) => {
+                let Storage::Gpu(g) = g else { unreachable!("same_device checked the operands") };
+                let ctx = w.ctx().clone();
+                ctx.optim_update(step, w, g, sa.and_then(as_gpu), sb.and_then(as_gpu), n)
+            }
+        }
+    }
+
+    /// Gathers `count` rows of a packed byte matrix (`self`: u32 words holding `row_len`-byte
+    /// rows, little-endian) at the row indices `perm[offset..offset + count]`. With `dtype`
+    /// F32 the bytes are scaled by `scale` (→ `[count, row_len]` f32); with U32 they are copied.
+    pub fn gather_bytes(&self, perm: &Tensor, offset: usize, count: usize, row_len: usize, scale: f32, dtype: DType) -> Result<Tensor> {
+        const OP: &str = "gather_bytes";
+        want(OP, self, DType::U32)?;
+        want(OP, perm, DType::U32)?;
+        if offset + count > perm.numel() {
+            return Err(Error::invalid(OP, format!("rows {offset}..{} of a permutation of {}", offset + count, perm.numel())));
+        }
+        if dtype == DType::F16 {
+            return Err(Error::UnsupportedDType { op: OP, dtype, why: "as an output yet".into() });
+        }
+        backend!(OP, [self => src, perm => pm], |be| {
+            let mut out = be.alloc(count * row_len, dtype, OP)?;
+            be.gather_bytes(src, pm, offset, count, row_len, scale, &mut out)?;
+            Ok(self.new_like(Shape::new([count, row_len]), dtype, out.into()))
         })
     }
 
@@ -632,6 +734,20 @@ impl Tensor {
             be.transpose(x, &mut out, batch, r, c)?;
             Ok(self.new_like(Shape::new(od.clone()), DType::F32, out.into()))
         })
+    }
+}
+
+fn as_cpu(s: &mut Storage) -> Option<&mut crate::cpu::CpuStorage> {
+    match s {
+        Storage::Cpu(c) => Some(c),
+        Storage::Gpu(_) => None,
+    }
+}
+
+fn as_gpu(s: &mut Storage) -> Option<&mut crate::gpu::GpuBuffer> {
+    match s {
+        Storage::Gpu(b) => Some(b),
+        Storage::Cpu(_) => None,
     }
 }
 

@@ -761,6 +761,27 @@ fn gemm_alpha_beta_accumulation() {
             );
         }
     }
+
+    // An empty inner dimension (k = 0): the product is zeros and gemm_ only scales C.
+    let c0 = randn([3, 4], 1.0, 1100);
+    for (ta, tb) in FLAGS {
+        let (sa, sb) = operand_shapes(3, 4, 0, ta, tb);
+        for beta in [0.0, 0.5] {
+            let what = format!("matmul/gemm_ with k=0 trans_a={ta} trans_b={tb} beta={beta}");
+            let cpu = cross_check_matmul(&what, Tol::ARITH, |dev| {
+                let (a, b) = (
+                    Tensor::zeros(sa, DType::F32, dev)?,
+                    Tensor::zeros(sb, DType::F32, dev)?,
+                );
+                let mut c = c0.to_device(dev)?;
+                c.gemm_(&a, &b, ta, tb, 2.0, beta)?;
+                Ok(vec![a.matmul(&b, ta, tb)?, c])
+            });
+            assert_eq!(cpu[0].f32s(), [0.0; 12], "{what}");
+            let want: Vec<f32> = vals(&c0).iter().map(|v| beta * v).collect();
+            common::assert_close(&what, cpu[1].f32s(), &want, 1e-7, 1e-7);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1301,37 +1322,18 @@ fn argmax_rows_and_count_correct() {
 
 #[test]
 fn dropout_mask_identical_on_every_device() {
+    let spec = |ratio: f32, scale: f32, seed: u32, offset: u32| DropoutSpec {
+        ratio,
+        scale,
+        seed,
+        offset,
+    };
     let specs = [
-        DropoutSpec {
-            ratio: 0.5,
-            scale: 2.0,
-            seed: 0,
-            offset: 0,
-        },
-        DropoutSpec {
-            ratio: 0.1,
-            scale: 1.0 / 0.9,
-            seed: 12345,
-            offset: 1000,
-        },
-        DropoutSpec {
-            ratio: 0.9,
-            scale: 10.0,
-            seed: u32::MAX,
-            offset: u32::MAX - 100,
-        }, // offset wraps
-        DropoutSpec {
-            ratio: 0.0,
-            scale: 1.0,
-            seed: 7,
-            offset: 0,
-        }, // keeps all
-        DropoutSpec {
-            ratio: 0.999,
-            scale: 1.0,
-            seed: 99,
-            offset: 3,
-        },
+        spec(0.5, 2.0, 0, 0),
+        spec(0.1, 1.0 / 0.9, 12345, 1000),
+        spec(0.9, 10.0, u32::MAX, u32::MAX - 100), // the counter wraps around
+        spec(0.0, 1.0, 7, 0),                      // keeps everything
+        spec(0.999, 1.0, 99, 3),                   // drops nearly everything
     ];
     let shapes: [&[usize]; 3] = [&[1], &[257, 33], &[7, 100]];
     for spec in &specs {
@@ -1346,12 +1348,7 @@ fn dropout_mask_identical_on_every_device() {
     // The kept fraction is 1 − ratio: over 65536 draws its standard deviation is ≤ 0.002, so
     // 0.01 is a 5σ bound. Checked on every device (the masks are equal anyway).
     for ratio in [0.1, 0.5, 0.8] {
-        let spec = DropoutSpec {
-            ratio,
-            scale: 1.0 / (1.0 - ratio),
-            seed: 31337,
-            offset: 0,
-        };
+        let spec = spec(ratio, 1.0 / (1.0 - ratio), 31337, 0);
         for outs in cross_check(
             &format!("dropout_mask fraction ratio={ratio}"),
             Tol::EXACT,

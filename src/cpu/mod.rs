@@ -6,8 +6,8 @@
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::ops::{
-    Backend, BinaryOp, Broadcast, Conv2dGeom, DropoutSpec, MatmulSpec, Pool2dGeom, UnaryBwd,
-    UnaryOp,
+    Backend, BinaryOp, Broadcast, Conv2dGeom, DropoutSpec, MatmulSpec, OptimKind, OptimStep,
+    Pool2dGeom, UnaryBwd, UnaryOp,
 };
 use crate::rng::counter_uniform;
 use half::f16;
@@ -183,11 +183,7 @@ impl Backend for CpuBackend {
             &y.f32s("binary")?[..n],
             &mut out.f32s_mut("binary")?[..n],
         );
-        let f: fn(f32, f32) -> f32 = match op {
-            BinaryOp::Add => |a, b| a + b,
-            BinaryOp::Sub => |a, b| a - b,
-            BinaryOp::Mul => |a, b| a * b,
-        };
+        let f = binary_fn(op);
         for ((o, &a), &b) in o.iter_mut().zip(x).zip(y) {
             *o = f(a, b);
         }
@@ -204,6 +200,8 @@ impl Backend for CpuBackend {
                 .for_each(|(o, &v)| *o = 1.0 / (1.0 + (-v).exp())),
             UnaryOp::Scale(a) => o.iter_mut().zip(x).for_each(|(o, &v)| *o = a * v),
             UnaryOp::Copy => o.copy_from_slice(x),
+            UnaryOp::Recip => o.iter_mut().zip(x).for_each(|(o, &v)| *o = 1.0 / v),
+            UnaryOp::SqrtEps(e) => o.iter_mut().zip(x).for_each(|(o, &v)| *o = (v + e).sqrt()),
         }
         Ok(())
     }
@@ -247,18 +245,20 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn add_broadcast(
+    fn broadcast(
         &self,
+        op: BinaryOp,
         a: &CpuStorage,
         b: &CpuStorage,
         out: &mut CpuStorage,
         bc: &Broadcast,
     ) -> Result<()> {
         let (a, b, o) = (
-            a.f32s("add_broadcast")?,
-            b.f32s("add_broadcast")?,
-            out.f32s_mut("add_broadcast")?,
+            a.f32s("broadcast")?,
+            b.f32s("broadcast")?,
+            out.f32s_mut("broadcast")?,
         );
+        let f = binary_fn(op);
         let bs = bc.b_strides();
         let d = bc.dims;
         let mut i = 0;
@@ -267,7 +267,7 @@ impl Backend for CpuBackend {
                 for i2 in 0..d[2] {
                     let base = i0 * bs[0] + i1 * bs[1] + i2 * bs[2];
                     for i3 in 0..d[3] {
-                        o[i] = a[i] + b[base + i3 * bs[3]];
+                        o[i] = f(a[i], b[base + i3 * bs[3]]);
                         i += 1;
                     }
                 }
@@ -584,13 +584,16 @@ impl Backend for CpuBackend {
         out: &mut CpuStorage,
         rows: usize,
         cols: usize,
+        accumulate: bool,
     ) -> Result<()> {
         let (x, labels, out) = (
             x.f32s("count_correct")?,
             labels.u32s("count_correct")?,
             out.u32s_mut("count_correct")?,
         );
-        out[0] = x[..rows * cols]
+        let base = if accumulate { out[0] } else { 0 };
+        out[0] = base
+            + x[..rows * cols]
             .chunks_exact(cols)
             .zip(labels)
             .filter(|(row, t)| argmax(row) == **t as usize)
@@ -603,6 +606,109 @@ impl Backend for CpuBackend {
         for (i, o) in out[..n].iter_mut().enumerate() {
             let u = counter_uniform(spec.seed, spec.offset.wrapping_add(i as u32));
             *o = if u >= spec.ratio { spec.scale } else { 0.0 };
+        }
+        Ok(())
+    }
+
+    fn optim_update(
+        &self,
+        s: &OptimStep,
+        w: &mut CpuStorage,
+        g: &CpuStorage,
+        s1: Option<&mut CpuStorage>,
+        s2: Option<&mut CpuStorage>,
+        n: usize,
+    ) -> Result<()> {
+        const OP: &str = "optimizer update";
+        let need = s.kind.state_count();
+        let have = s1.is_some() as usize + s2.is_some() as usize;
+        if have < need {
+            return Err(Error::invalid(OP, format!("{:?} needs {need} state tensors, got {have}", s.kind)));
+        }
+        let (w, g) = (&mut w.f32s_mut(OP)?[..n], &g.f32s(OP)?[..n]);
+        let mut s1 = match s1 {
+            Some(b) => Some(&mut b.f32s_mut(OP)?[..n]),
+            None => None,
+        };
+        let mut s2 = match s2 {
+            Some(b) => Some(&mut b.f32s_mut(OP)?[..n]),
+            None => None,
+        };
+        // The same expressions, in the same order, as shaders/optim.wgsl.
+        for i in 0..n {
+            let gi = g[i] + s.weight_decay * w[i];
+            match s.kind {
+                OptimKind::Sgd => w[i] -= s.lr * gi,
+                OptimKind::Momentum => {
+                    let v = s1.as_deref_mut().map(|v| &mut v[i]).ok_or_else(|| Error::invalid(OP, "missing state"))?;
+                    *v = s.beta1 * *v - s.lr * gi;
+                    w[i] += *v;
+                }
+                OptimKind::Nesterov => {
+                    let v = s1.as_deref_mut().map(|v| &mut v[i]).ok_or_else(|| Error::invalid(OP, "missing state"))?;
+                    *v = s.beta1 * *v - s.lr * gi;
+                    w[i] += s.beta1 * s.beta1 * *v - (1.0 + s.beta1) * s.lr * gi;
+                }
+                OptimKind::AdaGrad => {
+                    let h = s1.as_deref_mut().map(|v| &mut v[i]).ok_or_else(|| Error::invalid(OP, "missing state"))?;
+                    *h += gi * gi;
+                    w[i] -= s.lr * gi / (h.sqrt() + s.eps);
+                }
+                OptimKind::RmsProp => {
+                    let h = s1.as_deref_mut().map(|v| &mut v[i]).ok_or_else(|| Error::invalid(OP, "missing state"))?;
+                    *h = s.beta1 * *h + (1.0 - s.beta1) * gi * gi;
+                    w[i] -= s.lr * gi / (h.sqrt() + s.eps);
+                }
+                OptimKind::Adam => {
+                    let m = s1.as_deref_mut().map(|v| &mut v[i]).ok_or_else(|| Error::invalid(OP, "missing state"))?;
+                    *m += (1.0 - s.beta1) * (gi - *m);
+                    let mi = *m;
+                    let v = s2.as_deref_mut().map(|v| &mut v[i]).ok_or_else(|| Error::invalid(OP, "missing state"))?;
+                    *v += (1.0 - s.beta2) * (gi * gi - *v);
+                    w[i] -= s.lr_t * mi / (v.sqrt() + s.eps);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn gather_bytes(
+        &self,
+        src: &CpuStorage,
+        perm: &CpuStorage,
+        offset: usize,
+        count: usize,
+        row_len: usize,
+        scale: f32,
+        out: &mut CpuStorage,
+    ) -> Result<()> {
+        const OP: &str = "gather_bytes";
+        let (src, perm) = (src.u32s(OP)?, perm.u32s(OP)?);
+        let rows = perm.get(offset..offset + count).ok_or_else(|| {
+            Error::invalid(OP, format!("rows {offset}..{} of a permutation of {}", offset + count, perm.len()))
+        })?;
+        let total_rows = src.len() * 4 / row_len.max(1);
+        if let Some(&bad) = rows.iter().find(|&&r| r as usize >= total_rows) {
+            return Err(Error::invalid(OP, format!("row index {bad} out of range ({total_rows} rows)")));
+        }
+        match out {
+            CpuStorage::F32(o) => {
+                for (r, &row) in rows.iter().enumerate() {
+                    let base = row as usize * row_len;
+                    for (c, o) in o[r * row_len..][..row_len].iter_mut().enumerate() {
+                        *o = byte_at(src, base + c) as f32 * scale;
+                    }
+                }
+            }
+            CpuStorage::U32(o) => {
+                for (r, &row) in rows.iter().enumerate() {
+                    let base = row as usize * row_len;
+                    for (c, o) in o[r * row_len..][..row_len].iter_mut().enumerate() {
+                        *o = byte_at(src, base + c);
+                    }
+                }
+            }
+            other => return Err(Error::UnsupportedDType { op: OP, dtype: other.dtype(), why: "as an output".into() }),
         }
         Ok(())
     }
@@ -627,6 +733,19 @@ impl Backend for CpuBackend {
         }
         Ok(())
     }
+}
+
+fn binary_fn(op: BinaryOp) -> fn(f32, f32) -> f32 {
+    match op {
+        BinaryOp::Add => |a, b| a + b,
+        BinaryOp::Sub => |a, b| a - b,
+        BinaryOp::Mul => |a, b| a * b,
+    }
+}
+
+/// Byte `i` of a byte array packed little-endian four to a u32 (as `shaders/data.wgsl`).
+fn byte_at(words: &[u32], i: usize) -> u32 {
+    (words[i >> 2] >> ((i & 3) * 8)) & 0xff
 }
 
 /// Index of the first maximum.

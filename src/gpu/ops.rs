@@ -7,8 +7,8 @@ use super::pipelines::{KernelKey, Shader};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::ops::{
-    Backend, BinaryOp, Broadcast, Conv2dGeom, DropoutSpec, MatmulSpec, Pool2dGeom, UnaryBwd,
-    UnaryOp,
+    Backend, BinaryOp, Broadcast, Conv2dGeom, DropoutSpec, MatmulSpec, OptimKind, OptimStep,
+    Pool2dGeom, UnaryBwd, UnaryOp,
 };
 use bytemuck::{Pod, Zeroable};
 use std::sync::Arc;
@@ -89,7 +89,8 @@ struct EltParams {
 struct BcastParams {
     n: u32,
     bn: u32,
-    _pad: [u32; 2],
+    op: u32,
+    _pad: u32,
     dims: [u32; 4],
     bdims: [u32; 4],
     bstrides: [u32; 4],
@@ -120,6 +121,28 @@ struct WindowParams {
     ow: u32,
     total: u32,
     _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct OptimParams {
+    n: u32,
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    wd: f32,
+    lr_t: f32,
+    _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct GatherParams {
+    count: u32,
+    row_len: u32,
+    offset: u32,
+    scale: f32,
 }
 
 #[repr(C)]
@@ -319,6 +342,8 @@ impl Backend for Arc<GpuContext> {
             UnaryOp::Sigmoid => ("sigmoid", 0.0),
             UnaryOp::Scale(a) => ("scale", a),
             UnaryOp::Copy => ("copy", 0.0),
+            UnaryOp::Recip => ("recip", 0.0),
+            UnaryOp::SqrtEps(e) => ("sqrt_eps", e),
         };
         let p = EltParams {
             n: u32_of(entry, n)?,
@@ -365,17 +390,23 @@ impl Backend for Arc<GpuContext> {
         self.elementwise("fill", p, &[out])
     }
 
-    fn add_broadcast(
+    fn broadcast(
         &self,
+        op: BinaryOp,
         a: &GpuBuffer,
         b: &GpuBuffer,
         out: &mut GpuBuffer,
         bc: &Broadcast,
     ) -> Result<()> {
-        let p = bcast_params("add_broadcast", bc)?;
+        let mut p = bcast_params("broadcast", bc)?;
+        p.op = match op {
+            BinaryOp::Add => 0,
+            BinaryOp::Sub => 1,
+            BinaryOp::Mul => 2,
+        };
         let groups = self.grid(bc.numel(), 256)?;
         self.dispatch(
-            &KernelKey::new(Shader::Broadcast, "add_bcast"),
+            &KernelKey::new(Shader::Broadcast, "bcast"),
             bytemuck::bytes_of(&p),
             &[(1, out.raw()), (2, a.raw()), (3, b.raw())],
             groups,
@@ -611,12 +642,13 @@ impl Backend for Arc<GpuContext> {
         out: &mut GpuBuffer,
         rows: usize,
         cols: usize,
+        accumulate: bool,
     ) -> Result<()> {
         let p = RowParams {
             rows: u32_of("count_correct", rows)?,
             cols: u32_of("count_correct", cols)?,
             alpha: 1.0,
-            _pad: 0,
+            _pad: accumulate as u32,
         };
         self.rows(
             Shader::Reduce,
@@ -637,6 +669,79 @@ impl Backend for Arc<GpuContext> {
             _pad: [0; 3],
         };
         self.elementwise("dropout_mask", p, &[out])
+    }
+
+    fn optim_update(
+        &self,
+        s: &OptimStep,
+        w: &mut GpuBuffer,
+        g: &GpuBuffer,
+        s1: Option<&mut GpuBuffer>,
+        s2: Option<&mut GpuBuffer>,
+        n: usize,
+    ) -> Result<()> {
+        const OP: &str = "optimizer update";
+        let p = OptimParams {
+            n: u32_of(OP, n)?,
+            lr: s.lr,
+            beta1: s.beta1,
+            beta2: s.beta2,
+            eps: s.eps,
+            wd: s.weight_decay,
+            lr_t: s.lr_t,
+            _pad: 0,
+        };
+        let entry = match s.kind {
+            OptimKind::Sgd => "sgd",
+            OptimKind::Momentum => "momentum",
+            OptimKind::Nesterov => "nesterov",
+            OptimKind::AdaGrad => "adagrad",
+            OptimKind::RmsProp => "rmsprop",
+            OptimKind::Adam => "adam",
+        };
+        let mut bindings = vec![(1, w.raw()), (2, g.raw())];
+        let states: Vec<&GpuBuffer> = [s1, s2].into_iter().flatten().map(|b| &*b).collect();
+        if states.len() < s.kind.state_count() {
+            return Err(Error::invalid(OP, format!("{:?} needs {} state tensors, got {}", s.kind, s.kind.state_count(), states.len())));
+        }
+        for (i, b) in states.iter().take(s.kind.state_count()).enumerate() {
+            bindings.push((3 + i as u32, b.raw()));
+        }
+        let groups = self.grid(n, 256)?;
+        self.dispatch(&KernelKey::new(Shader::Optim, entry), bytemuck::bytes_of(&p), &bindings, groups)
+    }
+
+    fn gather_bytes(
+        &self,
+        src: &GpuBuffer,
+        perm: &GpuBuffer,
+        offset: usize,
+        count: usize,
+        row_len: usize,
+        scale: f32,
+        out: &mut GpuBuffer,
+    ) -> Result<()> {
+        const OP: &str = "gather_bytes";
+        if offset + count > perm.numel {
+            return Err(Error::invalid(OP, format!("rows {offset}..{} of a permutation of {}", offset + count, perm.numel)));
+        }
+        let p = GatherParams {
+            count: u32_of(OP, count)?,
+            row_len: u32_of(OP, row_len)?,
+            offset: u32_of(OP, offset)?,
+            scale,
+        };
+        let groups = self.grid(count * row_len, 256)?;
+        let (entry, slot) = match out.dtype {
+            DType::U32 => ("gather_u32", 4),
+            _ => ("gather_f32", 1),
+        };
+        self.dispatch(
+            &KernelKey::new(Shader::Data, entry),
+            bytemuck::bytes_of(&p),
+            &[(slot, out.raw()), (2, src.raw()), (3, perm.raw())],
+            groups,
+        )
     }
 
     fn transpose(
@@ -676,7 +781,8 @@ fn bcast_params(op: &'static str, bc: &Broadcast) -> Result<BcastParams> {
     Ok(BcastParams {
         n: u32_of(op, bc.numel())?,
         bn: u32_of(op, bc.b_numel())?,
-        _pad: [0; 2],
+        op: 0,
+        _pad: 0,
         dims: four(bc.dims)?,
         bdims: four(bc.bdims)?,
         bstrides: four(bc.b_strides())?,

@@ -29,11 +29,15 @@ pub enum Shader {
     Pool,
     /// `shaders/layout.wgsl`
     Layout,
+    /// `shaders/optim.wgsl`
+    Optim,
+    /// `shaders/data.wgsl`
+    Data,
 }
 
 impl Shader {
     /// Every family (used by tests that compile them all).
-    pub const ALL: [Shader; 8] = [
+    pub const ALL: [Shader; 10] = [
         Shader::Matmul,
         Shader::Elementwise,
         Shader::Broadcast,
@@ -42,6 +46,8 @@ impl Shader {
         Shader::Im2col,
         Shader::Pool,
         Shader::Layout,
+        Shader::Optim,
+        Shader::Data,
     ];
 
     /// The WGSL source (without the dtype prefix).
@@ -55,6 +61,8 @@ impl Shader {
             Shader::Im2col => include_str!("../../shaders/im2col.wgsl"),
             Shader::Pool => include_str!("../../shaders/pool.wgsl"),
             Shader::Layout => include_str!("../../shaders/layout.wgsl"),
+            Shader::Optim => include_str!("../../shaders/optim.wgsl"),
+            Shader::Data => include_str!("../../shaders/data.wgsl"),
         }
     }
 
@@ -69,6 +77,8 @@ impl Shader {
             Shader::Im2col => "im2col.wgsl",
             Shader::Pool => "pool.wgsl",
             Shader::Layout => "layout.wgsl",
+            Shader::Optim => "optim.wgsl",
+            Shader::Data => "data.wgsl",
         }
     }
 }

@@ -1,0 +1,94 @@
+// Optimizer updates, one thread per parameter element, the formulas of the book's
+// common/optimizer.py (src/cpu/mod.rs `optim_update` is the reference, same order of ops).
+// The gradient used is g + wd * w (L2 weight decay; wd = 0 for biases).
+// Bindings: 1 = w (read_write), 2 = g, 3 = s1 (read_write), 4 = s2 (read_write).
+
+struct Params {
+    n: u32,
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    wd: f32,
+    lr_t: f32,
+    _p0: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> w: array<f32>;
+@group(0) @binding(2) var<storage, read> g: array<f32>;
+@group(0) @binding(3) var<storage, read_write> s1: array<f32>;
+@group(0) @binding(4) var<storage, read_write> s2: array<f32>;
+
+fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * 256u;
+}
+
+fn grad(i: u32) -> f32 {
+    return g[i] + p.wd * w[i];
+}
+
+@compute @workgroup_size(256)
+fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n) {
+        w[i] -= p.lr * grad(i);
+    }
+}
+
+@compute @workgroup_size(256)
+fn momentum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n) {
+        let gi = grad(i);
+        let v = p.beta1 * s1[i] - p.lr * gi;
+        s1[i] = v;
+        w[i] += v;
+    }
+}
+
+@compute @workgroup_size(256)
+fn nesterov(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n) {
+        let gi = grad(i);
+        let v = p.beta1 * s1[i] - p.lr * gi;
+        s1[i] = v;
+        w[i] += p.beta1 * p.beta1 * v - (1.0 + p.beta1) * p.lr * gi;
+    }
+}
+
+@compute @workgroup_size(256)
+fn adagrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n) {
+        let gi = grad(i);
+        let h = s1[i] + gi * gi;
+        s1[i] = h;
+        w[i] -= p.lr * gi / (sqrt(h) + p.eps);
+    }
+}
+
+@compute @workgroup_size(256)
+fn rmsprop(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n) {
+        let gi = grad(i);
+        let h = p.beta1 * s1[i] + (1.0 - p.beta1) * gi * gi;
+        s1[i] = h;
+        w[i] -= p.lr * gi / (sqrt(h) + p.eps);
+    }
+}
+
+@compute @workgroup_size(256)
+fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n) {
+        let gi = grad(i);
+        let m = s1[i] + (1.0 - p.beta1) * (gi - s1[i]);
+        let v = s2[i] + (1.0 - p.beta2) * (gi * gi - s2[i]);
+        s1[i] = m;
+        s2[i] = v;
+        w[i] -= p.lr_t * m / (sqrt(v) + p.eps);
+    }
+}
