@@ -29,6 +29,7 @@ pub mod device;
 pub mod dtype;
 pub mod error;
 pub mod gpu;
+pub mod nn;
 pub mod ops;
 pub mod rng;
 pub mod shape;

@@ -167,7 +167,8 @@ fn parse_idx(
             ),
         ));
     }
-    let be_u32 = |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    let be_u32 =
+        |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
     let got_magic = be_u32(0);
     if got_magic != magic {
         return Err(Error::data(
@@ -188,7 +189,11 @@ fn parse_idx(
         ));
     }
     let dims: Vec<usize> = (0..rank).map(|d| be_u32(4 + 4 * d) as usize).collect();
-    let dims_str = dims.iter().map(usize::to_string).collect::<Vec<_>>().join("×");
+    let dims_str = dims
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join("×");
     if let Some(d) = dims.iter().position(|&x| x == 0) {
         return Err(Error::data(
             path,
@@ -348,10 +353,10 @@ impl MnistSplit {
     /// The first `min(n, self.n)` examples, as a new split (for `--train-limit`).
     pub fn take(&self, n: usize) -> MnistSplit {
         let k = n.min(self.n);
-        let pixels = self.rows * self.cols;
+        let pixels = k.saturating_mul(self.rows.saturating_mul(self.cols));
         MnistSplit {
-            images: self.images[..k * pixels].to_vec(),
-            labels: self.labels[..k].to_vec(),
+            images: self.images[..pixels.min(self.images.len())].to_vec(),
+            labels: self.labels[..k.min(self.labels.len())].to_vec(),
             n: k,
             rows: self.rows,
             cols: self.cols,

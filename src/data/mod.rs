@@ -2,4 +2,4 @@
 
 pub mod mnist;
 
-pub use mnist::{Mnist, MnistSplit};
+pub use mnist::{Mnist, MnistSplit, default_data_dir, read_idx_images, read_idx_labels};

@@ -1,0 +1,123 @@
+//! A stack of named layers ending in [`SoftmaxWithLoss`]: the book's `MultiLayerNet`,
+//! `SimpleConvNet` and `DeepConvNet` are all `Sequential`s.
+
+use super::{ForwardCtx, Layer, Param, SoftmaxWithLoss};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// Named layers applied in order.
+pub struct Sequential {
+    layers: Vec<(String, Box<dyn Layer>)>,
+    loss: SoftmaxWithLoss,
+    train: bool,
+    step: u64,
+    device: Device,
+}
+
+impl Sequential {
+    /// An empty model on `device` (in training mode).
+    pub fn new(device: &Device) -> Sequential {
+        Sequential { layers: Vec::new(), loss: SoftmaxWithLoss::new(), train: true, step: 0, device: device.clone() }
+    }
+
+    /// Appends `layer` named `name`; its parameters become `name.weight`, `name.bias` ….
+    pub fn add(mut self, name: &str, mut layer: impl Layer + 'static) -> Result<Sequential> {
+        if self.layers.iter().any(|(n, _)| n == name) {
+            return Err(Error::invalid("Sequential::add", format!("a layer is already named \"{name}\"")));
+        }
+        layer.set_name(name);
+        self.layers.push((name.to_string(), Box::new(layer)));
+        Ok(self)
+    }
+
+    /// The device the model lives on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Training mode: dropout active, batch statistics.
+    pub fn train(&mut self) {
+        self.train = true;
+    }
+
+    /// Evaluation mode: dropout off, running statistics.
+    pub fn eval(&mut self) {
+        self.train = false;
+    }
+
+    /// Whether in training mode.
+    pub fn is_training(&self) -> bool {
+        self.train
+    }
+
+    /// Training forwards so far (seeds the dropout masks; saved in checkpoints).
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// Sets the training-forward counter (when resuming).
+    pub fn set_step(&mut self, step: u64) {
+        self.step = step;
+    }
+
+    /// Logits for `x`. In training mode this counts as one step and caches for backward.
+    pub fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
+        let ctx = ForwardCtx { train: self.train, step: self.step };
+        let mut h = x.clone();
+        for (_, layer) in &mut self.layers {
+            h = layer.forward(&h, &ctx)?;
+        }
+        if self.train {
+            self.step += 1;
+        }
+        Ok(h)
+    }
+
+    /// Forward through the layers and the loss: the mean loss `[1]`, on the device.
+    pub fn loss(&mut self, x: &Tensor, labels: &Tensor) -> Result<Tensor> {
+        let logits = self.forward(x)?;
+        self.loss.forward(&logits, labels)
+    }
+
+    /// Backward from the loss with gradient scale `dout` (1.0 normally); leaves every
+    /// parameter's gradient in [`Param::grad`] and returns dx.
+    pub fn backward(&mut self, dout: f32) -> Result<Tensor> {
+        let mut d = self.loss.backward(dout)?;
+        for (_, layer) in self.layers.iter_mut().rev() {
+            d = layer.backward(&d)?;
+        }
+        Ok(d)
+    }
+
+    /// All trainable parameters, in layer order.
+    pub fn params(&self) -> Vec<&Param> {
+        self.layers.iter().flat_map(|(_, l)| l.params()).collect()
+    }
+
+    /// All trainable parameters, mutably.
+    pub fn params_mut(&mut self) -> Vec<&mut Param> {
+        self.layers.iter_mut().flat_map(|(_, l)| l.params_mut()).collect()
+    }
+
+    /// Non-trainable state (BatchNorm running statistics), by name.
+    pub fn buffers_mut(&mut self) -> Vec<(String, &mut Tensor)> {
+        self.layers.iter_mut().flat_map(|(_, l)| l.buffers_mut()).collect()
+    }
+
+    /// Number of trainable scalars.
+    pub fn num_params(&self) -> usize {
+        self.params().iter().map(|p| p.numel()).sum()
+    }
+
+    /// One line per layer plus the parameter count.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        for (name, layer) in &self.layers {
+            let n: usize = layer.params().iter().map(|p| p.numel()).sum();
+            s.push_str(&format!("  {name:<8} {:<40} {n:>8} params\n", layer.describe()));
+        }
+        s.push_str(&format!("  total {} parameters, on {}\n", self.num_params(), self.device));
+        s
+    }
+}
