@@ -93,7 +93,8 @@ fn softmax_ce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     let ms = softmax_row(row, lid);
     if (lid == 0u) {
         let t = labels[row];
-        var loss = ms.x + log(ms.y) - f32(x[row * p.cols + min(t, p.cols - 1u)]);
+        // (max - x[t]) first: exact for large logits, where max + log(sum) would round.
+        var loss = log(ms.y) + (ms.x - f32(x[row * p.cols + min(t, p.cols - 1u)]));
         if (t >= p.cols) {
             let zero = p.alpha * 0.0;
             loss = zero / zero; // NaN at run time: an out-of-range label

@@ -31,6 +31,7 @@ pub mod error;
 pub mod gpu;
 pub mod nn;
 pub mod ops;
+pub mod optim;
 pub mod rng;
 pub mod shape;
 pub mod tensor;

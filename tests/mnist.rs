@@ -185,7 +185,7 @@ fn raw_and_gz_directories_load_the_same() {
     assert_eq!(a.test.labels, test);
 
     let t = a.train.take(2);
-    assert_eq!((t.n, t.images.len(), t.labels[..]), (2, 24, [3, 1][..]));
+    assert_eq!((t.n, t.images.len(), &t.labels[..]), (2, 24, &[3, 1][..]));
     assert_eq!(a.train.take(0).n, 0);
 }
 

@@ -400,8 +400,9 @@ impl Backend for CpuBackend {
             let t = label_at(labels, r, cols, OP)?;
             let row = &x[r * cols..(r + 1) * cols];
             let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let lse = m + row.iter().map(|&v| (v - m).exp()).sum::<f32>().ln();
-            loss[r] = lse - row[t];
+            let log_sum = row.iter().map(|&v| (v - m).exp()).sum::<f32>().ln();
+            // (m - x[t]) first: exact for large logits, where m + log_sum would round.
+            loss[r] = log_sum + (m - row[t]);
         }
         Ok(())
     }

@@ -1,0 +1,188 @@
+//! Optimizers with the book's formulas and defaults (`common/optimizer.py`), plus L2 weight
+//! decay. Each update is one kernel per parameter on the parameter's device; state tensors
+//! (velocity, squared-gradient sums, Adam moments) live beside the parameters and never leave
+//! the device.
+
+use crate::error::{Error, Result};
+use crate::nn::Param;
+use crate::ops::{OptimKind, OptimStep};
+use crate::tensor::Tensor;
+use crate::DType;
+use std::collections::BTreeMap;
+
+/// An optimizer and its per-parameter state.
+pub struct Optimizer {
+    kind: OptimKind,
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    t: u64,
+    state: BTreeMap<String, Vec<Tensor>>,
+}
+
+impl Optimizer {
+    fn new(kind: OptimKind, lr: f32, beta1: f32, beta2: f32) -> Optimizer {
+        Optimizer { kind, lr, beta1, beta2, eps: 1e-7, weight_decay: 0.0, t: 0, state: BTreeMap::new() }
+    }
+
+    /// SGD (book default lr 0.01).
+    pub fn sgd(lr: f32) -> Optimizer {
+        Optimizer::new(OptimKind::Sgd, lr, 0.0, 0.0)
+    }
+
+    /// Momentum SGD (book defaults 0.01, 0.9).
+    pub fn momentum(lr: f32, momentum: f32) -> Optimizer {
+        Optimizer::new(OptimKind::Momentum, lr, momentum, 0.0)
+    }
+
+    /// Nesterov's accelerated gradient (book defaults 0.01, 0.9).
+    pub fn nesterov(lr: f32, momentum: f32) -> Optimizer {
+        Optimizer::new(OptimKind::Nesterov, lr, momentum, 0.0)
+    }
+
+    /// AdaGrad (book default lr 0.01).
+    pub fn adagrad(lr: f32) -> Optimizer {
+        Optimizer::new(OptimKind::AdaGrad, lr, 0.0, 0.0)
+    }
+
+    /// RMSprop (book defaults 0.01, decay 0.99).
+    pub fn rmsprop(lr: f32, decay_rate: f32) -> Optimizer {
+        Optimizer::new(OptimKind::RmsProp, lr, decay_rate, 0.0)
+    }
+
+    /// Adam (book defaults 0.001, 0.9, 0.999).
+    pub fn adam(lr: f32, beta1: f32, beta2: f32) -> Optimizer {
+        Optimizer::new(OptimKind::Adam, lr, beta1, beta2)
+    }
+
+    /// By name with the book's defaults: sgd, momentum, nesterov, adagrad, rmsprop, adam.
+    pub fn by_name(name: &str, lr: Option<f32>) -> Result<Optimizer> {
+        let o = match name.to_ascii_lowercase().as_str() {
+            "sgd" => Optimizer::sgd(0.01),
+            "momentum" => Optimizer::momentum(0.01, 0.9),
+            "nesterov" => Optimizer::nesterov(0.01, 0.9),
+            "adagrad" => Optimizer::adagrad(0.01),
+            "rmsprop" => Optimizer::rmsprop(0.01, 0.99),
+            "adam" => Optimizer::adam(0.001, 0.9, 0.999),
+            other => {
+                return Err(Error::invalid(
+                    "optimizer",
+                    format!("unknown optimizer \"{other}\" (sgd, momentum, nesterov, adagrad, rmsprop, adam)"),
+                ));
+            }
+        };
+        Ok(match lr {
+            Some(lr) => o.with_lr(lr),
+            None => o,
+        })
+    }
+
+    /// Sets the learning rate.
+    pub fn with_lr(mut self, lr: f32) -> Optimizer {
+        self.lr = lr;
+        self
+    }
+
+    /// L2 weight decay λ on weights (the book's `0.5 λ ‖W‖²` added to the loss).
+    pub fn with_weight_decay(mut self, lambda: f32) -> Optimizer {
+        self.weight_decay = lambda;
+        self
+    }
+
+    /// The rule.
+    pub fn kind(&self) -> OptimKind {
+        self.kind
+    }
+
+    /// The learning rate.
+    pub fn lr(&self) -> f32 {
+        self.lr
+    }
+
+    /// Updates taken so far (Adam's `t`).
+    pub fn steps(&self) -> u64 {
+        self.t
+    }
+
+    /// The hyper-parameters of the next update (Adam's bias correction computed in f64).
+    fn next_step(&self, t: u64) -> OptimStep {
+        let lr_t = if self.kind == OptimKind::Adam {
+            let t = t as f64;
+            (self.lr as f64 * (1.0 - (self.beta2 as f64).powf(t)).sqrt() / (1.0 - (self.beta1 as f64).powf(t))) as f32
+        } else {
+            self.lr
+        };
+        OptimStep { kind: self.kind, lr: self.lr, beta1: self.beta1, beta2: self.beta2, eps: self.eps, weight_decay: 0.0, lr_t }
+    }
+
+    /// Applies one update to every parameter that has a gradient.
+    pub fn step(&mut self, params: Vec<&mut Param>) -> Result<()> {
+        self.t += 1;
+        let base = self.next_step(self.t);
+        for p in params {
+            let Some(grad) = p.grad.as_ref() else { continue };
+            let step = OptimStep { weight_decay: if p.decay { self.weight_decay } else { 0.0 }, ..base };
+            let n = self.kind.state_count();
+            let state = match self.state.get_mut(&p.name) {
+                Some(s) => s,
+                None => {
+                    let mut v = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        v.push(Tensor::zeros(p.value.shape().clone(), DType::F32, &p.value.device())?);
+                    }
+                    self.state.entry(p.name.clone()).or_insert(v)
+                }
+            };
+            let mut it = state.iter_mut();
+            let (s1, s2) = (it.next(), it.next());
+            p.value.optim_update_(grad, s1, s2, &step)?;
+        }
+        Ok(())
+    }
+
+    /// State tensors by checkpoint name: `<param>.<m|v|h|velocity>`.
+    pub fn state(&self) -> Vec<(String, &Tensor)> {
+        let names = self.state_names();
+        self.state
+            .iter()
+            .flat_map(|(p, ts)| ts.iter().zip(names).map(move |(t, n)| (format!("{p}.{n}"), t)))
+            .collect()
+    }
+
+    fn state_names(&self) -> &'static [&'static str] {
+        match self.kind {
+            OptimKind::Sgd => &[],
+            OptimKind::Momentum | OptimKind::Nesterov => &["velocity"],
+            OptimKind::AdaGrad | OptimKind::RmsProp => &["h"],
+            OptimKind::Adam => &["m", "v"],
+        }
+    }
+
+    /// Replaces the state (from a checkpoint): `tensors` holds `<param>.<state>` entries for
+    /// every parameter in `param_names`, `t` the update count.
+    pub fn load_state(&mut self, param_names: &[String], mut tensors: BTreeMap<String, Tensor>, t: u64, what: &str) -> Result<()> {
+        let mut state = BTreeMap::new();
+        for p in param_names {
+            let mut v = Vec::new();
+            for n in self.state_names() {
+                let key = format!("{p}.{n}");
+                let t = tensors.remove(&key).ok_or_else(|| Error::Checkpoint {
+                    path: what.to_string(),
+                    msg: format!("optimizer state \"optim.{key}\" is missing (saved with another optimizer?)"),
+                })?;
+                v.push(t);
+            }
+            if !v.is_empty() {
+                state.insert(p.clone(), v);
+            }
+        }
+        if let Some(extra) = tensors.keys().next() {
+            return Err(Error::Checkpoint { path: what.to_string(), msg: format!("unexpected optimizer state \"optim.{extra}\" for {:?}", self.kind) });
+        }
+        self.state = state;
+        self.t = t;
+        Ok(())
+    }
+}
