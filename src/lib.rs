@@ -23,18 +23,21 @@
 
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod cpu;
 pub mod data;
 pub mod device;
 pub mod dtype;
 pub mod error;
 pub mod gpu;
+pub mod models;
 pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod rng;
 pub mod shape;
 pub mod tensor;
+pub mod train;
 mod tensor_ops;
 
 pub use device::{AdapterSummary, Device};

@@ -1,0 +1,130 @@
+//! What the training examples share: their command-line options and the MNIST run.
+
+use crate::data::{DeviceDataset, Mnist, default_data_dir};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::nn::Sequential;
+use crate::optim::Optimizer;
+use crate::train::{Metrics, TrainConfig, fit};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Options of `vgg_like`, `simple_convnet` and friends (flattened into each example's clap
+/// parser, which sets the defaults that differ).
+#[derive(clap::Args, Clone, Debug)]
+pub struct TrainArgs {
+    /// Device: cpu, gpu, gpu:N or auto (a hardware GPU if present, else the CPU).
+    #[arg(long, default_value = "auto", env = "WGNN_DEVICE")]
+    pub device: String,
+    /// Seed for initial weights, dropout masks and shuffling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Epochs.
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    /// Mini-batch size.
+    #[arg(long, default_value_t = 100)]
+    pub batch_size: usize,
+    /// Learning rate (default: the optimizer's book default).
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Optimizer: sgd, momentum, nesterov, adagrad, rmsprop, adam.
+    #[arg(long, default_value = "adam")]
+    pub optimizer: String,
+    /// L2 weight decay λ.
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f32,
+    /// Train on the first N training images only (quick runs).
+    #[arg(long)]
+    pub train_limit: Option<usize>,
+    /// Evaluate on the first N test images only (default: all 10,000).
+    #[arg(long)]
+    pub test_limit: Option<usize>,
+    /// Directory with the MNIST files (default: $WGNN_DATA, else the vendored data/mnist).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Write the metrics JSON here.
+    #[arg(long)]
+    pub metrics_out: Option<PathBuf>,
+    /// Save a checkpoint after every epoch into this directory.
+    #[arg(long)]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Resume from this checkpoint (e.g. CHECKPOINT_DIR/last.safetensors).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Steps between loss readbacks for the progress bar.
+    #[arg(long, default_value_t = 50)]
+    pub log_every: usize,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// Loads MNIST, builds the model with `build` on the chosen device, trains and reports.
+pub fn run_mnist(args: &TrainArgs, name: &str, build: fn(&Device, u64) -> Result<Sequential>) -> Result<Metrics> {
+    let device = Device::from_spec(&args.device)?;
+    let kind = if device.is_gpu() { "GPU" } else { "CPU" };
+    println!("{name}: training on the {kind}: {device}");
+    let dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    let t = Instant::now();
+    let mnist = Mnist::load(&dir)?;
+    let train_split = match args.train_limit {
+        Some(n) if n == 0 => return Err(Error::invalid("--train-limit", "must be at least 1")),
+        Some(n) => mnist.train.take(n),
+        None => mnist.train.clone(),
+    };
+    let test_split = match args.test_limit {
+        Some(n) if n == 0 => return Err(Error::invalid("--test-limit", "must be at least 1")),
+        Some(n) => mnist.test.take(n),
+        None => mnist.test.clone(),
+    };
+    let train = DeviceDataset::from_mnist(&train_split, &device)?;
+    let test = DeviceDataset::from_mnist(&test_split, &device)?;
+    println!(
+        "data: {} ({} train, {} test images) loaded in {:.2} s",
+        dir.display(),
+        train.len(),
+        test.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let mut model = build(&device, args.seed)?;
+    print!("{}", model.summary());
+    let mut opt = Optimizer::by_name(&args.optimizer, args.lr)?.with_weight_decay(args.weight_decay);
+    println!(
+        "optimizer {:?} lr {}, batch {}, {} epochs, seed {}",
+        opt.kind(),
+        opt.lr(),
+        args.batch_size,
+        args.epochs,
+        args.seed
+    );
+    let cfg = TrainConfig {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        seed: args.seed,
+        log_every: args.log_every,
+        progress: !args.no_progress,
+        checkpoint_dir: args.checkpoint_dir.clone(),
+        resume: args.resume.clone(),
+        ..TrainConfig::default()
+    };
+    let metrics = fit(&mut model, &mut opt, &train, &test, &cfg)?;
+    println!(
+        "test acc: {:.2}% on {} images; mean {:.0} training images/s on {}",
+        100.0 * metrics.test_accuracy,
+        metrics.test_examples,
+        metrics.images_per_sec,
+        metrics.device
+    );
+    if device.is_gpu() {
+        println!(
+            "per training step: {:.2} submits, {:.1} bytes read back, {:.1} bytes uploaded",
+            metrics.submits_per_step, metrics.bytes_read_back_per_step, metrics.bytes_uploaded_per_step
+        );
+    }
+    if let Some(path) = &args.metrics_out {
+        metrics.write_json(path)?;
+        println!("metrics written to {}", path.display());
+    }
+    Ok(metrics)
+}

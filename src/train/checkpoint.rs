@@ -1,0 +1,131 @@
+//! Checkpoints in safetensors: tensor names are parameter names (`conv1.weight` …), buffers
+//! (`bn1.running_mean`) and optimizer state (`optim.conv1.weight.m` …); the header metadata
+//! records the optimizer, its step count, the model's step counter and the epoch. Files are
+//! written to a temporary name and renamed, so a crash never leaves a half-written checkpoint.
+
+use crate::error::{Error, Result};
+use crate::nn::Sequential;
+use crate::optim::Optimizer;
+use crate::tensor::Tensor;
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+const FORMAT: &str = "wgnn-checkpoint-1";
+
+/// What a checkpoint says about the run it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointInfo {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// The model's training-forward counter.
+    pub model_step: u64,
+    /// The optimizer's update counter.
+    pub optim_steps: u64,
+}
+
+fn bytes_of(t: &Tensor) -> Result<Vec<u8>> {
+    Ok(bytemuck::cast_slice(&t.to_vec::<f32>()?).to_vec())
+}
+
+/// Writes model parameters, buffers and optimizer state to `path` atomically.
+pub fn save(path: &Path, model: &mut Sequential, opt: &Optimizer, epoch: usize) -> Result<()> {
+    let mut data: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
+    for p in model.params() {
+        data.insert(p.name.clone(), (p.value.dims().to_vec(), bytes_of(&p.value)?));
+    }
+    for (name, t) in model.buffers_mut() {
+        data.insert(name, (t.dims().to_vec(), bytes_of(t)?));
+    }
+    for (name, t) in opt.state() {
+        data.insert(format!("optim.{name}"), (t.dims().to_vec(), bytes_of(t)?));
+    }
+    let mut views = Vec::with_capacity(data.len());
+    for (name, (shape, bytes)) in &data {
+        let view = TensorView::new(Dtype::F32, shape.clone(), bytes)
+            .map_err(|e| Error::Checkpoint { path: path.display().to_string(), msg: format!("{name}: {e}") })?;
+        views.push((name.as_str(), view));
+    }
+    let meta = HashMap::from([
+        ("format".to_string(), FORMAT.to_string()),
+        ("optimizer".to_string(), format!("{:?}", opt.kind())),
+        ("optim_steps".to_string(), opt.steps().to_string()),
+        ("model_step".to_string(), model.step().to_string()),
+        ("epoch".to_string(), epoch.to_string()),
+    ]);
+    let bytes = safetensors::serialize(views, Some(meta))
+        .map_err(|e| Error::Checkpoint { path: path.display().to_string(), msg: e.to_string() })?;
+    let tmp = temp_name(path);
+    std::fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    Ok(())
+}
+
+fn temp_name(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(".tmp{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Loads a checkpoint into `model` and `opt`. Every parameter, buffer and optimizer state of
+/// the model must be present with the same shape, and nothing else: a mismatch is an error
+/// that names the tensors, and leaves the model untouched.
+pub fn load(path: &Path, model: &mut Sequential, opt: &mut Optimizer) -> Result<CheckpointInfo> {
+    let what = path.display().to_string();
+    let fail = |msg: String| Error::Checkpoint { path: what.clone(), msg };
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| fail(format!("not a safetensors file: {e}")))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    if meta.get("format").map(String::as_str) != Some(FORMAT) {
+        return Err(fail(format!("not a wgnn checkpoint (format {:?})", meta.get("format"))));
+    }
+    let saved_opt = meta.get("optimizer").cloned().unwrap_or_default();
+    if saved_opt != format!("{:?}", opt.kind()) {
+        return Err(fail(format!("saved with optimizer {saved_opt}, resuming with {:?}", opt.kind())));
+    }
+    let num = |k: &str| -> Result<u64> {
+        meta.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| fail(format!("metadata \"{k}\" missing or not a number")))
+    };
+    let info = CheckpointInfo { epoch: num("epoch")? as usize, model_step: num("model_step")?, optim_steps: num("optim_steps")? };
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| fail(e.to_string()))?;
+    let mut saved: BTreeMap<String, (Vec<usize>, Vec<f32>)> = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(fail(format!("{name}: dtype {:?}, expected F32", view.dtype())));
+        }
+        saved.insert(name, (view.shape().to_vec(), bytemuck::pod_collect_to_vec(view.data())));
+    }
+    let device = model.device().clone();
+    // Check everything before changing anything.
+    let mut expected: Vec<(String, Vec<usize>)> = model.params().iter().map(|p| (p.name.clone(), p.value.dims().to_vec())).collect();
+    expected.extend(model.buffers_mut().into_iter().map(|(n, t)| (n, t.dims().to_vec())));
+    for (name, shape) in &expected {
+        match saved.get(name) {
+            None => return Err(fail(format!("the model has \"{name}\" {shape:?} but the checkpoint does not (a different model?)"))),
+            Some((s, _)) if s != shape => return Err(fail(format!("\"{name}\" is {s:?} in the checkpoint but {shape:?} in the model"))),
+            _ => {}
+        }
+    }
+    let mut optim_state = BTreeMap::new();
+    for (name, (shape, values)) in &saved {
+        if let Some(key) = name.strip_prefix("optim.") {
+            optim_state.insert(key.to_string(), Tensor::from_slice(values, shape.clone(), &device)?);
+        } else if !expected.iter().any(|(n, _)| n == name) {
+            return Err(fail(format!("the checkpoint has \"{name}\" {shape:?}, which the model does not")));
+        }
+    }
+    let names: Vec<String> = model.params().iter().map(|p| p.name.clone()).collect();
+    opt.load_state(&names, optim_state, info.optim_steps, &what)?;
+    for p in model.params_mut() {
+        let (shape, values) = &saved[&p.name];
+        p.value = Tensor::from_slice(values, shape.clone(), &device)?;
+        p.grad = None;
+    }
+    for (name, t) in model.buffers_mut() {
+        let (shape, values) = &saved[&name];
+        *t = Tensor::from_slice(values, shape.clone(), &device)?;
+    }
+    model.set_step(info.model_step);
+    Ok(info)
+}

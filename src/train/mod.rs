@@ -1,0 +1,270 @@
+//! The training loop: epochs of shuffled mini-batches, evaluation on the full test set after
+//! each epoch, progress, metrics and checkpoints.
+//!
+//! On a GPU a training step is recorded into one command buffer and submitted once; the only
+//! readback is the running loss sum (4 bytes) every `log_every` steps and at the end of an
+//! epoch. Accuracy is counted on the device and read once per evaluation.
+
+pub mod checkpoint;
+
+use crate::data::DeviceDataset;
+use crate::device::Device;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::nn::Sequential;
+use crate::optim::Optimizer;
+use crate::tensor::Tensor;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// How to train.
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    /// Epochs to run (in total, counting those restored by `resume`).
+    pub epochs: usize,
+    /// Mini-batch size.
+    pub batch_size: usize,
+    /// Seed of the per-epoch shuffles.
+    pub seed: u64,
+    /// Batch size for evaluation.
+    pub eval_batch_size: usize,
+    /// Steps between loss readbacks for the progress bar.
+    pub log_every: usize,
+    /// Show an indicatif progress bar (it also hides itself when stderr is not a terminal).
+    pub progress: bool,
+    /// Print a one-line summary per epoch.
+    pub verbose: bool,
+    /// Write `epoch-N.safetensors` and `last.safetensors` here after every epoch.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Continue from this checkpoint.
+    pub resume: Option<PathBuf>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 20,
+            batch_size: 100,
+            seed: 0,
+            eval_batch_size: 200,
+            log_every: 50,
+            progress: true,
+            verbose: true,
+            checkpoint_dir: None,
+            resume: None,
+        }
+    }
+}
+
+/// Figures of one epoch.
+#[derive(Clone, Debug, Serialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's steps.
+    pub train_loss: f64,
+    /// Accuracy on the test set after the epoch (0–1).
+    pub test_accuracy: f64,
+    /// Training images per second (training phase only).
+    pub images_per_sec: f64,
+    /// Seconds of training in this epoch (evaluation excluded).
+    pub seconds: f64,
+    /// Seconds of evaluation after this epoch.
+    pub eval_seconds: f64,
+}
+
+/// The result of a run (also the `--metrics-out` JSON).
+#[derive(Clone, Debug, Serialize)]
+pub struct Metrics {
+    /// The device trained on.
+    pub device: String,
+    /// Final test accuracy (0–1).
+    pub test_accuracy: f64,
+    /// Per-epoch figures (epochs run in this process).
+    pub epochs: Vec<EpochMetrics>,
+    /// Mean training images/s over the epochs.
+    pub images_per_sec: f64,
+    /// Training examples used.
+    pub train_examples: usize,
+    /// Test examples evaluated.
+    pub test_examples: usize,
+    /// Mini-batch size.
+    pub batch_size: usize,
+    /// Trainable parameters.
+    pub parameters: usize,
+    /// GPU submits per training step, averaged (0 on the CPU).
+    pub submits_per_step: f64,
+    /// Bytes read back per training step, averaged (0 on the CPU).
+    pub bytes_read_back_per_step: f64,
+    /// Bytes uploaded per training step, averaged (0 on the CPU).
+    pub bytes_uploaded_per_step: f64,
+}
+
+impl Metrics {
+    /// Writes the metrics as pretty JSON.
+    pub fn write_json(&self, path: &std::path::Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(self).map_err(|e| Error::invalid("metrics", e.to_string()))?;
+        std::fs::write(path, json + "\n").map_err(|e| Error::io(path, e))
+    }
+}
+
+/// Fraction of `data` the model classifies correctly (evaluation mode; restores the mode).
+pub fn evaluate(model: &mut Sequential, data: &DeviceDataset, batch_size: usize) -> Result<f64> {
+    if data.is_empty() {
+        return Err(Error::invalid("evaluate", "empty dataset"));
+    }
+    let was_training = model.is_training();
+    model.eval();
+    let device = data.device();
+    let order = data.ordered()?;
+    let mut correct = Tensor::zeros([1], DType::U32, &device)?;
+    let mut offset = 0;
+    while offset < data.len() {
+        let count = batch_size.min(data.len() - offset);
+        let (x, t) = data.batch(&order, offset, count)?;
+        model.forward(&x)?.count_correct_into(&t, &mut correct)?;
+        device.flush()?;
+        offset += count;
+    }
+    let n = correct.to_vec::<u32>()?[0];
+    if was_training {
+        model.train();
+    }
+    Ok(n as f64 / data.len() as f64)
+}
+
+/// One optimisation step on a batch: forward, loss, backward, update. Returns the loss
+/// tensor `[1]` (still on the device).
+pub fn train_step(model: &mut Sequential, opt: &mut Optimizer, x: &Tensor, t: &Tensor) -> Result<Tensor> {
+    let loss = model.loss(x, t)?;
+    model.backward(1.0)?;
+    opt.step(model.params_mut())?;
+    Ok(loss)
+}
+
+/// Trains `model` with `opt` on `train`, evaluating on `test` after every epoch.
+pub fn fit(model: &mut Sequential, opt: &mut Optimizer, train: &DeviceDataset, test: &DeviceDataset, cfg: &TrainConfig) -> Result<Metrics> {
+    if cfg.batch_size == 0 || cfg.eval_batch_size == 0 {
+        return Err(Error::invalid("fit", "batch sizes must be positive"));
+    }
+    if train.is_empty() {
+        return Err(Error::invalid("fit", "empty training set"));
+    }
+    let device: Device = train.device();
+    let mut first_epoch = 0;
+    if let Some(path) = &cfg.resume {
+        let info = checkpoint::load(path, model, opt)?;
+        first_epoch = info.epoch;
+        if cfg.verbose {
+            println!("resumed from {} after epoch {} (step {})", path.display(), info.epoch, info.model_step);
+        }
+    }
+    if let Some(dir) = &cfg.checkpoint_dir {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    model.train();
+    let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
+    let mut epochs = Vec::new();
+    let mut total_steps = 0u64;
+    let mut step_counters = crate::gpu::Counters::default();
+    for epoch in first_epoch..cfg.epochs {
+        let bar = progress_bar(cfg, steps_per_epoch, epoch + 1, cfg.epochs);
+        let order = train.shuffled(cfg.seed, epoch)?;
+        let mut loss_sum = Tensor::zeros([1], DType::F32, &device)?;
+        device.sync()?;
+        let before = device.counters();
+        let t0 = Instant::now();
+        let mut offset = 0;
+        for step in 0..steps_per_epoch {
+            let count = cfg.batch_size.min(train.len() - offset);
+            let (x, t) = train.batch(&order, offset, count)?;
+            let loss = train_step(model, opt, &x, &t)?;
+            loss_sum.axpy_(1.0, &loss)?;
+            offset += count;
+            if (step + 1) % cfg.log_every.max(1) != 0 && step + 1 != steps_per_epoch {
+                device.flush()?; // the step's one submit
+            } else {
+                // The readback submits the step and the 4-byte copy together: still one submit.
+                let mean = loss_sum.item()? as f64 / (step + 1) as f64;
+                if !mean.is_finite() {
+                    return Err(Error::invalid("fit", format!("training diverged: mean loss {mean} in epoch {} at step {}", epoch + 1, step + 1)));
+                }
+                let ips = offset as f64 / t0.elapsed().as_secs_f64();
+                bar.set_position(step as u64 + 1);
+                bar.set_message(format!("loss {mean:.4} | {ips:.0} img/s"));
+            }
+        }
+        device.sync()?;
+        let seconds = t0.elapsed().as_secs_f64();
+        let c = device.counters().since(&before);
+        step_counters.submits += c.submits;
+        step_counters.bytes_read_back += c.bytes_read_back;
+        step_counters.bytes_uploaded += c.bytes_uploaded;
+        total_steps += steps_per_epoch as u64;
+        bar.finish_and_clear();
+        let train_loss = loss_sum.item()? as f64 / steps_per_epoch as f64;
+        let e0 = Instant::now();
+        let acc = evaluate(model, test, cfg.eval_batch_size)?;
+        let eval_seconds = e0.elapsed().as_secs_f64();
+        let m = EpochMetrics {
+            epoch: epoch + 1,
+            train_loss,
+            test_accuracy: acc,
+            images_per_sec: train.len() as f64 / seconds,
+            seconds,
+            eval_seconds,
+        };
+        if cfg.verbose {
+            println!(
+                "epoch {:>2}/{}: train loss {:.4}, test acc {:.2}% ({} images), {:.0} img/s, {:.1} s train + {:.1} s eval",
+                m.epoch,
+                cfg.epochs,
+                m.train_loss,
+                100.0 * m.test_accuracy,
+                test.len(),
+                m.images_per_sec,
+                m.seconds,
+                m.eval_seconds
+            );
+        }
+        epochs.push(m);
+        if let Some(dir) = &cfg.checkpoint_dir {
+            for name in [format!("epoch-{}.safetensors", epoch + 1), "last.safetensors".to_string()] {
+                checkpoint::save(&dir.join(name), model, opt, epoch + 1)?;
+            }
+        }
+    }
+    let final_acc = match epochs.last() {
+        Some(m) => m.test_accuracy,
+        None => evaluate(model, test, cfg.eval_batch_size)?,
+    };
+    let per_step = |v: u64| if total_steps == 0 { 0.0 } else { v as f64 / total_steps as f64 };
+    Ok(Metrics {
+        device: device.to_string(),
+        test_accuracy: final_acc,
+        images_per_sec: if epochs.is_empty() { 0.0 } else { epochs.iter().map(|e| e.images_per_sec).sum::<f64>() / epochs.len() as f64 },
+        epochs,
+        train_examples: train.len(),
+        test_examples: test.len(),
+        batch_size: cfg.batch_size,
+        parameters: model.num_params(),
+        submits_per_step: per_step(step_counters.submits),
+        bytes_read_back_per_step: per_step(step_counters.bytes_read_back),
+        bytes_uploaded_per_step: per_step(step_counters.bytes_uploaded),
+    })
+}
+
+fn progress_bar(cfg: &TrainConfig, len: usize, epoch: usize, epochs: usize) -> ProgressBar {
+    if !cfg.progress {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    let style = ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} steps {msg} ({eta})")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(format!("{epoch}/{epochs}"));
+    bar
+}
