@@ -431,6 +431,29 @@ pub trait Backend {
         scale: f32,
         out: &mut Self::Buf,
     ) -> Result<()>;
+    /// Convolution forward, NCHW: `out [N, fout, OH, OW] = W [fout, C·KH·KW] ⊛ x + b`.
+    fn conv2d(
+        &self,
+        x: &Self::Buf,
+        w: &Self::Buf,
+        b: &Self::Buf,
+        out: &mut Self::Buf,
+        g: &Conv2dGeom,
+        fout: usize,
+    ) -> Result<()>;
+    /// Convolution backward: `dx`, `dw`, `db` from the input `x`, weights and `dout`.
+    #[allow(clippy::too_many_arguments)]
+    fn conv2d_bwd(
+        &self,
+        x: &Self::Buf,
+        w: &Self::Buf,
+        dout: &Self::Buf,
+        dx: &mut Self::Buf,
+        dw: &mut Self::Buf,
+        db: &mut Self::Buf,
+        g: &Conv2dGeom,
+        fout: usize,
+    ) -> Result<()>;
     /// `[batch, rows, cols] → [batch, cols, rows]`.
     fn transpose(
         &self,

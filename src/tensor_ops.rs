@@ -508,6 +508,47 @@ impl Tensor {
         })
     }
 
+    /// 2-D convolution of this NCHW tensor with weights `[F, C, KH, KW]` and bias `[F]` →
+    /// `[N, F, OH, OW]`. The CPU runs it image by image (columns in cache, one GEMM per image);
+    /// a GPU runs the book's im2col + matmul + layout change.
+    pub fn conv2d(&self, w: &Tensor, b: &Tensor, stride: usize, pad: usize) -> Result<Tensor> {
+        const OP: &str = "conv2d";
+        let g = conv_check(OP, self, w, stride, pad)?;
+        let fout = w.dims()[0];
+        if b.dims() != [fout] {
+            return Err(Error::shapes(OP, w.shape(), b.shape(), format!("bias must be [{fout}]")));
+        }
+        want(OP, b, DType::F32)?;
+        backend!(OP, [self => x, w => wb, b => bb], |be| {
+            let mut out = be.alloc(g.n * fout * g.out_h() * g.out_w(), DType::F32, OP)?;
+            be.conv2d(x, wb, bb, &mut out, &g, fout)?;
+            Ok(self.new_like(Shape::new([g.n, fout, g.out_h(), g.out_w()]), DType::F32, out.into()))
+        })
+    }
+
+    /// Backward of [`Tensor::conv2d`]: `self` is the forward input; returns `(dx, dw, db)`.
+    pub fn conv2d_backward(&self, w: &Tensor, dout: &Tensor, stride: usize, pad: usize) -> Result<(Tensor, Tensor, Tensor)> {
+        const OP: &str = "conv2d_backward";
+        let g = conv_check(OP, self, w, stride, pad)?;
+        let fout = w.dims()[0];
+        let oshape = Shape::new([g.n, fout, g.out_h(), g.out_w()]);
+        if dout.shape() != &oshape {
+            return Err(Error::shapes(OP, dout.shape(), &oshape, "dout does not match the convolution output"));
+        }
+        want(OP, dout, DType::F32)?;
+        backend!(OP, [self => x, w => wb, dout => d], |be| {
+            let mut dx = be.alloc(self.numel(), DType::F32, OP)?;
+            let mut dw = be.alloc(w.numel(), DType::F32, OP)?;
+            let mut db = be.alloc(fout, DType::F32, OP)?;
+            be.conv2d_bwd(x, wb, d, &mut dx, &mut dw, &mut db, &g, fout)?;
+            Ok((
+                self.new_like(self.shape.clone(), DType::F32, dx.into()),
+                self.new_like(w.shape.clone(), DType::F32, dw.into()),
+                self.new_like(Shape::new([fout]), DType::F32, db.into()),
+            ))
+        })
+    }
+
     /// The pooling geometry of this NCHW tensor.
     pub fn pool_geom(&self, ph: usize, pw: usize, stride: usize, pad: usize) -> Result<Pool2dGeom> {
         let &[n, c, h, w] = self.dims() else {
@@ -735,6 +776,18 @@ impl Tensor {
             Ok(self.new_like(Shape::new(od.clone()), DType::F32, out.into()))
         })
     }
+}
+
+fn conv_check(op: &'static str, x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> Result<Conv2dGeom> {
+    want(op, x, DType::F32)?;
+    want(op, w, DType::F32)?;
+    let (&[_, c, _, _], &[_, wc, kh, kw]) = (x.dims(), w.dims()) else {
+        return Err(Error::shapes(op, &x.shape, &w.shape, "expected NCHW input and [F, C, KH, KW] weights"));
+    };
+    if c != wc {
+        return Err(Error::shapes(op, &x.shape, &w.shape, format!("input has {c} channels, weights expect {wc}")));
+    }
+    x.conv_geom(kh, kw, stride, pad)
 }
 
 fn as_cpu(s: &mut Storage) -> Option<&mut crate::cpu::CpuStorage> {

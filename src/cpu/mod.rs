@@ -11,8 +11,9 @@ use crate::ops::{
 };
 use crate::rng::counter_uniform;
 use half::f16;
-use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayView2, ArrayViewMut2};
+
+mod gemm;
+use gemm::{Mat, gemm};
 
 /// Host storage of one tensor.
 #[derive(Clone, Debug)]
@@ -142,31 +143,21 @@ impl Backend for CpuBackend {
         s: &MatmulSpec,
     ) -> Result<()> {
         const OP: &str = "matmul";
-        let shape_err = |e: ndarray::ShapeError| Error::invalid(OP, e.to_string());
-        let a = a.f32s(OP)?;
-        let b = b.f32s(OP)?;
-        let c = c.f32s_mut(OP)?;
-        // Stored shapes; ndarray's .t() is a free view, so the GEMM sees op(A), op(B) directly.
-        let av = if s.trans_a {
-            ArrayView2::from_shape((s.k, s.m), a)
-                .map_err(shape_err)?
-                .reversed_axes()
-        } else {
-            ArrayView2::from_shape((s.m, s.k), a).map_err(shape_err)?
-        };
-        let bv = if s.trans_b {
-            ArrayView2::from_shape((s.n, s.k), b)
-                .map_err(shape_err)?
-                .reversed_axes()
-        } else {
-            ArrayView2::from_shape((s.k, s.n), b).map_err(shape_err)?
-        };
-        let mut cv =
-            ArrayViewMut2::from_shape((s.m, s.n), &mut c[..s.m * s.n]).map_err(shape_err)?;
-        if s.beta == 0.0 {
-            cv.fill(0.0); // never read a previous C (it may hold NaN)
+        let (a, b, c) = (a.f32s(OP)?, b.f32s(OP)?, c.f32s_mut(OP)?);
+        if a.len() < s.m * s.k || b.len() < s.k * s.n || c.len() < s.m * s.n {
+            return Err(Error::invalid(OP, format!("buffers too small for {s:?}")));
         }
-        general_mat_mul(s.alpha, &av, &bv, s.beta, &mut cv);
+        // Stored layouts as strides, so op(A) and op(B) are read in place.
+        let am = if s.trans_a { Mat { data: a, rs: 1, cs: s.m } } else { Mat { data: a, rs: s.k, cs: 1 } };
+        let bm = if s.trans_b { Mat { data: b, rs: 1, cs: s.k } } else { Mat { data: b, rs: s.n, cs: 1 } };
+        if s.beta == 0.0 {
+            c[..s.m * s.n].fill(0.0); // never read a previous C (it may hold NaN)
+        }
+        if s.k == 0 {
+            c[..s.m * s.n].iter_mut().for_each(|v| *v *= s.beta);
+            return Ok(());
+        }
+        gemm(s.m, s.k, s.n, s.alpha, am, bm, s.beta, c);
         Ok(())
     }
 
@@ -711,6 +702,45 @@ impl Backend for CpuBackend {
             }
             other => return Err(Error::UnsupportedDType { op: OP, dtype: other.dtype(), why: "as an output".into() }),
         }
+        Ok(())
+    }
+
+    fn conv2d(
+        &self,
+        x: &CpuStorage,
+        w: &CpuStorage,
+        b: &CpuStorage,
+        out: &mut CpuStorage,
+        g: &Conv2dGeom,
+        fout: usize,
+    ) -> Result<()> {
+        const OP: &str = "conv2d";
+        gemm::conv2d_forward(x.f32s(OP)?, w.f32s(OP)?, b.f32s(OP)?, out.f32s_mut(OP)?, g, fout);
+        Ok(())
+    }
+
+    fn conv2d_bwd(
+        &self,
+        x: &CpuStorage,
+        w: &CpuStorage,
+        dout: &CpuStorage,
+        dx: &mut CpuStorage,
+        dw: &mut CpuStorage,
+        db: &mut CpuStorage,
+        g: &Conv2dGeom,
+        fout: usize,
+    ) -> Result<()> {
+        const OP: &str = "conv2d_backward";
+        gemm::conv2d_backward(
+            x.f32s(OP)?,
+            w.f32s(OP)?,
+            dout.f32s(OP)?,
+            dx.f32s_mut(OP)?,
+            dw.f32s_mut(OP)?,
+            db.f32s_mut(OP)?,
+            g,
+            fout,
+        );
         Ok(())
     }
 

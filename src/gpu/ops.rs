@@ -744,6 +744,54 @@ impl Backend for Arc<GpuContext> {
         )
     }
 
+    fn conv2d(
+        &self,
+        x: &GpuBuffer,
+        w: &GpuBuffer,
+        b: &GpuBuffer,
+        out: &mut GpuBuffer,
+        g: &Conv2dGeom,
+        fout: usize,
+    ) -> Result<()> {
+        // im2col → col · Wᵀ → + b → [N, OH·OW, F] to NCHW: the book's formulation, 4 dispatches.
+        let (rows, ckk, ohw) = (g.col_rows(), g.col_cols(), g.out_h() * g.out_w());
+        let mut col = self.alloc_buffer(rows * ckk, DType::F32, "conv2d columns")?;
+        self.im2col(x, &mut col, g)?;
+        let mut prod = self.alloc_buffer(rows * fout, DType::F32, "conv2d product")?;
+        let spec = MatmulSpec { m: rows, n: fout, k: ckk, trans_a: false, trans_b: true, alpha: 1.0, beta: 0.0 };
+        self.matmul(&col, w, &mut prod, &spec)?;
+        let mut biased = self.alloc_buffer(rows * fout, DType::F32, "conv2d product")?;
+        let bc = Broadcast { dims: [1, 1, rows, fout], bdims: [1, 1, 1, fout] };
+        self.broadcast(BinaryOp::Add, &prod, b, &mut biased, &bc)?;
+        self.transpose(&biased, out, g.n, ohw, fout)
+    }
+
+    fn conv2d_bwd(
+        &self,
+        x: &GpuBuffer,
+        w: &GpuBuffer,
+        dout: &GpuBuffer,
+        dx: &mut GpuBuffer,
+        dw: &mut GpuBuffer,
+        db: &mut GpuBuffer,
+        g: &Conv2dGeom,
+        fout: usize,
+    ) -> Result<()> {
+        let (rows, ckk, ohw) = (g.col_rows(), g.col_cols(), g.out_h() * g.out_w());
+        let mut d2 = self.alloc_buffer(rows * fout, DType::F32, "conv2d_backward dout")?;
+        self.transpose(dout, &mut d2, g.n, fout, ohw)?;
+        self.sum_rows(&d2, db, rows, fout, 1.0)?;
+        // The columns are rebuilt rather than kept from the forward: one cheap dispatch
+        // instead of holding the largest tensor of the step between forward and backward.
+        let mut col = self.alloc_buffer(rows * ckk, DType::F32, "conv2d columns")?;
+        self.im2col(x, &mut col, g)?;
+        let dw_spec = MatmulSpec { m: fout, n: ckk, k: rows, trans_a: true, trans_b: false, alpha: 1.0, beta: 0.0 };
+        self.matmul(&d2, &col, dw, &dw_spec)?;
+        let dcol_spec = MatmulSpec { m: rows, n: ckk, k: fout, trans_a: false, trans_b: false, alpha: 1.0, beta: 0.0 };
+        self.matmul(&d2, w, &mut col, &dcol_spec)?;
+        self.col2im(&col, dx, g)
+    }
+
     fn transpose(
         &self,
         x: &GpuBuffer,

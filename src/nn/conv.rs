@@ -1,14 +1,14 @@
-//! Convolution by im2col + matmul, as the book's `Convolution` layer.
+//! Convolution by im2col + matmul, as the book's `Convolution` layer, through the fused
+//! [`Tensor::conv2d`] / [`Tensor::conv2d_backward`] ops:
 //!
-//! forward:  col = im2col(x) `[N·OH·OW, C·KH·KW]`; out = col · Wᵀ + b `[N·OH·OW, FN]`;
-//!           then `[N, OH·OW, FN]` → `[N, FN, OH·OW]` (NCHW).
-//! backward: the reverse layout change, db = Σ rows, dW = doutᵀ · col, dcol = dout · W,
-//!           dx = col2im(dcol).
+//! forward:  col = im2col(x) `[N·OH·OW, C·KH·KW]`; out = col · Wᵀ + b, laid out NCHW.
+//! backward: db = Σ dout, dW = doutᵀ · col, dcol = dout · W, dx = col2im(dcol).
+//!
+//! The layer caches its input (shared, not copied); the columns are rebuilt in backward.
 
 use super::{no_forward, ForwardCtx, Init, Layer, Param};
 use crate::device::Device;
-use crate::error::{Error, Result};
-use crate::ops::Conv2dGeom;
+use crate::error::Result;
 use crate::tensor::Tensor;
 use crate::DType;
 
@@ -18,7 +18,7 @@ pub struct Conv2d {
     bias: Param,
     stride: usize,
     pad: usize,
-    cache: Option<(Tensor, Conv2dGeom)>,
+    cache: Option<Tensor>,
 }
 
 impl Conv2d {
@@ -34,11 +34,6 @@ impl Conv2d {
             cache: None,
         })
     }
-
-    fn w2(&self) -> Result<Tensor> {
-        let d = self.weight.value.dims();
-        self.weight.value.reshape([d[0], d[1] * d[2] * d[3]])
-    }
 }
 
 impl Layer for Conv2d {
@@ -47,28 +42,17 @@ impl Layer for Conv2d {
     }
 
     fn forward(&mut self, x: &Tensor, ctx: &ForwardCtx) -> Result<Tensor> {
-        let wd = self.weight.value.dims().to_vec();
-        if x.dims().len() != 4 || x.dims()[1] != wd[1] {
-            return Err(Error::shapes("Conv2d", x.shape(), self.weight.value.shape(), format!("expected NCHW input with {} channels", wd[1])));
-        }
-        let g = x.conv_geom(wd[2], wd[3], self.stride, self.pad)?;
-        let (n, fn_, ohw) = (g.n, wd[0], g.out_h() * g.out_w());
-        let col = x.im2col(g.kh, g.kw, g.stride, g.pad)?;
-        let out = col.matmul(&self.w2()?, false, true)?.add_broadcast(&self.bias.value)?;
-        let out = out.reshape([n, ohw, fn_])?.transpose_last2()?.reshape([n, fn_, g.out_h(), g.out_w()])?;
-        self.cache = if ctx.train { Some((col, g)) } else { None };
+        let out = x.conv2d(&self.weight.value, &self.bias.value, self.stride, self.pad)?;
+        self.cache = if ctx.train { Some(x.clone()) } else { None };
         Ok(out)
     }
 
     fn backward(&mut self, dout: &Tensor) -> Result<Tensor> {
-        let (col, g) = self.cache.as_ref().ok_or_else(|| no_forward("Conv2d"))?;
-        let fn_ = self.weight.value.dims()[0];
-        let ohw = g.out_h() * g.out_w();
-        let d2 = dout.reshape([g.n, fn_, ohw])?.transpose_last2()?.reshape([g.n * ohw, fn_])?;
-        self.bias.grad = Some(d2.sum_rows()?);
-        self.weight.grad = Some(d2.matmul(col, true, false)?.reshape(self.weight.value.shape().clone())?);
-        let dcol = d2.matmul(&self.w2()?, false, false)?;
-        dcol.col2im(g)
+        let x = self.cache.as_ref().ok_or_else(|| no_forward("Conv2d"))?;
+        let (dx, dw, db) = x.conv2d_backward(&self.weight.value, dout, self.stride, self.pad)?;
+        self.weight.grad = Some(dw);
+        self.bias.grad = Some(db);
+        Ok(dx)
     }
 
     fn params(&self) -> Vec<&Param> {
