@@ -87,26 +87,41 @@ pub(crate) fn gemm(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, bet
     }
 }
 
-/// One image's columns in the transposed layout `[C·KH·KW, OH·OW]`.
+/// The output columns `ox` whose input column `ox·stride + k - pad` lies inside `0..w`.
+fn valid_range(out: usize, k: usize, stride: usize, pad: usize, w: usize) -> (usize, usize) {
+    // ox·stride + k ≥ pad  ⇔  ox ≥ ceil((pad - k) / stride);  ox·stride + k - pad < w.
+    let lo = pad.saturating_sub(k).div_ceil(stride);
+    let hi = if w + pad > k { (w + pad - k).div_ceil(stride) } else { 0 };
+    (lo.min(out), hi.min(out).max(lo.min(out)))
+}
+
+/// One image's columns in the transposed layout `[C·KH·KW, OH·OW]`. Each output line is a
+/// zero margin, a (strided) copy of one input row, and a zero margin: no per-element tests.
 fn im2col_image(x: &[f32], col: &mut [f32], g: &Conv2dGeom) {
-    let (oh, ow) = (g.out_h(), g.out_w());
+    let (oh, ow, s) = (g.out_h(), g.out_w(), g.stride);
     let mut row = 0;
     for c in 0..g.c {
         let plane = &x[c * g.h * g.w..][..g.h * g.w];
         for ky in 0..g.kh {
+            let (y_lo, y_hi) = valid_range(oh, ky, s, g.pad, g.h);
             for kx in 0..g.kw {
+                let (x_lo, x_hi) = valid_range(ow, kx, s, g.pad, g.w);
                 let dst = &mut col[row * oh * ow..][..oh * ow];
-                for oy in 0..oh {
-                    let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+                dst[..y_lo * ow].fill(0.0);
+                dst[y_hi * ow..].fill(0.0);
+                for oy in y_lo..y_hi {
+                    let iy = oy * s + ky - g.pad;
+                    let src = &plane[iy * g.w..][..g.w];
                     let line = &mut dst[oy * ow..][..ow];
-                    if iy < 0 || iy as usize >= g.h {
-                        line.fill(0.0);
-                        continue;
-                    }
-                    let src = &plane[iy as usize * g.w..][..g.w];
-                    for (ox, v) in line.iter_mut().enumerate() {
-                        let ix = (ox * g.stride + kx) as isize - g.pad as isize;
-                        *v = if ix >= 0 && (ix as usize) < g.w { src[ix as usize] } else { 0.0 };
+                    line[..x_lo].fill(0.0);
+                    line[x_hi..].fill(0.0);
+                    let ix0 = x_lo * s + kx - g.pad;
+                    if s == 1 {
+                        line[x_lo..x_hi].copy_from_slice(&src[ix0..ix0 + (x_hi - x_lo)]);
+                    } else {
+                        for (v, ix) in line[x_lo..x_hi].iter_mut().zip((ix0..).step_by(s)) {
+                            *v = src[ix];
+                        }
                     }
                 }
                 row += 1;
@@ -117,24 +132,26 @@ fn im2col_image(x: &[f32], col: &mut [f32], g: &Conv2dGeom) {
 
 /// Adjoint of [`im2col_image`]: adds the columns back into one image `dx` (zeroed first).
 fn col2im_image(col: &[f32], dx: &mut [f32], g: &Conv2dGeom) {
-    let (oh, ow) = (g.out_h(), g.out_w());
+    let (oh, ow, s) = (g.out_h(), g.out_w(), g.stride);
     dx.fill(0.0);
     let mut row = 0;
     for c in 0..g.c {
         let plane = &mut dx[c * g.h * g.w..][..g.h * g.w];
         for ky in 0..g.kh {
+            let (y_lo, y_hi) = valid_range(oh, ky, s, g.pad, g.h);
             for kx in 0..g.kw {
+                let (x_lo, x_hi) = valid_range(ow, kx, s, g.pad, g.w);
                 let src = &col[row * oh * ow..][..oh * ow];
-                for oy in 0..oh {
-                    let iy = (oy * g.stride + ky) as isize - g.pad as isize;
-                    if iy < 0 || iy as usize >= g.h {
-                        continue;
-                    }
-                    let line = &mut plane[iy as usize * g.w..][..g.w];
-                    for (ox, &v) in src[oy * ow..][..ow].iter().enumerate() {
-                        let ix = (ox * g.stride + kx) as isize - g.pad as isize;
-                        if ix >= 0 && (ix as usize) < g.w {
-                            line[ix as usize] += v;
+                for oy in y_lo..y_hi {
+                    let iy = oy * s + ky - g.pad;
+                    let line = &mut plane[iy * g.w..][..g.w];
+                    let ix0 = x_lo * s + kx - g.pad;
+                    let from = &src[oy * ow + x_lo..oy * ow + x_hi];
+                    if s == 1 {
+                        line[ix0..ix0 + from.len()].iter_mut().zip(from).for_each(|(d, &v)| *d += v);
+                    } else {
+                        for (&v, ix) in from.iter().zip((ix0..).step_by(s)) {
+                            line[ix] += v;
                         }
                     }
                 }
