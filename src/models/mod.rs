@@ -2,13 +2,16 @@
 
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::nn::{BatchNorm, Conv2d, Dropout, Init, Linear, MaxPool2d, Relu, Sequential, Sigmoid};
+use crate::nn::{
+    BatchNorm, Conv2d, Dropout, DropoutMode, Init, Linear, MaxPool2d, Relu, Sequential, Sigmoid,
+};
 use crate::rng::SplitMix64;
 
 /// The book's ch.8 `DeepConvNet` (the "VGG-like" net, 99.38 % on MNIST):
 /// conv 16, 16 | pool | 32, 32 (the 4th with pad 2) | pool | 64, 64 | pool | Affine 1024→50,
 /// ReLU, Dropout 0.5, Affine 50→10, Dropout 0.5 — 3×3 convs, He init, 123,552 parameters.
-/// Input `[N, 1, 28, 28]`.
+/// Input `[N, 1, 28, 28]`. The dropouts are the book's own form ([`DropoutMode::Book`]:
+/// unscaled mask in training, × 0.5 in evaluation) so that training follows the book's run.
 pub fn deep_convnet(device: &Device, seed: u64) -> Result<Sequential> {
     let mut seeds = SplitMix64::new(seed);
     let mut s = || seeds.next_u64();
@@ -31,9 +34,9 @@ pub fn deep_convnet(device: &Device, seed: u64) -> Result<Sequential> {
         .add("pool3", MaxPool2d::new(2, 2, 0))?
         .add("fc1", Linear::new(64 * 4 * 4, 50, Init::He, s(), device)?)?
         .add("relu7", Relu::new())?
-        .add("drop1", Dropout::new(0.5, s())?)?
+        .add("drop1", Dropout::with_mode(0.5, DropoutMode::Book, s())?)?
         .add("fc2", Linear::new(50, 10, Init::He, s(), device)?)?
-        .add("drop2", Dropout::new(0.5, s())?)
+        .add("drop2", Dropout::with_mode(0.5, DropoutMode::Book, s())?)
 }
 
 /// The book's ch.7 `SimpleConvNet`: conv 30@5×5 | ReLU | pool 2×2 | Affine 4320→100 | ReLU |
