@@ -165,6 +165,10 @@ impl Optimizer {
     pub fn load_state(&mut self, param_names: &[String], mut tensors: BTreeMap<String, Tensor>, t: u64, what: &str) -> Result<()> {
         let mut state = BTreeMap::new();
         for p in param_names {
+            let present = self.state_names().iter().any(|n| tensors.contains_key(&format!("{p}.{n}")));
+            if t == 0 && !present {
+                continue; // saved before the first update: the state starts at zero, lazily
+            }
             let mut v = Vec::new();
             for n in self.state_names() {
                 let key = format!("{p}.{n}");

@@ -100,23 +100,36 @@ pub fn load(path: &Path, model: &mut Sequential, opt: &mut Optimizer) -> Result<
     // Check everything before changing anything.
     let mut expected: Vec<(String, Vec<usize>)> = model.params().iter().map(|p| (p.name.clone(), p.value.dims().to_vec())).collect();
     expected.extend(model.buffers_mut().into_iter().map(|(n, t)| (n, t.dims().to_vec())));
+    let mut problems = Vec::new();
     for (name, shape) in &expected {
         match saved.get(name) {
-            None => return Err(fail(format!("the model has \"{name}\" {shape:?} but the checkpoint does not (a different model?)"))),
-            Some((s, _)) if s != shape => return Err(fail(format!("\"{name}\" is {s:?} in the checkpoint but {shape:?} in the model"))),
+            None => problems.push(format!("the model has \"{name}\" {shape:?} but the checkpoint does not")),
+            Some((s, _)) if s != shape => {
+                problems.push(format!("\"{name}\" is {s:?} in the checkpoint but {shape:?} in the model"))
+            }
             _ => {}
         }
     }
     let mut optim_state = BTreeMap::new();
     for (name, (shape, values)) in &saved {
         if let Some(key) = name.strip_prefix("optim.") {
-            optim_state.insert(key.to_string(), Tensor::from_slice(values, shape.clone(), &device)?);
+            optim_state.insert(key.to_string(), (shape.clone(), values));
         } else if !expected.iter().any(|(n, _)| n == name) {
-            return Err(fail(format!("the checkpoint has \"{name}\" {shape:?}, which the model does not")));
+            problems.push(format!("the checkpoint has \"{name}\" {shape:?}, which the model does not"));
         }
     }
+    if !problems.is_empty() {
+        let n = problems.len();
+        problems.truncate(6);
+        let more = if n > 6 { format!("; and {} more", n - 6) } else { String::new() };
+        return Err(fail(format!("does not fit the model (a different architecture?): {}{more}", problems.join("; "))));
+    }
+    let mut optim_tensors = BTreeMap::new();
+    for (key, (shape, values)) in optim_state {
+        optim_tensors.insert(key, Tensor::from_slice(values, shape, &device)?);
+    }
     let names: Vec<String> = model.params().iter().map(|p| p.name.clone()).collect();
-    opt.load_state(&names, optim_state, info.optim_steps, &what)?;
+    opt.load_state(&names, optim_tensors, info.optim_steps, &what)?;
     for p in model.params_mut() {
         let (shape, values) = &saved[&p.name];
         p.value = Tensor::from_slice(values, shape.clone(), &device)?;
