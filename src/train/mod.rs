@@ -100,6 +100,19 @@ pub struct Metrics {
     pub bytes_read_back_per_step: f64,
     /// Bytes uploaded per training step, averaged (0 on the CPU).
     pub bytes_uploaded_per_step: f64,
+    /// The running mean training loss at every log point (`log_every` steps).
+    pub loss_log: Vec<LossPoint>,
+}
+
+/// The running mean loss of an epoch at one of its steps.
+#[derive(Clone, Debug, Serialize)]
+pub struct LossPoint {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Steps done in that epoch.
+    pub step: usize,
+    /// Mean loss over those steps.
+    pub mean_loss: f64,
 }
 
 impl Metrics {
@@ -167,6 +180,7 @@ pub fn fit(model: &mut Sequential, opt: &mut Optimizer, train: &DeviceDataset, t
     model.train();
     let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
     let mut epochs = Vec::new();
+    let mut loss_log = Vec::new();
     let mut total_steps = 0u64;
     let mut step_counters = crate::gpu::Counters::default();
     for epoch in first_epoch..cfg.epochs {
@@ -194,6 +208,10 @@ pub fn fit(model: &mut Sequential, opt: &mut Optimizer, train: &DeviceDataset, t
                 let ips = offset as f64 / t0.elapsed().as_secs_f64();
                 bar.set_position(step as u64 + 1);
                 bar.set_message(format!("loss {mean:.4} | {ips:.0} img/s"));
+                loss_log.push(LossPoint { epoch: epoch + 1, step: step + 1, mean_loss: mean });
+                if cfg.verbose && !cfg.progress {
+                    println!("  epoch {} step {:>5}/{steps_per_epoch}: mean loss {mean:.6}, {ips:.0} img/s", epoch + 1, step + 1);
+                }
             }
         }
         device.sync()?;
@@ -253,6 +271,7 @@ pub fn fit(model: &mut Sequential, opt: &mut Optimizer, train: &DeviceDataset, t
         submits_per_step: per_step(step_counters.submits),
         bytes_read_back_per_step: per_step(step_counters.bytes_read_back),
         bytes_uploaded_per_step: per_step(step_counters.bytes_uploaded),
+        loss_log,
     })
 }
 
