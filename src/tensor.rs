@@ -213,6 +213,49 @@ impl Tensor {
         }
     }
 
+    /// The values of several one-element tensors (any dtype, one device) as f64, read with a
+    /// single submit and wait on a GPU: a training loop's loss and accuracy counters at once.
+    pub fn read_scalars(tensors: &[&Tensor]) -> Result<Vec<f64>> {
+        let Some(first) = tensors.first() else {
+            return Ok(Vec::new());
+        };
+        let device = first.device();
+        for t in tensors {
+            if t.numel() != 1 {
+                return Err(Error::invalid("read_scalars", format!("tensor of shape {} is not a single value", t.shape)));
+            }
+            if !t.device().same(&device) {
+                return Err(Error::DeviceMismatch { op: "read_scalars", lhs: device.to_string(), rhs: t.device().to_string() });
+            }
+        }
+        let decode = |dtype: DType, b: &[u8]| -> f64 {
+            match dtype {
+                DType::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64,
+                DType::U32 => u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64,
+                DType::F16 => half::f16::from_le_bytes([b[0], b[1]]).to_f64(),
+            }
+        };
+        match &device {
+            Device::Cpu => tensors
+                .iter()
+                .map(|t| match t.dtype {
+                    DType::F32 => Ok(t.to_vec::<f32>()?[0] as f64),
+                    DType::U32 => Ok(t.to_vec::<u32>()?[0] as f64),
+                    DType::F16 => Ok(t.to_vec::<half::f16>()?[0].to_f64()),
+                })
+                .collect(),
+            Device::Gpu(ctx) => {
+                let mut srcs = Vec::with_capacity(tensors.len());
+                for t in tensors {
+                    let Storage::Gpu(b) = &*t.storage else { unreachable!("checked: same GPU device") };
+                    srcs.push((b, t.dtype.size()));
+                }
+                let bytes = ctx.read_many(&srcs)?;
+                Ok(tensors.iter().zip(&bytes).map(|(t, b)| decode(t.dtype, b)).collect())
+            }
+        }
+    }
+
     /// A copy on `device` (a clone if it is already there).
     pub fn to_device(&self, device: &Device) -> Result<Tensor> {
         if self.device().same(device) {

@@ -426,21 +426,36 @@ impl GpuContext {
     /// Reads the first `bytes` of `src` back to the host: records a copy into a mappable
     /// buffer, submits (one submit together with any pending work) and waits.
     pub(crate) fn read(&self, src: &GpuBuffer, bytes: usize) -> Result<Vec<u8>> {
-        if bytes == 0 {
-            return Ok(Vec::new());
+        Ok(self.read_many(&[(src, bytes)])?.pop().unwrap_or_default())
+    }
+
+    /// Reads several buffers with one copy pass, one submit and one wait.
+    pub(crate) fn read_many(&self, srcs: &[(&GpuBuffer, usize)]) -> Result<Vec<Vec<u8>>> {
+        let mut offsets = Vec::with_capacity(srcs.len());
+        let mut total = 0u64;
+        for &(_, bytes) in srcs {
+            offsets.push(total);
+            // Copies and map offsets must be 4- and 8-byte aligned respectively.
+            total += (bytes as u64).div_ceil(8) * 8;
         }
-        let len = (bytes as u64).div_ceil(4) * 4;
+        if total == 0 {
+            return Ok(srcs.iter().map(|_| Vec::new()).collect());
+        }
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgnn readback"),
-            size: len,
+            size: total,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
         {
             let mut pending = lock(&self.pending);
-            pending
-                .encoder(&self.device)
-                .copy_buffer_to_buffer(src.raw(), 0, &staging, 0, len);
+            let encoder = pending.encoder(&self.device);
+            for (&(src, bytes), &off) in srcs.iter().zip(&offsets) {
+                let len = (bytes as u64).div_ceil(4) * 4;
+                if len > 0 {
+                    encoder.copy_buffer_to_buffer(src.raw(), 0, &staging, off, len);
+                }
+            }
             self.submit_locked(&mut pending)?;
         }
         let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
@@ -456,15 +471,19 @@ impl GpuContext {
             None => return Err(self.gpu_err("readback was cancelled")),
         }
         self.take_error()?;
-        let data = {
+        let out = {
             let view = staging
                 .get_mapped_range(..)
                 .map_err(|e| self.gpu_err(format!("reading a mapped buffer: {e}")))?;
-            view[..bytes].to_vec()
+            srcs.iter()
+                .zip(&offsets)
+                .map(|(&(_, bytes), &off)| view[off as usize..off as usize + bytes].to_vec())
+                .collect()
         };
         staging.unmap();
+        let bytes: usize = srcs.iter().map(|s| s.1).sum();
         self.read_back.fetch_add(bytes as u64, Ordering::Relaxed);
-        Ok(data)
+        Ok(out)
     }
 }
 

@@ -90,6 +90,11 @@ impl Sequential {
         Ok(d)
     }
 
+    /// Class probabilities of the last [`Sequential::loss`] (on the device).
+    pub fn last_probs(&self) -> Option<&Tensor> {
+        self.loss.probs()
+    }
+
     /// All trainable parameters, in layer order.
     pub fn params(&self) -> Vec<&Param> {
         self.layers.iter().flat_map(|(_, l)| l.params()).collect()

@@ -65,6 +65,8 @@ pub struct EpochMetrics {
     pub epoch: usize,
     /// Mean training loss over the epoch's steps.
     pub train_loss: f64,
+    /// Fraction of training examples classified correctly during the epoch (dropout on).
+    pub train_accuracy: f64,
     /// Accuracy on the test set after the epoch (0–1).
     pub test_accuracy: f64,
     /// Training images per second (training phase only).
@@ -187,6 +189,7 @@ pub fn fit(model: &mut Sequential, opt: &mut Optimizer, train: &DeviceDataset, t
         let bar = progress_bar(cfg, steps_per_epoch, epoch + 1, cfg.epochs);
         let order = train.shuffled(cfg.seed, epoch)?;
         let mut loss_sum = Tensor::zeros([1], DType::F32, &device)?;
+        let mut correct = Tensor::zeros([1], DType::U32, &device)?;
         device.sync()?;
         let before = device.counters();
         let t0 = Instant::now();
@@ -196,21 +199,31 @@ pub fn fit(model: &mut Sequential, opt: &mut Optimizer, train: &DeviceDataset, t
             let (x, t) = train.batch(&order, offset, count)?;
             let loss = train_step(model, opt, &x, &t)?;
             loss_sum.axpy_(1.0, &loss)?;
+            if let Some(probs) = model.last_probs() {
+                probs.count_correct_into(&t, &mut correct)?;
+            }
             offset += count;
             if (step + 1) % cfg.log_every.max(1) != 0 && step + 1 != steps_per_epoch {
                 device.flush()?; // the step's one submit
             } else {
-                // The readback submits the step and the 4-byte copy together: still one submit.
-                let mean = loss_sum.item()? as f64 / (step + 1) as f64;
+                // The readback submits the step and the two 4-byte copies together: one submit.
+                let v = Tensor::read_scalars(&[&loss_sum, &correct])?;
+                let mean = v[0] / (step + 1) as f64;
+                let train_acc = v[1] / offset as f64;
                 if !mean.is_finite() {
                     return Err(Error::invalid("fit", format!("training diverged: mean loss {mean} in epoch {} at step {}", epoch + 1, step + 1)));
                 }
                 let ips = offset as f64 / t0.elapsed().as_secs_f64();
                 bar.set_position(step as u64 + 1);
-                bar.set_message(format!("loss {mean:.4} | {ips:.0} img/s"));
+                bar.set_message(format!("loss {mean:.4} | train acc {:.2}% | {ips:.0} img/s", 100.0 * train_acc));
                 loss_log.push(LossPoint { epoch: epoch + 1, step: step + 1, mean_loss: mean });
                 if cfg.verbose && !cfg.progress {
-                    println!("  epoch {} step {:>5}/{steps_per_epoch}: mean loss {mean:.6}, {ips:.0} img/s", epoch + 1, step + 1);
+                    println!(
+                        "  epoch {} step {:>5}/{steps_per_epoch}: mean loss {mean:.6}, train acc {:.2}%, {ips:.0} img/s",
+                        epoch + 1,
+                        step + 1,
+                        100.0 * train_acc
+                    );
                 }
             }
         }
@@ -222,13 +235,15 @@ pub fn fit(model: &mut Sequential, opt: &mut Optimizer, train: &DeviceDataset, t
         step_counters.bytes_uploaded += c.bytes_uploaded;
         total_steps += steps_per_epoch as u64;
         bar.finish_and_clear();
-        let train_loss = loss_sum.item()? as f64 / steps_per_epoch as f64;
+        let v = Tensor::read_scalars(&[&loss_sum, &correct])?;
+        let (train_loss, train_accuracy) = (v[0] / steps_per_epoch as f64, v[1] / train.len() as f64);
         let e0 = Instant::now();
         let acc = evaluate(model, test, cfg.eval_batch_size)?;
         let eval_seconds = e0.elapsed().as_secs_f64();
         let m = EpochMetrics {
             epoch: epoch + 1,
             train_loss,
+            train_accuracy,
             test_accuracy: acc,
             images_per_sec: train.len() as f64 / seconds,
             seconds,
@@ -236,10 +251,11 @@ pub fn fit(model: &mut Sequential, opt: &mut Optimizer, train: &DeviceDataset, t
         };
         if cfg.verbose {
             println!(
-                "epoch {:>2}/{}: train loss {:.4}, test acc {:.2}% ({} images), {:.0} img/s, {:.1} s train + {:.1} s eval",
+                "epoch {:>2}/{}: train loss {:.4}, train acc {:.2}%, test acc {:.2}% ({} images), {:.0} img/s, {:.1} s train + {:.1} s eval",
                 m.epoch,
                 cfg.epochs,
                 m.train_loss,
+                100.0 * m.train_accuracy,
                 100.0 * m.test_accuracy,
                 test.len(),
                 m.images_per_sec,
