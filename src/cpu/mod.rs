@@ -1,7 +1,11 @@
-//! The CPU backend on ndarray: the reference every GPU kernel is cross-checked against, and
-//! the fallback where there is no GPU. Written for clarity first; matmul goes through ndarray's
-//! GEMM (matrixmultiply, threaded), the rest are single passes over slices with no per-element
-//! allocation.
+//! The CPU backend: the reference every GPU kernel is cross-checked against, and the fallback
+//! where there is no GPU. Written for clarity first, then speed:
+//! - matmul calls ndarray's GEMM engine (matrixmultiply) directly, so transposed operands are
+//!   read through strides and the product is split across the rayon pool (`gemm.rs`);
+//! - convolution runs image by image in parallel with the columns in cache (`gemm.rs`); the
+//!   batch-wide `im2col`/`col2im` here stay as the plain reference the tests compare against;
+//! - layout changes use ndarray views; the rest are single passes over slices with no
+//!   per-element allocation.
 
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
@@ -11,6 +15,7 @@ use crate::ops::{
 };
 use crate::rng::counter_uniform;
 use half::f16;
+use ndarray::{ArrayView3, ArrayViewMut3};
 
 mod gemm;
 use gemm::{Mat, gemm};
@@ -752,16 +757,13 @@ impl Backend for CpuBackend {
         rows: usize,
         cols: usize,
     ) -> Result<()> {
-        let (x, o) = (x.f32s("transpose")?, out.f32s_mut("transpose")?);
-        for b in 0..batch {
-            let xs = &x[b * rows * cols..][..rows * cols];
-            let os = &mut o[b * rows * cols..][..rows * cols];
-            for r in 0..rows {
-                for c in 0..cols {
-                    os[c * rows + r] = xs[r * cols + c];
-                }
-            }
-        }
+        const OP: &str = "transpose";
+        let n = batch * rows * cols;
+        let (x, o) = (&x.f32s(OP)?[..n], &mut out.f32s_mut(OP)?[..n]);
+        let shape_err = |e: ndarray::ShapeError| Error::invalid(OP, e.to_string());
+        let xv = ArrayView3::from_shape((batch, rows, cols), x).map_err(shape_err)?;
+        let mut ov = ArrayViewMut3::from_shape((batch, cols, rows), o).map_err(shape_err)?;
+        ov.assign(&xv.permuted_axes([0, 2, 1]));
         Ok(())
     }
 }
