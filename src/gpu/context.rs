@@ -326,7 +326,7 @@ impl GpuContext {
                 self.max_groups
             )));
         }
-        let pipeline = self.pipelines.get(&self.device, &self.summary.name, key)?;
+        let kernel = self.pipelines.get(&self.device, &self.summary.name, key)?;
         let mut pending = lock(&self.pending);
         let offset = match pending.push_params(params, self.uniform_align) {
             Some(o) => o,
@@ -357,7 +357,7 @@ impl GpuContext {
         }
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(key.entry),
-            layout: &pipeline.get_bind_group_layout(0),
+            layout: &kernel.layout,
             entries: &entries,
         });
         let encoder = pending.encoder(&self.device);
@@ -366,7 +366,7 @@ impl GpuContext {
                 label: Some(key.entry),
                 timestamp_writes: None,
             });
-            pass.set_pipeline(&pipeline);
+            pass.set_pipeline(&kernel.pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         }

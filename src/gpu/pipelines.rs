@@ -117,10 +117,17 @@ impl KernelKey {
     }
 }
 
+/// A compiled pipeline and its bind group layout (fetched once, not per dispatch).
+#[derive(Clone)]
+pub(crate) struct Kernel {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
 #[derive(Default)]
 pub(crate) struct PipelineCache {
     modules: Mutex<HashMap<(Shader, DType), wgpu::ShaderModule>>,
-    pipelines: Mutex<HashMap<KernelKey, wgpu::ComputePipeline>>,
+    pipelines: Mutex<HashMap<KernelKey, Kernel>>,
 }
 
 impl PipelineCache {
@@ -131,7 +138,7 @@ impl PipelineCache {
         device: &wgpu::Device,
         adapter: &str,
         key: &KernelKey,
-    ) -> Result<wgpu::ComputePipeline> {
+    ) -> Result<Kernel> {
         if let Some(p) = self
             .pipelines
             .lock()
@@ -185,11 +192,12 @@ impl PipelineCache {
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(fail("building pipeline", e));
         }
+        let kernel = Kernel { layout: pipeline.get_bind_group_layout(0), pipeline };
         self.pipelines
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key.clone(), pipeline.clone());
-        Ok(pipeline)
+            .insert(key.clone(), kernel.clone());
+        Ok(kernel)
     }
 
     /// Number of pipelines built so far.
