@@ -62,16 +62,7 @@ impl Tensor {
         device: &Device,
     ) -> Result<Tensor> {
         let shape = shape.into();
-        if shape.numel() != data.len() {
-            return Err(Error::invalid(
-                "from_slice",
-                format!(
-                    "shape {shape} holds {} elements but {} were given",
-                    shape.numel(),
-                    data.len()
-                ),
-            ));
-        }
+        check_len("from_slice", &shape, data.len())?;
         Tensor::from_vec(data.to_vec(), shape, device)
     }
 
@@ -82,16 +73,7 @@ impl Tensor {
         device: &Device,
     ) -> Result<Tensor> {
         let shape = shape.into();
-        if shape.numel() != data.len() {
-            return Err(Error::invalid(
-                "from_vec",
-                format!(
-                    "shape {shape} holds {} elements but {} were given",
-                    shape.numel(),
-                    data.len()
-                ),
-            ));
-        }
+        check_len("from_vec", &shape, data.len())?;
         let storage = match device {
             Device::Cpu => Storage::Cpu(CpuStorage::from_vec(data)),
             Device::Gpu(ctx) => {
@@ -322,6 +304,14 @@ impl Tensor {
             }
         }
     }
+}
+
+/// The element count a shape needs must match the data given.
+fn check_len(op: &'static str, shape: &Shape, len: usize) -> Result<()> {
+    if shape.numel() != len {
+        return Err(Error::invalid(op, format!("shape {shape} holds {} elements but {len} were given", shape.numel())));
+    }
+    Ok(())
 }
 
 impl fmt::Debug for Tensor {
