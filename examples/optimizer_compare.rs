@@ -52,7 +52,10 @@ fn main() {
 
 fn run(args: Args) -> wgnn::Result<()> {
     if args.every == 0 || args.batch_size == 0 || args.iterations == 0 {
-        return Err(wgnn::Error::invalid("optimizer_compare", "--every, --batch-size and --iterations must be positive"));
+        return Err(wgnn::Error::invalid(
+            "optimizer_compare",
+            "--every, --batch-size and --iterations must be positive",
+        ));
     }
     let device = Device::from_spec(&args.device)?;
     println!("optimizer_compare on {device}");
@@ -65,7 +68,11 @@ fn run(args: Args) -> wgnn::Result<()> {
     let mut accuracy = Vec::new();
     for (j, name) in names.iter().enumerate() {
         let t0 = Instant::now();
-        let mut model = mlp(&MlpConfig::new(&[784, 100, 100, 100, 100, 10]), &device, args.seed)?;
+        let mut model = mlp(
+            &MlpConfig::new(&[784, 100, 100, 100, 100, 10]),
+            &device,
+            args.seed,
+        )?;
         let mut opt = Optimizer::by_name(name, None)?;
         let mut epoch = 0;
         let mut order = train.shuffled(args.seed, epoch)?;
@@ -90,11 +97,19 @@ fn run(args: Args) -> wgnn::Result<()> {
             }
         }
         let acc = evaluate(&mut model, &test, 500)?;
-        println!("{name:>9}: {} iterations in {:.1} s, test accuracy {:.2}%", args.iterations, t0.elapsed().as_secs_f64(), 100.0 * acc);
+        println!(
+            "{name:>9}: {} iterations in {:.1} s, test accuracy {:.2}%",
+            args.iterations,
+            t0.elapsed().as_secs_f64(),
+            100.0 * acc
+        );
         accuracy.push(acc);
     }
     println!();
-    println!("mean training loss per {} iterations (784-100x4-10 ReLU MLP, batch {}):", args.every, args.batch_size);
+    println!(
+        "mean training loss per {} iterations (784-100x4-10 ReLU MLP, batch {}):",
+        args.every, args.batch_size
+    );
     print!("| iterations |");
     names.iter().for_each(|n| print!(" {n:>8} |"));
     println!();
@@ -108,7 +123,9 @@ fn run(args: Args) -> wgnn::Result<()> {
         println!();
     }
     print!("| test acc    |");
-    accuracy.iter().for_each(|a| print!(" {:>7.2}% |", 100.0 * a));
+    accuracy
+        .iter()
+        .for_each(|a| print!(" {:>7.2}% |", 100.0 * a));
     println!();
     if let Some(path) = &args.metrics_out {
         let json = serde_json::json!({
@@ -118,7 +135,11 @@ fn run(args: Args) -> wgnn::Result<()> {
             "mean_loss": table,
             "test_accuracy": accuracy,
         });
-        std::fs::write(path, serde_json::to_string_pretty(&json).unwrap_or_default() + "\n").map_err(|e| wgnn::Error::io(path, e))?;
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&json).unwrap_or_default() + "\n",
+        )
+        .map_err(|e| wgnn::Error::io(path, e))?;
         println!("metrics written to {}", path.display());
     }
     Ok(())

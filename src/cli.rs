@@ -61,7 +61,11 @@ pub struct TrainArgs {
 }
 
 /// Loads MNIST, builds the model with `build` on the chosen device, trains and reports.
-pub fn run_mnist(args: &TrainArgs, name: &str, build: fn(&Device, u64) -> Result<Sequential>) -> Result<Metrics> {
+pub fn run_mnist(
+    args: &TrainArgs,
+    name: &str,
+    build: fn(&Device, u64) -> Result<Sequential>,
+) -> Result<Metrics> {
     let device = Device::from_spec(&args.device)?;
     let kind = if device.is_gpu() { "GPU" } else { "CPU" };
     println!("{name}: training on the {kind}: {device}");
@@ -69,12 +73,12 @@ pub fn run_mnist(args: &TrainArgs, name: &str, build: fn(&Device, u64) -> Result
     let t = Instant::now();
     let mnist = Mnist::load(&dir)?;
     let train_split = match args.train_limit {
-        Some(n) if n == 0 => return Err(Error::invalid("--train-limit", "must be at least 1")),
+        Some(0) => return Err(Error::invalid("--train-limit", "must be at least 1")),
         Some(n) => mnist.train.take(n),
         None => mnist.train.clone(),
     };
     let test_split = match args.test_limit {
-        Some(n) if n == 0 => return Err(Error::invalid("--test-limit", "must be at least 1")),
+        Some(0) => return Err(Error::invalid("--test-limit", "must be at least 1")),
         Some(n) => mnist.test.take(n),
         None => mnist.test.clone(),
     };
@@ -89,7 +93,8 @@ pub fn run_mnist(args: &TrainArgs, name: &str, build: fn(&Device, u64) -> Result
     );
     let mut model = build(&device, args.seed)?;
     print!("{}", model.summary());
-    let mut opt = Optimizer::by_name(&args.optimizer, args.lr)?.with_weight_decay(args.weight_decay);
+    let mut opt =
+        Optimizer::by_name(&args.optimizer, args.lr)?.with_weight_decay(args.weight_decay);
     println!(
         "optimizer {:?} lr {}, batch {}, {} epochs, seed {}",
         opt.kind(),
@@ -119,7 +124,9 @@ pub fn run_mnist(args: &TrainArgs, name: &str, build: fn(&Device, u64) -> Result
     if device.is_gpu() {
         println!(
             "per training step: {:.2} submits, {:.1} bytes read back, {:.1} bytes uploaded",
-            metrics.submits_per_step, metrics.bytes_read_back_per_step, metrics.bytes_uploaded_per_step
+            metrics.submits_per_step,
+            metrics.bytes_read_back_per_step,
+            metrics.bytes_uploaded_per_step
         );
     }
     if let Some(path) = &args.metrics_out {

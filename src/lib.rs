@@ -37,8 +37,8 @@ pub mod optim;
 pub mod rng;
 pub mod shape;
 pub mod tensor;
-pub mod train;
 mod tensor_ops;
+pub mod train;
 
 pub use device::{AdapterSummary, Device};
 pub use dtype::{DType, Element};

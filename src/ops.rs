@@ -257,7 +257,9 @@ impl OptimKind {
     pub fn state_count(self) -> usize {
         match self {
             OptimKind::Sgd => 0,
-            OptimKind::Momentum | OptimKind::Nesterov | OptimKind::AdaGrad | OptimKind::RmsProp => 1,
+            OptimKind::Momentum | OptimKind::Nesterov | OptimKind::AdaGrad | OptimKind::RmsProp => {
+                1
+            }
             OptimKind::Adam => 2,
         }
     }

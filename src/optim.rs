@@ -3,11 +3,11 @@
 //! (velocity, squared-gradient sums, Adam moments) live beside the parameters and never leave
 //! the device.
 
+use crate::DType;
 use crate::error::{Error, Result};
 use crate::nn::Param;
 use crate::ops::{OptimKind, OptimStep};
 use crate::tensor::Tensor;
-use crate::DType;
 use std::collections::BTreeMap;
 
 /// An optimizer and its per-parameter state.
@@ -24,7 +24,16 @@ pub struct Optimizer {
 
 impl Optimizer {
     fn new(kind: OptimKind, lr: f32, beta1: f32, beta2: f32) -> Optimizer {
-        Optimizer { kind, lr, beta1, beta2, eps: 1e-7, weight_decay: 0.0, t: 0, state: BTreeMap::new() }
+        Optimizer {
+            kind,
+            lr,
+            beta1,
+            beta2,
+            eps: 1e-7,
+            weight_decay: 0.0,
+            t: 0,
+            state: BTreeMap::new(),
+        }
     }
 
     /// SGD (book default lr 0.01).
@@ -69,7 +78,9 @@ impl Optimizer {
             other => {
                 return Err(Error::invalid(
                     "optimizer",
-                    format!("unknown optimizer \"{other}\" (sgd, momentum, nesterov, adagrad, rmsprop, adam)"),
+                    format!(
+                        "unknown optimizer \"{other}\" (sgd, momentum, nesterov, adagrad, rmsprop, adam)"
+                    ),
                 ));
             }
         };
@@ -110,11 +121,20 @@ impl Optimizer {
     fn next_step(&self, t: u64) -> OptimStep {
         let lr_t = if self.kind == OptimKind::Adam {
             let t = t as f64;
-            (self.lr as f64 * (1.0 - (self.beta2 as f64).powf(t)).sqrt() / (1.0 - (self.beta1 as f64).powf(t))) as f32
+            (self.lr as f64 * (1.0 - (self.beta2 as f64).powf(t)).sqrt()
+                / (1.0 - (self.beta1 as f64).powf(t))) as f32
         } else {
             self.lr
         };
-        OptimStep { kind: self.kind, lr: self.lr, beta1: self.beta1, beta2: self.beta2, eps: self.eps, weight_decay: 0.0, lr_t }
+        OptimStep {
+            kind: self.kind,
+            lr: self.lr,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            weight_decay: 0.0,
+            lr_t,
+        }
     }
 
     /// Applies one update to every parameter that has a gradient.
@@ -122,15 +142,24 @@ impl Optimizer {
         self.t += 1;
         let base = self.next_step(self.t);
         for p in params {
-            let Some(grad) = p.grad.as_ref() else { continue };
-            let step = OptimStep { weight_decay: if p.decay { self.weight_decay } else { 0.0 }, ..base };
+            let Some(grad) = p.grad.as_ref() else {
+                continue;
+            };
+            let step = OptimStep {
+                weight_decay: if p.decay { self.weight_decay } else { 0.0 },
+                ..base
+            };
             let n = self.kind.state_count();
             let state = match self.state.get_mut(&p.name) {
                 Some(s) => s,
                 None => {
                     let mut v = Vec::with_capacity(n);
                     for _ in 0..n {
-                        v.push(Tensor::zeros(p.value.shape().clone(), DType::F32, &p.value.device())?);
+                        v.push(Tensor::zeros(
+                            p.value.shape().clone(),
+                            DType::F32,
+                            &p.value.device(),
+                        )?);
                     }
                     self.state.entry(p.name.clone()).or_insert(v)
                 }
@@ -147,7 +176,11 @@ impl Optimizer {
         let names = self.state_names();
         self.state
             .iter()
-            .flat_map(|(p, ts)| ts.iter().zip(names).map(move |(t, n)| (format!("{p}.{n}"), t)))
+            .flat_map(|(p, ts)| {
+                ts.iter()
+                    .zip(names)
+                    .map(move |(t, n)| (format!("{p}.{n}"), t))
+            })
             .collect()
     }
 
@@ -162,10 +195,19 @@ impl Optimizer {
 
     /// Replaces the state (from a checkpoint): `tensors` holds `<param>.<state>` entries for
     /// every parameter in `param_names`, `t` the update count.
-    pub fn load_state(&mut self, param_names: &[String], mut tensors: BTreeMap<String, Tensor>, t: u64, what: &str) -> Result<()> {
+    pub fn load_state(
+        &mut self,
+        param_names: &[String],
+        mut tensors: BTreeMap<String, Tensor>,
+        t: u64,
+        what: &str,
+    ) -> Result<()> {
         let mut state = BTreeMap::new();
         for p in param_names {
-            let present = self.state_names().iter().any(|n| tensors.contains_key(&format!("{p}.{n}")));
+            let present = self
+                .state_names()
+                .iter()
+                .any(|n| tensors.contains_key(&format!("{p}.{n}")));
             if t == 0 && !present {
                 continue; // saved before the first update: the state starts at zero, lazily
             }
@@ -174,7 +216,9 @@ impl Optimizer {
                 let key = format!("{p}.{n}");
                 let t = tensors.remove(&key).ok_or_else(|| Error::Checkpoint {
                     path: what.to_string(),
-                    msg: format!("optimizer state \"optim.{key}\" is missing (saved with another optimizer?)"),
+                    msg: format!(
+                        "optimizer state \"optim.{key}\" is missing (saved with another optimizer?)"
+                    ),
                 })?;
                 v.push(t);
             }
@@ -183,7 +227,13 @@ impl Optimizer {
             }
         }
         if let Some(extra) = tensors.keys().next() {
-            return Err(Error::Checkpoint { path: what.to_string(), msg: format!("unexpected optimizer state \"optim.{extra}\" for {:?}", self.kind) });
+            return Err(Error::Checkpoint {
+                path: what.to_string(),
+                msg: format!(
+                    "unexpected optimizer state \"optim.{extra}\" for {:?}",
+                    self.kind
+                ),
+            });
         }
         self.state = state;
         self.t = t;

@@ -204,10 +204,17 @@ impl Tensor {
         let device = first.device();
         for t in tensors {
             if t.numel() != 1 {
-                return Err(Error::invalid("read_scalars", format!("tensor of shape {} is not a single value", t.shape)));
+                return Err(Error::invalid(
+                    "read_scalars",
+                    format!("tensor of shape {} is not a single value", t.shape),
+                ));
             }
             if !t.device().same(&device) {
-                return Err(Error::DeviceMismatch { op: "read_scalars", lhs: device.to_string(), rhs: t.device().to_string() });
+                return Err(Error::DeviceMismatch {
+                    op: "read_scalars",
+                    lhs: device.to_string(),
+                    rhs: t.device().to_string(),
+                });
             }
         }
         let decode = |dtype: DType, b: &[u8]| -> f64 {
@@ -229,11 +236,17 @@ impl Tensor {
             Device::Gpu(ctx) => {
                 let mut srcs = Vec::with_capacity(tensors.len());
                 for t in tensors {
-                    let Storage::Gpu(b) = &*t.storage else { unreachable!("checked: same GPU device") };
+                    let Storage::Gpu(b) = &*t.storage else {
+                        unreachable!("checked: same GPU device")
+                    };
                     srcs.push((b, t.dtype.size()));
                 }
                 let bytes = ctx.read_many(&srcs)?;
-                Ok(tensors.iter().zip(&bytes).map(|(t, b)| decode(t.dtype, b)).collect())
+                Ok(tensors
+                    .iter()
+                    .zip(&bytes)
+                    .map(|(t, b)| decode(t.dtype, b))
+                    .collect())
             }
         }
     }
@@ -278,7 +291,9 @@ impl Tensor {
         if Arc::get_mut(&mut self.storage).is_none() {
             self.storage = self.try_clone()?.storage;
         }
-        Arc::get_mut(&mut self.storage).ok_or_else(|| Error::invalid("storage_mut", "storage still shared after a private copy"))
+        Arc::get_mut(&mut self.storage).ok_or_else(|| {
+            Error::invalid("storage_mut", "storage still shared after a private copy")
+        })
     }
 
     /// A deep copy on the same device (a copy command on a GPU); `clone()` shares instead.
@@ -309,7 +324,13 @@ impl Tensor {
 /// The element count a shape needs must match the data given.
 fn check_len(op: &'static str, shape: &Shape, len: usize) -> Result<()> {
     if shape.numel() != len {
-        return Err(Error::invalid(op, format!("shape {shape} holds {} elements but {len} were given", shape.numel())));
+        return Err(Error::invalid(
+            op,
+            format!(
+                "shape {shape} holds {} elements but {len} were given",
+                shape.numel()
+            ),
+        ));
     }
     Ok(())
 }

@@ -516,7 +516,12 @@ impl Tensor {
         let g = conv_check(OP, self, w, stride, pad)?;
         let fout = w.dims()[0];
         if b.dims() != [fout] {
-            return Err(Error::shapes(OP, w.shape(), b.shape(), format!("bias must be [{fout}]")));
+            return Err(Error::shapes(
+                OP,
+                w.shape(),
+                b.shape(),
+                format!("bias must be [{fout}]"),
+            ));
         }
         want(OP, b, DType::F32)?;
         backend!(OP, [self => x, w => wb, b => bb], |be| {
@@ -527,13 +532,24 @@ impl Tensor {
     }
 
     /// Backward of [`Tensor::conv2d`]: `self` is the forward input; returns `(dx, dw, db)`.
-    pub fn conv2d_backward(&self, w: &Tensor, dout: &Tensor, stride: usize, pad: usize) -> Result<(Tensor, Tensor, Tensor)> {
+    pub fn conv2d_backward(
+        &self,
+        w: &Tensor,
+        dout: &Tensor,
+        stride: usize,
+        pad: usize,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
         const OP: &str = "conv2d_backward";
         let g = conv_check(OP, self, w, stride, pad)?;
         let fout = w.dims()[0];
         let oshape = Shape::new([g.n, fout, g.out_h(), g.out_w()]);
         if dout.shape() != &oshape {
-            return Err(Error::shapes(OP, dout.shape(), &oshape, "dout does not match the convolution output"));
+            return Err(Error::shapes(
+                OP,
+                dout.shape(),
+                &oshape,
+                "dout does not match the convolution output",
+            ));
         }
         want(OP, dout, DType::F32)?;
         backend!(OP, [self => x, w => wb, dout => d], |be| {
@@ -649,27 +665,48 @@ impl Tensor {
         want(OP, self, DType::F32)?;
         want(OP, acc, DType::U32)?;
         if acc.numel() != 1 {
-            return Err(Error::invalid(OP, format!("the accumulator must hold one value, got {}", acc.shape)));
+            return Err(Error::invalid(
+                OP,
+                format!("the accumulator must hold one value, got {}", acc.shape),
+            ));
         }
         let (rows, cols) = labels_for(OP, self, labels)?;
         same_device(OP, &[self, labels, acc])?;
         match (&*self.storage, &*labels.storage, acc.storage_mut()?) {
-            (Storage::Cpu(x), Storage::Cpu(t), Storage::Cpu(a)) => CpuBackend.count_correct(x, t, a, rows, cols, true),
-            (Storage::Gpu(x), Storage::Gpu(t), Storage::Gpu(a)) => x.ctx().count_correct(x, t, a, rows, cols, true),
+            (Storage::Cpu(x), Storage::Cpu(t), Storage::Cpu(a)) => {
+                CpuBackend.count_correct(x, t, a, rows, cols, true)
+            }
+            (Storage::Gpu(x), Storage::Gpu(t), Storage::Gpu(a)) => {
+                x.ctx().count_correct(x, t, a, rows, cols, true)
+            }
             _ => unreachable!("same_device checked the operands"),
         }
     }
 
     /// One optimizer update in place: `self` is the parameter, `grad` its gradient, `s1`/`s2`
     /// the optimizer's state tensors (as many as [`OptimKind::state_count`]).
-    pub fn optim_update_(&mut self, grad: &Tensor, s1: Option<&mut Tensor>, s2: Option<&mut Tensor>, step: &OptimStep) -> Result<()> {
+    pub fn optim_update_(
+        &mut self,
+        grad: &Tensor,
+        s1: Option<&mut Tensor>,
+        s2: Option<&mut Tensor>,
+        step: &OptimStep,
+    ) -> Result<()> {
         const OP: &str = "optim_update_";
         want(OP, self, DType::F32)?;
         want(OP, grad, DType::F32)?;
         same_shape(OP, self, grad)?;
         let mut states: Vec<&mut Tensor> = [s1, s2].into_iter().flatten().collect();
         if states.len() < step.kind.state_count() {
-            return Err(Error::invalid(OP, format!("{:?} needs {} state tensors, got {}", step.kind, step.kind.state_count(), states.len())));
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "{:?} needs {} state tensors, got {}",
+                    step.kind,
+                    step.kind.state_count(),
+                    states.len()
+                ),
+            ));
         }
         for st in states.iter() {
             want(OP, st, DType::F32)?;
@@ -691,11 +728,15 @@ impl Tensor {
         let g = &*grad.storage;
         match self.storage_mut()? {
             Storage::Cpu(w) => {
-                let Storage::Cpu(g) = g else { unreachable!("same_device checked the operands") };
+                let Storage::Cpu(g) = g else {
+                    unreachable!("same_device checked the operands")
+                };
                 CpuBackend.optim_update(step, w, g, sa.and_then(as_cpu), sb.and_then(as_cpu), n)
             }
             Storage::Gpu(w) => {
-                let Storage::Gpu(g) = g else { unreachable!("same_device checked the operands") };
+                let Storage::Gpu(g) = g else {
+                    unreachable!("same_device checked the operands")
+                };
                 let ctx = w.ctx().clone();
                 ctx.optim_update(step, w, g, sa.and_then(as_gpu), sb.and_then(as_gpu), n)
             }
@@ -705,15 +746,34 @@ impl Tensor {
     /// Gathers `count` rows of a packed byte matrix (`self`: u32 words holding `row_len`-byte
     /// rows, little-endian) at the row indices `perm[offset..offset + count]`. With `dtype`
     /// F32 the bytes are scaled by `scale` (→ `[count, row_len]` f32); with U32 they are copied.
-    pub fn gather_bytes(&self, perm: &Tensor, offset: usize, count: usize, row_len: usize, scale: f32, dtype: DType) -> Result<Tensor> {
+    pub fn gather_bytes(
+        &self,
+        perm: &Tensor,
+        offset: usize,
+        count: usize,
+        row_len: usize,
+        scale: f32,
+        dtype: DType,
+    ) -> Result<Tensor> {
         const OP: &str = "gather_bytes";
         want(OP, self, DType::U32)?;
         want(OP, perm, DType::U32)?;
         if offset + count > perm.numel() {
-            return Err(Error::invalid(OP, format!("rows {offset}..{} of a permutation of {}", offset + count, perm.numel())));
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "rows {offset}..{} of a permutation of {}",
+                    offset + count,
+                    perm.numel()
+                ),
+            ));
         }
         if dtype == DType::F16 {
-            return Err(Error::UnsupportedDType { op: OP, dtype, why: "as an output yet".into() });
+            return Err(Error::UnsupportedDType {
+                op: OP,
+                dtype,
+                why: "as an output yet".into(),
+            });
         }
         backend!(OP, [self => src, perm => pm], |be| {
             let mut out = be.alloc(count * row_len, dtype, OP)?;
@@ -778,14 +838,30 @@ impl Tensor {
     }
 }
 
-fn conv_check(op: &'static str, x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> Result<Conv2dGeom> {
+fn conv_check(
+    op: &'static str,
+    x: &Tensor,
+    w: &Tensor,
+    stride: usize,
+    pad: usize,
+) -> Result<Conv2dGeom> {
     want(op, x, DType::F32)?;
     want(op, w, DType::F32)?;
     let (&[_, c, _, _], &[_, wc, kh, kw]) = (x.dims(), w.dims()) else {
-        return Err(Error::shapes(op, &x.shape, &w.shape, "expected NCHW input and [F, C, KH, KW] weights"));
+        return Err(Error::shapes(
+            op,
+            &x.shape,
+            &w.shape,
+            "expected NCHW input and [F, C, KH, KW] weights",
+        ));
     };
     if c != wc {
-        return Err(Error::shapes(op, &x.shape, &w.shape, format!("input has {c} channels, weights expect {wc}")));
+        return Err(Error::shapes(
+            op,
+            &x.shape,
+            &w.shape,
+            format!("input has {c} channels, weights expect {wc}"),
+        ));
     }
     x.conv_geom(kh, kw, stride, pad)
 }

@@ -240,7 +240,9 @@ fn devices() -> Vec<Device> {
     let devs = common::all_devices();
     ANNOUNCE.call_once(|| {
         for dev in &devs {
-            println!("conv_fused: fused conv2d / conv2d_backward vs the im2col composition on {dev}");
+            println!(
+                "conv_fused: fused conv2d / conv2d_backward vs the im2col composition on {dev}"
+            );
         }
     });
     devs
@@ -309,7 +311,8 @@ fn composition_matches_direct_convolution() {
                                     {
                                         continue;
                                     }
-                                    let xi = ((n * g.c + ch) * g.h + iy as usize) * g.w + ix as usize;
+                                    let xi =
+                                        ((n * g.c + ch) * g.h + iy as usize) * g.w + ix as usize;
                                     let wi = ((f * g.c + ch) * c.kh + ky) * c.kw + kx;
                                     out[oi] += x[xi] as f64 * w[wi] as f64;
                                     dx[xi] += d[oi] as f64 * w[wi] as f64;
@@ -328,7 +331,13 @@ fn composition_matches_direct_convolution() {
             dw: f32s(dw),
             db: f32s(db),
         };
-        compare(&format!("composition vs direct, {}", c.name()), &got, &want, &mag, terms(c));
+        compare(
+            &format!("composition vs direct, {}", c.name()),
+            &got,
+            &want,
+            &mag,
+            terms(c),
+        );
     }
 }
 

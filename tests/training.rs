@@ -25,10 +25,16 @@ fn slice(split: &MnistSplit, n: usize) -> MnistSplit {
 fn small_net(dev: &Device, seed: u64) -> wgnn::Result<Sequential> {
     let mut s = SplitMix64::new(seed);
     Sequential::new(dev)
-        .add("conv1", Conv2d::new(1, 4, 3, 1, 1, Init::He, s.next_u64(), dev)?)?
+        .add(
+            "conv1",
+            Conv2d::new(1, 4, 3, 1, 1, Init::He, s.next_u64(), dev)?,
+        )?
         .add("relu1", Relu::new())?
         .add("pool1", MaxPool2d::new(2, 2, 0))?
-        .add("fc1", Linear::new(4 * 14 * 14, 32, Init::He, s.next_u64(), dev)?)?
+        .add(
+            "fc1",
+            Linear::new(4 * 14 * 14, 32, Init::He, s.next_u64(), dev)?,
+        )?
         .add("relu2", Relu::new())?
         .add("drop1", Dropout::new(0.3, s.next_u64())?)?
         .add("fc2", Linear::new(32, 10, Init::He, s.next_u64(), dev)?)
@@ -42,7 +48,14 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 fn quiet(epochs: usize, batch_size: usize) -> TrainConfig {
-    TrainConfig { epochs, batch_size, seed: 7, progress: false, verbose: false, ..TrainConfig::default() }
+    TrainConfig {
+        epochs,
+        batch_size,
+        seed: 7,
+        progress: false,
+        verbose: false,
+        ..TrainConfig::default()
+    }
 }
 
 #[test]
@@ -50,7 +63,10 @@ fn book_parameter_counts() -> wgnn::Result<()> {
     let cpu = Device::cpu();
     assert_eq!(deep_convnet(&cpu, 0)?.num_params(), 123_552);
     assert_eq!(simple_convnet(&cpu, 0)?.num_params(), 433_890);
-    assert_eq!(mlp(&MlpConfig::new(&[784, 100, 100, 10]), &cpu, 0)?.num_params(), 784 * 100 + 100 + 100 * 100 + 100 + 1010);
+    assert_eq!(
+        mlp(&MlpConfig::new(&[784, 100, 100, 10]), &cpu, 0)?.num_params(),
+        784 * 100 + 100 + 100 * 100 + 100 + 1010
+    );
     Ok(())
 }
 
@@ -75,9 +91,18 @@ fn cpu_and_gpu_follow_the_same_loss_trajectory() -> wgnn::Result<()> {
     assert!(want[49] < want[0], "the CPU run did not learn: {want:?}");
     for dev in common::gpus() {
         let got = run(&dev)?;
-        let worst = got.iter().zip(&want).map(|(g, w)| ((g - w) / w).abs()).fold(0.0f32, f32::max);
-        println!("training: {dev}: 50 steps, worst relative loss difference to the CPU {worst:.2e}");
-        assert!(worst <= 1e-3, "{dev}: losses diverge from the CPU's: {got:?} vs {want:?}");
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(g, w)| ((g - w) / w).abs())
+            .fold(0.0f32, f32::max);
+        println!(
+            "training: {dev}: 50 steps, worst relative loss difference to the CPU {worst:.2e}"
+        );
+        assert!(
+            worst <= 1e-3,
+            "{dev}: losses diverge from the CPU's: {got:?} vs {want:?}"
+        );
     }
     Ok(())
 }
@@ -96,7 +121,10 @@ fn resume_is_bit_exact_on_cpu() -> wgnn::Result<()> {
 
     let mut first = small_net(&cpu, 5)?;
     let mut opt1 = Optimizer::adam(0.001, 0.9, 0.999);
-    let cfg1 = TrainConfig { checkpoint_dir: Some(dir.clone()), ..quiet(1, 50) };
+    let cfg1 = TrainConfig {
+        checkpoint_dir: Some(dir.clone()),
+        ..quiet(1, 50)
+    };
     fit(&mut first, &mut opt1, &train, &test, &cfg1)?;
     assert!(dir.join("epoch-1.safetensors").exists() && dir.join("last.safetensors").exists());
 
@@ -107,17 +135,27 @@ fn resume_is_bit_exact_on_cpu() -> wgnn::Result<()> {
         p.value.fill_(0.0)?;
     }
     let mut opt2 = Optimizer::adam(0.001, 0.9, 0.999);
-    let cfg2 = TrainConfig { resume: Some(dir.join("last.safetensors")), ..quiet(2, 50) };
+    let cfg2 = TrainConfig {
+        resume: Some(dir.join("last.safetensors")),
+        ..quiet(2, 50)
+    };
     let mr = fit(&mut resumed, &mut opt2, &train, &test, &cfg2)?;
 
     assert_eq!(mr.epochs.len(), 1, "the resumed run trains only epoch 2");
     assert_eq!(mr.epochs[0].epoch, 2);
-    assert_eq!(mr.epochs[0].train_loss.to_bits(), m2.epochs[1].train_loss.to_bits());
+    assert_eq!(
+        mr.epochs[0].train_loss.to_bits(),
+        m2.epochs[1].train_loss.to_bits()
+    );
     assert_eq!(mr.test_accuracy, m2.test_accuracy);
     for (a, b) in straight.params().iter().zip(resumed.params()) {
         assert_eq!(a.name, b.name);
         let (va, vb) = (a.value.to_vec::<f32>()?, b.value.to_vec::<f32>()?);
-        assert!(va.iter().zip(&vb).all(|(x, y)| x.to_bits() == y.to_bits()), "{} differs after resume", a.name);
+        assert!(
+            va.iter().zip(&vb).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{} differs after resume",
+            a.name
+        );
     }
     assert_eq!(straight.step(), resumed.step());
     let _ = std::fs::remove_dir_all(&dir);
@@ -137,38 +175,71 @@ fn mismatched_checkpoints_are_clear_errors() -> wgnn::Result<()> {
     let mut other = mlp(&MlpConfig::new(&[784, 32, 10]), &cpu, 1)?;
     let mut o = Optimizer::adam(0.001, 0.9, 0.999);
     // (its fc1/fc2 match the file's; the file's conv1 has no place in it)
-    let e = checkpoint::load(&path, &mut other, &mut o).expect_err("wrong model").to_string();
-    assert!(e.contains("small.safetensors") && e.contains("conv1.weight") && e.contains("which the model does not"), "{e}");
+    let e = checkpoint::load(&path, &mut other, &mut o)
+        .expect_err("wrong model")
+        .to_string();
+    assert!(
+        e.contains("small.safetensors")
+            && e.contains("conv1.weight")
+            && e.contains("which the model does not"),
+        "{e}"
+    );
     // A model with a layer the file lacks.
     let mut bigger = small_net(&cpu, 1)?.add("fc3", Linear::new(10, 10, Init::He, 1, &cpu)?)?;
-    let e = checkpoint::load(&path, &mut bigger, &mut o).expect_err("missing layer").to_string();
-    assert!(e.contains("fc3.weight") && e.contains("the checkpoint does not"), "{e}");
+    let e = checkpoint::load(&path, &mut bigger, &mut o)
+        .expect_err("missing layer")
+        .to_string();
+    assert!(
+        e.contains("fc3.weight") && e.contains("the checkpoint does not"),
+        "{e}"
+    );
 
     // Same names, other shapes.
     let mut s = SplitMix64::new(1);
     let mut wider = Sequential::new(&cpu)
-        .add("conv1", Conv2d::new(1, 4, 3, 1, 1, Init::He, s.next_u64(), &cpu)?)?
+        .add(
+            "conv1",
+            Conv2d::new(1, 4, 3, 1, 1, Init::He, s.next_u64(), &cpu)?,
+        )?
         .add("relu1", Relu::new())?
         .add("pool1", MaxPool2d::new(2, 2, 0))?
-        .add("fc1", Linear::new(4 * 14 * 14, 64, Init::He, s.next_u64(), &cpu)?)?
+        .add(
+            "fc1",
+            Linear::new(4 * 14 * 14, 64, Init::He, s.next_u64(), &cpu)?,
+        )?
         .add("relu2", Relu::new())?
         .add("fc2", Linear::new(64, 10, Init::He, s.next_u64(), &cpu)?)?;
     let before = wider.params()[0].value.to_vec::<f32>()?;
-    let e = checkpoint::load(&path, &mut wider, &mut o).expect_err("wrong shapes").to_string();
-    assert!(e.contains("fc1.weight") && e.contains("[784, 32]") && e.contains("[784, 64]"), "{e}");
-    assert_eq!(wider.params()[0].value.to_vec::<f32>()?, before, "a failed load must not change the model");
+    let e = checkpoint::load(&path, &mut wider, &mut o)
+        .expect_err("wrong shapes")
+        .to_string();
+    assert!(
+        e.contains("fc1.weight") && e.contains("[784, 32]") && e.contains("[784, 64]"),
+        "{e}"
+    );
+    assert_eq!(
+        wider.params()[0].value.to_vec::<f32>()?,
+        before,
+        "a failed load must not change the model"
+    );
 
     // Another optimizer.
     let mut same = small_net(&cpu, 2)?;
     let mut sgd = Optimizer::sgd(0.01);
-    let e = checkpoint::load(&path, &mut same, &mut sgd).expect_err("wrong optimizer").to_string();
+    let e = checkpoint::load(&path, &mut same, &mut sgd)
+        .expect_err("wrong optimizer")
+        .to_string();
     assert!(e.contains("Adam") && e.contains("Sgd"), "{e}");
 
     // A file that is not a checkpoint, and one that is missing.
     std::fs::write(dir.join("junk.safetensors"), b"not a checkpoint").expect("write");
-    let e = checkpoint::load(&dir.join("junk.safetensors"), &mut same, &mut o).expect_err("junk").to_string();
+    let e = checkpoint::load(&dir.join("junk.safetensors"), &mut same, &mut o)
+        .expect_err("junk")
+        .to_string();
     assert!(e.contains("junk.safetensors"), "{e}");
-    let e = checkpoint::load(&dir.join("missing.safetensors"), &mut same, &mut o).expect_err("missing").to_string();
+    let e = checkpoint::load(&dir.join("missing.safetensors"), &mut same, &mut o)
+        .expect_err("missing")
+        .to_string();
     assert!(e.contains("missing.safetensors"), "{e}");
 
     // The right model loads, and gets the saved values and counters.
@@ -177,7 +248,12 @@ fn mismatched_checkpoints_are_clear_errors() -> wgnn::Result<()> {
     let info = checkpoint::load(&path, &mut right, &mut o2)?;
     assert_eq!(info.epoch, 3);
     for (a, b) in model.params().iter().zip(right.params()) {
-        assert_eq!(a.value.to_vec::<f32>()?, b.value.to_vec::<f32>()?, "{}", a.name);
+        assert_eq!(
+            a.value.to_vec::<f32>()?,
+            b.value.to_vec::<f32>()?,
+            "{}",
+            a.name
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
@@ -201,16 +277,35 @@ fn gpu_step_is_one_submit_without_readback() -> wgnn::Result<()> {
             let loss = train_step(&mut model, &mut opt, &x, &t)?;
             dev.flush()?;
             let c = dev.counters().since(&before);
-            println!("training: {dev}: step {step}: {} dispatches, {} submit", c.dispatches, c.submits);
+            println!(
+                "training: {dev}: step {step}: {} dispatches, {} submit",
+                c.dispatches, c.submits
+            );
             assert_eq!(c.submits, 1, "{dev}: one submit per step");
             assert_eq!(c.bytes_read_back, 0, "{dev}: a step reads nothing back");
-            assert_eq!(c.bytes_uploaded, 0, "{dev}: a step uploads nothing (batches are gathered on the GPU)");
+            assert_eq!(
+                c.bytes_uploaded, 0,
+                "{dev}: a step uploads nothing (batches are gathered on the GPU)"
+            );
             drop(loss);
         }
         let test = DeviceDataset::from_mnist(&test_split, &dev)?;
-        let m = fit(&mut model, &mut opt, &data, &test, &TrainConfig { log_every: 4, ..quiet(1, 50) })?;
+        let m = fit(
+            &mut model,
+            &mut opt,
+            &data,
+            &test,
+            &TrainConfig {
+                log_every: 4,
+                ..quiet(1, 50)
+            },
+        )?;
         assert_eq!(m.submits_per_step, 1.0, "{dev}");
-        assert!(m.bytes_read_back_per_step <= 8.0, "{dev}: {} bytes/step", m.bytes_read_back_per_step);
+        assert!(
+            m.bytes_read_back_per_step <= 8.0,
+            "{dev}: {} bytes/step",
+            m.bytes_read_back_per_step
+        );
         assert_eq!(m.bytes_uploaded_per_step, 0.0, "{dev}");
     }
     Ok(())
@@ -228,13 +323,19 @@ fn gpu_memory_flat_over_epochs() -> wgnn::Result<()> {
         let mut opt = Optimizer::adam(0.001, 0.9, 0.999);
         let mut live = Vec::new();
         for epoch in 0..5 {
-            let cfg = TrainConfig { seed: epoch, ..quiet(1, 50) };
+            let cfg = TrainConfig {
+                seed: epoch,
+                ..quiet(1, 50)
+            };
             fit(&mut model, &mut opt, &train, &test, &cfg)?;
             dev.sync()?;
             live.push(dev.counters().live_buffer_bytes);
         }
         println!("training: {dev}: live GPU bytes after epochs 1..5: {live:?}");
-        assert!(live[4] <= live[1], "{dev}: live GPU bytes grew from epoch 2 to 5: {live:?}");
+        assert!(
+            live[4] <= live[1],
+            "{dev}: live GPU bytes grew from epoch 2 to 5: {live:?}"
+        );
     }
     Ok(())
 }
@@ -249,8 +350,15 @@ fn smoke_training_learns() -> wgnn::Result<()> {
     let before = evaluate(&mut model, &test, 200)?;
     let mut opt = Optimizer::adam(0.002, 0.9, 0.999);
     let m = fit(&mut model, &mut opt, &train, &test, &quiet(2, 40))?; // 300 steps
-    println!("training: smoke: accuracy {before:.3} -> {:.3}", m.test_accuracy);
-    assert!(m.test_accuracy > 0.85, "accuracy {} after 300 steps", m.test_accuracy);
+    println!(
+        "training: smoke: accuracy {before:.3} -> {:.3}",
+        m.test_accuracy
+    );
+    assert!(
+        m.test_accuracy > 0.85,
+        "accuracy {} after 300 steps",
+        m.test_accuracy
+    );
     assert!(m.epochs[1].train_loss < m.epochs[0].train_loss);
     Ok(())
 }

@@ -25,8 +25,19 @@ struct SendPtr(*mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
+#[allow(clippy::too_many_arguments)] // the BLAS signature: dimensions, scalars, operands
 /// Single-threaded `C = alpha A B + beta C`, C row-major `[m, n]` with row stride `ldc`.
-fn sgemm_raw(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: *mut f32, ldc: usize) {
+fn sgemm_raw(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: Mat,
+    b: Mat,
+    beta: f32,
+    c: *mut f32,
+    ldc: usize,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -58,7 +69,17 @@ fn sgemm_raw(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32
 const PARALLEL_MIN: usize = 1 << 18;
 
 /// `C = alpha A B + beta C` for row-major C `[m, n]`, split across the rayon pool.
-pub(crate) fn gemm(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: &mut [f32]) {
+#[allow(clippy::too_many_arguments)] // the BLAS signature: dimensions, scalars, operands
+pub(crate) fn gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: Mat,
+    b: Mat,
+    beta: f32,
+    c: &mut [f32],
+) {
     let c = &mut c[..m * n];
     let threads = rayon::current_num_threads();
     if threads <= 1 || m * n * k < PARALLEL_MIN {
@@ -67,19 +88,27 @@ pub(crate) fn gemm(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, bet
     }
     if m >= 4 * threads {
         let rows = m.div_ceil(threads);
-        c.par_chunks_mut(rows * n).enumerate().for_each(|(i, block)| {
-            let r0 = i * rows;
-            let mb = block.len() / n;
-            let a_blk = Mat { data: &a.data[r0 * a.rs..], ..a };
-            sgemm_raw(mb, k, n, alpha, a_blk, b, beta, block.as_mut_ptr(), n);
-        });
+        c.par_chunks_mut(rows * n)
+            .enumerate()
+            .for_each(|(i, block)| {
+                let r0 = i * rows;
+                let mb = block.len() / n;
+                let a_blk = Mat {
+                    data: &a.data[r0 * a.rs..],
+                    ..a
+                };
+                sgemm_raw(mb, k, n, alpha, a_blk, b, beta, block.as_mut_ptr(), n);
+            });
     } else {
         let cols = n.div_ceil(threads);
         let base = SendPtr(c.as_mut_ptr());
         (0..n.div_ceil(cols)).into_par_iter().for_each(|i| {
             let c0 = i * cols;
             let nb = cols.min(n - c0);
-            let b_blk = Mat { data: &b.data[c0 * b.cs..], ..b };
+            let b_blk = Mat {
+                data: &b.data[c0 * b.cs..],
+                ..b
+            };
             let ptr = base;
             // SAFETY: column block [c0, c0 + nb) of every row belongs to this task alone.
             sgemm_raw(m, k, nb, alpha, a, b_blk, beta, unsafe { ptr.0.add(c0) }, n);
@@ -91,7 +120,11 @@ pub(crate) fn gemm(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, bet
 fn valid_range(out: usize, k: usize, stride: usize, pad: usize, w: usize) -> (usize, usize) {
     // ox·stride + k ≥ pad  ⇔  ox ≥ ceil((pad - k) / stride);  ox·stride + k - pad < w.
     let lo = pad.saturating_sub(k).div_ceil(stride);
-    let hi = if w + pad > k { (w + pad - k).div_ceil(stride) } else { 0 };
+    let hi = if w + pad > k {
+        (w + pad - k).div_ceil(stride)
+    } else {
+        0
+    };
     (lo.min(out), hi.min(out).max(lo.min(out)))
 }
 
@@ -148,7 +181,10 @@ fn col2im_image(col: &[f32], dx: &mut [f32], g: &Conv2dGeom) {
                     let ix0 = x_lo * s + kx - g.pad;
                     let from = &src[oy * ow + x_lo..oy * ow + x_hi];
                     if s == 1 {
-                        line[ix0..ix0 + from.len()].iter_mut().zip(from).for_each(|(d, &v)| *d += v);
+                        line[ix0..ix0 + from.len()]
+                            .iter_mut()
+                            .zip(from)
+                            .for_each(|(d, &v)| *d += v);
                     } else {
                         for (&v, ix) in from.iter().zip((ix0..).step_by(s)) {
                             line[ix] += v;
@@ -162,21 +198,39 @@ fn col2im_image(col: &[f32], dx: &mut [f32], g: &Conv2dGeom) {
 }
 
 /// `out[n] = W · cols(x[n]) + b` for every image, in parallel. `w` is `[fout, C·KH·KW]`.
-pub(crate) fn conv2d_forward(x: &[f32], w: &[f32], b: &[f32], out: &mut [f32], g: &Conv2dGeom, fout: usize) {
+pub(crate) fn conv2d_forward(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    g: &Conv2dGeom,
+    fout: usize,
+) {
     let (ckk, ohw) = (g.c * g.kh * g.kw, g.out_h() * g.out_w());
     let x_per = g.c * g.h * g.w;
-    out[..g.n * fout * ohw].par_chunks_mut(fout * ohw).enumerate().for_each_init(
-        || vec![0f32; ckk * ohw],
-        |col, (n, o)| {
-            im2col_image(&x[n * x_per..][..x_per], col, g);
-            for (f, line) in o.chunks_exact_mut(ohw).enumerate() {
-                line.fill(b[f]);
-            }
-            let wm = Mat { data: w, rs: ckk, cs: 1 };
-            let cm = Mat { data: col, rs: ohw, cs: 1 };
-            sgemm_raw(fout, ckk, ohw, 1.0, wm, cm, 1.0, o.as_mut_ptr(), ohw);
-        },
-    );
+    out[..g.n * fout * ohw]
+        .par_chunks_mut(fout * ohw)
+        .enumerate()
+        .for_each_init(
+            || vec![0f32; ckk * ohw],
+            |col, (n, o)| {
+                im2col_image(&x[n * x_per..][..x_per], col, g);
+                for (f, line) in o.chunks_exact_mut(ohw).enumerate() {
+                    line.fill(b[f]);
+                }
+                let wm = Mat {
+                    data: w,
+                    rs: ckk,
+                    cs: 1,
+                };
+                let cm = Mat {
+                    data: col,
+                    rs: ohw,
+                    cs: 1,
+                };
+                sgemm_raw(fout, ckk, ohw, 1.0, wm, cm, 1.0, o.as_mut_ptr(), ohw);
+            },
+        );
 }
 
 /// Images per weight-gradient block: blocks are summed in order, whatever the thread count.
@@ -209,12 +263,34 @@ pub(crate) fn conv2d_backward(
                 let n = blk * GRAD_BLOCK + j;
                 let d = &dout[n * fout * ohw..][..fout * ohw];
                 im2col_image(&x[n * x_per..][..x_per], &mut col, g);
-                let dm = Mat { data: d, rs: ohw, cs: 1 };
+                let dm = Mat {
+                    data: d,
+                    rs: ohw,
+                    cs: 1,
+                };
                 // dW += dout_n [fout, ohw] · colᵀ [ohw, ckk]
-                let col_t = Mat { data: &col, rs: 1, cs: ohw };
-                sgemm_raw(fout, ohw, ckk, 1.0, dm, col_t, 1.0, dw_part.as_mut_ptr(), ckk);
+                let col_t = Mat {
+                    data: &col,
+                    rs: 1,
+                    cs: ohw,
+                };
+                sgemm_raw(
+                    fout,
+                    ohw,
+                    ckk,
+                    1.0,
+                    dm,
+                    col_t,
+                    1.0,
+                    dw_part.as_mut_ptr(),
+                    ckk,
+                );
                 // dcol = Wᵀ [ckk, fout] · dout_n [fout, ohw]
-                let w_t = Mat { data: w, rs: 1, cs: ckk };
+                let w_t = Mat {
+                    data: w,
+                    rs: 1,
+                    cs: ckk,
+                };
                 sgemm_raw(ckk, fout, ohw, 1.0, w_t, dm, 0.0, dcol.as_mut_ptr(), ohw);
                 col2im_image(&dcol, dx_n, g);
                 for (f, line) in d.chunks_exact(ohw).enumerate() {
@@ -230,5 +306,8 @@ pub(crate) fn conv2d_backward(
         dw.iter_mut().zip(dw_part).for_each(|(a, b)| *a += b);
         db64.iter_mut().zip(db_part).for_each(|(a, b)| *a += b);
     }
-    db[..fout].iter_mut().zip(&db64).for_each(|(a, &b)| *a = b as f32);
+    db[..fout]
+        .iter_mut()
+        .zip(&db64)
+        .for_each(|(a, &b)| *a = b as f32);
 }

@@ -153,8 +153,32 @@ impl Backend for CpuBackend {
             return Err(Error::invalid(OP, format!("buffers too small for {s:?}")));
         }
         // Stored layouts as strides, so op(A) and op(B) are read in place.
-        let am = if s.trans_a { Mat { data: a, rs: 1, cs: s.m } } else { Mat { data: a, rs: s.k, cs: 1 } };
-        let bm = if s.trans_b { Mat { data: b, rs: 1, cs: s.k } } else { Mat { data: b, rs: s.n, cs: 1 } };
+        let am = if s.trans_a {
+            Mat {
+                data: a,
+                rs: 1,
+                cs: s.m,
+            }
+        } else {
+            Mat {
+                data: a,
+                rs: s.k,
+                cs: 1,
+            }
+        };
+        let bm = if s.trans_b {
+            Mat {
+                data: b,
+                rs: 1,
+                cs: s.k,
+            }
+        } else {
+            Mat {
+                data: b,
+                rs: s.n,
+                cs: 1,
+            }
+        };
         if s.beta == 0.0 {
             c[..s.m * s.n].fill(0.0); // never read a previous C (it may hold NaN)
         }
@@ -591,10 +615,10 @@ impl Backend for CpuBackend {
         let base = if accumulate { out[0] } else { 0 };
         out[0] = base
             + x[..rows * cols]
-            .chunks_exact(cols)
-            .zip(labels)
-            .filter(|(row, t)| argmax(row) == **t as usize)
-            .count() as u32;
+                .chunks_exact(cols)
+                .zip(labels)
+                .filter(|(row, t)| argmax(row) == **t as usize)
+                .count() as u32;
         Ok(())
     }
 
@@ -620,7 +644,10 @@ impl Backend for CpuBackend {
         let need = s.kind.state_count();
         let have = s1.is_some() as usize + s2.is_some() as usize;
         if have < need {
-            return Err(Error::invalid(OP, format!("{:?} needs {need} state tensors, got {have}", s.kind)));
+            return Err(Error::invalid(
+                OP,
+                format!("{:?} needs {need} state tensors, got {have}", s.kind),
+            ));
         }
         let (w, g) = (&mut w.f32s_mut(OP)?[..n], &g.f32s(OP)?[..n]);
         let mut s1 = match s1 {
@@ -637,30 +664,48 @@ impl Backend for CpuBackend {
             match s.kind {
                 OptimKind::Sgd => w[i] -= s.lr * gi,
                 OptimKind::Momentum => {
-                    let v = s1.as_deref_mut().map(|v| &mut v[i]).ok_or_else(|| Error::invalid(OP, "missing state"))?;
+                    let v = s1
+                        .as_deref_mut()
+                        .map(|v| &mut v[i])
+                        .ok_or_else(|| Error::invalid(OP, "missing state"))?;
                     *v = s.beta1 * *v - s.lr * gi;
                     w[i] += *v;
                 }
                 OptimKind::Nesterov => {
-                    let v = s1.as_deref_mut().map(|v| &mut v[i]).ok_or_else(|| Error::invalid(OP, "missing state"))?;
+                    let v = s1
+                        .as_deref_mut()
+                        .map(|v| &mut v[i])
+                        .ok_or_else(|| Error::invalid(OP, "missing state"))?;
                     *v = s.beta1 * *v - s.lr * gi;
                     w[i] += s.beta1 * s.beta1 * *v - (1.0 + s.beta1) * s.lr * gi;
                 }
                 OptimKind::AdaGrad => {
-                    let h = s1.as_deref_mut().map(|v| &mut v[i]).ok_or_else(|| Error::invalid(OP, "missing state"))?;
+                    let h = s1
+                        .as_deref_mut()
+                        .map(|v| &mut v[i])
+                        .ok_or_else(|| Error::invalid(OP, "missing state"))?;
                     *h += gi * gi;
                     w[i] -= s.lr * gi / (h.sqrt() + s.eps);
                 }
                 OptimKind::RmsProp => {
-                    let h = s1.as_deref_mut().map(|v| &mut v[i]).ok_or_else(|| Error::invalid(OP, "missing state"))?;
+                    let h = s1
+                        .as_deref_mut()
+                        .map(|v| &mut v[i])
+                        .ok_or_else(|| Error::invalid(OP, "missing state"))?;
                     *h = s.beta1 * *h + (1.0 - s.beta1) * gi * gi;
                     w[i] -= s.lr * gi / (h.sqrt() + s.eps);
                 }
                 OptimKind::Adam => {
-                    let m = s1.as_deref_mut().map(|v| &mut v[i]).ok_or_else(|| Error::invalid(OP, "missing state"))?;
+                    let m = s1
+                        .as_deref_mut()
+                        .map(|v| &mut v[i])
+                        .ok_or_else(|| Error::invalid(OP, "missing state"))?;
                     *m += (1.0 - s.beta1) * (gi - *m);
                     let mi = *m;
-                    let v = s2.as_deref_mut().map(|v| &mut v[i]).ok_or_else(|| Error::invalid(OP, "missing state"))?;
+                    let v = s2
+                        .as_deref_mut()
+                        .map(|v| &mut v[i])
+                        .ok_or_else(|| Error::invalid(OP, "missing state"))?;
                     *v += (1.0 - s.beta2) * (gi * gi - *v);
                     w[i] -= s.lr_t * mi / (v.sqrt() + s.eps);
                 }
@@ -682,11 +727,21 @@ impl Backend for CpuBackend {
         const OP: &str = "gather_bytes";
         let (src, perm) = (src.u32s(OP)?, perm.u32s(OP)?);
         let rows = perm.get(offset..offset + count).ok_or_else(|| {
-            Error::invalid(OP, format!("rows {offset}..{} of a permutation of {}", offset + count, perm.len()))
+            Error::invalid(
+                OP,
+                format!(
+                    "rows {offset}..{} of a permutation of {}",
+                    offset + count,
+                    perm.len()
+                ),
+            )
         })?;
         let total_rows = src.len() * 4 / row_len.max(1);
         if let Some(&bad) = rows.iter().find(|&&r| r as usize >= total_rows) {
-            return Err(Error::invalid(OP, format!("row index {bad} out of range ({total_rows} rows)")));
+            return Err(Error::invalid(
+                OP,
+                format!("row index {bad} out of range ({total_rows} rows)"),
+            ));
         }
         match out {
             CpuStorage::F32(o) => {
@@ -705,7 +760,13 @@ impl Backend for CpuBackend {
                     }
                 }
             }
-            other => return Err(Error::UnsupportedDType { op: OP, dtype: other.dtype(), why: "as an output".into() }),
+            other => {
+                return Err(Error::UnsupportedDType {
+                    op: OP,
+                    dtype: other.dtype(),
+                    why: "as an output".into(),
+                });
+            }
         }
         Ok(())
     }
@@ -720,7 +781,14 @@ impl Backend for CpuBackend {
         fout: usize,
     ) -> Result<()> {
         const OP: &str = "conv2d";
-        gemm::conv2d_forward(x.f32s(OP)?, w.f32s(OP)?, b.f32s(OP)?, out.f32s_mut(OP)?, g, fout);
+        gemm::conv2d_forward(
+            x.f32s(OP)?,
+            w.f32s(OP)?,
+            b.f32s(OP)?,
+            out.f32s_mut(OP)?,
+            g,
+            fout,
+        );
         Ok(())
     }
 

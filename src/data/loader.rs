@@ -35,17 +35,30 @@ pub struct DeviceDataset {
 impl DeviceDataset {
     /// Uploads an MNIST split to `device` (one upload; images `[1, rows, cols]`).
     pub fn from_mnist(split: &MnistSplit, device: &Device) -> Result<DeviceDataset> {
-        DeviceDataset::from_bytes(&split.images, &split.labels, [1, split.rows, split.cols], device)
+        DeviceDataset::from_bytes(
+            &split.images,
+            &split.labels,
+            [1, split.rows, split.cols],
+            device,
+        )
     }
 
     /// From raw pixel bytes (`n · C·H·W`) and label bytes (`n`).
-    pub fn from_bytes(images: &[u8], labels: &[u8], image_shape: [usize; 3], device: &Device) -> Result<DeviceDataset> {
+    pub fn from_bytes(
+        images: &[u8],
+        labels: &[u8],
+        image_shape: [usize; 3],
+        device: &Device,
+    ) -> Result<DeviceDataset> {
         let row: usize = image_shape.iter().product();
         let n = labels.len();
         if row == 0 || images.len() != n * row {
             return Err(Error::invalid(
                 "DeviceDataset",
-                format!("{} pixel bytes do not make {n} images of {image_shape:?}", images.len()),
+                format!(
+                    "{} pixel bytes do not make {n} images of {image_shape:?}",
+                    images.len()
+                ),
             ));
         }
         let words = pack_bytes(images);
@@ -75,12 +88,20 @@ impl DeviceDataset {
 
     /// The identity order `0..n` as a device tensor (for evaluation).
     pub fn ordered(&self) -> Result<Tensor> {
-        Tensor::from_vec((0..self.n as u32).collect::<Vec<_>>(), [self.n], &self.device())
+        Tensor::from_vec(
+            (0..self.n as u32).collect::<Vec<_>>(),
+            [self.n],
+            &self.device(),
+        )
     }
 
     /// The shuffled order of `epoch` as a device tensor (one upload per epoch).
     pub fn shuffled(&self, seed: u64, epoch: usize) -> Result<Tensor> {
-        Tensor::from_vec(epoch_permutation(self.n, seed, epoch), [self.n], &self.device())
+        Tensor::from_vec(
+            epoch_permutation(self.n, seed, epoch),
+            [self.n],
+            &self.device(),
+        )
     }
 
     /// The batch at positions `offset..offset + count` of `order`: images `[count, C, H, W]`
@@ -88,8 +109,14 @@ impl DeviceDataset {
     pub fn batch(&self, order: &Tensor, offset: usize, count: usize) -> Result<(Tensor, Tensor)> {
         let row: usize = self.image_shape.iter().product();
         let [c, h, w] = self.image_shape;
-        let x = self.images.gather_bytes(order, offset, count, row, 1.0 / 255.0, DType::F32)?.reshape([count, c, h, w])?;
-        let t = self.labels.gather_bytes(order, offset, count, 1, 1.0, DType::U32)?.reshape([count])?;
+        let x = self
+            .images
+            .gather_bytes(order, offset, count, row, 1.0 / 255.0, DType::F32)?
+            .reshape([count, c, h, w])?;
+        let t = self
+            .labels
+            .gather_bytes(order, offset, count, 1, 1.0, DType::U32)?
+            .reshape([count])?;
         Ok((x, t))
     }
 }

@@ -3,5 +3,5 @@
 pub mod loader;
 pub mod mnist;
 
-pub use mnist::{Mnist, MnistSplit, default_data_dir, read_idx_images, read_idx_labels};
 pub use loader::{DeviceDataset, epoch_permutation};
+pub use mnist::{Mnist, MnistSplit, default_data_dir, read_idx_images, read_idx_labels};

@@ -702,13 +702,26 @@ impl Backend for Arc<GpuContext> {
         let mut bindings = vec![(1, w.raw()), (2, g.raw())];
         let states: Vec<&GpuBuffer> = [s1, s2].into_iter().flatten().map(|b| &*b).collect();
         if states.len() < s.kind.state_count() {
-            return Err(Error::invalid(OP, format!("{:?} needs {} state tensors, got {}", s.kind, s.kind.state_count(), states.len())));
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "{:?} needs {} state tensors, got {}",
+                    s.kind,
+                    s.kind.state_count(),
+                    states.len()
+                ),
+            ));
         }
         for (i, b) in states.iter().take(s.kind.state_count()).enumerate() {
             bindings.push((3 + i as u32, b.raw()));
         }
         let groups = self.grid(n, 256)?;
-        self.dispatch(&KernelKey::new(Shader::Optim, entry), bytemuck::bytes_of(&p), &bindings, groups)
+        self.dispatch(
+            &KernelKey::new(Shader::Optim, entry),
+            bytemuck::bytes_of(&p),
+            &bindings,
+            groups,
+        )
     }
 
     fn gather_bytes(
@@ -723,7 +736,14 @@ impl Backend for Arc<GpuContext> {
     ) -> Result<()> {
         const OP: &str = "gather_bytes";
         if offset + count > perm.numel {
-            return Err(Error::invalid(OP, format!("rows {offset}..{} of a permutation of {}", offset + count, perm.numel)));
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "rows {offset}..{} of a permutation of {}",
+                    offset + count,
+                    perm.numel
+                ),
+            ));
         }
         let p = GatherParams {
             count: u32_of(OP, count)?,
@@ -758,10 +778,21 @@ impl Backend for Arc<GpuContext> {
         let mut col = self.alloc_buffer(rows * ckk, DType::F32, "conv2d columns")?;
         self.im2col(x, &mut col, g)?;
         let mut prod = self.alloc_buffer(rows * fout, DType::F32, "conv2d product")?;
-        let spec = MatmulSpec { m: rows, n: fout, k: ckk, trans_a: false, trans_b: true, alpha: 1.0, beta: 0.0 };
+        let spec = MatmulSpec {
+            m: rows,
+            n: fout,
+            k: ckk,
+            trans_a: false,
+            trans_b: true,
+            alpha: 1.0,
+            beta: 0.0,
+        };
         self.matmul(&col, w, &mut prod, &spec)?;
         let mut biased = self.alloc_buffer(rows * fout, DType::F32, "conv2d product")?;
-        let bc = Broadcast { dims: [1, 1, rows, fout], bdims: [1, 1, 1, fout] };
+        let bc = Broadcast {
+            dims: [1, 1, rows, fout],
+            bdims: [1, 1, 1, fout],
+        };
         self.broadcast(BinaryOp::Add, &prod, b, &mut biased, &bc)?;
         self.transpose(&biased, out, g.n, ohw, fout)
     }
@@ -785,9 +816,25 @@ impl Backend for Arc<GpuContext> {
         // instead of holding the largest tensor of the step between forward and backward.
         let mut col = self.alloc_buffer(rows * ckk, DType::F32, "conv2d columns")?;
         self.im2col(x, &mut col, g)?;
-        let dw_spec = MatmulSpec { m: fout, n: ckk, k: rows, trans_a: true, trans_b: false, alpha: 1.0, beta: 0.0 };
+        let dw_spec = MatmulSpec {
+            m: fout,
+            n: ckk,
+            k: rows,
+            trans_a: true,
+            trans_b: false,
+            alpha: 1.0,
+            beta: 0.0,
+        };
         self.matmul(&d2, &col, dw, &dw_spec)?;
-        let dcol_spec = MatmulSpec { m: rows, n: ckk, k: fout, trans_a: false, trans_b: false, alpha: 1.0, beta: 0.0 };
+        let dcol_spec = MatmulSpec {
+            m: rows,
+            n: ckk,
+            k: fout,
+            trans_a: false,
+            trans_b: false,
+            alpha: 1.0,
+            beta: 0.0,
+        };
         self.matmul(&d2, w, &mut col, &dcol_spec)?;
         self.col2im(&col, dx, g)
     }

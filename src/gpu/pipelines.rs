@@ -192,7 +192,10 @@ impl PipelineCache {
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(fail("building pipeline", e));
         }
-        let kernel = Kernel { layout: pipeline.get_bind_group_layout(0), pipeline };
+        let kernel = Kernel {
+            layout: pipeline.get_bind_group_layout(0),
+            pipeline,
+        };
         self.pipelines
             .lock()
             .unwrap_or_else(|e| e.into_inner())

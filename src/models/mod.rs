@@ -45,10 +45,16 @@ pub fn simple_convnet(device: &Device, seed: u64) -> Result<Sequential> {
     let mut seeds = SplitMix64::new(seed);
     let init = Init::Std(0.01);
     Sequential::new(device)
-        .add("conv1", Conv2d::new(1, 30, 5, 1, 0, init, seeds.next_u64(), device)?)?
+        .add(
+            "conv1",
+            Conv2d::new(1, 30, 5, 1, 0, init, seeds.next_u64(), device)?,
+        )?
         .add("relu1", Relu::new())?
         .add("pool1", MaxPool2d::new(2, 2, 0))?
-        .add("fc1", Linear::new(30 * 12 * 12, 100, init, seeds.next_u64(), device)?)?
+        .add(
+            "fc1",
+            Linear::new(30 * 12 * 12, 100, init, seeds.next_u64(), device)?,
+        )?
         .add("relu2", Relu::new())?
         .add("fc2", Linear::new(100, 10, init, seeds.next_u64(), device)?)
 }
@@ -80,7 +86,13 @@ pub struct MlpConfig {
 impl MlpConfig {
     /// ReLU + He, no BatchNorm, no dropout.
     pub fn new(sizes: &[usize]) -> MlpConfig {
-        MlpConfig { sizes: sizes.to_vec(), activation: Activation::Relu, init: Init::He, batch_norm: false, dropout: None }
+        MlpConfig {
+            sizes: sizes.to_vec(),
+            activation: Activation::Relu,
+            init: Init::He,
+            batch_norm: false,
+            dropout: None,
+        }
     }
 }
 
@@ -88,14 +100,23 @@ impl MlpConfig {
 /// then a final Affine. Input `[N, sizes[0]]` (or anything that flattens to it).
 pub fn mlp(cfg: &MlpConfig, device: &Device, seed: u64) -> Result<Sequential> {
     if cfg.sizes.len() < 2 || cfg.sizes.contains(&0) {
-        return Err(Error::invalid("mlp", format!("need at least input and output sizes, all positive, got {:?}", cfg.sizes)));
+        return Err(Error::invalid(
+            "mlp",
+            format!(
+                "need at least input and output sizes, all positive, got {:?}",
+                cfg.sizes
+            ),
+        ));
     }
     let mut seeds = SplitMix64::new(seed);
     let mut model = Sequential::new(device);
     let last = cfg.sizes.len() - 2;
     for (i, w) in cfg.sizes.windows(2).enumerate() {
         let k = i + 1;
-        model = model.add(&format!("fc{k}"), Linear::new(w[0], w[1], cfg.init, seeds.next_u64(), device)?)?;
+        model = model.add(
+            &format!("fc{k}"),
+            Linear::new(w[0], w[1], cfg.init, seeds.next_u64(), device)?,
+        )?;
         if i == last {
             break;
         }

@@ -1,6 +1,6 @@
 //! ReLU and Sigmoid (the book's `Relu`, `Sigmoid`): each caches its output.
 
-use super::{no_forward, ForwardCtx, Layer};
+use super::{ForwardCtx, Layer, no_forward};
 use crate::error::Result;
 use crate::tensor::Tensor;
 

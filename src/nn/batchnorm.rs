@@ -2,12 +2,12 @@
 //! inputs are normalised per element of `C·H·W` (the book's reshape to `[N, -1]`).
 //! Running statistics `r = m·r + (1 - m)·batch` with m = 0.9, eps = 1e-6 (the book's 10e-7).
 
-use super::{no_forward, ForwardCtx, Layer, Param};
+use super::{ForwardCtx, Layer, Param, no_forward};
+use crate::DType;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
-use crate::DType;
 
 struct Cache {
     shape: Shape,
@@ -33,7 +33,11 @@ impl BatchNorm {
     pub fn new(features: usize, device: &Device) -> Result<BatchNorm> {
         Ok(BatchNorm {
             gamma: Param::new("gamma", Tensor::full([features], 1.0, device)?, false),
-            beta: Param::new("beta", Tensor::zeros([features], DType::F32, device)?, false),
+            beta: Param::new(
+                "beta",
+                Tensor::zeros([features], DType::F32, device)?,
+                false,
+            ),
             running_mean: Tensor::zeros([features], DType::F32, device)?,
             running_var: Tensor::zeros([features], DType::F32, device)?,
             momentum: 0.9,
@@ -53,7 +57,12 @@ impl Layer for BatchNorm {
         let d = self.gamma.numel();
         let n = x.dims().first().copied().unwrap_or(0);
         if n == 0 || x.numel() != n * d {
-            return Err(Error::shapes("BatchNorm", x.shape(), self.gamma.value.shape(), format!("input must flatten to [N, {d}]")));
+            return Err(Error::shapes(
+                "BatchNorm",
+                x.shape(),
+                self.gamma.value.shape(),
+                format!("input must flatten to [N, {d}]"),
+            ));
         }
         let x2 = x.reshape([n, d])?;
         let out = if ctx.train {
@@ -67,14 +76,24 @@ impl Layer for BatchNorm {
             self.running_mean.axpy_(1.0 - m, &mu)?;
             self.running_var = self.running_var.scale(m)?;
             self.running_var.axpy_(1.0 - m, &var)?;
-            let out = xn.mul_broadcast(&self.gamma.value)?.add_broadcast(&self.beta.value)?;
-            self.cache = Some(Cache { shape: x.shape().clone(), xc, xn, inv_std });
+            let out = xn
+                .mul_broadcast(&self.gamma.value)?
+                .add_broadcast(&self.beta.value)?;
+            self.cache = Some(Cache {
+                shape: x.shape().clone(),
+                xc,
+                xn,
+                inv_std,
+            });
             out
         } else {
             let inv_std = self.running_var.sqrt_eps(self.eps)?.recip()?;
-            let xn = x2.sub_broadcast(&self.running_mean)?.mul_broadcast(&inv_std)?;
+            let xn = x2
+                .sub_broadcast(&self.running_mean)?
+                .mul_broadcast(&inv_std)?;
             self.cache = None;
-            xn.mul_broadcast(&self.gamma.value)?.add_broadcast(&self.beta.value)?
+            xn.mul_broadcast(&self.gamma.value)?
+                .add_broadcast(&self.beta.value)?
         };
         out.reshape(x.shape().clone())
     }
@@ -87,7 +106,12 @@ impl Layer for BatchNorm {
         self.gamma.grad = Some(c.xn.mul(&dout)?.sum_rows()?);
         let dxn = dout.mul_broadcast(&self.gamma.value)?;
         let mut dxc = dxn.mul_broadcast(&c.inv_std)?;
-        let dstd = dxn.mul(&c.xc)?.sum_rows()?.mul(&c.inv_std)?.mul(&c.inv_std)?.scale(-1.0)?;
+        let dstd = dxn
+            .mul(&c.xc)?
+            .sum_rows()?
+            .mul(&c.inv_std)?
+            .mul(&c.inv_std)?
+            .scale(-1.0)?;
         let dvar = dstd.mul(&c.inv_std)?.scale(0.5)?;
         dxc.axpy_(2.0 / n as f32, &c.xc.mul_broadcast(&dvar)?)?;
         let dmu = dxc.sum_rows()?.scale(1.0 / n as f32)?;
@@ -104,7 +128,10 @@ impl Layer for BatchNorm {
 
     fn buffers_mut(&mut self) -> Vec<(String, &mut Tensor)> {
         vec![
-            (format!("{}.running_mean", self.name), &mut self.running_mean),
+            (
+                format!("{}.running_mean", self.name),
+                &mut self.running_mean,
+            ),
             (format!("{}.running_var", self.name), &mut self.running_var),
         ]
     }

@@ -6,11 +6,11 @@
 //!
 //! The layer caches its input (shared, not copied); the columns are rebuilt in backward.
 
-use super::{no_forward, ForwardCtx, Init, Layer, Param};
+use super::{ForwardCtx, Init, Layer, Param, no_forward};
+use crate::DType;
 use crate::device::Device;
 use crate::error::Result;
 use crate::tensor::Tensor;
-use crate::DType;
 
 /// A 2-D convolution, weights `[FN, C, KH, KW]`.
 pub struct Conv2d {
@@ -24,10 +24,23 @@ pub struct Conv2d {
 impl Conv2d {
     /// `in_ch → out_ch` with a `k`×`k` kernel.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(in_ch: usize, out_ch: usize, k: usize, stride: usize, pad: usize, init: Init, seed: u64, device: &Device) -> Result<Conv2d> {
+    pub fn new(
+        in_ch: usize,
+        out_ch: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        init: Init,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Conv2d> {
         let fan_in = in_ch * k * k;
         Ok(Conv2d {
-            weight: Param::new("weight", init.tensor(&[out_ch, in_ch, k, k], fan_in, seed, device)?, true),
+            weight: Param::new(
+                "weight",
+                init.tensor(&[out_ch, in_ch, k, k], fan_in, seed, device)?,
+                true,
+            ),
             bias: Param::new("bias", Tensor::zeros([out_ch], DType::F32, device)?, false),
             stride,
             pad,
@@ -70,6 +83,9 @@ impl Layer for Conv2d {
 
     fn describe(&self) -> String {
         let d = self.weight.value.dims();
-        format!("Conv2d({}→{}, {}x{}, stride {}, pad {})", d[1], d[0], d[2], d[3], self.stride, self.pad)
+        format!(
+            "Conv2d({}→{}, {}x{}, stride {}, pad {})",
+            d[1], d[0], d[2], d[3], self.stride, self.pad
+        )
     }
 }

@@ -1,7 +1,7 @@
 //! Dropout with a counter-based mask: the same (seed, step) gives the same mask on every
 //! device, so CPU and GPU runs of one seed agree step for step.
 
-use super::{no_forward, ForwardCtx, Layer};
+use super::{ForwardCtx, Layer, no_forward};
 use crate::error::{Error, Result};
 use crate::ops::DropoutSpec;
 use crate::rng::SplitMix64;
@@ -35,9 +35,18 @@ impl Dropout {
     /// Dropout in the given form.
     pub fn with_mode(ratio: f32, mode: DropoutMode, seed: u64) -> Result<Dropout> {
         if !(0.0..1.0).contains(&ratio) {
-            return Err(Error::invalid("Dropout", format!("ratio must be in [0, 1), got {ratio}")));
+            return Err(Error::invalid(
+                "Dropout",
+                format!("ratio must be in [0, 1), got {ratio}"),
+            ));
         }
-        Ok(Dropout { ratio, mode, seed, mask: None, train: false })
+        Ok(Dropout {
+            ratio,
+            mode,
+            seed,
+            mask: None,
+            train: false,
+        })
     }
 
     fn spec(&self, step: u64) -> DropoutSpec {
@@ -45,8 +54,14 @@ impl Dropout {
             DropoutMode::Inverted => 1.0 / (1.0 - self.ratio),
             DropoutMode::Book => 1.0,
         };
-        let seed = SplitMix64::new(self.seed ^ step.wrapping_mul(0xD6E8_FEB8_6659_FD93)).next_u64() as u32;
-        DropoutSpec { ratio: self.ratio, scale, seed, offset: 0 }
+        let seed =
+            SplitMix64::new(self.seed ^ step.wrapping_mul(0xD6E8_FEB8_6659_FD93)).next_u64() as u32;
+        DropoutSpec {
+            ratio: self.ratio,
+            scale,
+            seed,
+            offset: 0,
+        }
     }
 }
 

@@ -26,7 +26,13 @@ impl Init {
     }
 
     /// A weight tensor of `shape` drawn with `seed`.
-    pub fn tensor(self, shape: &[usize], fan_in: usize, seed: u64, device: &Device) -> Result<Tensor> {
+    pub fn tensor(
+        self,
+        shape: &[usize],
+        fan_in: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Tensor> {
         Tensor::randn(shape, 0.0, self.std(fan_in), seed, device)
     }
 }

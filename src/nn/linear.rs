@@ -1,12 +1,12 @@
 //! Affine (fully connected) layer: `out = x · W + b`, W `[in, out]` as in the book.
 //! Inputs of any rank are flattened to `[N, in]` (the book's `x.reshape(x.shape[0], -1)`).
 
-use super::{no_forward, ForwardCtx, Init, Layer, Param};
+use super::{ForwardCtx, Init, Layer, Param, no_forward};
+use crate::DType;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
-use crate::DType;
 
 /// `Affine` in the book.
 pub struct Linear {
@@ -17,10 +17,24 @@ pub struct Linear {
 
 impl Linear {
     /// `in_features → out_features`, weights from `init` with `seed`.
-    pub fn new(in_features: usize, out_features: usize, init: Init, seed: u64, device: &Device) -> Result<Linear> {
+    pub fn new(
+        in_features: usize,
+        out_features: usize,
+        init: Init,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Linear> {
         Ok(Linear {
-            weight: Param::new("weight", init.tensor(&[in_features, out_features], in_features, seed, device)?, true),
-            bias: Param::new("bias", Tensor::zeros([out_features], DType::F32, device)?, false),
+            weight: Param::new(
+                "weight",
+                init.tensor(&[in_features, out_features], in_features, seed, device)?,
+                true,
+            ),
+            bias: Param::new(
+                "bias",
+                Tensor::zeros([out_features], DType::F32, device)?,
+                false,
+            ),
             cache: None,
         })
     }
@@ -35,11 +49,22 @@ impl Layer for Linear {
         let in_f = self.weight.value.dims()[0];
         let n = x.dims().first().copied().unwrap_or(0);
         if n == 0 || x.numel() != n * in_f {
-            return Err(Error::shapes("Linear", x.shape(), self.weight.value.shape(), format!("input must flatten to [N, {in_f}]")));
+            return Err(Error::shapes(
+                "Linear",
+                x.shape(),
+                self.weight.value.shape(),
+                format!("input must flatten to [N, {in_f}]"),
+            ));
         }
         let x2 = x.reshape([n, in_f])?;
-        let out = x2.matmul(&self.weight.value, false, false)?.add_broadcast(&self.bias.value)?;
-        self.cache = if ctx.train { Some((x2, x.shape().clone())) } else { None };
+        let out = x2
+            .matmul(&self.weight.value, false, false)?
+            .add_broadcast(&self.bias.value)?;
+        self.cache = if ctx.train {
+            Some((x2, x.shape().clone()))
+        } else {
+            None
+        };
         Ok(out)
     }
 
@@ -47,7 +72,8 @@ impl Layer for Linear {
         let (x2, shape) = self.cache.as_ref().ok_or_else(|| no_forward("Linear"))?;
         self.weight.grad = Some(x2.matmul(dout, true, false)?);
         self.bias.grad = Some(dout.sum_rows()?);
-        dout.matmul(&self.weight.value, false, true)?.reshape(shape.clone())
+        dout.matmul(&self.weight.value, false, true)?
+            .reshape(shape.clone())
     }
 
     fn params(&self) -> Vec<&Param> {

@@ -25,7 +25,10 @@ impl SoftmaxWithLoss {
 
     /// Gradient of the loss scaled by `dout` (1 normally; the loss scale in mixed precision).
     pub fn backward(&mut self, dout: f32) -> Result<Tensor> {
-        let (probs, labels) = self.cache.as_ref().ok_or_else(|| no_forward("SoftmaxWithLoss"))?;
+        let (probs, labels) = self
+            .cache
+            .as_ref()
+            .ok_or_else(|| no_forward("SoftmaxWithLoss"))?;
         probs.softmax_cross_entropy_backward(labels, dout)
     }
 

@@ -42,7 +42,12 @@ pub struct Param {
 
 impl Param {
     pub(crate) fn new(name: &str, value: Tensor, decay: bool) -> Param {
-        Param { name: name.to_string(), value, grad: None, decay }
+        Param {
+            name: name.to_string(),
+            value,
+            grad: None,
+            decay,
+        }
     }
 
     /// Number of elements.
@@ -89,5 +94,8 @@ pub trait Layer: Send {
 
 /// Error for a backward without a training forward.
 pub(crate) fn no_forward(layer: &'static str) -> crate::Error {
-    crate::Error::invalid("backward", format!("{layer}: backward called before a training-mode forward"))
+    crate::Error::invalid(
+        "backward",
+        format!("{layer}: backward called before a training-mode forward"),
+    )
 }

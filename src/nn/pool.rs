@@ -1,6 +1,6 @@
 //! Max-pooling, as the book's `Pooling` layer (argmax kept for backward).
 
-use super::{no_forward, ForwardCtx, Layer};
+use super::{ForwardCtx, Layer, no_forward};
 use crate::error::Result;
 use crate::ops::Pool2dGeom;
 use crate::tensor::Tensor;
@@ -17,7 +17,13 @@ pub struct MaxPool2d {
 impl MaxPool2d {
     /// A `size`×`size` window moved by `stride`.
     pub fn new(size: usize, stride: usize, pad: usize) -> MaxPool2d {
-        MaxPool2d { size, stride, pad, name: String::new(), cache: None }
+        MaxPool2d {
+            size,
+            stride,
+            pad,
+            name: String::new(),
+            cache: None,
+        }
     }
 }
 
@@ -43,6 +49,9 @@ impl Layer for MaxPool2d {
     }
 
     fn describe(&self) -> String {
-        format!("MaxPool2d({}x{}, stride {}, pad {})", self.size, self.size, self.stride, self.pad)
+        format!(
+            "MaxPool2d({}x{}, stride {}, pad {})",
+            self.size, self.size, self.stride, self.pad
+        )
     }
 }

@@ -18,13 +18,22 @@ pub struct Sequential {
 impl Sequential {
     /// An empty model on `device` (in training mode).
     pub fn new(device: &Device) -> Sequential {
-        Sequential { layers: Vec::new(), loss: SoftmaxWithLoss::new(), train: true, step: 0, device: device.clone() }
+        Sequential {
+            layers: Vec::new(),
+            loss: SoftmaxWithLoss::new(),
+            train: true,
+            step: 0,
+            device: device.clone(),
+        }
     }
 
     /// Appends `layer` named `name`; its parameters become `name.weight`, `name.bias` ….
     pub fn add(mut self, name: &str, mut layer: impl Layer + 'static) -> Result<Sequential> {
         if self.layers.iter().any(|(n, _)| n == name) {
-            return Err(Error::invalid("Sequential::add", format!("a layer is already named \"{name}\"")));
+            return Err(Error::invalid(
+                "Sequential::add",
+                format!("a layer is already named \"{name}\""),
+            ));
         }
         layer.set_name(name);
         self.layers.push((name.to_string(), Box::new(layer)));
@@ -63,7 +72,10 @@ impl Sequential {
 
     /// Logits for `x`. In training mode this counts as one step and caches for backward.
     pub fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
-        let ctx = ForwardCtx { train: self.train, step: self.step };
+        let ctx = ForwardCtx {
+            train: self.train,
+            step: self.step,
+        };
         let mut h = x.clone();
         for (_, layer) in &mut self.layers {
             h = layer.forward(&h, &ctx)?;
@@ -102,12 +114,18 @@ impl Sequential {
 
     /// All trainable parameters, mutably.
     pub fn params_mut(&mut self) -> Vec<&mut Param> {
-        self.layers.iter_mut().flat_map(|(_, l)| l.params_mut()).collect()
+        self.layers
+            .iter_mut()
+            .flat_map(|(_, l)| l.params_mut())
+            .collect()
     }
 
     /// Non-trainable state (BatchNorm running statistics), by name.
     pub fn buffers_mut(&mut self) -> Vec<(String, &mut Tensor)> {
-        self.layers.iter_mut().flat_map(|(_, l)| l.buffers_mut()).collect()
+        self.layers
+            .iter_mut()
+            .flat_map(|(_, l)| l.buffers_mut())
+            .collect()
     }
 
     /// Number of trainable scalars.
@@ -120,9 +138,16 @@ impl Sequential {
         let mut s = String::new();
         for (name, layer) in &self.layers {
             let n: usize = layer.params().iter().map(|p| p.numel()).sum();
-            s.push_str(&format!("  {name:<8} {:<40} {n:>8} params\n", layer.describe()));
+            s.push_str(&format!(
+                "  {name:<8} {:<40} {n:>8} params\n",
+                layer.describe()
+            ));
         }
-        s.push_str(&format!("  total {} parameters, on {}\n", self.num_params(), self.device));
+        s.push_str(&format!(
+            "  total {} parameters, on {}\n",
+            self.num_params(),
+            self.device
+        ));
         s
     }
 }

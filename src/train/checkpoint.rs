@@ -33,7 +33,10 @@ fn bytes_of(t: &Tensor) -> Result<Vec<u8>> {
 pub fn save(path: &Path, model: &mut Sequential, opt: &Optimizer, epoch: usize) -> Result<()> {
     let mut data: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
     for p in model.params() {
-        data.insert(p.name.clone(), (p.value.dims().to_vec(), bytes_of(&p.value)?));
+        data.insert(
+            p.name.clone(),
+            (p.value.dims().to_vec(), bytes_of(&p.value)?),
+        );
     }
     for (name, t) in model.buffers_mut() {
         data.insert(name, (t.dims().to_vec(), bytes_of(t)?));
@@ -43,8 +46,11 @@ pub fn save(path: &Path, model: &mut Sequential, opt: &Optimizer, epoch: usize) 
     }
     let mut views = Vec::with_capacity(data.len());
     for (name, (shape, bytes)) in &data {
-        let view = TensorView::new(Dtype::F32, shape.clone(), bytes)
-            .map_err(|e| Error::Checkpoint { path: path.display().to_string(), msg: format!("{name}: {e}") })?;
+        let view =
+            TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(|e| Error::Checkpoint {
+                path: path.display().to_string(),
+                msg: format!("{name}: {e}"),
+            })?;
         views.push((name.as_str(), view));
     }
     let meta = HashMap::from([
@@ -54,8 +60,10 @@ pub fn save(path: &Path, model: &mut Sequential, opt: &Optimizer, epoch: usize) 
         ("model_step".to_string(), model.step().to_string()),
         ("epoch".to_string(), epoch.to_string()),
     ]);
-    let bytes = safetensors::serialize(views, Some(meta))
-        .map_err(|e| Error::Checkpoint { path: path.display().to_string(), msg: e.to_string() })?;
+    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| Error::Checkpoint {
+        path: path.display().to_string(),
+        msg: e.to_string(),
+    })?;
     let tmp = temp_name(path);
     std::fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
@@ -63,7 +71,10 @@ pub fn save(path: &Path, model: &mut Sequential, opt: &Optimizer, epoch: usize) 
 }
 
 fn temp_name(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(format!(".tmp{}", std::process::id()));
     path.with_file_name(name)
 }
@@ -73,40 +84,76 @@ fn temp_name(path: &Path) -> PathBuf {
 /// that names the tensors, and leaves the model untouched.
 pub fn load(path: &Path, model: &mut Sequential, opt: &mut Optimizer) -> Result<CheckpointInfo> {
     let what = path.display().to_string();
-    let fail = |msg: String| Error::Checkpoint { path: what.clone(), msg };
+    let fail = |msg: String| Error::Checkpoint {
+        path: what.clone(),
+        msg,
+    };
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| fail(format!("not a safetensors file: {e}")))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| fail(format!("not a safetensors file: {e}")))?;
     let meta = header.metadata().clone().unwrap_or_default();
     if meta.get("format").map(String::as_str) != Some(FORMAT) {
-        return Err(fail(format!("not a wgnn checkpoint (format {:?})", meta.get("format"))));
+        return Err(fail(format!(
+            "not a wgnn checkpoint (format {:?})",
+            meta.get("format")
+        )));
     }
     let saved_opt = meta.get("optimizer").cloned().unwrap_or_default();
     if saved_opt != format!("{:?}", opt.kind()) {
-        return Err(fail(format!("saved with optimizer {saved_opt}, resuming with {:?}", opt.kind())));
+        return Err(fail(format!(
+            "saved with optimizer {saved_opt}, resuming with {:?}",
+            opt.kind()
+        )));
     }
     let num = |k: &str| -> Result<u64> {
-        meta.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| fail(format!("metadata \"{k}\" missing or not a number")))
+        meta.get(k)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| fail(format!("metadata \"{k}\" missing or not a number")))
     };
-    let info = CheckpointInfo { epoch: num("epoch")? as usize, model_step: num("model_step")?, optim_steps: num("optim_steps")? };
+    let info = CheckpointInfo {
+        epoch: num("epoch")? as usize,
+        model_step: num("model_step")?,
+        optim_steps: num("optim_steps")?,
+    };
     let st = SafeTensors::deserialize(&bytes).map_err(|e| fail(e.to_string()))?;
     let mut saved: BTreeMap<String, (Vec<usize>, Vec<f32>)> = BTreeMap::new();
     for (name, view) in st.tensors() {
         if view.dtype() != Dtype::F32 {
-            return Err(fail(format!("{name}: dtype {:?}, expected F32", view.dtype())));
+            return Err(fail(format!(
+                "{name}: dtype {:?}, expected F32",
+                view.dtype()
+            )));
         }
-        saved.insert(name, (view.shape().to_vec(), bytemuck::pod_collect_to_vec(view.data())));
+        saved.insert(
+            name,
+            (
+                view.shape().to_vec(),
+                bytemuck::pod_collect_to_vec(view.data()),
+            ),
+        );
     }
     let device = model.device().clone();
     // Check everything before changing anything.
-    let mut expected: Vec<(String, Vec<usize>)> = model.params().iter().map(|p| (p.name.clone(), p.value.dims().to_vec())).collect();
-    expected.extend(model.buffers_mut().into_iter().map(|(n, t)| (n, t.dims().to_vec())));
+    let mut expected: Vec<(String, Vec<usize>)> = model
+        .params()
+        .iter()
+        .map(|p| (p.name.clone(), p.value.dims().to_vec()))
+        .collect();
+    expected.extend(
+        model
+            .buffers_mut()
+            .into_iter()
+            .map(|(n, t)| (n, t.dims().to_vec())),
+    );
     let mut problems = Vec::new();
     for (name, shape) in &expected {
         match saved.get(name) {
-            None => problems.push(format!("the model has \"{name}\" {shape:?} but the checkpoint does not")),
-            Some((s, _)) if s != shape => {
-                problems.push(format!("\"{name}\" is {s:?} in the checkpoint but {shape:?} in the model"))
-            }
+            None => problems.push(format!(
+                "the model has \"{name}\" {shape:?} but the checkpoint does not"
+            )),
+            Some((s, _)) if s != shape => problems.push(format!(
+                "\"{name}\" is {s:?} in the checkpoint but {shape:?} in the model"
+            )),
             _ => {}
         }
     }
@@ -115,14 +162,23 @@ pub fn load(path: &Path, model: &mut Sequential, opt: &mut Optimizer) -> Result<
         if let Some(key) = name.strip_prefix("optim.") {
             optim_state.insert(key.to_string(), (shape.clone(), values));
         } else if !expected.iter().any(|(n, _)| n == name) {
-            problems.push(format!("the checkpoint has \"{name}\" {shape:?}, which the model does not"));
+            problems.push(format!(
+                "the checkpoint has \"{name}\" {shape:?}, which the model does not"
+            ));
         }
     }
     if !problems.is_empty() {
         let n = problems.len();
         problems.truncate(6);
-        let more = if n > 6 { format!("; and {} more", n - 6) } else { String::new() };
-        return Err(fail(format!("does not fit the model (a different architecture?): {}{more}", problems.join("; "))));
+        let more = if n > 6 {
+            format!("; and {} more", n - 6)
+        } else {
+            String::new()
+        };
+        return Err(fail(format!(
+            "does not fit the model (a different architecture?): {}{more}",
+            problems.join("; ")
+        )));
     }
     let mut optim_tensors = BTreeMap::new();
     for (key, (shape, values)) in optim_state {

@@ -120,7 +120,8 @@ pub struct LossPoint {
 impl Metrics {
     /// Writes the metrics as pretty JSON.
     pub fn write_json(&self, path: &std::path::Path) -> Result<()> {
-        let json = serde_json::to_string_pretty(self).map_err(|e| Error::invalid("metrics", e.to_string()))?;
+        let json = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::invalid("metrics", e.to_string()))?;
         std::fs::write(path, json + "\n").map_err(|e| Error::io(path, e))
     }
 }
@@ -152,7 +153,12 @@ pub fn evaluate(model: &mut Sequential, data: &DeviceDataset, batch_size: usize)
 
 /// One optimisation step on a batch: forward, loss, backward, update. Returns the loss
 /// tensor `[1]` (still on the device).
-pub fn train_step(model: &mut Sequential, opt: &mut Optimizer, x: &Tensor, t: &Tensor) -> Result<Tensor> {
+pub fn train_step(
+    model: &mut Sequential,
+    opt: &mut Optimizer,
+    x: &Tensor,
+    t: &Tensor,
+) -> Result<Tensor> {
     let loss = model.loss(x, t)?;
     model.backward(1.0)?;
     opt.step(model.params_mut())?;
@@ -160,7 +166,13 @@ pub fn train_step(model: &mut Sequential, opt: &mut Optimizer, x: &Tensor, t: &T
 }
 
 /// Trains `model` with `opt` on `train`, evaluating on `test` after every epoch.
-pub fn fit(model: &mut Sequential, opt: &mut Optimizer, train: &DeviceDataset, test: &DeviceDataset, cfg: &TrainConfig) -> Result<Metrics> {
+pub fn fit(
+    model: &mut Sequential,
+    opt: &mut Optimizer,
+    train: &DeviceDataset,
+    test: &DeviceDataset,
+    cfg: &TrainConfig,
+) -> Result<Metrics> {
     if cfg.batch_size == 0 || cfg.eval_batch_size == 0 {
         return Err(Error::invalid("fit", "batch sizes must be positive"));
     }
@@ -173,7 +185,12 @@ pub fn fit(model: &mut Sequential, opt: &mut Optimizer, train: &DeviceDataset, t
         let info = checkpoint::load(path, model, opt)?;
         first_epoch = info.epoch;
         if cfg.verbose {
-            println!("resumed from {} after epoch {} (step {})", path.display(), info.epoch, info.model_step);
+            println!(
+                "resumed from {} after epoch {} (step {})",
+                path.display(),
+                info.epoch,
+                info.model_step
+            );
         }
     }
     if let Some(dir) = &cfg.checkpoint_dir {
@@ -211,12 +228,26 @@ pub fn fit(model: &mut Sequential, opt: &mut Optimizer, train: &DeviceDataset, t
                 let mean = v[0] / (step + 1) as f64;
                 let train_acc = v[1] / offset as f64;
                 if !mean.is_finite() {
-                    return Err(Error::invalid("fit", format!("training diverged: mean loss {mean} in epoch {} at step {}", epoch + 1, step + 1)));
+                    return Err(Error::invalid(
+                        "fit",
+                        format!(
+                            "training diverged: mean loss {mean} in epoch {} at step {}",
+                            epoch + 1,
+                            step + 1
+                        ),
+                    ));
                 }
                 let ips = offset as f64 / t0.elapsed().as_secs_f64();
                 bar.set_position(step as u64 + 1);
-                bar.set_message(format!("loss {mean:.4} | train acc {:.2}% | {ips:.0} img/s", 100.0 * train_acc));
-                loss_log.push(LossPoint { epoch: epoch + 1, step: step + 1, mean_loss: mean });
+                bar.set_message(format!(
+                    "loss {mean:.4} | train acc {:.2}% | {ips:.0} img/s",
+                    100.0 * train_acc
+                ));
+                loss_log.push(LossPoint {
+                    epoch: epoch + 1,
+                    step: step + 1,
+                    mean_loss: mean,
+                });
                 if cfg.verbose && !cfg.progress {
                     println!(
                         "  epoch {} step {:>5}/{steps_per_epoch}: mean loss {mean:.6}, train acc {:.2}%, {ips:.0} img/s",
@@ -236,7 +267,8 @@ pub fn fit(model: &mut Sequential, opt: &mut Optimizer, train: &DeviceDataset, t
         total_steps += steps_per_epoch as u64;
         bar.finish_and_clear();
         let v = Tensor::read_scalars(&[&loss_sum, &correct])?;
-        let (train_loss, train_accuracy) = (v[0] / steps_per_epoch as f64, v[1] / train.len() as f64);
+        let (train_loss, train_accuracy) =
+            (v[0] / steps_per_epoch as f64, v[1] / train.len() as f64);
         let e0 = Instant::now();
         let acc = evaluate(model, test, cfg.eval_batch_size)?;
         let eval_seconds = e0.elapsed().as_secs_f64();
@@ -265,7 +297,10 @@ pub fn fit(model: &mut Sequential, opt: &mut Optimizer, train: &DeviceDataset, t
         }
         epochs.push(m);
         if let Some(dir) = &cfg.checkpoint_dir {
-            for name in [format!("epoch-{}.safetensors", epoch + 1), "last.safetensors".to_string()] {
+            for name in [
+                format!("epoch-{}.safetensors", epoch + 1),
+                "last.safetensors".to_string(),
+            ] {
                 checkpoint::save(&dir.join(name), model, opt, epoch + 1)?;
             }
         }
@@ -274,11 +309,21 @@ pub fn fit(model: &mut Sequential, opt: &mut Optimizer, train: &DeviceDataset, t
         Some(m) => m.test_accuracy,
         None => evaluate(model, test, cfg.eval_batch_size)?,
     };
-    let per_step = |v: u64| if total_steps == 0 { 0.0 } else { v as f64 / total_steps as f64 };
+    let per_step = |v: u64| {
+        if total_steps == 0 {
+            0.0
+        } else {
+            v as f64 / total_steps as f64
+        }
+    };
     Ok(Metrics {
         device: device.to_string(),
         test_accuracy: final_acc,
-        images_per_sec: if epochs.is_empty() { 0.0 } else { epochs.iter().map(|e| e.images_per_sec).sum::<f64>() / epochs.len() as f64 },
+        images_per_sec: if epochs.is_empty() {
+            0.0
+        } else {
+            epochs.iter().map(|e| e.images_per_sec).sum::<f64>() / epochs.len() as f64
+        },
         epochs,
         train_examples: train.len(),
         test_examples: test.len(),
@@ -296,9 +341,10 @@ fn progress_bar(cfg: &TrainConfig, len: usize, epoch: usize, epochs: usize) -> P
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(len as u64);
-    let style = ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} steps {msg} ({eta})")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+    let style =
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} steps {msg} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
     bar.set_style(style);
     bar.set_prefix(format!("{epoch}/{epochs}"));
     bar

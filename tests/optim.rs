@@ -1,0 +1,395 @@
+//! The six optimizers against a hand-written f64 implementation of the book's
+//! `common/optimizer.py` formulas (with its default hyper-parameters), on the CPU and on every
+//! GPU adapter: three updates with a different, fixed gradient each, L2 weight decay on
+//! `decay` parameters only, and parameters without a gradient left alone.
+//!
+//! Tolerance. The device computes in f32 what the reference computes in f64 from the same f32
+//! inputs (weights, gradients and hyper-parameters, all converted exactly). Per update, the
+//! step Δ is a handful of f32 operations (products, a square root, a division, the state
+//! update: Adam's longest chain is about six), each rounding by at most u = 2⁻²⁴ relatively
+//! (a GPU's sqrt and division by up to ~2.5 ulp), and adding it to w rounds once more, by at
+//! most u·|w|. Velocity and squared-gradient state carries its own earlier rounding along,
+//! still relative to the size of the steps. So after t updates the error is at most about
+//! u·(t·max|w| + c·Σ|Δ|) with c ≲ 12; the test allows 4u·max|w| + 24u·Σ|Δ| per element: a
+//! few ulps of w, while a wrong formula (a missing (1 + m), an uncorrected Adam step, eps in
+//! the wrong place) moves w by a sizeable fraction of Δ.
+
+mod common;
+
+use std::sync::Once;
+use wgnn::nn::Param;
+use wgnn::optim::Optimizer;
+use wgnn::rng::SplitMix64;
+use wgnn::{Device, Tensor};
+
+/// Unit roundoff of f32.
+const U: f64 = f32::EPSILON as f64 / 2.0;
+const STEPS: usize = 3;
+/// Parameter shape (24 elements; the first four get special gradients, see [`grads`]).
+const SHAPE: [usize; 2] = [4, 6];
+
+// The book's defaults (common/optimizer.py), as the device sees them (f32).
+const LR: f32 = 0.01;
+const MOMENTUM: f32 = 0.9;
+const RMS_DECAY: f32 = 0.99;
+const ADAM_LR: f32 = 0.001;
+const BETA1: f32 = 0.9;
+const BETA2: f32 = 0.999;
+const EPS: f32 = 1e-7;
+/// The book's ch.6 weight-decay λ.
+const LAMBDA: f32 = 0.1;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Rule {
+    Sgd,
+    Momentum,
+    Nesterov,
+    AdaGrad,
+    RmsProp,
+    Adam,
+}
+
+const RULES: [Rule; 6] = [
+    Rule::Sgd,
+    Rule::Momentum,
+    Rule::Nesterov,
+    Rule::AdaGrad,
+    Rule::RmsProp,
+    Rule::Adam,
+];
+
+impl Rule {
+    fn name(self) -> &'static str {
+        match self {
+            Rule::Sgd => "sgd",
+            Rule::Momentum => "momentum",
+            Rule::Nesterov => "nesterov",
+            Rule::AdaGrad => "adagrad",
+            Rule::RmsProp => "rmsprop",
+            Rule::Adam => "adam",
+        }
+    }
+
+    /// The optimizer with the book's defaults, built explicitly.
+    fn optimizer(self) -> Optimizer {
+        match self {
+            Rule::Sgd => Optimizer::sgd(LR),
+            Rule::Momentum => Optimizer::momentum(LR, MOMENTUM),
+            Rule::Nesterov => Optimizer::nesterov(LR, MOMENTUM),
+            Rule::AdaGrad => Optimizer::adagrad(LR),
+            Rule::RmsProp => Optimizer::rmsprop(LR, RMS_DECAY),
+            Rule::Adam => Optimizer::adam(ADAM_LR, BETA1, BETA2),
+        }
+    }
+
+    fn has_state(self) -> bool {
+        self != Rule::Sgd
+    }
+}
+
+/// The book's optimizers in f64, one parameter, written from `common/optimizer.py`.
+struct Reference {
+    rule: Rule,
+    weight_decay: f64,
+    iter: i32,
+    /// v (Momentum, Nesterov), h (AdaGrad, RMSprop) or m (Adam).
+    s1: Vec<f64>,
+    /// Adam's v.
+    s2: Vec<f64>,
+}
+
+impl Reference {
+    fn new(rule: Rule, n: usize, weight_decay: f32) -> Reference {
+        Reference {
+            rule,
+            weight_decay: weight_decay as f64,
+            iter: 0,
+            s1: vec![0.0; n],
+            s2: vec![0.0; n],
+        }
+    }
+
+    /// One update of `w` with gradient `grad`; returns |Δw| per element.
+    fn step(&mut self, w: &mut [f64], grad: &[f32]) -> Vec<f64> {
+        let (lr, m, rho, eps) = (LR as f64, MOMENTUM as f64, RMS_DECAY as f64, EPS as f64);
+        let (alr, b1, b2) = (ADAM_LR as f64, BETA1 as f64, BETA2 as f64);
+        self.iter += 1;
+        let lr_t = alr * (1.0 - b2.powi(self.iter)).sqrt() / (1.0 - b1.powi(self.iter));
+        let mut delta = Vec::with_capacity(w.len());
+        for i in 0..w.len() {
+            // The book's MultiLayerNet adds λ·W to the gradient of every weight.
+            let g = grad[i] as f64 + self.weight_decay * w[i];
+            let before = w[i];
+            match self.rule {
+                Rule::Sgd => w[i] -= lr * g,
+                Rule::Momentum => {
+                    self.s1[i] = m * self.s1[i] - lr * g;
+                    w[i] += self.s1[i];
+                }
+                Rule::Nesterov => {
+                    self.s1[i] *= m;
+                    self.s1[i] -= lr * g;
+                    w[i] += m * m * self.s1[i];
+                    w[i] -= (1.0 + m) * lr * g;
+                }
+                Rule::AdaGrad => {
+                    self.s1[i] += g * g;
+                    w[i] -= lr * g / (self.s1[i].sqrt() + eps);
+                }
+                Rule::RmsProp => {
+                    self.s1[i] *= rho;
+                    self.s1[i] += (1.0 - rho) * g * g;
+                    w[i] -= lr * g / (self.s1[i].sqrt() + eps);
+                }
+                Rule::Adam => {
+                    self.s1[i] += (1.0 - b1) * (g - self.s1[i]);
+                    self.s2[i] += (1.0 - b2) * (g * g - self.s2[i]);
+                    w[i] -= lr_t * self.s1[i] / (self.s2[i].sqrt() + eps);
+                }
+            }
+            delta.push((w[i] - before).abs());
+        }
+        delta
+    }
+}
+
+/// Initial weights: N(0, 0.5²).
+fn initial_weights(seed: u64) -> Vec<f32> {
+    let mut rng = SplitMix64::new(seed);
+    (0..SHAPE[0] * SHAPE[1])
+        .map(|_| 0.5 * rng.next_normal() as f32)
+        .collect()
+}
+
+/// The gradient of update `step`: N(0, 1), except element 0 is always 0 (AdaGrad's h stays
+/// 0, so only eps keeps the division finite), element 1 is ±1e-6 (√h is then comparable to
+/// eps = 1e-7, which therefore matters), element 2 is ±25 and element 3 flips sign every step.
+fn grads(step: usize, seed: u64) -> Vec<f32> {
+    let mut rng = SplitMix64::new(seed ^ (0x9E37 * (step as u64 + 1)));
+    let mut g: Vec<f32> = (0..SHAPE[0] * SHAPE[1])
+        .map(|_| rng.next_normal() as f32)
+        .collect();
+    let sign = if step.is_multiple_of(2) { 1.0 } else { -1.0 };
+    g[0] = 0.0;
+    g[1] = sign * 1e-6;
+    g[2] = -sign * 25.0;
+    g[3] = sign * 0.75;
+    g
+}
+
+/// Device weights vs the reference within the tolerance of the module comment.
+/// `max_w` and `sum_delta` are tracked per element over the updates so far.
+fn compare(what: &str, got: &[f32], want: &[f64], max_w: &[f64], sum_delta: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for i in 0..got.len() {
+        let tol = 4.0 * U * max_w[i] + 24.0 * U * sum_delta[i];
+        let err = (got[i] as f64 - want[i]).abs();
+        assert!(
+            err <= tol,
+            "{what}: element {i}: got {}, want {} (|diff| {err:e} > tol {tol:e})",
+            got[i],
+            want[i]
+        );
+    }
+}
+
+/// A reference parameter with the running bounds the tolerance needs.
+struct Tracked {
+    w: Vec<f64>,
+    reference: Reference,
+    max_w: Vec<f64>,
+    sum_delta: Vec<f64>,
+}
+
+impl Tracked {
+    fn new(rule: Rule, w0: &[f32], weight_decay: f32) -> Tracked {
+        let w: Vec<f64> = w0.iter().map(|&x| x as f64).collect();
+        Tracked {
+            max_w: w.iter().map(|x| x.abs()).collect(),
+            sum_delta: vec![0.0; w.len()],
+            reference: Reference::new(rule, w.len(), weight_decay),
+            w,
+        }
+    }
+
+    fn step(&mut self, g: &[f32]) {
+        let d = self.reference.step(&mut self.w, g);
+        for (s, d) in self.sum_delta.iter_mut().zip(d) {
+            *s += d;
+        }
+        for (m, w) in self.max_w.iter_mut().zip(&self.w) {
+            *m = m.max(w.abs());
+        }
+    }
+
+    fn check(&self, what: &str, p: &Param) {
+        compare(
+            what,
+            &p.value.to_vec::<f32>().unwrap(),
+            &self.w,
+            &self.max_w,
+            &self.sum_delta,
+        );
+    }
+}
+
+fn param(name: &str, w: &[f32], decay: bool, dev: &Device) -> Param {
+    Param {
+        name: name.to_string(),
+        value: Tensor::from_slice(w, SHAPE, dev).unwrap(),
+        grad: None,
+        decay,
+    }
+}
+
+fn grad_tensor(g: &[f32], dev: &Device) -> Option<Tensor> {
+    Some(Tensor::from_slice(g, SHAPE, dev).unwrap())
+}
+
+/// Announces each device once per test binary.
+fn devices() -> Vec<Device> {
+    static ANNOUNCE: Once = Once::new();
+    let devs = common::all_devices();
+    ANNOUNCE.call_once(|| {
+        for dev in &devs {
+            println!("optim: the six optimizers vs the f64 book formulas on {dev}");
+        }
+    });
+    devs
+}
+
+#[test]
+fn book_rules_three_steps() {
+    for dev in devices() {
+        for (r, rule) in RULES.into_iter().enumerate() {
+            let seed = 10 + r as u64;
+            let w0 = initial_weights(seed);
+            let mut p = param("fc1.weight", &w0, true, &dev);
+            let mut opt = rule.optimizer();
+            let mut want = Tracked::new(rule, &w0, 0.0);
+            for step in 0..STEPS {
+                let g = grads(step, seed);
+                p.grad = grad_tensor(&g, &dev);
+                opt.step(vec![&mut p]).unwrap();
+                want.step(&g);
+                want.check(&format!("{} step {} on {dev}", rule.name(), step + 1), &p);
+            }
+            assert_eq!(opt.steps(), STEPS as u64, "{}: update count", rule.name());
+        }
+    }
+}
+
+#[test]
+fn weight_decay_only_on_decay_params() {
+    for dev in devices() {
+        for (r, rule) in RULES.into_iter().enumerate() {
+            let seed = 20 + r as u64;
+            let w0 = initial_weights(seed);
+            // Same start, same gradients: only the decay flag differs.
+            let mut weight = param("fc1.weight", &w0, true, &dev);
+            let mut bias = param("fc1.bias", &w0, false, &dev);
+            let mut opt = rule.optimizer().with_weight_decay(LAMBDA);
+            let mut want_w = Tracked::new(rule, &w0, LAMBDA);
+            let mut want_b = Tracked::new(rule, &w0, 0.0);
+            for step in 0..STEPS {
+                let g = grads(step, seed);
+                weight.grad = grad_tensor(&g, &dev);
+                bias.grad = grad_tensor(&g, &dev);
+                opt.step(vec![&mut weight, &mut bias]).unwrap();
+                want_w.step(&g);
+                want_b.step(&g);
+                let what = format!("{} + weight decay, step {} on {dev}", rule.name(), step + 1);
+                want_w.check(&format!("{what}, decay param"), &weight);
+                want_b.check(&format!("{what}, no-decay param"), &bias);
+            }
+            // The decay term must have made a visible difference (it is ≥ 1e-6 here while
+            // the tolerance is ~1e-7).
+            let (a, b) = (
+                weight.value.to_vec::<f32>().unwrap(),
+                bias.value.to_vec::<f32>().unwrap(),
+            );
+            let diff = common::max_abs_diff(&a, &b);
+            assert!(
+                diff > 1e-6,
+                "{} on {dev}: weight decay changed nothing (max diff {diff})",
+                rule.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn param_without_grad_is_untouched() {
+    for dev in devices() {
+        for (r, rule) in RULES.into_iter().enumerate() {
+            let seed = 30 + r as u64;
+            let w0 = initial_weights(seed);
+            let mut trained = param("fc1.weight", &w0, true, &dev);
+            let mut idle = param("fc2.weight", &w0, true, &dev);
+            let mut opt = rule.optimizer().with_weight_decay(LAMBDA);
+            let mut want = Tracked::new(rule, &w0, LAMBDA);
+            for step in 0..STEPS {
+                let g = grads(step, seed);
+                trained.grad = grad_tensor(&g, &dev);
+                opt.step(vec![&mut idle, &mut trained]).unwrap();
+                want.step(&g);
+                let what = format!("{} step {} on {dev}", rule.name(), step + 1);
+                want.check(&format!("{what}, param with a gradient"), &trained);
+                let bits: Vec<u32> = idle
+                    .value
+                    .to_vec::<f32>()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.to_bits())
+                    .collect();
+                let bits0: Vec<u32> = w0.iter().map(|x| x.to_bits()).collect();
+                assert_eq!(bits, bits0, "{what}: a param without gradient changed");
+                assert!(idle.grad.is_none(), "{what}: grad appeared");
+            }
+            let names: Vec<String> = opt.state().into_iter().map(|(n, _)| n).collect();
+            assert!(
+                !names.iter().any(|n| n.starts_with("fc2.weight.")),
+                "{} on {dev}: state created for a param without gradient: {names:?}",
+                rule.name()
+            );
+            assert_eq!(
+                names.iter().any(|n| n.starts_with("fc1.weight.")),
+                rule.has_state(),
+                "{} on {dev}: state of the trained param: {names:?}",
+                rule.name()
+            );
+        }
+    }
+}
+
+/// `Optimizer::by_name(name, None)` is the book's defaults: bit-identical updates to the
+/// explicitly built optimizer (CPU only; the formulas are checked above).
+#[test]
+fn by_name_uses_the_book_defaults() {
+    let dev = Device::Cpu;
+    for (r, rule) in RULES.into_iter().enumerate() {
+        let seed = 40 + r as u64;
+        let w0 = initial_weights(seed);
+        let mut a = param("w", &w0, true, &dev);
+        let mut b = param("w", &w0, true, &dev);
+        let mut oa = rule.optimizer();
+        let mut ob = Optimizer::by_name(&rule.name().to_uppercase(), None).unwrap();
+        for step in 0..STEPS {
+            let g = grads(step, seed);
+            a.grad = grad_tensor(&g, &dev);
+            b.grad = grad_tensor(&g, &dev);
+            oa.step(vec![&mut a]).unwrap();
+            ob.step(vec![&mut b]).unwrap();
+        }
+        assert_eq!(
+            a.value.to_vec::<f32>().unwrap(),
+            b.value.to_vec::<f32>().unwrap(),
+            "{}: by_name defaults differ from the book's",
+            rule.name()
+        );
+        assert_eq!(oa.kind(), ob.kind());
+        let lr = Optimizer::by_name(rule.name(), Some(0.5)).unwrap().lr();
+        assert_eq!(lr, 0.5, "{}: by_name learning-rate override", rule.name());
+    }
+    assert!(Optimizer::by_name("lbfgs", None).is_err());
+}
