@@ -251,10 +251,11 @@ impl Tensor {
         }
     }
 
-    /// A copy on `device` (a clone if it is already there).
+    /// The tensor on `device`: a copy through the host, or — already there — a handle
+    /// sharing the storage (as PyTorch's `.to()`).
     pub fn to_device(&self, device: &Device) -> Result<Tensor> {
         if self.device().same(device) {
-            return self.try_clone();
+            return Ok(self.clone());
         }
         match self.dtype {
             DType::F32 => Tensor::from_vec(self.to_vec::<f32>()?, self.shape.clone(), device),
