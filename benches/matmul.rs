@@ -9,6 +9,8 @@
 //! cargo bench --bench matmul
 //! ```
 
+mod common;
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::time::Duration;
 use wgnn::gpu::MatmulKernel;
@@ -16,26 +18,20 @@ use wgnn::{Device, Tensor};
 
 /// The CPU backend, then the first GPU adapter once per matmul kernel (its default first).
 fn configs() -> Vec<(String, Device, Option<MatmulKernel>)> {
-    let mut v = vec![("cpu".to_string(), Device::cpu(), None)];
-    match Device::gpu() {
-        Ok(d) => {
-            eprintln!("benchmarking GPU adapter: {d}");
-            if let Device::Gpu(ctx) = &d {
-                let default = ctx.matmul_kernel();
-                let other = match default {
-                    MatmulKernel::RegisterBlocked => MatmulKernel::Tiled,
-                    MatmulKernel::Tiled => MatmulKernel::RegisterBlocked,
-                };
-                for k in [default, other] {
-                    v.push((
-                        format!("gpu:{} {k:?}", ctx.summary().index),
-                        d.clone(),
-                        Some(k),
-                    ));
-                }
-            }
+    let mut v = Vec::new();
+    for (label, d) in common::devices() {
+        let Device::Gpu(ctx) = &d else {
+            v.push((label, d, None));
+            continue;
+        };
+        let default = ctx.matmul_kernel();
+        let other = match default {
+            MatmulKernel::RegisterBlocked => MatmulKernel::Tiled,
+            MatmulKernel::Tiled => MatmulKernel::RegisterBlocked,
+        };
+        for k in [default, other] {
+            v.push((format!("{label} {k:?}"), d.clone(), Some(k)));
         }
-        Err(e) => eprintln!("no GPU adapter, CPU only: {e}"),
     }
     v
 }
