@@ -16,6 +16,7 @@ use crate::ops::{
 use crate::rng::counter_uniform;
 use half::f16;
 use ndarray::{ArrayView3, ArrayViewMut3};
+use rayon::prelude::*;
 
 mod gemm;
 use gemm::{Mat, gemm};
@@ -523,36 +524,42 @@ impl Backend for CpuBackend {
             idx.u32s_mut("max_pool2d")?,
         );
         let (oh, ow) = (g.out_h(), g.out_w());
-        let mut o = 0;
-        for plane in 0..g.n * g.c {
-            let base = plane * g.h * g.w;
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let mut best = f32::NEG_INFINITY;
-                    let mut best_i = usize::MAX;
-                    for ky in 0..g.ph {
-                        let iy = (oy * g.stride + ky) as isize - g.pad as isize;
-                        if iy < 0 || iy as usize >= g.h {
-                            continue;
-                        }
-                        for kx in 0..g.pw {
-                            let ix = (ox * g.stride + kx) as isize - g.pad as isize;
-                            if ix < 0 || ix as usize >= g.w {
+        let planes = g.n * g.c;
+        // Planes are independent: split them across the rayon pool.
+        out[..planes * oh * ow]
+            .par_chunks_mut(oh * ow)
+            .zip(idx[..planes * oh * ow].par_chunks_mut(oh * ow))
+            .enumerate()
+            .for_each(|(plane, (out, idx))| {
+                let base = plane * g.h * g.w;
+                let mut o = 0;
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut best = f32::NEG_INFINITY;
+                        let mut best_i = usize::MAX;
+                        for ky in 0..g.ph {
+                            let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+                            if iy < 0 || iy as usize >= g.h {
                                 continue;
                             }
-                            let i = base + iy as usize * g.w + ix as usize;
-                            if best_i == usize::MAX || x[i] > best {
-                                best = x[i];
-                                best_i = i;
+                            for kx in 0..g.pw {
+                                let ix = (ox * g.stride + kx) as isize - g.pad as isize;
+                                if ix < 0 || ix as usize >= g.w {
+                                    continue;
+                                }
+                                let i = base + iy as usize * g.w + ix as usize;
+                                if best_i == usize::MAX || x[i] > best {
+                                    best = x[i];
+                                    best_i = i;
+                                }
                             }
                         }
+                        out[o] = best;
+                        idx[o] = best_i as u32;
+                        o += 1;
                     }
-                    out[o] = best;
-                    idx[o] = best_i as u32;
-                    o += 1;
                 }
-            }
-        }
+            });
         Ok(())
     }
 
