@@ -175,7 +175,12 @@ fn read(t: &Tensor) -> Result<Out> {
     let data = match t.dtype() {
         DType::F32 => Data::F32(t.to_vec()?),
         DType::U32 => Data::U32(t.to_vec()?),
-        DType::F16 => Data::F32(t.to_vec::<half::f16>()?.iter().map(|v| v.to_f32()).collect()),
+        DType::F16 => Data::F32(
+            t.to_vec::<half::f16>()?
+                .iter()
+                .map(|v| v.to_f32())
+                .collect(),
+        ),
     };
     Ok(Out {
         shape: t.dims().to_vec(),
