@@ -297,6 +297,20 @@ impl Tensor {
         })
     }
 
+    /// The tensor converted to `dtype` (f32 ↔ f16, round to nearest even), on its device: a
+    /// kernel on a GPU (which needs `SHADER_F16`), the `half` crate on the CPU. Converting to
+    /// the dtype it already has shares the storage.
+    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+        if dtype == self.dtype {
+            return Ok(self.clone());
+        }
+        let storage = match &*self.storage {
+            Storage::Cpu(s) => Storage::Cpu(s.convert(dtype)?),
+            Storage::Gpu(b) => Storage::Gpu(b.ctx().convert(b, dtype)?),
+        };
+        Ok(Tensor::from_parts(self.shape.clone(), dtype, storage))
+    }
+
     /// A deep copy on the same device (a copy command on a GPU); `clone()` shares instead.
     pub fn try_clone(&self) -> Result<Tensor> {
         match &*self.storage {

@@ -30,14 +30,28 @@ fn same_device(op: &'static str, ts: &[&Tensor]) -> Result<()> {
 }
 
 /// Runs `$body` with `$be` bound to the operands' backend and each `$b` to a tensor's buffer.
+/// `$dt` is the op's float dtype. The CPU computes f16 in f32: its f16 operands are widened,
+/// the body runs with `$dt` = F32, and the float results are rounded back to f16 — so the CPU
+/// is the reference for the GPU's f16 kernels, which also accumulate in f32.
 macro_rules! backend {
-    ($op:expr, [$($t:expr => $b:ident),+], |$be:ident| $body:expr) => {{
+    ($op:expr, $dt:ident, [$($t:expr => $b:ident),+], |$be:ident| $body:expr) => {{
         same_device($op, &[$(&$t),+])?;
         #[allow(unused_parens)]
         match ($(&*$t.storage),+) {
             ($(Storage::Cpu($b)),+) => {
                 let $be = &CpuBackend;
-                $body
+                if $dt == DType::F16 {
+                    $(
+                        let $b = $b.widen_f16();
+                        let $b = &*$b;
+                    )+
+                    let $dt = DType::F32;
+                    let _ = $dt;
+                    let out = $body;
+                    out.and_then(RoundToF16::round_to_f16)
+                } else {
+                    $body
+                }
             }
             ($(Storage::Gpu($b)),+) => {
                 let $be = backend!(@ctx $($b),+);
@@ -50,6 +64,61 @@ macro_rules! backend {
     (@ctx $f:ident $(, $r:ident)*) => { $f.ctx() };
 }
 
+/// Rounds the f32 results of a CPU f16 op back to f16 (u32 results are left alone).
+trait RoundToF16: Sized {
+    fn round_to_f16(self) -> Result<Self>;
+}
+
+impl RoundToF16 for Tensor {
+    fn round_to_f16(self) -> Result<Tensor> {
+        if self.dtype == DType::F32 {
+            self.to_dtype(DType::F16)
+        } else {
+            Ok(self)
+        }
+    }
+}
+
+impl RoundToF16 for (Tensor, Tensor) {
+    fn round_to_f16(self) -> Result<Self> {
+        Ok((self.0.round_to_f16()?, self.1.round_to_f16()?))
+    }
+}
+
+impl RoundToF16 for (Tensor, Tensor, Tensor) {
+    fn round_to_f16(self) -> Result<Self> {
+        Ok((
+            self.0.round_to_f16()?,
+            self.1.round_to_f16()?,
+            self.2.round_to_f16()?,
+        ))
+    }
+}
+
+/// A float operand of dtype `dt`: f32, or f16 where the device has f16 kernels.
+fn want_float(op: &'static str, t: &Tensor, dt: DType) -> Result<()> {
+    if !t.dtype.is_float() || t.dtype != dt {
+        return Err(Error::DTypeMismatch {
+            op,
+            expected: if dt.is_float() { dt } else { DType::F32 },
+            got: t.dtype,
+        });
+    }
+    if let Storage::Gpu(b) = &*t.storage {
+        if dt == DType::F16 && !b.ctx().supports_f16() {
+            return Err(Error::UnsupportedDType {
+                op,
+                dtype: dt,
+                why: format!(
+                    "on adapter \"{}\": it lacks SHADER_F16",
+                    b.ctx().summary().name
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn want(op: &'static str, t: &Tensor, dtype: DType) -> Result<()> {
     if t.dtype == dtype {
         return Ok(());
@@ -58,7 +127,7 @@ fn want(op: &'static str, t: &Tensor, dtype: DType) -> Result<()> {
         return Err(Error::UnsupportedDType {
             op,
             dtype: DType::F16,
-            why: "by this op yet (only f32 kernels are instantiated)".into(),
+            why: "by this op (it is f32 only)".into(),
         });
     }
     Err(Error::DTypeMismatch {
@@ -146,13 +215,14 @@ impl Tensor {
     /// flag is set (so `a.matmul(&b, true, false)` is `aᵀ b` without materialising `aᵀ`).
     pub fn matmul(&self, rhs: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
         const OP: &str = "matmul";
-        want(OP, self, DType::F32)?;
-        want(OP, rhs, DType::F32)?;
+        want_float(OP, self, self.dtype)?;
+        want_float(OP, rhs, self.dtype)?;
         let spec = matmul_spec(self, rhs, trans_a, trans_b, 1.0, 0.0)?;
-        backend!(OP, [self => a, rhs => b], |be| {
-            let mut c = be.alloc(spec.m * spec.n, DType::F32, OP)?;
+        let dt = self.dtype;
+        backend!(OP, dt, [self => a, rhs => b], |be| {
+            let mut c = be.alloc(spec.m * spec.n, dt, OP)?;
             be.matmul(a, b, &mut c, &spec)?;
-            Ok(self.new_like(Shape::new([spec.m, spec.n]), DType::F32, c.into()))
+            Ok(self.new_like(Shape::new([spec.m, spec.n]), dt, c.into()))
         })
     }
 
@@ -193,14 +263,15 @@ impl Tensor {
     }
 
     fn binary(&self, rhs: &Tensor, op: BinaryOp, name: &'static str) -> Result<Tensor> {
-        want(name, self, DType::F32)?;
-        want(name, rhs, DType::F32)?;
+        want_float(name, self, self.dtype)?;
+        want_float(name, rhs, self.dtype)?;
         same_shape(name, self, rhs)?;
         let n = self.numel();
-        backend!(name, [self => x, rhs => y], |be| {
-            let mut out = be.alloc(n, DType::F32, name)?;
+        let dt = self.dtype;
+        backend!(name, dt, [self => x, rhs => y], |be| {
+            let mut out = be.alloc(n, dt, name)?;
             be.binary(op, x, y, &mut out, n)?;
-            Ok(self.new_like(self.shape.clone(), DType::F32, out.into()))
+            Ok(self.new_like(self.shape.clone(), dt, out.into()))
         })
     }
 
@@ -220,12 +291,13 @@ impl Tensor {
     }
 
     fn unary(&self, op: UnaryOp, name: &'static str) -> Result<Tensor> {
-        want(name, self, DType::F32)?;
+        want_float(name, self, self.dtype)?;
         let n = self.numel();
-        backend!(name, [self => x], |be| {
-            let mut out = be.alloc(n, DType::F32, name)?;
+        let dt = self.dtype;
+        backend!(name, dt, [self => x], |be| {
+            let mut out = be.alloc(n, dt, name)?;
             be.unary(op, x, &mut out, n)?;
-            Ok(self.new_like(self.shape.clone(), DType::F32, out.into()))
+            Ok(self.new_like(self.shape.clone(), dt, out.into()))
         })
     }
 
@@ -245,14 +317,15 @@ impl Tensor {
     }
 
     fn unary_bwd(&self, saved: &Tensor, op: UnaryBwd, name: &'static str) -> Result<Tensor> {
-        want(name, self, DType::F32)?;
-        want(name, saved, DType::F32)?;
+        want_float(name, self, self.dtype)?;
+        want_float(name, saved, self.dtype)?;
         same_shape(name, self, saved)?;
         let n = self.numel();
-        backend!(name, [self => dy, saved => s], |be| {
-            let mut dx = be.alloc(n, DType::F32, name)?;
+        let dt = self.dtype;
+        backend!(name, dt, [self => dy, saved => s], |be| {
+            let mut dx = be.alloc(n, dt, name)?;
             be.unary_bwd(op, dy, s, &mut dx, n)?;
-            Ok(self.new_like(self.shape.clone(), DType::F32, dx.into()))
+            Ok(self.new_like(self.shape.clone(), dt, dx.into()))
         })
     }
 
@@ -298,13 +371,14 @@ impl Tensor {
     }
 
     fn broadcast(&self, b: &Tensor, op: BinaryOp, name: &'static str) -> Result<Tensor> {
-        want(name, self, DType::F32)?;
-        want(name, b, DType::F32)?;
+        want_float(name, self, self.dtype)?;
+        want_float(name, b, self.dtype)?;
         let bc = broadcast_spec(name, &self.shape, &b.shape)?;
-        backend!(name, [self => x, b => y], |be| {
-            let mut out = be.alloc(bc.numel(), DType::F32, name)?;
+        let dt = self.dtype;
+        backend!(name, dt, [self => x, b => y], |be| {
+            let mut out = be.alloc(bc.numel(), dt, name)?;
             be.broadcast(op, x, y, &mut out, &bc)?;
-            Ok(self.new_like(self.shape.clone(), DType::F32, out.into()))
+            Ok(self.new_like(self.shape.clone(), dt, out.into()))
         })
     }
 
@@ -336,37 +410,40 @@ impl Tensor {
     /// Sums `self` down to `shape` (the backward of [`Tensor::add_broadcast`]).
     pub fn sum_to(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         const OP: &str = "sum_to";
-        want(OP, self, DType::F32)?;
+        want_float(OP, self, self.dtype)?;
         let shape = shape.into();
         let bc = broadcast_spec(OP, &self.shape, &shape)?;
-        backend!(OP, [self => dy], |be| {
-            let mut out = be.alloc(bc.b_numel(), DType::F32, OP)?;
+        let dt = self.dtype;
+        backend!(OP, dt, [self => dy], |be| {
+            let mut out = be.alloc(bc.b_numel(), dt, OP)?;
             be.sum_to(dy, &mut out, &bc)?;
-            Ok(self.new_like(shape.clone(), DType::F32, out.into()))
+            Ok(self.new_like(shape.clone(), dt, out.into()))
         })
     }
 
     /// Column sums of a `[rows, cols]` view (all but the last dimension are rows) → `[cols]`.
     pub fn sum_rows(&self) -> Result<Tensor> {
         const OP: &str = "sum_rows";
-        want(OP, self, DType::F32)?;
+        want_float(OP, self, self.dtype)?;
         let (rows, cols) = rows_cols(OP, self)?;
-        backend!(OP, [self => x], |be| {
-            let mut out = be.alloc(cols, DType::F32, OP)?;
+        let dt = self.dtype;
+        backend!(OP, dt, [self => x], |be| {
+            let mut out = be.alloc(cols, dt, OP)?;
             be.sum_rows(x, &mut out, rows, cols, 1.0)?;
-            Ok(self.new_like(Shape::new([cols]), DType::F32, out.into()))
+            Ok(self.new_like(Shape::new([cols]), dt, out.into()))
         })
     }
 
     /// Row sums of a `[rows, cols]` view → `[rows]`.
     pub fn sum_cols(&self) -> Result<Tensor> {
         const OP: &str = "sum_cols";
-        want(OP, self, DType::F32)?;
+        want_float(OP, self, self.dtype)?;
         let (rows, cols) = rows_cols(OP, self)?;
-        backend!(OP, [self => x], |be| {
-            let mut out = be.alloc(rows, DType::F32, OP)?;
+        let dt = self.dtype;
+        backend!(OP, dt, [self => x], |be| {
+            let mut out = be.alloc(rows, dt, OP)?;
             be.sum_cols(x, &mut out, rows, cols, 1.0)?;
-            Ok(self.new_like(Shape::new([rows]), DType::F32, out.into()))
+            Ok(self.new_like(Shape::new([rows]), dt, out.into()))
         })
     }
 
@@ -381,41 +458,44 @@ impl Tensor {
     }
 
     fn reduce_all(&self, alpha: f32, op: &'static str) -> Result<Tensor> {
-        want(op, self, DType::F32)?;
+        want_float(op, self, self.dtype)?;
         let n = self.numel();
         if n == 0 {
             return Err(Error::invalid(op, "empty tensor"));
         }
-        backend!(op, [self => x], |be| {
-            let mut out = be.alloc(1, DType::F32, op)?;
+        let dt = self.dtype;
+        backend!(op, dt, [self => x], |be| {
+            let mut out = be.alloc(1, dt, op)?;
             be.sum_cols(x, &mut out, 1, n, alpha)?;
-            Ok(self.new_like(Shape::new([1]), DType::F32, out.into()))
+            Ok(self.new_like(Shape::new([1]), dt, out.into()))
         })
     }
 
     /// Softmax over the last dimension, numerically stable (the row max is subtracted).
     pub fn softmax(&self) -> Result<Tensor> {
         const OP: &str = "softmax";
-        want(OP, self, DType::F32)?;
+        want_float(OP, self, self.dtype)?;
         let (rows, cols) = rows_cols(OP, self)?;
-        backend!(OP, [self => x], |be| {
-            let mut out = be.alloc(rows * cols, DType::F32, OP)?;
+        let dt = self.dtype;
+        backend!(OP, dt, [self => x], |be| {
+            let mut out = be.alloc(rows * cols, dt, OP)?;
             be.softmax(x, &mut out, rows, cols)?;
-            Ok(self.new_like(self.shape.clone(), DType::F32, out.into()))
+            Ok(self.new_like(self.shape.clone(), dt, out.into()))
         })
     }
 
     /// Softmax backward: `self` is dy, `y` the forward output; `dx = y * (dy - Σ dy·y)` per row.
     pub fn softmax_backward(&self, y: &Tensor) -> Result<Tensor> {
         const OP: &str = "softmax_backward";
-        want(OP, self, DType::F32)?;
-        want(OP, y, DType::F32)?;
+        want_float(OP, self, self.dtype)?;
+        want_float(OP, y, self.dtype)?;
         same_shape(OP, self, y)?;
         let (rows, cols) = rows_cols(OP, self)?;
-        backend!(OP, [y => yb, self => dy], |be| {
-            let mut dx = be.alloc(rows * cols, DType::F32, OP)?;
+        let dt = self.dtype;
+        backend!(OP, dt, [y => yb, self => dy], |be| {
+            let mut dx = be.alloc(rows * cols, dt, OP)?;
             be.softmax_bwd(yb, dy, &mut dx, rows, cols)?;
-            Ok(self.new_like(self.shape.clone(), DType::F32, dx.into()))
+            Ok(self.new_like(self.shape.clone(), dt, dx.into()))
         })
     }
 
@@ -425,17 +505,18 @@ impl Tensor {
     /// On a GPU a label ≥ the class count gives a NaN loss (labels are not read back to check).
     pub fn softmax_cross_entropy(&self, labels: &Tensor) -> Result<(Tensor, Tensor)> {
         const OP: &str = "softmax_cross_entropy";
-        want(OP, self, DType::F32)?;
+        want_float(OP, self, self.dtype)?;
         let (rows, cols) = labels_for(OP, self, labels)?;
-        backend!(OP, [self => x, labels => t], |be| {
-            let mut probs = be.alloc(rows * cols, DType::F32, OP)?;
-            let mut row_loss = be.alloc(rows, DType::F32, OP)?;
+        let dt = self.dtype;
+        backend!(OP, dt, [self => x, labels => t], |be| {
+            let mut probs = be.alloc(rows * cols, dt, OP)?;
+            let mut row_loss = be.alloc(rows, dt, OP)?;
             be.softmax_ce(x, t, &mut probs, &mut row_loss, rows, cols)?;
-            let mut loss = be.alloc(1, DType::F32, OP)?;
+            let mut loss = be.alloc(1, dt, OP)?;
             be.sum_cols(&row_loss, &mut loss, 1, rows, 1.0 / rows as f32)?;
             Ok((
-                self.new_like(Shape::new([1]), DType::F32, loss.into()),
-                self.new_like(self.shape.clone(), DType::F32, probs.into()),
+                self.new_like(Shape::new([1]), dt, loss.into()),
+                self.new_like(self.shape.clone(), dt, probs.into()),
             ))
         })
     }
@@ -444,12 +525,13 @@ impl Tensor {
     /// `dx = (probs - onehot(labels)) * dout / rows`.
     pub fn softmax_cross_entropy_backward(&self, labels: &Tensor, dout: f32) -> Result<Tensor> {
         const OP: &str = "softmax_cross_entropy_backward";
-        want(OP, self, DType::F32)?;
+        want_float(OP, self, self.dtype)?;
         let (rows, cols) = labels_for(OP, self, labels)?;
-        backend!(OP, [self => p, labels => t], |be| {
-            let mut dx = be.alloc(rows * cols, DType::F32, OP)?;
+        let dt = self.dtype;
+        backend!(OP, dt, [self => p, labels => t], |be| {
+            let mut dx = be.alloc(rows * cols, dt, OP)?;
             be.softmax_ce_bwd(p, t, &mut dx, rows, cols, dout / rows as f32)?;
-            Ok(self.new_like(self.shape.clone(), DType::F32, dx.into()))
+            Ok(self.new_like(self.shape.clone(), dt, dx.into()))
         })
     }
 
@@ -478,19 +560,20 @@ impl Tensor {
     /// im2col of an NCHW tensor → `[n*oh*ow, c*kh*kw]`, rows (n, oy, ox), columns (c, ky, kx).
     pub fn im2col(&self, kh: usize, kw: usize, stride: usize, pad: usize) -> Result<Tensor> {
         const OP: &str = "im2col";
-        want(OP, self, DType::F32)?;
+        want_float(OP, self, self.dtype)?;
         let g = self.conv_geom(kh, kw, stride, pad)?;
-        backend!(OP, [self => x], |be| {
-            let mut col = be.alloc(g.col_rows() * g.col_cols(), DType::F32, OP)?;
+        let dt = self.dtype;
+        backend!(OP, dt, [self => x], |be| {
+            let mut col = be.alloc(g.col_rows() * g.col_cols(), dt, OP)?;
             be.im2col(x, &mut col, &g)?;
-            Ok(self.new_like(Shape::new([g.col_rows(), g.col_cols()]), DType::F32, col.into()))
+            Ok(self.new_like(Shape::new([g.col_rows(), g.col_cols()]), dt, col.into()))
         })
     }
 
     /// col2im: the adjoint of im2col (overlapping windows add up) → `[n, c, h, w]` of `g`.
     pub fn col2im(&self, g: &Conv2dGeom) -> Result<Tensor> {
         const OP: &str = "col2im";
-        want(OP, self, DType::F32)?;
+        want_float(OP, self, self.dtype)?;
         g.validate(OP)?;
         let expect = Shape::new([g.col_rows(), g.col_cols()]);
         if self.shape != expect {
@@ -501,10 +584,11 @@ impl Tensor {
                 "columns do not match the geometry",
             ));
         }
-        backend!(OP, [self => col], |be| {
-            let mut x = be.alloc(g.n * g.c * g.h * g.w, DType::F32, OP)?;
+        let dt = self.dtype;
+        backend!(OP, dt, [self => col], |be| {
+            let mut x = be.alloc(g.n * g.c * g.h * g.w, dt, OP)?;
             be.col2im(col, &mut x, g)?;
-            Ok(self.new_like(Shape::new([g.n, g.c, g.h, g.w]), DType::F32, x.into()))
+            Ok(self.new_like(Shape::new([g.n, g.c, g.h, g.w]), dt, x.into()))
         })
     }
 
@@ -523,11 +607,12 @@ impl Tensor {
                 format!("bias must be [{fout}]"),
             ));
         }
-        want(OP, b, DType::F32)?;
-        backend!(OP, [self => x, w => wb, b => bb], |be| {
-            let mut out = be.alloc(g.n * fout * g.out_h() * g.out_w(), DType::F32, OP)?;
+        want_float(OP, b, self.dtype)?;
+        let dt = self.dtype;
+        backend!(OP, dt, [self => x, w => wb, b => bb], |be| {
+            let mut out = be.alloc(g.n * fout * g.out_h() * g.out_w(), dt, OP)?;
             be.conv2d(x, wb, bb, &mut out, &g, fout)?;
-            Ok(self.new_like(Shape::new([g.n, fout, g.out_h(), g.out_w()]), DType::F32, out.into()))
+            Ok(self.new_like(Shape::new([g.n, fout, g.out_h(), g.out_w()]), dt, out.into()))
         })
     }
 
@@ -551,16 +636,17 @@ impl Tensor {
                 "dout does not match the convolution output",
             ));
         }
-        want(OP, dout, DType::F32)?;
-        backend!(OP, [self => x, w => wb, dout => d], |be| {
-            let mut dx = be.alloc(self.numel(), DType::F32, OP)?;
-            let mut dw = be.alloc(w.numel(), DType::F32, OP)?;
-            let mut db = be.alloc(fout, DType::F32, OP)?;
+        want_float(OP, dout, self.dtype)?;
+        let dt = self.dtype;
+        backend!(OP, dt, [self => x, w => wb, dout => d], |be| {
+            let mut dx = be.alloc(self.numel(), dt, OP)?;
+            let mut dw = be.alloc(w.numel(), dt, OP)?;
+            let mut db = be.alloc(fout, dt, OP)?;
             be.conv2d_bwd(x, wb, d, &mut dx, &mut dw, &mut db, &g, fout)?;
             Ok((
-                self.new_like(self.shape.clone(), DType::F32, dx.into()),
-                self.new_like(w.shape.clone(), DType::F32, dw.into()),
-                self.new_like(Shape::new([fout]), DType::F32, db.into()),
+                self.new_like(self.shape.clone(), dt, dx.into()),
+                self.new_like(w.shape.clone(), dt, dw.into()),
+                self.new_like(Shape::new([fout]), dt, db.into()),
             ))
         })
     }
@@ -597,16 +683,17 @@ impl Tensor {
         pad: usize,
     ) -> Result<(Tensor, Tensor)> {
         const OP: &str = "max_pool2d";
-        want(OP, self, DType::F32)?;
+        want_float(OP, self, self.dtype)?;
         let g = self.pool_geom(ph, pw, stride, pad)?;
         let oshape = Shape::new([g.n, g.c, g.out_h(), g.out_w()]);
         let on = oshape.numel();
-        backend!(OP, [self => x], |be| {
-            let mut out = be.alloc(on, DType::F32, OP)?;
+        let dt = self.dtype;
+        backend!(OP, dt, [self => x], |be| {
+            let mut out = be.alloc(on, dt, OP)?;
             let mut idx = be.alloc(on, DType::U32, OP)?;
             be.max_pool(x, &mut out, &mut idx, &g)?;
             Ok((
-                self.new_like(oshape.clone(), DType::F32, out.into()),
+                self.new_like(oshape.clone(), dt, out.into()),
                 self.new_like(oshape.clone(), DType::U32, idx.into()),
             ))
         })
@@ -615,7 +702,7 @@ impl Tensor {
     /// Max-pool backward: `self` is dy `[n, c, oh, ow]`; each gradient goes to its argmax.
     pub fn max_pool2d_backward(&self, idx: &Tensor, g: &Pool2dGeom) -> Result<Tensor> {
         const OP: &str = "max_pool2d_backward";
-        want(OP, self, DType::F32)?;
+        want_float(OP, self, self.dtype)?;
         want(OP, idx, DType::U32)?;
         g.validate(OP)?;
         let oshape = Shape::new([g.n, g.c, g.out_h(), g.out_w()]);
@@ -628,19 +715,21 @@ impl Tensor {
             ));
         }
         same_shape(OP, self, idx)?;
-        backend!(OP, [self => dy, idx => ib], |be| {
-            let mut dx = be.alloc(g.n * g.c * g.h * g.w, DType::F32, OP)?;
+        let dt = self.dtype;
+        backend!(OP, dt, [self => dy, idx => ib], |be| {
+            let mut dx = be.alloc(g.n * g.c * g.h * g.w, dt, OP)?;
             be.max_pool_bwd(dy, ib, &mut dx, g)?;
-            Ok(self.new_like(Shape::new([g.n, g.c, g.h, g.w]), DType::F32, dx.into()))
+            Ok(self.new_like(Shape::new([g.n, g.c, g.h, g.w]), dt, dx.into()))
         })
     }
 
     /// Index of the largest element of each row (first wins) → u32 `[rows]`.
     pub fn argmax_rows(&self) -> Result<Tensor> {
         const OP: &str = "argmax_rows";
-        want(OP, self, DType::F32)?;
+        want_float(OP, self, self.dtype)?;
         let (rows, cols) = rows_cols(OP, self)?;
-        backend!(OP, [self => x], |be| {
+        let dt = self.dtype;
+        backend!(OP, dt, [self => x], |be| {
             let mut out = be.alloc(rows, DType::U32, OP)?;
             be.argmax_rows(x, &mut out, rows, cols)?;
             Ok(self.new_like(Shape::new([rows]), DType::U32, out.into()))
@@ -650,9 +739,10 @@ impl Tensor {
     /// How many rows' argmax equals the label → u32 `[1]` (accuracy without reading scores back).
     pub fn count_correct(&self, labels: &Tensor) -> Result<Tensor> {
         const OP: &str = "count_correct";
-        want(OP, self, DType::F32)?;
+        want_float(OP, self, self.dtype)?;
         let (rows, cols) = labels_for(OP, self, labels)?;
-        backend!(OP, [self => x, labels => t], |be| {
+        let dt = self.dtype;
+        backend!(OP, dt, [self => x, labels => t], |be| {
             let mut out = be.alloc(1, DType::U32, OP)?;
             be.count_correct(x, t, &mut out, rows, cols, false)?;
             Ok(self.new_like(Shape::new([1]), DType::U32, out.into()))
@@ -775,7 +865,8 @@ impl Tensor {
                 why: "as an output yet".into(),
             });
         }
-        backend!(OP, [self => src, perm => pm], |be| {
+        let dt = self.dtype;
+        backend!(OP, dt, [self => src, perm => pm], |be| {
             let mut out = be.alloc(count * row_len, dtype, OP)?;
             be.gather_bytes(src, pm, offset, count, row_len, scale, &mut out)?;
             Ok(self.new_like(Shape::new([count, row_len]), dtype, out.into()))
@@ -789,6 +880,16 @@ impl Tensor {
         spec: &DropoutSpec,
         device: &Device,
     ) -> Result<Tensor> {
+        Tensor::dropout_mask_as(shape, DType::F32, spec, device)
+    }
+
+    /// [`Tensor::dropout_mask`] of a float `dtype` (the dtype of the activations it masks).
+    pub fn dropout_mask_as(
+        shape: impl Into<Shape>,
+        dtype: DType,
+        spec: &DropoutSpec,
+        device: &Device,
+    ) -> Result<Tensor> {
         const OP: &str = "dropout_mask";
         if !(0.0..1.0).contains(&spec.ratio) {
             return Err(Error::invalid(
@@ -796,28 +897,35 @@ impl Tensor {
                 format!("ratio must be in [0, 1), got {}", spec.ratio),
             ));
         }
+        if !dtype.is_float() {
+            return Err(Error::DTypeMismatch {
+                op: OP,
+                expected: DType::F32,
+                got: dtype,
+            });
+        }
         let shape = shape.into();
         let n = shape.numel();
         let storage = match device {
             Device::Cpu => {
                 let mut m = CpuBackend.alloc(n, DType::F32, OP)?;
                 CpuBackend.dropout_mask(&mut m, n, spec)?;
-                Storage::Cpu(m)
+                Storage::Cpu(m.convert(dtype)?)
             }
             Device::Gpu(ctx) => {
-                let mut m = ctx.alloc(n, DType::F32, OP)?;
+                let mut m = ctx.alloc(n, dtype, OP)?;
                 ctx.dropout_mask(&mut m, n, spec)?;
                 Storage::Gpu(m)
             }
         };
-        Ok(Tensor::from_parts(shape, DType::F32, storage))
+        Ok(Tensor::from_parts(shape, dtype, storage))
     }
 
     /// Swaps the last two dimensions (`[.., r, c] → [.., c, r]`), materialised: the layout
     /// change between im2col rows `[n, oh*ow, c]` and NCHW `[n, c, oh*ow]`.
     pub fn transpose_last2(&self) -> Result<Tensor> {
         const OP: &str = "transpose_last2";
-        want(OP, self, DType::F32)?;
+        want_float(OP, self, self.dtype)?;
         let d = self.dims();
         if d.len() < 2 {
             return Err(Error::invalid(
@@ -830,10 +938,11 @@ impl Tensor {
         let mut od = d.to_vec();
         let len = od.len();
         od.swap(len - 2, len - 1);
-        backend!(OP, [self => x], |be| {
-            let mut out = be.alloc(self.numel(), DType::F32, OP)?;
+        let dt = self.dtype;
+        backend!(OP, dt, [self => x], |be| {
+            let mut out = be.alloc(self.numel(), dt, OP)?;
             be.transpose(x, &mut out, batch, r, c)?;
-            Ok(self.new_like(Shape::new(od.clone()), DType::F32, out.into()))
+            Ok(self.new_like(Shape::new(od.clone()), dt, out.into()))
         })
     }
 }
@@ -845,8 +954,8 @@ fn conv_check(
     stride: usize,
     pad: usize,
 ) -> Result<Conv2dGeom> {
-    want(op, x, DType::F32)?;
-    want(op, w, DType::F32)?;
+    want_float(op, x, x.dtype)?;
+    want_float(op, w, x.dtype)?;
     let (&[_, c, _, _], &[_, wc, kh, kw]) = (x.dims(), w.dims()) else {
         return Err(Error::shapes(
             op,

@@ -74,6 +74,36 @@ impl CpuStorage {
         Ok(bytemuck::pod_collect_to_vec(bytes))
     }
 
+    /// This storage with f16 widened to f32 (other dtypes borrowed as they are).
+    pub(crate) fn widen_f16(&self) -> std::borrow::Cow<'_, CpuStorage> {
+        match self {
+            CpuStorage::F16(v) => {
+                std::borrow::Cow::Owned(CpuStorage::F32(v.iter().map(|h| h.to_f32()).collect()))
+            }
+            other => std::borrow::Cow::Borrowed(other),
+        }
+    }
+
+    /// A copy converted to `dtype` (f32 ↔ f16, rounding to nearest even; same dtype: a clone).
+    pub(crate) fn convert(&self, dtype: DType) -> Result<CpuStorage> {
+        Ok(match (self, dtype) {
+            (s, d) if s.dtype() == d => s.clone(),
+            (CpuStorage::F32(v), DType::F16) => {
+                CpuStorage::F16(v.iter().map(|&x| f16::from_f32(x)).collect())
+            }
+            (CpuStorage::F16(v), DType::F32) => {
+                CpuStorage::F32(v.iter().map(|h| h.to_f32()).collect())
+            }
+            (s, d) => {
+                return Err(Error::UnsupportedDType {
+                    op: "to_dtype",
+                    dtype: d,
+                    why: format!("as a conversion from {}", s.dtype()),
+                });
+            }
+        })
+    }
+
     fn f32s(&self, op: &'static str) -> Result<&[f32]> {
         match self {
             CpuStorage::F32(v) => Ok(v),

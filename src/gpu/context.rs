@@ -312,12 +312,15 @@ impl GpuContext {
         &self,
         key: &KernelKey,
         params: &[u8],
-        bindings: &[(u32, &wgpu::Buffer)],
+        bindings: &[(u32, &GpuBuffer)],
         groups: [u32; 3],
     ) -> Result<()> {
         if groups.contains(&0) {
             return Ok(());
         }
+        // Kernels follow their data: any f16 operand selects the f16 instance.
+        let f16 = bindings.iter().any(|(_, b)| b.dtype == DType::F16);
+        let key = &key.clone().dtype(if f16 { DType::F16 } else { DType::F32 });
         if groups.iter().any(|&g| g > self.max_groups) {
             return Err(self.gpu_err(format!(
                 "{}::{}: dispatch {groups:?} exceeds {} workgroups per dimension",
@@ -352,7 +355,7 @@ impl GpuContext {
         for &(binding, buffer) in bindings {
             entries.push(wgpu::BindGroupEntry {
                 binding,
-                resource: buffer.as_entire_binding(),
+                resource: buffer.raw().as_entire_binding(),
             });
         }
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {

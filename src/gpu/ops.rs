@@ -164,23 +164,51 @@ fn u32_of(op: &'static str, v: usize) -> Result<u32> {
     })
 }
 
-fn f32_only(op: &'static str, b: &GpuBuffer) -> Result<()> {
-    if b.dtype != DType::F32 {
-        return Err(Error::DTypeMismatch {
-            op,
-            expected: DType::F32,
-            got: b.dtype,
-        });
-    }
-    Ok(())
-}
-
 impl GpuContext {
+    /// Converts `src` (f32 ↔ f16) into a new buffer.
+    pub(crate) fn convert(self: &Arc<Self>, src: &GpuBuffer, dtype: DType) -> Result<GpuBuffer> {
+        const OP: &str = "to_dtype";
+        if !self.supports_f16() {
+            return Err(Error::UnsupportedDType {
+                op: OP,
+                dtype: DType::F16,
+                why: format!(
+                    "on adapter \"{}\": it lacks SHADER_F16",
+                    self.summary().name
+                ),
+            });
+        }
+        let out = self.alloc_buffer(src.numel, dtype, OP)?;
+        let p = EltParams {
+            n: u32_of(OP, src.numel)?,
+            ..Default::default()
+        };
+        let (entry, bindings) = match (src.dtype, dtype) {
+            (DType::F32, DType::F16) => ("f32_to_f16", [(1, &out), (2, src)]),
+            (DType::F16, DType::F32) => ("f16_to_f32", [(3, &out), (4, src)]),
+            (from, to) => {
+                return Err(Error::UnsupportedDType {
+                    op: OP,
+                    dtype: to,
+                    why: format!("as a conversion from {from}"),
+                });
+            }
+        };
+        let groups = self.grid(src.numel, 256)?;
+        self.dispatch(
+            &KernelKey::new(Shader::Cast, entry),
+            bytemuck::bytes_of(&p),
+            &bindings,
+            groups,
+        )?;
+        Ok(out)
+    }
+
     fn elementwise(&self, entry: &'static str, p: EltParams, bufs: &[&GpuBuffer]) -> Result<()> {
-        let bindings: Vec<(u32, &wgpu::Buffer)> = bufs
+        let bindings: Vec<(u32, &GpuBuffer)> = bufs
             .iter()
             .enumerate()
-            .map(|(i, b)| (i as u32 + 1, b.raw()))
+            .map(|(i, b)| (i as u32 + 1, *b))
             .collect();
         let groups = self.grid(p.n as usize, 256)?;
         self.dispatch(
@@ -196,7 +224,7 @@ impl GpuContext {
         shader: Shader,
         entry: &'static str,
         p: WindowParams,
-        bindings: &[(u32, &wgpu::Buffer)],
+        bindings: &[(u32, &GpuBuffer)],
     ) -> Result<()> {
         let groups = self.grid(p.total as usize, 256)?;
         self.dispatch(
@@ -212,7 +240,7 @@ impl GpuContext {
         shader: Shader,
         entry: &'static str,
         p: RowParams,
-        bindings: &[(u32, &wgpu::Buffer)],
+        bindings: &[(u32, &GpuBuffer)],
         groups: [u32; 3],
     ) -> Result<()> {
         self.dispatch(
@@ -280,8 +308,14 @@ impl Backend for Arc<GpuContext> {
         s: &MatmulSpec,
     ) -> Result<()> {
         const OP: &str = "matmul";
-        for t in [a, b, &*c] {
-            f32_only(OP, t)?;
+        for t in [b, &*c] {
+            if t.dtype != a.dtype || !a.dtype.is_float() {
+                return Err(Error::DTypeMismatch {
+                    op: OP,
+                    expected: a.dtype,
+                    got: t.dtype,
+                });
+            }
         }
         let p = MatmulParams {
             m: u32_of(OP, s.m)?,
@@ -296,7 +330,7 @@ impl Backend for Arc<GpuContext> {
             if s.beta == 0.0 {
                 return self.fill(c, 0.0, s.m * s.n);
             }
-            let mut tmp = self.alloc_buffer(s.m * s.n, DType::F32, OP)?;
+            let mut tmp = self.alloc_buffer(s.m * s.n, c.dtype, OP)?;
             self.unary(UnaryOp::Scale(s.beta), c, &mut tmp, s.m * s.n)?;
             return self.copy_into(&tmp, c);
         }
@@ -311,7 +345,7 @@ impl Backend for Arc<GpuContext> {
         self.dispatch(
             &key,
             bytemuck::bytes_of(&p),
-            &[(1, c.raw()), (2, a.raw()), (3, b.raw())],
+            &[(1, c), (2, a), (3, b)],
             groups,
         )
     }
@@ -408,7 +442,7 @@ impl Backend for Arc<GpuContext> {
         self.dispatch(
             &KernelKey::new(Shader::Broadcast, "bcast"),
             bytemuck::bytes_of(&p),
-            &[(1, out.raw()), (2, a.raw()), (3, b.raw())],
+            &[(1, out), (2, a), (3, b)],
             groups,
         )
     }
@@ -419,7 +453,7 @@ impl Backend for Arc<GpuContext> {
         self.dispatch(
             &KernelKey::new(Shader::Broadcast, "sum_to"),
             bytemuck::bytes_of(&p),
-            &[(1, out.raw()), (2, dy.raw())],
+            &[(1, out), (2, dy)],
             groups,
         )
     }
@@ -439,13 +473,7 @@ impl Backend for Arc<GpuContext> {
             _pad: 0,
         };
         let groups = self.grid(cols, 256)?;
-        self.rows(
-            Shader::Reduce,
-            "sum_rows",
-            p,
-            &[(1, out.raw()), (2, x.raw())],
-            groups,
-        )
+        self.rows(Shader::Reduce, "sum_rows", p, &[(1, out), (2, x)], groups)
     }
 
     fn sum_cols(
@@ -463,13 +491,7 @@ impl Backend for Arc<GpuContext> {
             _pad: 0,
         };
         let groups = self.grid(rows, 1)?;
-        self.rows(
-            Shader::Reduce,
-            "sum_cols",
-            p,
-            &[(1, out.raw()), (2, x.raw())],
-            groups,
-        )
+        self.rows(Shader::Reduce, "sum_cols", p, &[(1, out), (2, x)], groups)
     }
 
     fn softmax(&self, x: &GpuBuffer, out: &mut GpuBuffer, rows: usize, cols: usize) -> Result<()> {
@@ -480,13 +502,7 @@ impl Backend for Arc<GpuContext> {
             _pad: 0,
         };
         let groups = self.grid(rows, 1)?;
-        self.rows(
-            Shader::Softmax,
-            "softmax",
-            p,
-            &[(1, out.raw()), (2, x.raw())],
-            groups,
-        )
+        self.rows(Shader::Softmax, "softmax", p, &[(1, out), (2, x)], groups)
     }
 
     fn softmax_bwd(
@@ -508,7 +524,7 @@ impl Backend for Arc<GpuContext> {
             Shader::Softmax,
             "softmax_bwd",
             p,
-            &[(1, dx.raw()), (2, y.raw()), (3, dy.raw())],
+            &[(1, dx), (2, y), (3, dy)],
             groups,
         )
     }
@@ -534,12 +550,7 @@ impl Backend for Arc<GpuContext> {
             Shader::Softmax,
             "softmax_ce",
             p,
-            &[
-                (1, probs.raw()),
-                (2, logits.raw()),
-                (4, labels.raw()),
-                (5, row_loss.raw()),
-            ],
+            &[(1, probs), (2, logits), (4, labels), (5, row_loss)],
             groups,
         )
     }
@@ -565,19 +576,19 @@ impl Backend for Arc<GpuContext> {
             Shader::Softmax,
             "softmax_ce_bwd",
             p,
-            &[(1, dx.raw()), (2, probs.raw()), (4, labels.raw())],
+            &[(1, dx), (2, probs), (4, labels)],
             groups,
         )
     }
 
     fn im2col(&self, x: &GpuBuffer, col: &mut GpuBuffer, g: &Conv2dGeom) -> Result<()> {
         let p = conv_params("im2col", g, g.col_rows() * g.col_cols())?;
-        self.window(Shader::Im2col, "im2col", p, &[(1, col.raw()), (2, x.raw())])
+        self.window(Shader::Im2col, "im2col", p, &[(1, col), (2, x)])
     }
 
     fn col2im(&self, col: &GpuBuffer, x: &mut GpuBuffer, g: &Conv2dGeom) -> Result<()> {
         let p = conv_params("col2im", g, g.n * g.c * g.h * g.w)?;
-        self.window(Shader::Im2col, "col2im", p, &[(1, x.raw()), (2, col.raw())])
+        self.window(Shader::Im2col, "col2im", p, &[(1, x), (2, col)])
     }
 
     fn max_pool(
@@ -588,12 +599,7 @@ impl Backend for Arc<GpuContext> {
         g: &Pool2dGeom,
     ) -> Result<()> {
         let p = pool_params("max_pool2d", g, g.n * g.c * g.out_h() * g.out_w())?;
-        self.window(
-            Shader::Pool,
-            "max_pool",
-            p,
-            &[(1, out.raw()), (2, idx.raw()), (3, x.raw())],
-        )
+        self.window(Shader::Pool, "max_pool", p, &[(1, out), (2, idx), (3, x)])
     }
 
     fn max_pool_bwd(
@@ -608,7 +614,7 @@ impl Backend for Arc<GpuContext> {
             Shader::Pool,
             "max_pool_bwd",
             p,
-            &[(1, dx.raw()), (2, idx.raw()), (3, dy.raw())],
+            &[(1, dx), (2, idx), (3, dy)],
         )
     }
 
@@ -630,7 +636,7 @@ impl Backend for Arc<GpuContext> {
             Shader::Reduce,
             "argmax_rows",
             p,
-            &[(2, x.raw()), (3, out.raw())],
+            &[(2, x), (3, out)],
             groups,
         )
     }
@@ -654,7 +660,7 @@ impl Backend for Arc<GpuContext> {
             Shader::Reduce,
             "count_correct",
             p,
-            &[(2, x.raw()), (3, out.raw()), (4, labels.raw())],
+            &[(2, x), (3, out), (4, labels)],
             [1, 1, 1],
         )
     }
@@ -699,7 +705,7 @@ impl Backend for Arc<GpuContext> {
             OptimKind::RmsProp => "rmsprop",
             OptimKind::Adam => "adam",
         };
-        let mut bindings = vec![(1, w.raw()), (2, g.raw())];
+        let mut bindings: Vec<(u32, &GpuBuffer)> = vec![(1, &*w), (2, g)];
         let states: Vec<&GpuBuffer> = [s1, s2].into_iter().flatten().map(|b| &*b).collect();
         if states.len() < s.kind.state_count() {
             return Err(Error::invalid(
@@ -713,7 +719,7 @@ impl Backend for Arc<GpuContext> {
             ));
         }
         for (i, b) in states.iter().take(s.kind.state_count()).enumerate() {
-            bindings.push((3 + i as u32, b.raw()));
+            bindings.push((3 + i as u32, *b));
         }
         let groups = self.grid(n, 256)?;
         self.dispatch(
@@ -759,7 +765,7 @@ impl Backend for Arc<GpuContext> {
         self.dispatch(
             &KernelKey::new(Shader::Data, entry),
             bytemuck::bytes_of(&p),
-            &[(slot, out.raw()), (2, src.raw()), (3, perm.raw())],
+            &[(slot, &*out), (2, src), (3, perm)],
             groups,
         )
     }
@@ -775,9 +781,9 @@ impl Backend for Arc<GpuContext> {
     ) -> Result<()> {
         // im2col → col · Wᵀ → + b → [N, OH·OW, F] to NCHW: the book's formulation, 4 dispatches.
         let (rows, ckk, ohw) = (g.col_rows(), g.col_cols(), g.out_h() * g.out_w());
-        let mut col = self.alloc_buffer(rows * ckk, DType::F32, "conv2d columns")?;
+        let mut col = self.alloc_buffer(rows * ckk, x.dtype, "conv2d columns")?;
         self.im2col(x, &mut col, g)?;
-        let mut prod = self.alloc_buffer(rows * fout, DType::F32, "conv2d product")?;
+        let mut prod = self.alloc_buffer(rows * fout, x.dtype, "conv2d product")?;
         let spec = MatmulSpec {
             m: rows,
             n: fout,
@@ -788,7 +794,7 @@ impl Backend for Arc<GpuContext> {
             beta: 0.0,
         };
         self.matmul(&col, w, &mut prod, &spec)?;
-        let mut biased = self.alloc_buffer(rows * fout, DType::F32, "conv2d product")?;
+        let mut biased = self.alloc_buffer(rows * fout, x.dtype, "conv2d product")?;
         let bc = Broadcast {
             dims: [1, 1, rows, fout],
             bdims: [1, 1, 1, fout],
@@ -809,12 +815,12 @@ impl Backend for Arc<GpuContext> {
         fout: usize,
     ) -> Result<()> {
         let (rows, ckk, ohw) = (g.col_rows(), g.col_cols(), g.out_h() * g.out_w());
-        let mut d2 = self.alloc_buffer(rows * fout, DType::F32, "conv2d_backward dout")?;
+        let mut d2 = self.alloc_buffer(rows * fout, x.dtype, "conv2d_backward dout")?;
         self.transpose(dout, &mut d2, g.n, fout, ohw)?;
         self.sum_rows(&d2, db, rows, fout, 1.0)?;
         // The columns are rebuilt rather than kept from the forward: one cheap dispatch
         // instead of holding the largest tensor of the step between forward and backward.
-        let mut col = self.alloc_buffer(rows * ckk, DType::F32, "conv2d columns")?;
+        let mut col = self.alloc_buffer(rows * ckk, x.dtype, "conv2d columns")?;
         self.im2col(x, &mut col, g)?;
         let dw_spec = MatmulSpec {
             m: fout,
@@ -858,7 +864,7 @@ impl Backend for Arc<GpuContext> {
         self.dispatch(
             &KernelKey::new(Shader::Layout, "transpose"),
             bytemuck::bytes_of(&p),
-            &[(1, out.raw()), (2, x.raw())],
+            &[(1, out), (2, x)],
             groups,
         )
     }

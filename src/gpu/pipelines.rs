@@ -33,11 +33,13 @@ pub enum Shader {
     Optim,
     /// `shaders/data.wgsl`
     Data,
+    /// `shaders/cast.wgsl` (f16 adapters only)
+    Cast,
 }
 
 impl Shader {
     /// Every family (used by tests that compile them all).
-    pub const ALL: [Shader; 10] = [
+    pub const ALL: [Shader; 11] = [
         Shader::Matmul,
         Shader::Elementwise,
         Shader::Broadcast,
@@ -48,6 +50,7 @@ impl Shader {
         Shader::Layout,
         Shader::Optim,
         Shader::Data,
+        Shader::Cast,
     ];
 
     /// The WGSL source (without the dtype prefix).
@@ -63,6 +66,7 @@ impl Shader {
             Shader::Layout => include_str!("../../shaders/layout.wgsl"),
             Shader::Optim => include_str!("../../shaders/optim.wgsl"),
             Shader::Data => include_str!("../../shaders/data.wgsl"),
+            Shader::Cast => include_str!("../../shaders/cast.wgsl"),
         }
     }
 
@@ -79,6 +83,7 @@ impl Shader {
             Shader::Layout => "layout.wgsl",
             Shader::Optim => "optim.wgsl",
             Shader::Data => "data.wgsl",
+            Shader::Cast => "cast.wgsl",
         }
     }
 }
@@ -109,6 +114,16 @@ impl KernelKey {
             dtype: DType::F32,
             constants: Vec::new(),
         }
+    }
+
+    /// Instantiates the kernel for `dtype` (u32 data uses the f32 instance: `T` is unused).
+    pub(crate) fn dtype(mut self, dtype: DType) -> Self {
+        self.dtype = if dtype == DType::F16 {
+            DType::F16
+        } else {
+            DType::F32
+        };
+        self
     }
 
     pub(crate) fn constant(mut self, name: &'static str, value: u32) -> Self {

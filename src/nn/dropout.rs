@@ -73,7 +73,12 @@ impl Layer for Dropout {
     fn forward(&mut self, x: &Tensor, ctx: &ForwardCtx) -> Result<Tensor> {
         self.train = ctx.train;
         if ctx.train {
-            let mask = Tensor::dropout_mask(x.shape().clone(), &self.spec(ctx.step), &x.device())?;
+            let mask = Tensor::dropout_mask_as(
+                x.shape().clone(),
+                x.dtype(),
+                &self.spec(ctx.step),
+                &x.device(),
+            )?;
             let y = x.mul(&mask)?;
             self.mask = Some(mask);
             return Ok(y);
