@@ -104,17 +104,18 @@ fn want_float(op: &'static str, t: &Tensor, dt: DType) -> Result<()> {
             got: t.dtype,
         });
     }
-    if let Storage::Gpu(b) = &*t.storage {
-        if dt == DType::F16 && !b.ctx().supports_f16() {
-            return Err(Error::UnsupportedDType {
-                op,
-                dtype: dt,
-                why: format!(
-                    "on adapter \"{}\": it lacks SHADER_F16",
-                    b.ctx().summary().name
-                ),
-            });
-        }
+    if let Storage::Gpu(b) = &*t.storage
+        && dt == DType::F16
+        && !b.ctx().supports_f16()
+    {
+        return Err(Error::UnsupportedDType {
+            op,
+            dtype: dt,
+            why: format!(
+                "on adapter \"{}\": it lacks SHADER_F16",
+                b.ctx().summary().name
+            ),
+        });
     }
     Ok(())
 }
