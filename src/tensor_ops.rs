@@ -753,7 +753,7 @@ impl Tensor {
     /// Adds the number of correct rows to `acc` (u32 `[1]`) on the device.
     pub fn count_correct_into(&self, labels: &Tensor, acc: &mut Tensor) -> Result<()> {
         const OP: &str = "count_correct_into";
-        want(OP, self, DType::F32)?;
+        want_float(OP, self, self.dtype)?;
         want(OP, acc, DType::U32)?;
         if acc.numel() != 1 {
             return Err(Error::invalid(
@@ -765,7 +765,7 @@ impl Tensor {
         same_device(OP, &[self, labels, acc])?;
         match (&*self.storage, &*labels.storage, acc.storage_mut()?) {
             (Storage::Cpu(x), Storage::Cpu(t), Storage::Cpu(a)) => {
-                CpuBackend.count_correct(x, t, a, rows, cols, true)
+                CpuBackend.count_correct(&x.widen_f16(), t, a, rows, cols, true)
             }
             (Storage::Gpu(x), Storage::Gpu(t), Storage::Gpu(a)) => {
                 x.ctx().count_correct(x, t, a, rows, cols, true)

@@ -281,3 +281,41 @@ fn mixed_dtypes_are_rejected() -> Result<()> {
     }
     Ok(())
 }
+
+/// A model trained in f32 and converted to f16 classifies as well (the book's ch.8 claim):
+/// on the CPU reference and with true f16 kernels on each f16 GPU.
+#[test]
+fn f16_inference_keeps_accuracy() -> Result<()> {
+    use wgnn::data::{DeviceDataset, Mnist};
+    use wgnn::models::{MlpConfig, mlp};
+    use wgnn::optim::Optimizer;
+    use wgnn::train::{TrainConfig, evaluate, fit};
+    let mnist = Mnist::load_default()?;
+    let mut devices = vec![Device::cpu()];
+    devices.extend(f16_gpus());
+    for dev in devices {
+        let train = DeviceDataset::from_mnist(&mnist.train.take(3000), &dev)?;
+        let test = DeviceDataset::from_mnist(&mnist.test.take(1000), &dev)?;
+        let mut model = mlp(&MlpConfig::new(&[784, 64, 10]), &dev, 3)?;
+        let mut opt = Optimizer::adam(0.002, 0.9, 0.999);
+        let cfg = TrainConfig {
+            epochs: 2,
+            batch_size: 100,
+            progress: false,
+            verbose: false,
+            ..TrainConfig::default()
+        };
+        fit(&mut model, &mut opt, &train, &test, &cfg)?;
+        let acc32 = evaluate(&mut model, &test, 250)?;
+        model.to_dtype(DType::F16)?;
+        assert_eq!(model.dtype(), DType::F16);
+        let acc16 = evaluate(&mut model, &test, 250)?;
+        println!("f16_cross_check: {dev}: accuracy f32 {acc32:.4}, f16 kernels {acc16:.4}");
+        assert!(acc32 > 0.8, "{dev}: the f32 model did not learn ({acc32})");
+        assert!(
+            (acc16 - acc32).abs() <= 0.005,
+            "{dev}: f16 inference {acc16} vs f32 {acc32}"
+        );
+    }
+    Ok(())
+}

@@ -2,6 +2,7 @@
 //! `SimpleConvNet` and `DeepConvNet` are all `Sequential`s.
 
 use super::{ForwardCtx, Layer, Param, SoftmaxWithLoss};
+use crate::DType;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -13,6 +14,7 @@ pub struct Sequential {
     train: bool,
     step: u64,
     device: Device,
+    activations: usize,
 }
 
 impl Sequential {
@@ -24,6 +26,7 @@ impl Sequential {
             train: true,
             step: 0,
             device: device.clone(),
+            activations: 0,
         }
     }
 
@@ -77,8 +80,10 @@ impl Sequential {
             step: self.step,
         };
         let mut h = x.clone();
+        self.activations = x.numel();
         for (_, layer) in &mut self.layers {
             h = layer.forward(&h, &ctx)?;
+            self.activations += h.numel();
         }
         if self.train {
             self.step += 1;
@@ -105,6 +110,33 @@ impl Sequential {
     /// Class probabilities of the last [`Sequential::loss`] (on the device).
     pub fn last_probs(&self) -> Option<&Tensor> {
         self.loss.probs()
+    }
+
+    /// Elements of the input and of every layer's output in the last forward (the activations
+    /// a training step keeps for backward, up to the layers' own caches).
+    pub fn last_activation_elements(&self) -> usize {
+        self.activations
+    }
+
+    /// Converts every parameter and buffer to `dtype` on the model's device (f32 ↔ f16), e.g.
+    /// for f16 inference of a model trained in f32. Gradients are dropped.
+    pub fn to_dtype(&mut self, dtype: DType) -> Result<()> {
+        for p in self.params_mut() {
+            p.value = p.value.to_dtype(dtype)?;
+            p.grad = None;
+        }
+        for (_, t) in self.buffers_mut() {
+            *t = t.to_dtype(dtype)?;
+        }
+        Ok(())
+    }
+
+    /// The dtype of the parameters (f32 unless converted with [`Sequential::to_dtype`]).
+    pub fn dtype(&self) -> DType {
+        self.params()
+            .first()
+            .map(|p| p.value.dtype())
+            .unwrap_or(DType::F32)
     }
 
     /// All trainable parameters, in layer order.

@@ -127,7 +127,21 @@ impl Metrics {
 }
 
 /// Fraction of `data` the model classifies correctly (evaluation mode; restores the mode).
+/// Inputs are fed in the model's dtype ([`Sequential::dtype`]), so an f16 model runs f16
+/// kernels end to end.
 pub fn evaluate(model: &mut Sequential, data: &DeviceDataset, batch_size: usize) -> Result<f64> {
+    let dtype = model.dtype();
+    evaluate_with(model, data, batch_size, |x| x.to_dtype(dtype))
+}
+
+/// [`evaluate`] with each input batch passed through `prepare` first (e.g. rounding it to the
+/// f16 grid, as the book's `half_float_network.py` does).
+pub fn evaluate_with(
+    model: &mut Sequential,
+    data: &DeviceDataset,
+    batch_size: usize,
+    prepare: impl Fn(Tensor) -> Result<Tensor>,
+) -> Result<f64> {
     if data.is_empty() {
         return Err(Error::invalid("evaluate", "empty dataset"));
     }
@@ -140,7 +154,9 @@ pub fn evaluate(model: &mut Sequential, data: &DeviceDataset, batch_size: usize)
     while offset < data.len() {
         let count = batch_size.min(data.len() - offset);
         let (x, t) = data.batch(&order, offset, count)?;
-        model.forward(&x)?.count_correct_into(&t, &mut correct)?;
+        model
+            .forward(&prepare(x)?)?
+            .count_correct_into(&t, &mut correct)?;
         device.flush()?;
         offset += count;
     }
