@@ -123,6 +123,7 @@ fn pool_softmax_optim(c: &mut Criterion) {
         let grad = Tensor::randn([64, 64, 3, 3], 0.0, 0.1, 7, &dev).expect("g");
         let mut m = Tensor::zeros([64, 64, 3, 3], wgnn::DType::F32, &dev).expect("m");
         let mut v = Tensor::zeros([64, 64, 3, 3], wgnn::DType::F32, &dev).expect("v");
+        let guard = wgnn::optim::LossScaler::identity(&dev).expect("guard");
         let step = OptimStep {
             kind: OptimKind::Adam,
             lr: 1e-3,
@@ -137,7 +138,7 @@ fn pool_softmax_optim(c: &mut Criterion) {
             BenchmarkId::new(label.clone(), "adam_update_conv6"),
             |bench| {
                 bench.iter(|| {
-                    w.optim_update_(&grad, Some(&mut m), Some(&mut v), &step)
+                    w.optim_update_(&grad, Some(&mut m), Some(&mut v), guard.state(), &step)
                         .expect("adam");
                     sync(&dev);
                 })

@@ -1,7 +1,10 @@
 // Optimizer updates, one thread per parameter element, the formulas of the book's
 // common/optimizer.py (src/cpu/mod.rs `optim_update` is the reference, same order of ops).
-// The gradient used is g + wd * w (L2 weight decay; wd = 0 for biases).
-// Bindings: 1 = w (read_write), 2 = g, 3 = s1 (read_write), 4 = s2 (read_write).
+// The gradient used is g / scale + wd * w (L2 weight decay; wd = 0 for biases), where scale
+// is the loss scale of mixed-precision training (1 otherwise); while the scaler's non-finite
+// flag is set the update is skipped entirely (see scaler.wgsl).
+// Bindings: 1 = w (read_write), 2 = g, 3 = s1 (read_write), 4 = s2 (read_write),
+// 5 = scaler state [scale bits, flag, ...].
 
 struct Params {
     n: u32,
@@ -19,19 +22,24 @@ struct Params {
 @group(0) @binding(2) var<storage, read> g: array<f32>;
 @group(0) @binding(3) var<storage, read_write> s1: array<f32>;
 @group(0) @binding(4) var<storage, read_write> s2: array<f32>;
+@group(0) @binding(5) var<storage, read> guard: array<u32>;
 
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
 }
 
 fn grad(i: u32) -> f32 {
-    return g[i] + p.wd * w[i];
+    return g[i] / bitcast<f32>(guard[0]) + p.wd * w[i];
+}
+
+fn skipped() -> bool {
+    return guard[1] != 0u;
 }
 
 @compute @workgroup_size(256)
 fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    if (i < p.n) {
+    if (i < p.n && !skipped()) {
         w[i] -= p.lr * grad(i);
     }
 }
@@ -39,7 +47,7 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
 @compute @workgroup_size(256)
 fn momentum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    if (i < p.n) {
+    if (i < p.n && !skipped()) {
         let gi = grad(i);
         let v = p.beta1 * s1[i] - p.lr * gi;
         s1[i] = v;
@@ -50,7 +58,7 @@ fn momentum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 @compute @workgroup_size(256)
 fn nesterov(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    if (i < p.n) {
+    if (i < p.n && !skipped()) {
         let gi = grad(i);
         let v = p.beta1 * s1[i] - p.lr * gi;
         s1[i] = v;
@@ -61,7 +69,7 @@ fn nesterov(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 @compute @workgroup_size(256)
 fn adagrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    if (i < p.n) {
+    if (i < p.n && !skipped()) {
         let gi = grad(i);
         let h = s1[i] + gi * gi;
         s1[i] = h;
@@ -72,7 +80,7 @@ fn adagrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 @compute @workgroup_size(256)
 fn rmsprop(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    if (i < p.n) {
+    if (i < p.n && !skipped()) {
         let gi = grad(i);
         let h = p.beta1 * s1[i] + (1.0 - p.beta1) * gi * gi;
         s1[i] = h;
@@ -83,7 +91,7 @@ fn rmsprop(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 @compute @workgroup_size(256)
 fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    if (i < p.n) {
+    if (i < p.n && !skipped()) {
         let gi = grad(i);
         let m = s1[i] + (1.0 - p.beta1) * (gi - s1[i]);
         let v = s2[i] + (1.0 - p.beta2) * (gi * gi - s2[i]);

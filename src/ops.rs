@@ -409,7 +409,10 @@ pub trait Backend {
         accumulate: bool,
     ) -> Result<()>;
     fn dropout_mask(&self, out: &mut Self::Buf, n: usize, spec: &DropoutSpec) -> Result<()>;
-    /// One optimizer update of `w` from gradient `g` with state `s1`, `s2` (see [`OptimStep`]).
+    /// One optimizer update of `w` from gradient `g` with state `s1`, `s2` (see [`OptimStep`]),
+    /// guarded by a loss-scaler state `guard` (u32 `[scale bits, flag, ..]`): the gradient is
+    /// divided by the scale and nothing changes while the flag is set.
+    #[allow(clippy::too_many_arguments)]
     fn optim_update(
         &self,
         s: &OptimStep,
@@ -417,8 +420,18 @@ pub trait Backend {
         g: &Self::Buf,
         s1: Option<&mut Self::Buf>,
         s2: Option<&mut Self::Buf>,
+        guard: &Self::Buf,
         n: usize,
     ) -> Result<()>;
+    /// Writes a fresh loss-scaler state with scale `init_scale`.
+    fn scaler_init(&self, state: &mut Self::Buf, init_scale: f32) -> Result<()>;
+    /// `x *= scale` of a loss-scaler state, in place.
+    fn scaler_scale(&self, x: &mut Self::Buf, state: &Self::Buf, n: usize) -> Result<()>;
+    /// Sets the scaler's flag when any element of `x` is inf or NaN.
+    fn scaler_check(&self, x: &Self::Buf, state: &mut Self::Buf, n: usize) -> Result<()>;
+    /// The end-of-step scale update (halve on overflow, double after `growth_interval` clean
+    /// steps) that also clears the flag.
+    fn scaler_update(&self, state: &mut Self::Buf, growth_interval: u32) -> Result<()>;
     /// Gathers rows of bytes: row `perm[offset + r]` of a byte matrix with `row_len` columns,
     /// stored packed little-endian four to a u32 (`src`), for r in `0..count`. An f32 `out`
     /// gets `byte * scale`, a u32 `out` the byte itself.

@@ -20,6 +20,8 @@ pub struct Optimizer {
     weight_decay: f32,
     t: u64,
     state: BTreeMap<String, Vec<Tensor>>,
+    /// The scale-1, never-skipping scaler state used outside mixed precision.
+    identity: Option<Tensor>,
 }
 
 impl Optimizer {
@@ -33,6 +35,7 @@ impl Optimizer {
             weight_decay: 0.0,
             t: 0,
             state: BTreeMap::new(),
+            identity: None,
         }
     }
 
@@ -139,6 +142,38 @@ impl Optimizer {
 
     /// Applies one update to every parameter that has a gradient.
     pub fn step(&mut self, params: Vec<&mut Param>) -> Result<()> {
+        let device = match params.iter().find(|p| p.grad.is_some()) {
+            Some(p) => p.value.device(),
+            None => return Ok(()),
+        };
+        let guard = match self.identity.take() {
+            Some(g) if g.device().same(&device) => g,
+            _ => LossScaler::identity(&device)?.state,
+        };
+        let r = self.update_all(params, &guard);
+        self.identity = Some(guard);
+        r
+    }
+
+    /// The mixed-precision step: checks every gradient for inf/NaN into `scaler`'s flag, then
+    /// updates with the gradients divided by the loss scale — or, when the flag is set, not at
+    /// all — and lets the scaler adjust its scale. All on the device: no readback, no submit.
+    /// f16 gradients are widened to f32 first, so master weights and state stay f32.
+    pub fn step_scaled(&mut self, params: Vec<&mut Param>, scaler: &mut LossScaler) -> Result<()> {
+        let mut params = params;
+        for p in params.iter_mut() {
+            if let Some(g) = &p.grad {
+                g.scaler_check(&mut scaler.state)?;
+                if g.dtype() != DType::F32 {
+                    p.grad = Some(g.to_dtype(DType::F32)?);
+                }
+            }
+        }
+        self.update_all(params, &scaler.state)?;
+        Tensor::scaler_update_(&mut scaler.state, scaler.growth_interval)
+    }
+
+    fn update_all(&mut self, params: Vec<&mut Param>, guard: &Tensor) -> Result<()> {
         self.t += 1;
         let base = self.next_step(self.t);
         for p in params {
@@ -166,7 +201,7 @@ impl Optimizer {
             };
             let mut it = state.iter_mut();
             let (s1, s2) = (it.next(), it.next());
-            p.value.optim_update_(grad, s1, s2, &step)?;
+            p.value.optim_update_(grad, s1, s2, guard, &step)?;
         }
         Ok(())
     }
@@ -238,5 +273,64 @@ impl Optimizer {
         self.state = state;
         self.t = t;
         Ok(())
+    }
+}
+
+/// Dynamic loss scaling for mixed-precision training (the PyTorch AMP recipe): start at 2^16;
+/// on any non-finite gradient skip the step and halve the scale; double it after
+/// `growth_interval` (2,000) clean steps. The state lives on the device as u32
+/// `[scale bits, non-finite flag, clean steps, skipped steps]` and is only read back when
+/// reported.
+pub struct LossScaler {
+    state: Tensor,
+    growth_interval: u32,
+}
+
+impl LossScaler {
+    /// A scaler on `device` starting at `init_scale`.
+    pub fn new(
+        init_scale: f32,
+        growth_interval: u32,
+        device: &crate::Device,
+    ) -> Result<LossScaler> {
+        if !(init_scale.is_finite() && init_scale > 0.0) || growth_interval == 0 {
+            return Err(Error::invalid(
+                "LossScaler",
+                format!(
+                    "scale must be finite and positive and the growth interval ≥ 1, got {init_scale}, {growth_interval}"
+                ),
+            ));
+        }
+        let state = Tensor::scaler_new(device, init_scale)?;
+        Ok(LossScaler {
+            state,
+            growth_interval,
+        })
+    }
+
+    /// The AMP defaults: 2^16, doubling after 2,000 clean steps.
+    pub fn standard(device: &crate::Device) -> Result<LossScaler> {
+        LossScaler::new(65536.0, 2000, device)
+    }
+
+    /// Scale 1, never growing: plain (unscaled) training.
+    pub fn identity(device: &crate::Device) -> Result<LossScaler> {
+        LossScaler::new(1.0, u32::MAX, device)
+    }
+
+    /// The device state, u32 `[scale bits, flag, clean steps, skipped steps]`.
+    pub fn state(&self) -> &Tensor {
+        &self.state
+    }
+
+    /// Multiplies a loss gradient by the current scale, in place, on the device.
+    pub fn scale_(&self, grad: &mut Tensor) -> Result<()> {
+        grad.scaler_scale_(&self.state)
+    }
+
+    /// Reads `(scale, skipped steps)` back (a sync).
+    pub fn read(&self) -> Result<(f32, u64)> {
+        let v = self.state.to_vec::<u32>()?;
+        Ok((f32::from_bits(v[0]), v[3] as u64))
     }
 }

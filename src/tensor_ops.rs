@@ -775,18 +775,24 @@ impl Tensor {
     }
 
     /// One optimizer update in place: `self` is the parameter, `grad` its gradient, `s1`/`s2`
-    /// the optimizer's state tensors (as many as [`OptimKind::state_count`]).
+    /// the optimizer's state tensors (as many as [`OptimKind::state_count`]), `guard` a loss
+    /// scaler's state ([`crate::optim::LossScaler::state`]; the identity scaler outside mixed
+    /// precision): the gradient is divided by its scale and the update skipped while its
+    /// non-finite flag is set.
     pub fn optim_update_(
         &mut self,
         grad: &Tensor,
         s1: Option<&mut Tensor>,
         s2: Option<&mut Tensor>,
+        guard: &Tensor,
         step: &OptimStep,
     ) -> Result<()> {
         const OP: &str = "optim_update_";
         want(OP, self, DType::F32)?;
         want(OP, grad, DType::F32)?;
+        want(OP, guard, DType::U32)?;
         same_shape(OP, self, grad)?;
+        same_device(OP, &[self, guard])?;
         let mut states: Vec<&mut Tensor> = [s1, s2].into_iter().flatten().collect();
         if states.len() < step.kind.state_count() {
             return Err(Error::invalid(
@@ -822,15 +828,81 @@ impl Tensor {
                 let Storage::Cpu(g) = g else {
                     unreachable!("same_device checked the operands")
                 };
-                CpuBackend.optim_update(step, w, g, sa.and_then(as_cpu), sb.and_then(as_cpu), n)
+                let Storage::Cpu(guard) = &*guard.storage else {
+                    unreachable!("same_device checked the operands")
+                };
+                CpuBackend.optim_update(
+                    step,
+                    w,
+                    g,
+                    sa.and_then(as_cpu),
+                    sb.and_then(as_cpu),
+                    guard,
+                    n,
+                )
             }
             Storage::Gpu(w) => {
                 let Storage::Gpu(g) = g else {
                     unreachable!("same_device checked the operands")
                 };
                 let ctx = w.ctx().clone();
-                ctx.optim_update(step, w, g, sa.and_then(as_gpu), sb.and_then(as_gpu), n)
+                let Storage::Gpu(guard) = &*guard.storage else {
+                    unreachable!("same_device checked the operands")
+                };
+                ctx.optim_update(
+                    step,
+                    w,
+                    g,
+                    sa.and_then(as_gpu),
+                    sb.and_then(as_gpu),
+                    guard,
+                    n,
+                )
             }
+        }
+    }
+
+    /// Multiplies `self` in place by the scale of a loss-scaler state (u32 `[4]`).
+    pub(crate) fn scaler_scale_(&mut self, state: &Tensor) -> Result<()> {
+        const OP: &str = "loss scaling";
+        want_float(OP, self, self.dtype)?;
+        same_device(OP, &[self, state])?;
+        let n = self.numel();
+        match (self.storage_mut()?, &*state.storage) {
+            (Storage::Cpu(x), Storage::Cpu(st)) => CpuBackend.scaler_scale(x, st, n),
+            (Storage::Gpu(x), Storage::Gpu(st)) => st.ctx().clone().scaler_scale(x, st, n),
+            _ => unreachable!("same_device checked the operands"),
+        }
+    }
+
+    /// Raises the state's non-finite flag if `self` holds an inf or NaN.
+    pub(crate) fn scaler_check(&self, state: &mut Tensor) -> Result<()> {
+        const OP: &str = "loss scaling";
+        want_float(OP, self, self.dtype)?;
+        same_device(OP, &[self, state])?;
+        let n = self.numel();
+        match (&*self.storage, state.storage_mut()?) {
+            (Storage::Cpu(x), Storage::Cpu(st)) => CpuBackend.scaler_check(x, st, n),
+            (Storage::Gpu(x), Storage::Gpu(st)) => x.ctx().clone().scaler_check(x, st, n),
+            _ => unreachable!("same_device checked the operands"),
+        }
+    }
+
+    /// A fresh loss-scaler state (u32 `[4]`) on `device`, made by a kernel (no upload).
+    pub(crate) fn scaler_new(device: &Device, init_scale: f32) -> Result<Tensor> {
+        let mut state = Tensor::zeros([4], DType::U32, device)?;
+        match state.storage_mut()? {
+            Storage::Cpu(st) => CpuBackend.scaler_init(st, init_scale)?,
+            Storage::Gpu(st) => st.ctx().clone().scaler_init(st, init_scale)?,
+        }
+        Ok(state)
+    }
+
+    /// The end-of-step update of a loss-scaler state.
+    pub(crate) fn scaler_update_(state: &mut Tensor, growth_interval: u32) -> Result<()> {
+        match state.storage_mut()? {
+            Storage::Cpu(st) => CpuBackend.scaler_update(st, growth_interval),
+            Storage::Gpu(st) => st.ctx().clone().scaler_update(st, growth_interval),
         }
     }
 

@@ -675,9 +675,15 @@ impl Backend for CpuBackend {
         g: &CpuStorage,
         s1: Option<&mut CpuStorage>,
         s2: Option<&mut CpuStorage>,
+        guard: &CpuStorage,
         n: usize,
     ) -> Result<()> {
         const OP: &str = "optimizer update";
+        let guard = guard.u32s(OP)?;
+        if guard.get(1).copied().unwrap_or(0) != 0 {
+            return Ok(()); // the loss scaler saw a non-finite gradient: skip the step
+        }
+        let scale = f32::from_bits(guard[0]);
         let need = s.kind.state_count();
         let have = s1.is_some() as usize + s2.is_some() as usize;
         if have < need {
@@ -697,7 +703,7 @@ impl Backend for CpuBackend {
         };
         // The same expressions, in the same order, as shaders/optim.wgsl.
         for i in 0..n {
-            let gi = g[i] + s.weight_decay * w[i];
+            let gi = g[i] / scale + s.weight_decay * w[i];
             match s.kind {
                 OptimKind::Sgd => w[i] -= s.lr * gi,
                 OptimKind::Momentum => {
@@ -748,6 +754,67 @@ impl Backend for CpuBackend {
                 }
             }
         }
+        Ok(())
+    }
+
+    fn scaler_init(&self, state: &mut CpuStorage, init_scale: f32) -> Result<()> {
+        state.u32s_mut("scaler")?[..4].copy_from_slice(&[init_scale.to_bits(), 0, 0, 0]);
+        Ok(())
+    }
+
+    fn scaler_scale(&self, x: &mut CpuStorage, state: &CpuStorage, n: usize) -> Result<()> {
+        let scale = f32::from_bits(state.u32s("scaler")?[0]);
+        match x {
+            CpuStorage::F32(v) => v[..n].iter_mut().for_each(|v| *v *= scale),
+            CpuStorage::F16(v) => v[..n]
+                .iter_mut()
+                .for_each(|v| *v = f16::from_f32(v.to_f32() * scale)),
+            other => {
+                return Err(Error::DTypeMismatch {
+                    op: "scaler",
+                    expected: DType::F32,
+                    got: other.dtype(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn scaler_check(&self, x: &CpuStorage, state: &mut CpuStorage, n: usize) -> Result<()> {
+        let bad = match x {
+            CpuStorage::F32(v) => v[..n].iter().any(|v| !v.is_finite()),
+            CpuStorage::F16(v) => v[..n].iter().any(|v| !v.is_finite()),
+            other => {
+                return Err(Error::DTypeMismatch {
+                    op: "scaler",
+                    expected: DType::F32,
+                    got: other.dtype(),
+                });
+            }
+        };
+        if bad {
+            state.u32s_mut("scaler")?[1] = 1;
+        }
+        Ok(())
+    }
+
+    fn scaler_update(&self, state: &mut CpuStorage, growth_interval: u32) -> Result<()> {
+        // The same steps as shaders/scaler.wgsl `update`.
+        let st = state.u32s_mut("scaler")?;
+        let mut scale = f32::from_bits(st[0]);
+        if st[1] != 0 {
+            scale *= 0.5;
+            st[2] = 0;
+            st[3] += 1;
+        } else {
+            st[2] += 1;
+            if st[2] >= growth_interval {
+                scale *= 2.0;
+                st[2] = 0;
+            }
+        }
+        st[0] = scale.to_bits();
+        st[1] = 0;
         Ok(())
     }
 

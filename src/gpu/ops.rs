@@ -138,6 +138,15 @@ struct OptimParams {
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
+struct ScalerParams {
+    n: u32,
+    growth_interval: u32,
+    init_bits: u32,
+    _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
 struct GatherParams {
     count: u32,
     row_len: u32,
@@ -684,6 +693,7 @@ impl Backend for Arc<GpuContext> {
         g: &GpuBuffer,
         s1: Option<&mut GpuBuffer>,
         s2: Option<&mut GpuBuffer>,
+        guard: &GpuBuffer,
         n: usize,
     ) -> Result<()> {
         const OP: &str = "optimizer update";
@@ -721,12 +731,75 @@ impl Backend for Arc<GpuContext> {
         for (i, b) in states.iter().take(s.kind.state_count()).enumerate() {
             bindings.push((3 + i as u32, *b));
         }
+        bindings.push((5, guard));
         let groups = self.grid(n, 256)?;
         self.dispatch(
             &KernelKey::new(Shader::Optim, entry),
             bytemuck::bytes_of(&p),
             &bindings,
             groups,
+        )
+    }
+
+    fn scaler_init(&self, state: &mut GpuBuffer, init_scale: f32) -> Result<()> {
+        let p = ScalerParams {
+            n: 1,
+            growth_interval: 0,
+            init_bits: init_scale.to_bits(),
+            _pad: 0,
+        };
+        self.dispatch(
+            &KernelKey::new(Shader::Scaler, "init"),
+            bytemuck::bytes_of(&p),
+            &[(2, &*state)],
+            [1, 1, 1],
+        )
+    }
+
+    fn scaler_scale(&self, x: &mut GpuBuffer, state: &GpuBuffer, n: usize) -> Result<()> {
+        let p = ScalerParams {
+            n: u32_of("scaler", n)?,
+            growth_interval: 0,
+            init_bits: 0,
+            _pad: 0,
+        };
+        let groups = self.grid(n, 256)?;
+        self.dispatch(
+            &KernelKey::new(Shader::Scaler, "scale_in_place"),
+            bytemuck::bytes_of(&p),
+            &[(1, &*x), (2, state)],
+            groups,
+        )
+    }
+
+    fn scaler_check(&self, x: &GpuBuffer, state: &mut GpuBuffer, n: usize) -> Result<()> {
+        let p = ScalerParams {
+            n: u32_of("scaler", n)?,
+            growth_interval: 0,
+            init_bits: 0,
+            _pad: 0,
+        };
+        let groups = self.grid(n, 256)?;
+        self.dispatch(
+            &KernelKey::new(Shader::Scaler, "nonfinite"),
+            bytemuck::bytes_of(&p),
+            &[(1, x), (2, &*state)],
+            groups,
+        )
+    }
+
+    fn scaler_update(&self, state: &mut GpuBuffer, growth_interval: u32) -> Result<()> {
+        let p = ScalerParams {
+            n: 1,
+            growth_interval,
+            init_bits: 0,
+            _pad: 0,
+        };
+        self.dispatch(
+            &KernelKey::new(Shader::Scaler, "update"),
+            bytemuck::bytes_of(&p),
+            &[(2, &*state)],
+            [1, 1, 1],
         )
     }
 

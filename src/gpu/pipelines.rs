@@ -35,11 +35,13 @@ pub enum Shader {
     Data,
     /// `shaders/cast.wgsl` (f16 adapters only)
     Cast,
+    /// `shaders/scaler.wgsl`
+    Scaler,
 }
 
 impl Shader {
     /// Every family (used by tests that compile them all).
-    pub const ALL: [Shader; 11] = [
+    pub const ALL: [Shader; 12] = [
         Shader::Matmul,
         Shader::Elementwise,
         Shader::Broadcast,
@@ -51,6 +53,7 @@ impl Shader {
         Shader::Optim,
         Shader::Data,
         Shader::Cast,
+        Shader::Scaler,
     ];
 
     /// The WGSL source (without the dtype prefix).
@@ -67,6 +70,7 @@ impl Shader {
             Shader::Optim => include_str!("../../shaders/optim.wgsl"),
             Shader::Data => include_str!("../../shaders/data.wgsl"),
             Shader::Cast => include_str!("../../shaders/cast.wgsl"),
+            Shader::Scaler => include_str!("../../shaders/scaler.wgsl"),
         }
     }
 
@@ -84,6 +88,7 @@ impl Shader {
             Shader::Optim => "optim.wgsl",
             Shader::Data => "data.wgsl",
             Shader::Cast => "cast.wgsl",
+            Shader::Scaler => "scaler.wgsl",
         }
     }
 }
