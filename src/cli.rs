@@ -5,7 +5,7 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::nn::Sequential;
 use crate::optim::Optimizer;
-use crate::train::{Metrics, TrainConfig, fit};
+use crate::train::{Metrics, Precision, TrainConfig, fit};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -52,6 +52,10 @@ pub struct TrainArgs {
     /// Resume from this checkpoint (e.g. CHECKPOINT_DIR/last.safetensors).
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Arithmetic: f32, mixed (f16 compute, f32 master weights, dynamic loss scaling), or
+    /// auto (mixed only on a hardware GPU with SHADER_F16).
+    #[arg(long, default_value = "f32")]
+    pub precision: String,
     /// Steps between loss readbacks for the progress bar.
     #[arg(long, default_value_t = 50)]
     pub log_every: usize,
@@ -91,6 +95,8 @@ pub fn run_mnist(
         test.len(),
         t.elapsed().as_secs_f64()
     );
+    let (precision, why) = Precision::resolve(&args.precision, &device)?;
+    println!("precision: {precision:?} ({why})");
     let mut model = build(&device, args.seed)?;
     print!("{}", model.summary());
     let mut opt =
@@ -111,6 +117,7 @@ pub fn run_mnist(
         progress: !args.no_progress,
         checkpoint_dir: args.checkpoint_dir.clone(),
         resume: args.resume.clone(),
+        precision,
         ..TrainConfig::default()
     };
     let metrics = fit(&mut model, &mut opt, &train, &test, &cfg)?;
@@ -121,6 +128,12 @@ pub fn run_mnist(
         metrics.images_per_sec,
         metrics.device
     );
+    if precision == Precision::Mixed {
+        println!(
+            "mixed precision: final loss scale {}, {} steps skipped",
+            metrics.loss_scale, metrics.skipped_steps
+        );
+    }
     if device.is_gpu() {
         println!(
             "per training step: {:.2} submits, {:.1} bytes read back, {:.1} bytes uploaded",

@@ -5,6 +5,7 @@ use super::{ForwardCtx, Layer, Param, SoftmaxWithLoss};
 use crate::DType;
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::optim::LossScaler;
 use crate::tensor::Tensor;
 
 /// Named layers applied in order.
@@ -15,6 +16,8 @@ pub struct Sequential {
     step: u64,
     device: Device,
     activations: usize,
+    compute: DType,
+    masters: Vec<Tensor>,
 }
 
 impl Sequential {
@@ -27,6 +30,52 @@ impl Sequential {
             step: 0,
             device: device.clone(),
             activations: 0,
+            compute: DType::F32,
+            masters: Vec::new(),
+        }
+    }
+
+    /// The dtype training computes in: F32, or F16 for mixed precision — then each training
+    /// [`Sequential::loss`] runs the layers on f16 copies of the (f32, master) parameters and
+    /// an f16 input, and the gradients come out in f16. Evaluation uses the master weights.
+    pub fn set_compute_dtype(&mut self, dtype: DType) -> Result<()> {
+        if !dtype.is_float() {
+            return Err(Error::invalid(
+                "set_compute_dtype",
+                format!("{dtype} is not a float dtype"),
+            ));
+        }
+        self.restore_masters();
+        self.compute = dtype;
+        Ok(())
+    }
+
+    /// See [`Sequential::set_compute_dtype`].
+    pub fn compute_dtype(&self) -> DType {
+        self.compute
+    }
+
+    fn swap_in_compute_copies(&mut self) -> Result<()> {
+        let dtype = self.compute;
+        if !self.masters.is_empty() || self.dtype() == dtype {
+            return Ok(());
+        }
+        let mut masters = Vec::new();
+        for p in self.params_mut() {
+            let copy = p.value.to_dtype(dtype)?;
+            masters.push(std::mem::replace(&mut p.value, copy));
+        }
+        self.masters = masters;
+        Ok(())
+    }
+
+    fn restore_masters(&mut self) {
+        let masters = std::mem::take(&mut self.masters);
+        if masters.is_empty() {
+            return;
+        }
+        for (p, m) in self.params_mut().into_iter().zip(masters) {
+            p.value = m;
         }
     }
 
@@ -91,20 +140,50 @@ impl Sequential {
         Ok(h)
     }
 
-    /// Forward through the layers and the loss: the mean loss `[1]`, on the device.
+    /// Forward through the layers and the loss: the mean loss `[1]`, on the device (in the
+    /// compute dtype when training).
     pub fn loss(&mut self, x: &Tensor, labels: &Tensor) -> Result<Tensor> {
-        let logits = self.forward(x)?;
-        self.loss.forward(&logits, labels)
+        let x = if self.train && self.compute != self.dtype() {
+            self.swap_in_compute_copies()?;
+            x.to_dtype(self.compute)?
+        } else {
+            x.clone()
+        };
+        let r = self
+            .forward(&x)
+            .and_then(|logits| self.loss.forward(&logits, labels));
+        if r.is_err() {
+            self.restore_masters();
+        }
+        r
     }
 
     /// Backward from the loss with gradient scale `dout` (1.0 normally); leaves every
     /// parameter's gradient in [`Param::grad`] and returns dx.
     pub fn backward(&mut self, dout: f32) -> Result<Tensor> {
-        let mut d = self.loss.backward(dout)?;
-        for (_, layer) in self.layers.iter_mut().rev() {
-            d = layer.backward(&d)?;
-        }
-        Ok(d)
+        let d = self.loss.backward(dout);
+        self.backward_from(d)
+    }
+
+    /// Backward with the loss gradient multiplied by `scaler`'s current scale on the device
+    /// (mixed precision: small f16 gradients stay representable).
+    pub fn backward_scaled(&mut self, scaler: &LossScaler) -> Result<Tensor> {
+        let d = self
+            .loss
+            .backward(1.0)
+            .and_then(|mut d| scaler.scale_(&mut d).map(|_| d));
+        self.backward_from(d)
+    }
+
+    fn backward_from(&mut self, d: Result<Tensor>) -> Result<Tensor> {
+        let r = d.and_then(|mut d| {
+            for (_, layer) in self.layers.iter_mut().rev() {
+                d = layer.backward(&d)?;
+            }
+            Ok(d)
+        });
+        self.restore_masters();
+        r
     }
 
     /// Class probabilities of the last [`Sequential::loss`] (on the device).

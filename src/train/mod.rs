@@ -12,12 +12,66 @@ use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::nn::Sequential;
-use crate::optim::Optimizer;
+use crate::optim::{LossScaler, Optimizer};
 use crate::tensor::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Instant;
+
+/// The arithmetic of training.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// f32 everywhere.
+    F32,
+    /// f16 activations and gradients, f32 master weights and optimizer state, dynamic loss
+    /// scaling ([`LossScaler`]).
+    Mixed,
+}
+
+impl Precision {
+    /// Parses `f32`, `mixed`, `f16` or `auto` for `device`, returning the choice and why.
+    /// `auto` picks mixed only on a hardware GPU with SHADER_F16 (on the CPU backend and on
+    /// software adapters f16 costs conversions and buys nothing).
+    pub fn resolve(spec: &str, device: &Device) -> Result<(Precision, String)> {
+        let f16_gpu = device
+            .gpu_context()
+            .map(|c| (c.supports_f16(), c.summary().is_hardware()));
+        match spec.to_ascii_lowercase().as_str() {
+            "f32" => Ok((Precision::F32, "asked for".into())),
+            "mixed" => match f16_gpu {
+                Some((false, _)) => Err(Error::UnsupportedDType {
+                    op: "--precision mixed",
+                    dtype: DType::F16,
+                    why: format!("on {device}: it lacks SHADER_F16; use --precision f32"),
+                }),
+                _ => Ok((Precision::Mixed, "asked for".into())),
+            },
+            "f16" => Err(Error::invalid(
+                "--precision",
+                "pure f16 training (f16 weights and optimizer state) is not offered: f16 weight updates lose \
+                 small steps; use --precision mixed (f16 compute, f32 master weights, loss scaling)",
+            )),
+            "auto" => Ok(match f16_gpu {
+                Some((true, true)) => (Precision::Mixed, "a hardware GPU with SHADER_F16".into()),
+                Some((true, false)) => (
+                    Precision::F32,
+                    "f16 is slower than f32 on a software adapter".into(),
+                ),
+                Some((false, _)) => (Precision::F32, "the adapter lacks SHADER_F16".into()),
+                None => (
+                    Precision::F32,
+                    "the CPU backend computes f16 in f32 anyway".into(),
+                ),
+            }),
+            other => Err(Error::invalid(
+                "--precision",
+                format!("unknown precision \"{other}\" (f32, mixed, f16, auto)"),
+            )),
+        }
+    }
+}
 
 /// How to train.
 #[derive(Clone, Debug)]
@@ -40,6 +94,8 @@ pub struct TrainConfig {
     pub checkpoint_dir: Option<PathBuf>,
     /// Continue from this checkpoint.
     pub resume: Option<PathBuf>,
+    /// f32 or mixed precision.
+    pub precision: Precision,
 }
 
 impl Default for TrainConfig {
@@ -54,6 +110,7 @@ impl Default for TrainConfig {
             verbose: true,
             checkpoint_dir: None,
             resume: None,
+            precision: Precision::F32,
         }
     }
 }
@@ -104,6 +161,12 @@ pub struct Metrics {
     pub bytes_uploaded_per_step: f64,
     /// The running mean training loss at every log point (`log_every` steps).
     pub loss_log: Vec<LossPoint>,
+    /// f32 or mixed.
+    pub precision: Precision,
+    /// The loss scale at the end (mixed precision; 1 otherwise).
+    pub loss_scale: f64,
+    /// Steps skipped by the loss scaler for non-finite gradients.
+    pub skipped_steps: u64,
 }
 
 /// The running mean loss of an epoch at one of its steps.
@@ -181,6 +244,21 @@ pub fn train_step(
     Ok(loss)
 }
 
+/// A mixed-precision step: f16 forward and backward with the loss gradient scaled, then the
+/// guarded f32 update (see [`Optimizer::step_scaled`]). Returns the f16 loss `[1]`.
+pub fn train_step_mixed(
+    model: &mut Sequential,
+    opt: &mut Optimizer,
+    scaler: &mut LossScaler,
+    x: &Tensor,
+    t: &Tensor,
+) -> Result<Tensor> {
+    let loss = model.loss(x, t)?;
+    model.backward_scaled(scaler)?;
+    opt.step_scaled(model.params_mut(), scaler)?;
+    Ok(loss)
+}
+
 /// Trains `model` with `opt` on `train`, evaluating on `test` after every epoch.
 pub fn fit(
     model: &mut Sequential,
@@ -213,6 +291,23 @@ pub fn fit(
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     model.train();
+    let mut scaler = match cfg.precision {
+        Precision::F32 => {
+            model.set_compute_dtype(DType::F32)?;
+            None
+        }
+        Precision::Mixed => {
+            if device.gpu_context().is_some_and(|c| !c.supports_f16()) {
+                return Err(Error::UnsupportedDType {
+                    op: "mixed precision",
+                    dtype: DType::F16,
+                    why: format!("on {device}: it lacks SHADER_F16"),
+                });
+            }
+            model.set_compute_dtype(DType::F16)?;
+            Some(LossScaler::standard(&device)?)
+        }
+    };
     let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
     let mut epochs = Vec::new();
     let mut loss_log = Vec::new();
@@ -230,7 +325,10 @@ pub fn fit(
         for step in 0..steps_per_epoch {
             let count = cfg.batch_size.min(train.len() - offset);
             let (x, t) = train.batch(&order, offset, count)?;
-            let loss = train_step(model, opt, &x, &t)?;
+            let loss = match &mut scaler {
+                Some(s) => train_step_mixed(model, opt, s, &x, &t)?.to_dtype(DType::F32)?,
+                None => train_step(model, opt, &x, &t)?,
+            };
             loss_sum.axpy_(1.0, &loss)?;
             if let Some(probs) = model.last_probs() {
                 probs.count_correct_into(&t, &mut correct)?;
@@ -297,6 +395,10 @@ pub fn fit(
             seconds,
             eval_seconds,
         };
+        if let (Some(s), true) = (&scaler, cfg.verbose) {
+            let (scale, skipped) = s.read()?;
+            println!("  loss scale {scale}, {skipped} steps skipped so far");
+        }
         if cfg.verbose {
             println!(
                 "epoch {:>2}/{}: train loss {:.4}, train acc {:.2}%, test acc {:.2}% ({} images), {:.0} img/s, {:.1} s train + {:.1} s eval",
@@ -325,6 +427,13 @@ pub fn fit(
         Some(m) => m.test_accuracy,
         None => evaluate(model, test, cfg.eval_batch_size)?,
     };
+    let (loss_scale, skipped_steps) = match &scaler {
+        Some(s) => {
+            let (scale, skipped) = s.read()?;
+            (scale as f64, skipped)
+        }
+        None => (1.0, 0),
+    };
     let per_step = |v: u64| {
         if total_steps == 0 {
             0.0
@@ -349,6 +458,9 @@ pub fn fit(
         bytes_read_back_per_step: per_step(step_counters.bytes_read_back),
         bytes_uploaded_per_step: per_step(step_counters.bytes_uploaded),
         loss_log,
+        precision: cfg.precision,
+        loss_scale,
+        skipped_steps,
     })
 }
 
