@@ -1,0 +1,193 @@
+//! Mixed precision: the loss scaler's rules on every device, and short mixed runs whose loss
+//! falls like the f32 run's.
+
+mod common;
+
+use wgnn::data::{DeviceDataset, Mnist};
+use wgnn::models::{MlpConfig, mlp};
+use wgnn::nn::Param;
+use wgnn::optim::{LossScaler, Optimizer};
+use wgnn::train::{Precision, TrainConfig, fit};
+use wgnn::{DType, Device, Result, Tensor};
+
+fn param(dev: &Device) -> Result<Param> {
+    Ok(Param {
+        name: "w".into(),
+        value: Tensor::from_slice(&[1.0f32, -2.0, 3.0, 0.5], [4], dev)?,
+        grad: None,
+        decay: false,
+    })
+}
+
+/// Overflow ⇒ the step is skipped (weights and Adam state untouched) and the scale halves;
+/// a clean step ⇒ the update uses the gradient divided by the scale.
+#[test]
+fn overflow_skips_the_step_and_halves_the_scale() -> Result<()> {
+    for dev in common::all_devices() {
+        let mut p = param(&dev)?;
+        let mut opt = Optimizer::sgd(0.5);
+        let mut scaler = LossScaler::new(1024.0, 2000, &dev)?;
+        p.grad = Some(Tensor::from_slice(
+            &[1.0f32, f32::INFINITY, 0.0, 2.0],
+            [4],
+            &dev,
+        )?);
+        opt.step_scaled(vec![&mut p], &mut scaler)?;
+        assert_eq!(
+            p.value.to_vec::<f32>()?,
+            vec![1.0, -2.0, 3.0, 0.5],
+            "{dev}: weights changed on overflow"
+        );
+        assert_eq!(
+            scaler.read()?,
+            (512.0, 1),
+            "{dev}: scale not halved / skip not counted"
+        );
+
+        p.grad =
+            Some(Tensor::from_slice(&[f32::NAN, 0.0, 0.0, 0.0], [4], &dev)?.to_dtype(DType::F32)?);
+        opt.step_scaled(vec![&mut p], &mut scaler)?;
+        assert_eq!(
+            scaler.read()?,
+            (256.0, 2),
+            "{dev}: NaN must count as overflow"
+        );
+
+        // Scaled gradient 256·[2, 4, -8, 0] → SGD uses [2, 4, -8, 0].
+        p.grad = Some(Tensor::from_slice(
+            &[512.0f32, 1024.0, -2048.0, 0.0],
+            [4],
+            &dev,
+        )?);
+        opt.step_scaled(vec![&mut p], &mut scaler)?;
+        assert_eq!(
+            p.value.to_vec::<f32>()?,
+            vec![0.0, -4.0, 7.0, 0.5],
+            "{dev}: unscaled update"
+        );
+        assert_eq!(scaler.read()?, (256.0, 2));
+        println!("mixed_precision: scaler rules hold on {dev}");
+    }
+    Ok(())
+}
+
+/// f16 gradients overflow where f32 ones would not: an f16 inf is caught the same way.
+#[test]
+fn f16_gradients_are_checked_too() -> Result<()> {
+    let mut devices = vec![Device::cpu()];
+    devices.extend(
+        common::gpus()
+            .into_iter()
+            .filter(|d| d.gpu_context().is_some_and(|c| c.supports_f16())),
+    );
+    for dev in devices {
+        let mut p = param(&dev)?;
+        let mut opt = Optimizer::adam(0.001, 0.9, 0.999);
+        let mut scaler = LossScaler::standard(&dev)?;
+        // 70000 is beyond f16's 65504: it becomes inf when the gradient is made f16.
+        p.grad = Some(
+            Tensor::from_slice(&[1.0f32, 70000.0, 0.0, 0.0], [4], &dev)?.to_dtype(DType::F16)?,
+        );
+        opt.step_scaled(vec![&mut p], &mut scaler)?;
+        assert_eq!(p.value.to_vec::<f32>()?, vec![1.0, -2.0, 3.0, 0.5], "{dev}");
+        assert_eq!(scaler.read()?, (32768.0, 1), "{dev}");
+    }
+    Ok(())
+}
+
+/// 2,000 clean steps double the scale (and reset the count).
+#[test]
+fn two_thousand_clean_steps_double_the_scale() -> Result<()> {
+    for dev in common::all_devices() {
+        let mut p = param(&dev)?;
+        let mut opt = Optimizer::sgd(0.0);
+        let mut scaler = LossScaler::new(8.0, 2000, &dev)?;
+        p.grad = Some(Tensor::from_slice(&[1.0f32, 1.0, 1.0, 1.0], [4], &dev)?);
+        for i in 0..2000 {
+            opt.step_scaled(vec![&mut p], &mut scaler)?;
+            if i == 1998 {
+                assert_eq!(scaler.read()?.0, 8.0, "{dev}: doubled too early");
+            }
+            if i % 256 == 0 {
+                dev.flush()?;
+            }
+        }
+        assert_eq!(
+            scaler.read()?,
+            (16.0, 0),
+            "{dev}: not doubled after 2,000 clean steps"
+        );
+    }
+    Ok(())
+}
+
+/// A short mixed-precision run learns like the f32 run of the same seed (CPU and f16 GPUs).
+#[test]
+fn mixed_training_follows_f32() -> Result<()> {
+    let mnist = Mnist::load_default()?;
+    let mut devices = vec![Device::cpu()];
+    devices.extend(
+        common::gpus()
+            .into_iter()
+            .filter(|d| d.gpu_context().is_some_and(|c| c.supports_f16())),
+    );
+    for dev in devices {
+        let train = DeviceDataset::from_mnist(&mnist.train.take(2000), &dev)?;
+        let test = DeviceDataset::from_mnist(&mnist.test.take(500), &dev)?;
+        let mut run = |precision| -> Result<(f64, f64, u64)> {
+            let mut model = mlp(&MlpConfig::new(&[784, 64, 10]), &dev, 9)?;
+            let mut opt = Optimizer::adam(0.002, 0.9, 0.999);
+            let cfg = TrainConfig {
+                epochs: 2,
+                batch_size: 50,
+                precision,
+                progress: false,
+                verbose: false,
+                ..TrainConfig::default()
+            };
+            let m = fit(&mut model, &mut opt, &train, &test, &cfg)?;
+            Ok((m.epochs[1].train_loss, m.test_accuracy, m.skipped_steps))
+        };
+        let (loss32, acc32, _) = run(Precision::F32)?;
+        let (loss16, acc16, skipped) = run(Precision::Mixed)?;
+        println!(
+            "mixed_precision: {dev}: epoch-2 loss f32 {loss32:.4} mixed {loss16:.4}; accuracy {acc32:.3} vs {acc16:.3}; {skipped} skipped"
+        );
+        assert!(
+            (loss16 - loss32).abs() <= 0.02 * loss32 + 0.01,
+            "{dev}: mixed loss {loss16} vs f32 {loss32}"
+        );
+        assert!(
+            (acc16 - acc32).abs() <= 0.02,
+            "{dev}: mixed accuracy {acc16} vs f32 {acc32}"
+        );
+        assert!(acc16 > 0.8, "{dev}: mixed run did not learn");
+    }
+    Ok(())
+}
+
+#[test]
+fn precision_choices_are_explained() -> Result<()> {
+    let cpu = Device::cpu();
+    assert_eq!(Precision::resolve("auto", &cpu)?.0, Precision::F32);
+    assert_eq!(Precision::resolve("mixed", &cpu)?.0, Precision::Mixed);
+    let e = Precision::resolve("f16", &cpu)
+        .expect_err("pure f16")
+        .to_string();
+    assert!(e.contains("--precision mixed"), "{e}");
+    let e = Precision::resolve("bf16", &cpu)
+        .expect_err("unknown")
+        .to_string();
+    assert!(
+        e.contains("bf16") && e.contains("f32, mixed, f16, auto"),
+        "{e}"
+    );
+    for dev in common::gpus() {
+        let (p, why) = Precision::resolve("auto", &dev)?;
+        let hw = dev
+            .gpu_context()
+            .is_some_and(|c| c.summary().is_hardware() && c.supports_f16());
+        assert_eq!(p == Precision::Mixed, hw, "{dev}: auto chose {p:?} ({why})");
+    }
+    Ok(())
+}
