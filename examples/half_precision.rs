@@ -6,8 +6,9 @@
 //! - with true f16 kernels (f16 weights, inputs and activations; f32 accumulation), where the
 //!   device supports them (the CPU reference always does),
 //!
-//! and prints a table: precision, test accuracy, bytes of parameters + activations per batch,
-//! images/s.
+//! then trains the same net from the same seed in mixed precision (f16 activations and
+//! gradients, f32 master weights, dynamic loss scaling), and prints a table: precision, test
+//! accuracy, bytes of parameters + activations per batch, images/s.
 //!
 //! ```text
 //! cargo run --release --example half_precision -- --device cpu --epochs 1
@@ -21,7 +22,7 @@ use wgnn::data::{DeviceDataset, Mnist, default_data_dir};
 use wgnn::models::deep_convnet;
 use wgnn::nn::Sequential;
 use wgnn::optim::Optimizer;
-use wgnn::train::{TrainConfig, checkpoint, evaluate, evaluate_with, fit};
+use wgnn::train::{Precision, TrainConfig, checkpoint, evaluate, evaluate_with, fit};
 use wgnn::{DType, Device, Tensor};
 
 /// Train DeepConvNet in f32 and evaluate it in f32 and f16.
@@ -105,21 +106,24 @@ fn run(args: Args) -> wgnn::Result<()> {
     let test = DeviceDataset::from_mnist(&test_split, &device)?;
     let mut model = deep_convnet(&device, args.seed)?;
     let mut opt = Optimizer::adam(0.001, 0.9, 0.999);
-    match &args.checkpoint {
+    let cfg = TrainConfig {
+        epochs: args.epochs,
+        seed: args.seed,
+        progress: false,
+        log_every: 100,
+        ..TrainConfig::default()
+    };
+    let f32_train_ips = match &args.checkpoint {
         Some(path) => {
             let info = checkpoint::load(path, &mut model, &mut opt)?;
             println!("loaded {} (epoch {})", path.display(), info.epoch);
+            None
         }
         None => {
-            let cfg = TrainConfig {
-                epochs: args.epochs,
-                seed: args.seed,
-                progress: false,
-                ..TrainConfig::default()
-            };
-            fit(&mut model, &mut opt, &train, &test, &cfg)?;
+            println!("training in f32:");
+            Some(fit(&mut model, &mut opt, &train, &test, &cfg)?.images_per_sec)
         }
-    }
+    };
     let n = test.len();
     let bs = args.batch_size;
     let mut rows = Vec::new();
@@ -170,18 +174,65 @@ fn run(args: Args) -> wgnn::Result<()> {
         println!("this adapter lacks SHADER_F16: no true-f16 row");
     }
 
+    // Mixed-precision training of the same net from the same seed.
+    let mixed = if f16_ok && args.checkpoint.is_none() {
+        println!("training in mixed precision:");
+        let mut mmodel = deep_convnet(&device, args.seed)?;
+        let mut mopt = Optimizer::adam(0.001, 0.9, 0.999);
+        let m = fit(
+            &mut mmodel,
+            &mut mopt,
+            &train,
+            &test,
+            &TrainConfig {
+                precision: Precision::Mixed,
+                ..cfg.clone()
+            },
+        )?;
+        // A mixed step keeps f32 masters plus f16 copies of the parameters, and f16 activations.
+        let order = test.ordered()?;
+        let (x, _) = test.batch(&order, 0, bs.min(test.len()))?;
+        mmodel.eval();
+        mmodel.forward(&x)?;
+        let bytes = mmodel.num_params() * (4 + 2) + mmodel.last_activation_elements() * 2;
+        Some((m, bytes))
+    } else {
+        None
+    };
+
     println!();
     println!(
-        "| precision | test accuracy ({n} images) | params + activations per batch of {bs} | images/s (inference) |"
+        "| precision | test accuracy ({n} images) | params + activations per batch of {bs} | images/s |"
     );
     println!("|---|---|---|---|");
+    if let Some(ips) = f32_train_ips {
+        println!(
+            "| f32 training | {:.2} % | {:.2} MB | {ips:.0} (training) |",
+            100.0 * rows[0].accuracy,
+            rows[0].bytes_per_batch as f64 / 1e6
+        );
+    }
+    if let Some((m, bytes)) = &mixed {
+        println!(
+            "| mixed training | {:.2} % | {:.2} MB | {:.0} (training) |",
+            100.0 * m.test_accuracy,
+            *bytes as f64 / 1e6,
+            m.images_per_sec
+        );
+    }
     for r in &rows {
         println!(
-            "| {} | {:.2} % | {:.2} MB | {:.0} |",
+            "| {} | {:.2} % | {:.2} MB | {:.0} (inference) |",
             r.precision,
             100.0 * r.accuracy,
             r.bytes_per_batch as f64 / 1e6,
             r.images_per_sec
+        );
+    }
+    if let Some((m, _)) = &mixed {
+        println!(
+            "mixed precision: {} steps skipped, final loss scale {}",
+            m.skipped_steps, m.loss_scale
         );
     }
     let f32_acc = rows[0].accuracy;
@@ -199,6 +250,16 @@ fn run(args: Args) -> wgnn::Result<()> {
             "f32_test_accuracy": f32_acc,
             "f16_grid_test_accuracy": get("f16 grid").map(|r| r.accuracy),
             "f16_inference_test_accuracy": get("f16 kernels").map(|r| r.accuracy),
+            "mixed_test_accuracy": mixed.as_ref().map(|(m, _)| m.test_accuracy),
+            "mixed_skipped_steps": mixed.as_ref().map(|(m, _)| m.skipped_steps),
+            "mixed_loss_scale": mixed.as_ref().map(|(m, _)| m.loss_scale),
+            "images_per_sec": {
+                "f32_training": f32_train_ips,
+                "mixed_training": mixed.as_ref().map(|(m, _)| m.images_per_sec),
+                "f32_inference": get("f32").map(|r| r.images_per_sec),
+                "f16_grid_inference": get("f16 grid").map(|r| r.images_per_sec),
+                "f16_inference": get("f16 kernels").map(|r| r.images_per_sec),
+            },
             "rows": rows.iter().map(|r| serde_json::json!({
                 "precision": r.precision,
                 "test_accuracy": r.accuracy,

@@ -134,7 +134,7 @@ fn mixed_training_follows_f32() -> Result<()> {
     for dev in devices {
         let train = DeviceDataset::from_mnist(&mnist.train.take(2000), &dev)?;
         let test = DeviceDataset::from_mnist(&mnist.test.take(500), &dev)?;
-        let mut run = |precision| -> Result<(f64, f64, u64)> {
+        let run = |precision| -> Result<(f64, f64, u64)> {
             let mut model = mlp(&MlpConfig::new(&[784, 64, 10]), &dev, 9)?;
             let mut opt = Optimizer::adam(0.002, 0.9, 0.999);
             let cfg = TrainConfig {
