@@ -239,7 +239,7 @@ impl Tensor {
     ) -> Result<()> {
         const OP: &str = "gemm_";
         for t in [&*self, a, b] {
-            want(OP, t, DType::F32)?;
+            want_float(OP, t, self.dtype)?;
         }
         let spec = matmul_spec(a, b, trans_a, trans_b, alpha, beta)?;
         if self.shape.as_2d() != Some((spec.m, spec.n)) {
@@ -252,9 +252,9 @@ impl Tensor {
         }
         same_device(OP, &[self, a, b])?;
         match (self.storage_mut()?, &*a.storage, &*b.storage) {
-            (Storage::Cpu(c), Storage::Cpu(x), Storage::Cpu(y)) => {
-                CpuBackend.matmul(x, y, c, &spec)
-            }
+            (Storage::Cpu(c), Storage::Cpu(x), Storage::Cpu(y)) => in_place_f32(c, |c| {
+                CpuBackend.matmul(&x.widen_f16(), &y.widen_f16(), c, &spec)
+            }),
             (Storage::Gpu(c), Storage::Gpu(x), Storage::Gpu(y)) => {
                 let ctx = c.ctx().clone();
                 ctx.matmul(x, y, c, &spec)
@@ -343,13 +343,15 @@ impl Tensor {
     /// In place `self += alpha * x`.
     pub fn axpy_(&mut self, alpha: f32, x: &Tensor) -> Result<()> {
         const OP: &str = "axpy_";
-        want(OP, self, DType::F32)?;
-        want(OP, x, DType::F32)?;
+        want_float(OP, self, self.dtype)?;
+        want_float(OP, x, self.dtype)?;
         same_shape(OP, self, x)?;
         same_device(OP, &[self, x])?;
         let n = self.numel();
         match (self.storage_mut()?, &*x.storage) {
-            (Storage::Cpu(y), Storage::Cpu(x)) => CpuBackend.axpy(alpha, x, y, n),
+            (Storage::Cpu(y), Storage::Cpu(x)) => {
+                in_place_f32(y, |y| CpuBackend.axpy(alpha, &x.widen_f16(), y, n))
+            }
             (Storage::Gpu(y), Storage::Gpu(x)) => {
                 let ctx = y.ctx().clone();
                 ctx.axpy(alpha, x, y, n)
@@ -360,10 +362,10 @@ impl Tensor {
 
     /// In place: every element becomes `value`.
     pub fn fill_(&mut self, value: f32) -> Result<()> {
-        want("fill_", self, DType::F32)?;
+        want_float("fill_", self, self.dtype)?;
         let n = self.numel();
         match self.storage_mut()? {
-            Storage::Cpu(s) => CpuBackend.fill(s, value, n),
+            Storage::Cpu(s) => in_place_f32(s, |s| CpuBackend.fill(s, value, n)),
             Storage::Gpu(b) => {
                 let ctx = b.ctx().clone();
                 ctx.fill(b, value, n)
@@ -1018,6 +1020,20 @@ impl Tensor {
             Ok(self.new_like(Shape::new(od.clone()), dt, out.into()))
         })
     }
+}
+
+/// Runs an in-place CPU op on `s`, through an f32 copy when `s` is f16 (rounded back after).
+fn in_place_f32(
+    s: &mut crate::cpu::CpuStorage,
+    f: impl FnOnce(&mut crate::cpu::CpuStorage) -> Result<()>,
+) -> Result<()> {
+    if s.dtype() != DType::F16 {
+        return f(s);
+    }
+    let mut wide = s.widen_f16().into_owned();
+    f(&mut wide)?;
+    *s = wide.convert(DType::F16)?;
+    Ok(())
 }
 
 fn conv_check(

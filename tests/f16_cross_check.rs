@@ -319,3 +319,19 @@ fn f16_inference_keeps_accuracy() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn in_place_ops() {
+    check("axpy_/fill_/gemm_", |dev| {
+        let x = h(&[17, 9], 1.0, 20, dev)?;
+        let mut y = h(&[17, 9], 1.0, 21, dev)?;
+        y.axpy_(-0.75, &x)?;
+        let mut f = h(&[5], 1.0, 22, dev)?;
+        f.fill_(0.1)?;
+        let a = h(&[17, 9], 1.0, 23, dev)?;
+        let b = h(&[9, 6], 1.0, 24, dev)?;
+        let mut c = h(&[17, 6], 1.0, 25, dev)?;
+        c.gemm_(&a, &b, false, false, 0.5, 1.0)?;
+        Ok(vec![y, f, c])
+    });
+}
