@@ -335,3 +335,62 @@ fn in_place_ops() {
         Ok(vec![y, f, c])
     });
 }
+
+/// Where an adapter lacks SHADER_F16 (simulated with WGNN_DISABLE_F16=1 in a child process,
+/// so the rest of the suite keeps f16), asking for f16 is an error that names the adapter and
+/// the missing feature, and `--precision auto` falls back to f32 saying why.
+#[test]
+fn f16_where_unsupported_is_a_clear_error() {
+    const CHILD: &str = "WGNN_TEST_NO_F16_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        for dev in common::gpus() {
+            let ctx = dev.gpu_context().expect("gpu");
+            assert!(!ctx.supports_f16() && !ctx.summary().shader_f16);
+            let x = Tensor::zeros([4], DType::F32, &dev).expect("f32 works");
+            let e = x.to_dtype(DType::F16).expect_err("no f16").to_string();
+            assert!(
+                e.contains("SHADER_F16") && e.contains(&ctx.summary().name),
+                "{e}"
+            );
+            let e = Tensor::zeros([4], DType::F16, &dev)
+                .and_then(|h| h.relu())
+                .expect_err("no f16 relu")
+                .to_string();
+            assert!(e.contains("relu") && e.contains("SHADER_F16"), "{e}");
+            let e = wgnn::train::Precision::resolve("mixed", &dev)
+                .expect_err("no mixed")
+                .to_string();
+            assert!(
+                e.contains("SHADER_F16") && e.contains("--precision f32"),
+                "{e}"
+            );
+            let (p, why) = wgnn::train::Precision::resolve("auto", &dev).expect("auto");
+            assert_eq!(p, wgnn::train::Precision::F32);
+            assert!(why.contains("SHADER_F16"), "{why}");
+        }
+        return;
+    }
+    if common::gpus().is_empty() {
+        println!("f16_cross_check: no GPU, nothing to disable");
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "f16_where_unsupported_is_a_clear_error",
+            "--exact",
+            "--nocapture",
+        ])
+        .env(CHILD, "1")
+        .env("WGNN_DISABLE_F16", "1")
+        .output()
+        .expect("spawn the test binary");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "child failed:\n{text}"
+    );
+}

@@ -75,8 +75,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl GpuContext {
     pub(crate) fn new(adapter: wgpu::Adapter, index: usize) -> Result<GpuContext> {
         let info = adapter.get_info();
-        let summary = crate::device::summarize(index, &adapter);
-        let features = adapter.features() & wgpu::Features::SHADER_F16;
+        let mut summary = crate::device::summarize(index, &adapter);
+        let mut features = adapter.features() & wgpu::Features::SHADER_F16;
+        // WGNN_DISABLE_F16=1 opens the device without SHADER_F16, as on adapters that lack it
+        // (to check the f32 fallbacks and the errors on a machine whose adapter has f16).
+        if std::env::var("WGNN_DISABLE_F16").is_ok_and(|v| v == "1") {
+            features.remove(wgpu::Features::SHADER_F16);
+            summary.shader_f16 = false;
+        }
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgnn"),
