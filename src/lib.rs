@@ -23,6 +23,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod cli;
 pub mod cpu;
 pub mod data;

@@ -16,3 +16,8 @@ pub use buffers::GpuBuffer;
 pub use context::{Counters, GpuContext};
 pub use ops::MatmulKernel;
 pub use pipelines::Shader;
+
+/// The key of a kernel (for the benchmark microkernels in [`crate::bench`]).
+pub(crate) fn kernel_key(shader: Shader, entry: &'static str) -> pipelines::KernelKey {
+    pipelines::KernelKey::new(shader, entry)
+}

@@ -37,11 +37,13 @@ pub enum Shader {
     Cast,
     /// `shaders/scaler.wgsl`
     Scaler,
+    /// `shaders/peak.wgsl` (benchmark microkernels)
+    Peak,
 }
 
 impl Shader {
     /// Every family (used by tests that compile them all).
-    pub const ALL: [Shader; 12] = [
+    pub const ALL: [Shader; 13] = [
         Shader::Matmul,
         Shader::Elementwise,
         Shader::Broadcast,
@@ -54,6 +56,7 @@ impl Shader {
         Shader::Data,
         Shader::Cast,
         Shader::Scaler,
+        Shader::Peak,
     ];
 
     /// The WGSL source (without the dtype prefix).
@@ -71,6 +74,7 @@ impl Shader {
             Shader::Data => include_str!("../../shaders/data.wgsl"),
             Shader::Cast => include_str!("../../shaders/cast.wgsl"),
             Shader::Scaler => include_str!("../../shaders/scaler.wgsl"),
+            Shader::Peak => include_str!("../../shaders/peak.wgsl"),
         }
     }
 
@@ -89,6 +93,7 @@ impl Shader {
             Shader::Data => "data.wgsl",
             Shader::Cast => "cast.wgsl",
             Shader::Scaler => "scaler.wgsl",
+            Shader::Peak => "peak.wgsl",
         }
     }
 }

@@ -1,0 +1,352 @@
+//! Where the time of a CNN goes, and what each backend buys — the book's ch.8 "GPU speed-up"
+//! topic, measured. For every backend and dtype it times (device synchronised inside the timed
+//! region, warm-up excluded, median of several runs):
+//! (a) matmul at 256…4096 (as time allows), (b) each DeepConvNet conv layer forward and
+//! backward at batch 100, (c) max-pool, ReLU and softmax-CE, (d) a full DeepConvNet training
+//! step at batch 100 with its per-step accounting, and (e) that step's time split by layer.
+//! Each row gives GFLOP/s or GB/s, the % of the backend's measured FMA peak or copy
+//! bandwidth, and the speed-up over the CPU backend.
+//!
+//! ```text
+//! cargo run --release --example backend_compare -- --quick
+//! cargo run --release --example backend_compare -- --device all --dtype all --json results.json
+//! ```
+
+use clap::Parser;
+use serde::Serialize;
+use std::path::PathBuf;
+use wgnn::bench::{copy_bandwidth_gbs, fma_peak_gflops, time_median};
+use wgnn::data::{DeviceDataset, Mnist};
+use wgnn::models::deep_convnet;
+use wgnn::optim::{LossScaler, Optimizer};
+use wgnn::train::{train_step, train_step_mixed};
+use wgnn::{DType, Device, Result, Tensor};
+
+/// Compare the CPU backend and the GPU adapters op by op.
+#[derive(Parser)]
+#[command(about)]
+struct Args {
+    /// Backends: all, cpu, gpu or gpu:N.
+    #[arg(long, default_value = "all")]
+    device: String,
+    /// Dtypes: f32, f16 or all (f16 where the device supports it).
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// Fewer sizes and repetitions (a few minutes on a software GPU).
+    #[arg(long)]
+    quick: bool,
+    /// Also write the rows as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Serialize, Clone)]
+struct Row {
+    backend: String,
+    dtype: String,
+    section: String,
+    op: String,
+    ms: f64,
+    /// GFLOP/s for compute rows, GB/s for memory rows.
+    rate: f64,
+    unit: &'static str,
+    pct_of_peak: f64,
+    speedup_vs_cpu: Option<f64>,
+}
+
+struct Backend {
+    label: String,
+    device: Device,
+    fma_gflops: f64,
+    copy_gbs: f64,
+}
+
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn backends(spec: &str) -> Result<Vec<Device>> {
+    Ok(match spec {
+        "all" => {
+            let mut v = vec![Device::cpu()];
+            for s in Device::list() {
+                v.push(Device::gpu_by_index(s.index)?);
+            }
+            v
+        }
+        other => vec![Device::from_spec(other)?],
+    })
+}
+
+fn rand(shape: &[usize], dtype: DType, seed: u64, dev: &Device) -> Result<Tensor> {
+    Tensor::randn(shape, 0.0, 1.0, seed, dev)?.to_dtype(dtype)
+}
+
+/// DeepConvNet's conv layers at batch 100: (name, C in, C out, H = W, pad).
+const CONVS: [(&str, usize, usize, usize, usize); 6] = [
+    ("conv1", 1, 16, 28, 1),
+    ("conv2", 16, 16, 28, 1),
+    ("conv3", 16, 32, 14, 1),
+    ("conv4", 32, 32, 14, 2),
+    ("conv5", 32, 64, 8, 1),
+    ("conv6", 64, 64, 8, 1),
+];
+const BATCH: usize = 100;
+
+fn run(args: Args) -> Result<()> {
+    let dtypes: Vec<DType> = match args.dtype.as_str() {
+        "f32" => vec![DType::F32],
+        "f16" => vec![DType::F16],
+        "all" => vec![DType::F32, DType::F16],
+        other => {
+            return Err(wgnn::Error::invalid(
+                "--dtype",
+                format!("unknown dtype \"{other}\" (f32, f16, all)"),
+            ));
+        }
+    };
+    let reps = if args.quick { 3 } else { 7 };
+    let mnist = Mnist::load_default()?;
+    let batch_split = mnist.train.take(BATCH * 4);
+    let mut rows: Vec<Row> = Vec::new();
+    let mut accounting = Vec::new();
+    for device in backends(&args.device)? {
+        let b = Backend {
+            label: device.to_string(),
+            fma_gflops: fma_peak_gflops(&device)?,
+            copy_gbs: copy_bandwidth_gbs(&device)?,
+            device,
+        };
+        println!(
+            "{}: FMA peak {:.1} GFLOP/s, copy bandwidth {:.1} GB/s",
+            b.label, b.fma_gflops, b.copy_gbs
+        );
+        for &dtype in &dtypes {
+            if dtype == DType::F16 && b.device.gpu_context().is_some_and(|c| !c.supports_f16()) {
+                println!("{}: no SHADER_F16, f16 rows skipped", b.label);
+                continue;
+            }
+            let dev = &b.device;
+            let mut push = |section: &str, op: String, secs: f64, work: f64, compute: bool| {
+                let rate = work / secs / 1e9;
+                let peak = if compute { b.fma_gflops } else { b.copy_gbs };
+                rows.push(Row {
+                    backend: b.label.clone(),
+                    dtype: dtype.name().into(),
+                    section: section.into(),
+                    op,
+                    ms: secs * 1e3,
+                    rate,
+                    unit: if compute { "GFLOP/s" } else { "GB/s" },
+                    pct_of_peak: 100.0 * rate / peak,
+                    speedup_vs_cpu: None,
+                });
+            };
+
+            // (a) matmul, growing while a run stays under a few seconds.
+            let sizes: &[usize] = if args.quick {
+                &[256, 512, 1024]
+            } else {
+                &[256, 512, 1024, 2048, 4096]
+            };
+            let mut last = 0.0;
+            for &n in sizes {
+                if last * 8.0 > if args.quick { 2.0 } else { 10.0 } {
+                    break;
+                }
+                let a = rand(&[n, n], dtype, 1, dev)?;
+                let c = rand(&[n, n], dtype, 2, dev)?;
+                let secs = time_median(dev, reps, || a.matmul(&c, false, false).map(|_| ()))?;
+                last = secs;
+                push(
+                    "matmul",
+                    format!("matmul {n}³"),
+                    secs,
+                    2.0 * (n as f64).powi(3),
+                    true,
+                );
+            }
+
+            // (b) conv layers.
+            for (name, cin, cout, hw, pad) in CONVS {
+                let x = rand(&[BATCH, cin, hw, hw], dtype, 3, dev)?;
+                let w = rand(&[cout, cin, 3, 3], dtype, 4, dev)?;
+                let bias = rand(&[cout], dtype, 5, dev)?;
+                let y = x.conv2d(&w, &bias, 1, pad)?;
+                let dy = rand(y.dims(), dtype, 6, dev)?;
+                let (oh, ow) = (y.dims()[2], y.dims()[3]);
+                let flops = 2.0 * (BATCH * oh * ow * cout * cin * 9) as f64;
+                let f = time_median(dev, reps, || x.conv2d(&w, &bias, 1, pad).map(|_| ()))?;
+                push("conv", format!("{name} forward"), f, flops, true);
+                let bw = time_median(dev, reps, || x.conv2d_backward(&w, &dy, 1, pad).map(|_| ()))?;
+                push("conv", format!("{name} backward"), bw, 2.0 * flops, true);
+            }
+
+            // (c) memory-bound ops at pool1's input / the logits.
+            let x = rand(&[BATCH, 16, 28, 28], dtype, 7, dev)?;
+            let bytes = (x.numel() * dtype.size()) as f64;
+            let secs = time_median(dev, reps, || x.max_pool2d(2, 2, 2, 0).map(|_| ()))?;
+            push(
+                "memory",
+                "max-pool 2×2 forward".into(),
+                secs,
+                bytes * 1.25 + bytes / dtype.size() as f64,
+                false,
+            );
+            let secs = time_median(dev, reps, || x.relu().map(|_| ()))?;
+            push("memory", "ReLU forward".into(), secs, 2.0 * bytes, false);
+            let logits = rand(&[BATCH, 10], dtype, 8, dev)?;
+            let labels = Tensor::from_vec(
+                (0..BATCH as u32).map(|i| i % 10).collect::<Vec<_>>(),
+                [BATCH],
+                dev,
+            )?;
+            let secs = time_median(dev, reps, || {
+                let (_, probs) = logits.softmax_cross_entropy(&labels)?;
+                probs
+                    .softmax_cross_entropy_backward(&labels, 1.0)
+                    .map(|_| ())
+            })?;
+            push(
+                "memory",
+                "softmax-CE forward+backward".into(),
+                secs,
+                (logits.numel() * dtype.size() * 4) as f64,
+                false,
+            );
+
+            // (d) a full training step (f16 ⇒ the mixed-precision step).
+            let data = DeviceDataset::from_mnist(&batch_split, dev)?;
+            let order = data.ordered()?;
+            let (bx, bt) = data.batch(&order, 0, BATCH)?;
+            let mut model = deep_convnet(dev, 0)?;
+            let mut opt = Optimizer::adam(0.001, 0.9, 0.999);
+            let mut scaler = if dtype == DType::F16 {
+                model.set_compute_dtype(DType::F16)?;
+                Some(LossScaler::standard(dev)?)
+            } else {
+                None
+            };
+            let mut step = || -> Result<()> {
+                match &mut scaler {
+                    Some(s) => train_step_mixed(&mut model, &mut opt, s, &bx, &bt)?,
+                    None => train_step(&mut model, &mut opt, &bx, &bt)?,
+                };
+                dev.flush()
+            };
+            step()?;
+            dev.sync()?;
+            let before = dev.counters();
+            step()?;
+            let c = dev.counters().since(&before);
+            let secs = time_median(dev, reps.min(5), &mut step)?;
+            let step_flops = 3.0 * train_flops_forward();
+            push(
+                "step",
+                format!(
+                    "DeepConvNet training step ({} img/s)",
+                    (BATCH as f64 / secs).round()
+                ),
+                secs,
+                step_flops,
+                true,
+            );
+            accounting.push(format!(
+                "{} {}: {} submits, {} dispatches, {} bytes uploaded, {} bytes read back per training step",
+                b.label,
+                dtype.name(),
+                c.submits,
+                c.dispatches,
+                c.bytes_uploaded,
+                c.bytes_read_back
+            ));
+
+            // (e) the step's time split by layer (synchronised per layer).
+            if dtype == DType::F32 {
+                let times = model.profile_step(&bx, &bt)?;
+                let total: f64 = times.iter().map(|t| t.1 + t.2).sum();
+                for (name, f, bw) in times {
+                    let share = 100.0 * (f + bw) / total;
+                    rows.push(Row {
+                        backend: b.label.clone(),
+                        dtype: dtype.name().into(),
+                        section: "split".into(),
+                        op: format!(
+                            "{name}: forward {:.2} ms + backward {:.2} ms",
+                            f * 1e3,
+                            bw * 1e3
+                        ),
+                        ms: (f + bw) * 1e3,
+                        rate: share,
+                        unit: "% of step",
+                        pct_of_peak: f64::NAN,
+                        speedup_vs_cpu: None,
+                    });
+                }
+            }
+        }
+    }
+
+    // Speed-up of every row over the CPU row with the same op and dtype.
+    let cpu_label = Device::cpu().to_string();
+    let cpu_rows: Vec<Row> = rows
+        .iter()
+        .filter(|r| r.backend == cpu_label)
+        .cloned()
+        .collect();
+    for r in rows.iter_mut() {
+        let base = cpu_rows.iter().find(|c| {
+            c.op.split(" (").next() == r.op.split(" (").next()
+                && c.dtype == r.dtype
+                && c.section == r.section
+        });
+        r.speedup_vs_cpu = base.filter(|_| r.section != "split").map(|c| c.ms / r.ms);
+    }
+
+    println!();
+    println!("| backend | dtype | op | time (ms) | rate | % of peak | speed-up vs CPU |");
+    println!("|---|---|---|---|---|---|---|");
+    for r in &rows {
+        let pct = if r.pct_of_peak.is_nan() {
+            "—".to_string()
+        } else {
+            format!("{:.1} %", r.pct_of_peak)
+        };
+        let up = r
+            .speedup_vs_cpu
+            .map_or("—".to_string(), |s| format!("{s:.2}×"));
+        println!(
+            "| {} | {} | {} | {:.3} | {:.2} {} | {pct} | {up} |",
+            r.backend, r.dtype, r.op, r.ms, r.rate, r.unit
+        );
+    }
+    println!();
+    for line in &accounting {
+        println!("{line}");
+    }
+    if let Some(path) = &args.json {
+        let json = serde_json::json!({ "rows": rows, "accounting": accounting });
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&json).unwrap_or_default() + "\n",
+        )
+        .map_err(|e| wgnn::Error::io(path, e))?;
+        println!("written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// Forward FLOPs of one DeepConvNet batch (convs and affines; the backward is about twice).
+fn train_flops_forward() -> f64 {
+    let convs: f64 = CONVS
+        .iter()
+        .map(|&(_, cin, cout, hw, pad)| {
+            let o = hw + 2 * pad - 2;
+            2.0 * (BATCH * o * o * cout * cin * 9) as f64
+        })
+        .sum();
+    convs + 2.0 * (BATCH * (1024 * 50 + 50 * 10)) as f64
+}
