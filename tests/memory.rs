@@ -81,3 +81,26 @@ fn trim_releases_pooled_buffers() -> wgnn::Result<()> {
     }
     Ok(())
 }
+
+/// The CPU backend recycles its buffers too: after the first step, a training step takes
+/// every output from the pool and gives it back, so the pooled bytes stay flat.
+#[test]
+fn cpu_steps_reuse_pooled_buffers() -> wgnn::Result<()> {
+    use wgnn::cpu::pool::pooled_bytes;
+    let cpu = Device::cpu();
+    let x = Tensor::randn([4, 2, 8, 8], 0.0, 1.0, 1, &cpu)?;
+    let w = Tensor::randn([18, 4], 0.0, 0.5, 2, &cpu)?;
+    let labels = Tensor::from_slice(&(0..256u32).map(|i| i % 4).collect::<Vec<_>>(), [256], &cpu)?;
+    let _ = step(&x, &w, &labels)?;
+    let after_first = pooled_bytes();
+    for _ in 0..20 {
+        let _ = step(&x, &w, &labels)?;
+        assert_eq!(
+            pooled_bytes(),
+            after_first,
+            "the CPU pool grew after the first step"
+        );
+    }
+    assert!(after_first > 0);
+    Ok(())
+}

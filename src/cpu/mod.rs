@@ -19,6 +19,7 @@ use ndarray::{ArrayView3, ArrayViewMut3};
 use rayon::prelude::*;
 
 mod gemm;
+pub mod pool;
 use gemm::{Mat, gemm};
 
 /// Host storage of one tensor.
@@ -30,6 +31,16 @@ pub enum CpuStorage {
     F16(Vec<f16>),
     /// u32 elements.
     U32(Vec<u32>),
+}
+
+impl Drop for CpuStorage {
+    fn drop(&mut self) {
+        match self {
+            CpuStorage::F32(v) => pool::give_f32(std::mem::take(v)),
+            CpuStorage::F16(v) => pool::give_f16(std::mem::take(v)),
+            CpuStorage::U32(v) => pool::give_u32(std::mem::take(v)),
+        }
+    }
 }
 
 impl CpuStorage {
@@ -168,7 +179,12 @@ impl Backend for CpuBackend {
     type Buf = CpuStorage;
 
     fn alloc(&self, numel: usize, dtype: DType, _what: &str) -> Result<CpuStorage> {
-        Ok(CpuStorage::zeros(dtype, numel))
+        // Every op overwrites its whole output (as on the GPU), so recycled contents are fine.
+        Ok(match dtype {
+            DType::F32 => CpuStorage::F32(pool::take_f32(numel)),
+            DType::F16 => CpuStorage::F16(pool::take_f16(numel)),
+            DType::U32 => CpuStorage::U32(pool::take_u32(numel)),
+        })
     }
 
     fn matmul(
