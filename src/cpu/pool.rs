@@ -61,3 +61,12 @@ typed!(take_f16, give_f16, f16s, f16, f16::ZERO);
 pub fn pooled_bytes() -> usize {
     with_pool(|p| p.bytes)
 }
+
+/// Frees every pooled buffer; returns the bytes released.
+pub fn trim() -> usize {
+    with_pool(|p| {
+        let freed = p.bytes;
+        *p = Pool::default();
+        freed
+    })
+}
