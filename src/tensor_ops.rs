@@ -207,11 +207,6 @@ fn broadcast_spec(op: &'static str, big: &Shape, small: &Shape) -> Result<Broadc
 }
 
 impl Tensor {
-    fn new_like(&self, shape: Shape, dtype: DType, storage: Storage) -> Tensor {
-        let _ = self;
-        Tensor::from_parts(shape, dtype, storage)
-    }
-
     /// Matrix product `op(self) · op(rhs)` of two rank-2 tensors, `op` transposing when its
     /// flag is set (so `a.matmul(&b, true, false)` is `aᵀ b` without materialising `aᵀ`).
     pub fn matmul(&self, rhs: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
@@ -223,7 +218,7 @@ impl Tensor {
         backend!(OP, dt, [self => a, rhs => b], |be| {
             let mut c = be.alloc(spec.m * spec.n, dt, OP)?;
             be.matmul(a, b, &mut c, &spec)?;
-            Ok(self.new_like(Shape::new([spec.m, spec.n]), dt, c.into()))
+            Ok(Tensor::from_parts(Shape::new([spec.m, spec.n]), dt, c.into()))
         })
     }
 
@@ -272,7 +267,7 @@ impl Tensor {
         backend!(name, dt, [self => x, rhs => y], |be| {
             let mut out = be.alloc(n, dt, name)?;
             be.binary(op, x, y, &mut out, n)?;
-            Ok(self.new_like(self.shape.clone(), dt, out.into()))
+            Ok(Tensor::from_parts(self.shape.clone(), dt, out.into()))
         })
     }
 
@@ -298,7 +293,7 @@ impl Tensor {
         backend!(name, dt, [self => x], |be| {
             let mut out = be.alloc(n, dt, name)?;
             be.unary(op, x, &mut out, n)?;
-            Ok(self.new_like(self.shape.clone(), dt, out.into()))
+            Ok(Tensor::from_parts(self.shape.clone(), dt, out.into()))
         })
     }
 
@@ -326,7 +321,7 @@ impl Tensor {
         backend!(name, dt, [self => dy, saved => s], |be| {
             let mut dx = be.alloc(n, dt, name)?;
             be.unary_bwd(op, dy, s, &mut dx, n)?;
-            Ok(self.new_like(self.shape.clone(), dt, dx.into()))
+            Ok(Tensor::from_parts(self.shape.clone(), dt, dx.into()))
         })
     }
 
@@ -381,7 +376,7 @@ impl Tensor {
         backend!(name, dt, [self => x, b => y], |be| {
             let mut out = be.alloc(bc.numel(), dt, name)?;
             be.broadcast(op, x, y, &mut out, &bc)?;
-            Ok(self.new_like(self.shape.clone(), dt, out.into()))
+            Ok(Tensor::from_parts(self.shape.clone(), dt, out.into()))
         })
     }
 
@@ -420,7 +415,7 @@ impl Tensor {
         backend!(OP, dt, [self => dy], |be| {
             let mut out = be.alloc(bc.b_numel(), dt, OP)?;
             be.sum_to(dy, &mut out, &bc)?;
-            Ok(self.new_like(shape.clone(), dt, out.into()))
+            Ok(Tensor::from_parts(shape.clone(), dt, out.into()))
         })
     }
 
@@ -433,7 +428,7 @@ impl Tensor {
         backend!(OP, dt, [self => x], |be| {
             let mut out = be.alloc(cols, dt, OP)?;
             be.sum_rows(x, &mut out, rows, cols, 1.0)?;
-            Ok(self.new_like(Shape::new([cols]), dt, out.into()))
+            Ok(Tensor::from_parts(Shape::new([cols]), dt, out.into()))
         })
     }
 
@@ -446,7 +441,7 @@ impl Tensor {
         backend!(OP, dt, [self => x], |be| {
             let mut out = be.alloc(rows, dt, OP)?;
             be.sum_cols(x, &mut out, rows, cols, 1.0)?;
-            Ok(self.new_like(Shape::new([rows]), dt, out.into()))
+            Ok(Tensor::from_parts(Shape::new([rows]), dt, out.into()))
         })
     }
 
@@ -470,7 +465,7 @@ impl Tensor {
         backend!(op, dt, [self => x], |be| {
             let mut out = be.alloc(1, dt, op)?;
             be.sum_cols(x, &mut out, 1, n, alpha)?;
-            Ok(self.new_like(Shape::new([1]), dt, out.into()))
+            Ok(Tensor::from_parts(Shape::new([1]), dt, out.into()))
         })
     }
 
@@ -483,7 +478,7 @@ impl Tensor {
         backend!(OP, dt, [self => x], |be| {
             let mut out = be.alloc(rows * cols, dt, OP)?;
             be.softmax(x, &mut out, rows, cols)?;
-            Ok(self.new_like(self.shape.clone(), dt, out.into()))
+            Ok(Tensor::from_parts(self.shape.clone(), dt, out.into()))
         })
     }
 
@@ -498,7 +493,7 @@ impl Tensor {
         backend!(OP, dt, [y => yb, self => dy], |be| {
             let mut dx = be.alloc(rows * cols, dt, OP)?;
             be.softmax_bwd(yb, dy, &mut dx, rows, cols)?;
-            Ok(self.new_like(self.shape.clone(), dt, dx.into()))
+            Ok(Tensor::from_parts(self.shape.clone(), dt, dx.into()))
         })
     }
 
@@ -518,8 +513,8 @@ impl Tensor {
             let mut loss = be.alloc(1, dt, OP)?;
             be.sum_cols(&row_loss, &mut loss, 1, rows, 1.0 / rows as f32)?;
             Ok((
-                self.new_like(Shape::new([1]), dt, loss.into()),
-                self.new_like(self.shape.clone(), dt, probs.into()),
+                Tensor::from_parts(Shape::new([1]), dt, loss.into()),
+                Tensor::from_parts(self.shape.clone(), dt, probs.into()),
             ))
         })
     }
@@ -534,7 +529,7 @@ impl Tensor {
         backend!(OP, dt, [self => p, labels => t], |be| {
             let mut dx = be.alloc(rows * cols, dt, OP)?;
             be.softmax_ce_bwd(p, t, &mut dx, rows, cols, dout / rows as f32)?;
-            Ok(self.new_like(self.shape.clone(), dt, dx.into()))
+            Ok(Tensor::from_parts(self.shape.clone(), dt, dx.into()))
         })
     }
 
@@ -569,7 +564,7 @@ impl Tensor {
         backend!(OP, dt, [self => x], |be| {
             let mut col = be.alloc(g.col_rows() * g.col_cols(), dt, OP)?;
             be.im2col(x, &mut col, &g)?;
-            Ok(self.new_like(Shape::new([g.col_rows(), g.col_cols()]), dt, col.into()))
+            Ok(Tensor::from_parts(Shape::new([g.col_rows(), g.col_cols()]), dt, col.into()))
         })
     }
 
@@ -591,7 +586,7 @@ impl Tensor {
         backend!(OP, dt, [self => col], |be| {
             let mut x = be.alloc(g.n * g.c * g.h * g.w, dt, OP)?;
             be.col2im(col, &mut x, g)?;
-            Ok(self.new_like(Shape::new([g.n, g.c, g.h, g.w]), dt, x.into()))
+            Ok(Tensor::from_parts(Shape::new([g.n, g.c, g.h, g.w]), dt, x.into()))
         })
     }
 
@@ -615,7 +610,7 @@ impl Tensor {
         backend!(OP, dt, [self => x, w => wb, b => bb], |be| {
             let mut out = be.alloc(g.n * fout * g.out_h() * g.out_w(), dt, OP)?;
             be.conv2d(x, wb, bb, &mut out, &g, fout)?;
-            Ok(self.new_like(Shape::new([g.n, fout, g.out_h(), g.out_w()]), dt, out.into()))
+            Ok(Tensor::from_parts(Shape::new([g.n, fout, g.out_h(), g.out_w()]), dt, out.into()))
         })
     }
 
@@ -647,9 +642,9 @@ impl Tensor {
             let mut db = be.alloc(fout, dt, OP)?;
             be.conv2d_bwd(x, wb, d, &mut dx, &mut dw, &mut db, &g, fout)?;
             Ok((
-                self.new_like(self.shape.clone(), dt, dx.into()),
-                self.new_like(w.shape.clone(), dt, dw.into()),
-                self.new_like(Shape::new([fout]), dt, db.into()),
+                Tensor::from_parts(self.shape.clone(), dt, dx.into()),
+                Tensor::from_parts(w.shape.clone(), dt, dw.into()),
+                Tensor::from_parts(Shape::new([fout]), dt, db.into()),
             ))
         })
     }
@@ -696,8 +691,8 @@ impl Tensor {
             let mut idx = be.alloc(on, DType::U32, OP)?;
             be.max_pool(x, &mut out, &mut idx, &g)?;
             Ok((
-                self.new_like(oshape.clone(), dt, out.into()),
-                self.new_like(oshape.clone(), DType::U32, idx.into()),
+                Tensor::from_parts(oshape.clone(), dt, out.into()),
+                Tensor::from_parts(oshape.clone(), DType::U32, idx.into()),
             ))
         })
     }
@@ -722,7 +717,7 @@ impl Tensor {
         backend!(OP, dt, [self => dy, idx => ib], |be| {
             let mut dx = be.alloc(g.n * g.c * g.h * g.w, dt, OP)?;
             be.max_pool_bwd(dy, ib, &mut dx, g)?;
-            Ok(self.new_like(Shape::new([g.n, g.c, g.h, g.w]), dt, dx.into()))
+            Ok(Tensor::from_parts(Shape::new([g.n, g.c, g.h, g.w]), dt, dx.into()))
         })
     }
 
@@ -735,7 +730,7 @@ impl Tensor {
         backend!(OP, dt, [self => x], |be| {
             let mut out = be.alloc(rows, DType::U32, OP)?;
             be.argmax_rows(x, &mut out, rows, cols)?;
-            Ok(self.new_like(Shape::new([rows]), DType::U32, out.into()))
+            Ok(Tensor::from_parts(Shape::new([rows]), DType::U32, out.into()))
         })
     }
 
@@ -748,7 +743,7 @@ impl Tensor {
         backend!(OP, dt, [self => x, labels => t], |be| {
             let mut out = be.alloc(1, DType::U32, OP)?;
             be.count_correct(x, t, &mut out, rows, cols, false)?;
-            Ok(self.new_like(Shape::new([1]), DType::U32, out.into()))
+            Ok(Tensor::from_parts(Shape::new([1]), DType::U32, out.into()))
         })
     }
 
@@ -944,7 +939,7 @@ impl Tensor {
         backend!(OP, dt, [self => src, perm => pm], |be| {
             let mut out = be.alloc(count * row_len, dtype, OP)?;
             be.gather_bytes(src, pm, offset, count, row_len, scale, &mut out)?;
-            Ok(self.new_like(Shape::new([count, row_len]), dtype, out.into()))
+            Ok(Tensor::from_parts(Shape::new([count, row_len]), dtype, out.into()))
         })
     }
 
@@ -1017,7 +1012,7 @@ impl Tensor {
         backend!(OP, dt, [self => x], |be| {
             let mut out = be.alloc(self.numel(), dt, OP)?;
             be.transpose(x, &mut out, batch, r, c)?;
-            Ok(self.new_like(Shape::new(od.clone()), dt, out.into()))
+            Ok(Tensor::from_parts(Shape::new(od.clone()), dt, out.into()))
         })
     }
 }

@@ -379,7 +379,6 @@ impl GpuContext {
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         }
-        pending.dispatches += 1;
         self.dispatches.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -408,7 +407,6 @@ impl GpuContext {
             self.submits.fetch_add(1, Ordering::Relaxed);
         }
         pending.arena.clear();
-        pending.dispatches = 0;
         self.take_error()
     }
 

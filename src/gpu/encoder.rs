@@ -15,7 +15,6 @@ pub(crate) const ARENA_BYTES: u64 = 1 << 20;
 pub(crate) struct Pending {
     pub encoder: Option<wgpu::CommandEncoder>,
     pub arena: Vec<u8>,
-    pub dispatches: u64,
 }
 
 impl Pending {

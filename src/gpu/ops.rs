@@ -102,7 +102,19 @@ struct RowParams {
     rows: u32,
     cols: u32,
     alpha: f32,
-    _pad: u32,
+    /// `accumulate` for count_correct, unused elsewhere.
+    flag: u32,
+}
+
+impl RowParams {
+    fn new(op: &'static str, rows: usize, cols: usize, alpha: f32, flag: u32) -> Result<RowParams> {
+        Ok(RowParams {
+            rows: u32_of(op, rows)?,
+            cols: u32_of(op, cols)?,
+            alpha,
+            flag,
+        })
+    }
 }
 
 /// Shared by im2col.wgsl and pool.wgsl (kernel = pool window).
@@ -475,12 +487,7 @@ impl Backend for Arc<GpuContext> {
         cols: usize,
         alpha: f32,
     ) -> Result<()> {
-        let p = RowParams {
-            rows: u32_of("sum_rows", rows)?,
-            cols: u32_of("sum_rows", cols)?,
-            alpha,
-            _pad: 0,
-        };
+        let p = RowParams::new("sum_rows", rows, cols, alpha, 0)?;
         let groups = self.grid(cols, 256)?;
         self.rows(Shader::Reduce, "sum_rows", p, &[(1, out), (2, x)], groups)
     }
@@ -493,23 +500,13 @@ impl Backend for Arc<GpuContext> {
         cols: usize,
         alpha: f32,
     ) -> Result<()> {
-        let p = RowParams {
-            rows: u32_of("sum_cols", rows)?,
-            cols: u32_of("sum_cols", cols)?,
-            alpha,
-            _pad: 0,
-        };
+        let p = RowParams::new("sum_cols", rows, cols, alpha, 0)?;
         let groups = self.grid(rows, 1)?;
         self.rows(Shader::Reduce, "sum_cols", p, &[(1, out), (2, x)], groups)
     }
 
     fn softmax(&self, x: &GpuBuffer, out: &mut GpuBuffer, rows: usize, cols: usize) -> Result<()> {
-        let p = RowParams {
-            rows: u32_of("softmax", rows)?,
-            cols: u32_of("softmax", cols)?,
-            alpha: 1.0,
-            _pad: 0,
-        };
+        let p = RowParams::new("softmax", rows, cols, 1.0, 0)?;
         let groups = self.grid(rows, 1)?;
         self.rows(Shader::Softmax, "softmax", p, &[(1, out), (2, x)], groups)
     }
@@ -522,12 +519,7 @@ impl Backend for Arc<GpuContext> {
         rows: usize,
         cols: usize,
     ) -> Result<()> {
-        let p = RowParams {
-            rows: u32_of("softmax_backward", rows)?,
-            cols: u32_of("softmax_backward", cols)?,
-            alpha: 1.0,
-            _pad: 0,
-        };
+        let p = RowParams::new("softmax_backward", rows, cols, 1.0, 0)?;
         let groups = self.grid(rows, 1)?;
         self.rows(
             Shader::Softmax,
@@ -548,12 +540,7 @@ impl Backend for Arc<GpuContext> {
         cols: usize,
     ) -> Result<()> {
         const OP: &str = "softmax_cross_entropy";
-        let p = RowParams {
-            rows: u32_of(OP, rows)?,
-            cols: u32_of(OP, cols)?,
-            alpha: 1.0,
-            _pad: 0,
-        };
+        let p = RowParams::new(OP, rows, cols, 1.0, 0)?;
         let groups = self.grid(rows, 1)?;
         self.rows(
             Shader::Softmax,
@@ -574,12 +561,7 @@ impl Backend for Arc<GpuContext> {
         scale: f32,
     ) -> Result<()> {
         const OP: &str = "softmax_cross_entropy_backward";
-        let p = RowParams {
-            rows: u32_of(OP, rows)?,
-            cols: u32_of(OP, cols)?,
-            alpha: scale,
-            _pad: 0,
-        };
+        let p = RowParams::new(OP, rows, cols, scale, 0)?;
         let groups = self.grid(rows * cols, 256)?;
         self.rows(
             Shader::Softmax,
@@ -634,12 +616,7 @@ impl Backend for Arc<GpuContext> {
         rows: usize,
         cols: usize,
     ) -> Result<()> {
-        let p = RowParams {
-            rows: u32_of("argmax_rows", rows)?,
-            cols: u32_of("argmax_rows", cols)?,
-            alpha: 1.0,
-            _pad: 0,
-        };
+        let p = RowParams::new("argmax_rows", rows, cols, 1.0, 0)?;
         let groups = self.grid(rows, 256)?;
         self.rows(
             Shader::Reduce,
@@ -659,12 +636,7 @@ impl Backend for Arc<GpuContext> {
         cols: usize,
         accumulate: bool,
     ) -> Result<()> {
-        let p = RowParams {
-            rows: u32_of("count_correct", rows)?,
-            cols: u32_of("count_correct", cols)?,
-            alpha: 1.0,
-            _pad: accumulate as u32,
-        };
+        let p = RowParams::new("count_correct", rows, cols, 1.0, accumulate as u32)?;
         self.rows(
             Shader::Reduce,
             "count_correct",
