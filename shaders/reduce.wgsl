@@ -1,6 +1,15 @@
 // Reductions over a row-major [rows, cols] matrix, f32 accumulation.
 //
-// sum_rows:      [rows, cols] -> [cols]; one thread per column walks the rows (coalesced).
+// No thread loops more than a few thousand times: lavapipe (llvmpipe) stops any invocation's
+// loops after 65,535 iterations in total, silently, so a long serial loop is a wrong answer
+// there, and a slow one on a real GPU.
+//
+// sum_rows:      [rows, cols] -> [cols] when rows <= block: one thread per column walks the
+//                rows (coalesced across threads). out = alpha * sum + beta * out.
+// sum_rows_part: the first stage when rows > block: thread (b, c) sums rows [b*block, ..) of
+//                column c into the f32 partials part_out[b, c]. `outputs` = blocks * cols.
+// sum_rows_part_f32, sum_rows_final: the same over f32 partials (part_in), into more
+//                partials or into `out` with alpha and beta. Also split-K's reduction.
 // sum_cols:      [rows, cols] -> [rows]; one 256-thread workgroup per row, strided partial
 //                sums then a tree in workgroup memory. Also the whole-tensor sum (rows = 1).
 // argmax_rows:   one thread per row, first maximum wins (as numpy/the book).
@@ -8,13 +17,18 @@
 //                row argmax with the label and the counts meet in a tree. Deterministic.
 //                With `accumulate` = 1 the count is added to out_u[0] (accuracy over many
 //                batches without a readback per batch).
-// Bindings: 1 = out (T, read_write), 2 = x, 3 = out_u (u32, read_write), 4 = labels (u32).
+// Bindings: 1 = out (T, read_write), 2 = x, 3 = out_u (u32, read_write), 4 = labels (u32),
+//           5 = part_out (f32, read_write), 6 = part_in (f32).
 
 struct Params {
     rows: u32,
     cols: u32,
     alpha: f32,
     accumulate: u32,
+    block: u32,
+    beta: f32,
+    outputs: u32,
+    _p0: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -22,21 +36,80 @@ struct Params {
 @group(0) @binding(2) var<storage, read> x: array<T>;
 @group(0) @binding(3) var<storage, read_write> out_u: array<u32>;
 @group(0) @binding(4) var<storage, read> labels: array<u32>;
+@group(0) @binding(5) var<storage, read_write> part_out: array<f32>;
+@group(0) @binding(6) var<storage, read> part_in: array<f32>;
 
 var<workgroup> part: array<f32, 256>;
 var<workgroup> part_u: array<u32, 256>;
 
+// Output o of a blocked column sum: (column, first row, end row).
+fn sum_block(o: u32) -> vec3<u32> {
+    let r0 = (o / p.cols) * p.block;
+    return vec3<u32>(o % p.cols, r0, min(r0 + p.block, p.rows));
+}
+
+fn finish(o: u32, acc: f32) {
+    var r = p.alpha * acc;
+    if (p.beta != 0.0) {
+        r += p.beta * f32(out[o]);
+    }
+    out[o] = T(r);
+}
+
 @compute @workgroup_size(256)
 fn sum_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let col = gid.x + gid.y * nwg.x * 256u;
-    if (col >= p.cols) {
+    let o = gid.x + gid.y * nwg.x * 256u;
+    if (o >= p.outputs) {
         return;
     }
+    let b = sum_block(o);
     var acc = 0.0;
-    for (var r = 0u; r < p.rows; r++) {
-        acc += f32(x[r * p.cols + col]);
+    for (var r = b.y; r < b.z; r++) {
+        acc += f32(x[r * p.cols + b.x]);
     }
-    out[col] = T(p.alpha * acc);
+    finish(o, acc);
+}
+
+@compute @workgroup_size(256)
+fn sum_rows_part(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = gid.x + gid.y * nwg.x * 256u;
+    if (o >= p.outputs) {
+        return;
+    }
+    let b = sum_block(o);
+    var acc = 0.0;
+    for (var r = b.y; r < b.z; r++) {
+        acc += f32(x[r * p.cols + b.x]);
+    }
+    part_out[o] = acc;
+}
+
+@compute @workgroup_size(256)
+fn sum_rows_part_f32(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = gid.x + gid.y * nwg.x * 256u;
+    if (o >= p.outputs) {
+        return;
+    }
+    let b = sum_block(o);
+    var acc = 0.0;
+    for (var r = b.y; r < b.z; r++) {
+        acc += part_in[r * p.cols + b.x];
+    }
+    part_out[o] = acc;
+}
+
+@compute @workgroup_size(256)
+fn sum_rows_final(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = gid.x + gid.y * nwg.x * 256u;
+    if (o >= p.outputs) {
+        return;
+    }
+    let b = sum_block(o);
+    var acc = 0.0;
+    for (var r = b.y; r < b.z; r++) {
+        acc += part_in[r * p.cols + b.x];
+    }
+    finish(o, acc);
 }
 
 @compute @workgroup_size(256)

@@ -5,7 +5,7 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::nn::Sequential;
 use crate::optim::Optimizer;
-use crate::train::{Metrics, Precision, TrainConfig, fit};
+use crate::train::{LrSchedule, Metrics, Precision, TrainConfig, fit};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -56,6 +56,10 @@ pub struct TrainArgs {
     /// auto (mixed only on a hardware GPU with SHADER_F16).
     #[arg(long, default_value = "f32")]
     pub precision: String,
+    /// Learning-rate schedule over the run: constant (the book's) or cosine (down to 0 at the
+    /// last step).
+    #[arg(long, default_value = "constant")]
+    pub lr_schedule: String,
     /// Steps between loss readbacks for the progress bar.
     #[arg(long, default_value_t = 50)]
     pub log_every: usize,
@@ -97,12 +101,13 @@ pub fn run_mnist(
     );
     let (precision, why) = Precision::resolve(&args.precision, &device)?;
     println!("precision: {precision:?} ({why})");
+    let lr_schedule = LrSchedule::parse(&args.lr_schedule)?;
     let mut model = build(&device, args.seed)?;
     print!("{}", model.summary());
     let mut opt =
         Optimizer::by_name(&args.optimizer, args.lr)?.with_weight_decay(args.weight_decay);
     println!(
-        "optimizer {:?} lr {}, batch {}, {} epochs, seed {}",
+        "optimizer {:?} lr {} ({lr_schedule:?} schedule), batch {}, {} epochs, seed {}",
         opt.kind(),
         opt.lr(),
         args.batch_size,
@@ -118,6 +123,7 @@ pub fn run_mnist(
         checkpoint_dir: args.checkpoint_dir.clone(),
         resume: args.resume.clone(),
         precision,
+        lr_schedule,
         ..TrainConfig::default()
     };
     let metrics = fit(&mut model, &mut opt, &train, &test, &cfg)?;

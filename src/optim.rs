@@ -115,6 +115,12 @@ impl Optimizer {
         self.lr
     }
 
+    /// Changes the learning rate of the next updates (a schedule's per-step value); the
+    /// state tensors are kept.
+    pub fn set_lr(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+
     /// Updates taken so far (Adam's `t`).
     pub fn steps(&self) -> u64 {
         self.t

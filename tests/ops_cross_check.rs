@@ -1399,3 +1399,95 @@ fn try_clone_and_reshape() {
         Ok(vec![r.reshape([7, 99])?, sums])
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Long reductions
+// ---------------------------------------------------------------------------------------------
+
+/// Sums and products longer than one GPU thread may loop. Lavapipe silently stops every
+/// invocation's loops after 65,535 iterations in total, so a kernel that walked a 78,400-row
+/// column in one thread returned the sum of its first 65,535 rows — which is what the conv
+/// weight gradients of a batch of 100 28×28 images were, before these ops learned to split.
+#[test]
+fn reductions_longer_than_a_thread_may_loop() {
+    // sum_rows: two stages (≤ 1024² rows) and three.
+    for shape in [[100_000, 3], [1_100_000, 1]] {
+        let x = randn(shape, 1.0, 70);
+        cross_check(&format!("sum_rows {shape:?}"), Tol::sum(shape[0]), |dev| {
+            Ok(vec![x.to_device(dev)?.sum_rows()?])
+        });
+    }
+    // sum_to with 70,000 and 80,000 elements per output, reduced over 1 and 3 dimensions.
+    for (shape, to) in [
+        (vec![70_000, 3], vec![1, 3]),
+        (vec![40, 3, 50, 40], vec![1, 3, 1, 1]),
+    ] {
+        let x = randn(shape.clone(), 1.0, 71);
+        let per = x.numel() / to.iter().product::<usize>();
+        cross_check(
+            &format!("sum_to {shape:?} → {to:?}"),
+            Tol::sum(per),
+            |dev| Ok(vec![x.to_device(dev)?.sum_to(to.clone())?]),
+        );
+    }
+    // Matmul with K = 70,000 (split-K), every transpose and both kernels, with and without
+    // accumulation into C, in f32 and f16.
+    let (m, n, k) = (5, 7, 70_000);
+    for (ta, tb) in FLAGS {
+        let (sa, sb) = operand_shapes(m, n, k, ta, tb);
+        let (a, b, c0) = (
+            randn(sa, 1.0, 72),
+            randn(sb, 1.0, 73),
+            randn([m, n], 1.0, 74),
+        );
+        let what = format!("matmul m={m} n={n} k={k} trans_a={ta} trans_b={tb}");
+        cross_check_matmul(&what, Tol::matmul(k, 1.0), |dev| {
+            Ok(vec![a.to_device(dev)?.matmul(
+                &b.to_device(dev)?,
+                ta,
+                tb,
+            )?])
+        });
+        cross_check_matmul(
+            &format!("gemm_ beta=-2 {what}"),
+            Tol::matmul(k, 3.0),
+            |dev| {
+                let mut c = c0.to_device(dev)?;
+                c.gemm_(&a.to_device(dev)?, &b.to_device(dev)?, ta, tb, 1.0, -2.0)?;
+                Ok(vec![c])
+            },
+        );
+        // f16 operands, f32 partials: one f16 rounding of a ~265-sized result (≤ 0.125).
+        let (ah, bh) = (
+            a.to_dtype(DType::F16).unwrap(),
+            b.to_dtype(DType::F16).unwrap(),
+        );
+        let tol = Tol {
+            atol: 0.25,
+            rtol: 1e-3,
+        };
+        cross_check_matmul(&format!("f16 {what}"), tol, |dev| {
+            let c = ah.to_device(dev)?.matmul(&bh.to_device(dev)?, ta, tb)?;
+            Ok(vec![c.to_dtype(DType::F32)?])
+        });
+    }
+    // The conv backward that exposed it: N·OH·OW = 90·28·28 = 70,560 rows.
+    let (x, w) = (
+        randn([90, 2, 28, 28], 1.0, 75),
+        randn([3, 2, 3, 3], 1.0, 76),
+    );
+    let dout = randn([90, 3, 28, 28], 1.0, 77);
+    cross_check_matmul(
+        "conv2d_backward over 70,560 rows",
+        Tol::sum(70_560 * 3),
+        |dev| {
+            let (dx, dw, db) = x.to_device(dev)?.conv2d_backward(
+                &w.to_device(dev)?,
+                &dout.to_device(dev)?,
+                1,
+                1,
+            )?;
+            Ok(vec![dx, dw, db])
+        },
+    );
+}

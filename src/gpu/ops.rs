@@ -70,7 +70,9 @@ struct MatmulParams {
     k: u32,
     alpha: f32,
     beta: f32,
-    _pad: [u32; 3],
+    /// K per split (= k when not split).
+    k_chunk: u32,
+    _pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -89,8 +91,10 @@ struct EltParams {
 struct BcastParams {
     n: u32,
     bn: u32,
+    /// The binary op of `bcast`; the block of `sum_to_part`.
     op: u32,
-    _pad: u32,
+    /// Partials written by `sum_to_part`.
+    outputs: u32,
     dims: [u32; 4],
     bdims: [u32; 4],
     bstrides: [u32; 4],
@@ -104,6 +108,12 @@ struct RowParams {
     alpha: f32,
     /// `accumulate` for count_correct, unused elsewhere.
     flag: u32,
+    /// The blocked column sums of reduce.wgsl only (softmax.wgsl reads the first four):
+    /// rows per block, beta, and the number of outputs.
+    block: u32,
+    beta: f32,
+    outputs: u32,
+    _pad: u32,
 }
 
 impl RowParams {
@@ -113,9 +123,34 @@ impl RowParams {
             cols: u32_of(op, cols)?,
             alpha,
             flag,
+            block: 0,
+            beta: 0.0,
+            outputs: 0,
+            _pad: 0,
+        })
+    }
+
+    /// A blocked column sum: `rows` in blocks of `block`, `alpha * sum + beta * out`.
+    fn sums(rows: usize, cols: usize, block: usize, alpha: f32, beta: f32) -> Result<RowParams> {
+        const OP: &str = "sum_rows";
+        let outputs = rows.div_ceil(block.max(1)).max(1) * cols;
+        Ok(RowParams {
+            block: u32_of(OP, block.max(1))?,
+            beta,
+            outputs: u32_of(OP, outputs)?,
+            ..RowParams::new(OP, rows, cols, alpha, 0)?
         })
     }
 }
+
+/// Rows one thread of a column sum adds up. Longer columns are summed in blocks into f32
+/// partials and those summed again, so no thread loops long: lavapipe cuts every invocation
+/// off after 65,535 loop iterations, and on a real GPU one thread per column would idle it.
+const SUM_BLOCK: usize = 1024;
+
+/// The K range one split-K matmul workgroup covers; larger K is split into chunks summed
+/// in f32 by the column-sum kernels (see [`SUM_BLOCK`] for why no thread may loop long).
+const SPLIT_K: usize = 8192;
 
 /// Shared by im2col.wgsl and pool.wgsl (kernel = pool window).
 #[repr(C)]
@@ -271,6 +306,84 @@ impl GpuContext {
             groups,
         )
     }
+
+    /// How many K chunks a matmul is split into: 1 up to [`SPLIT_K`], then one per
+    /// `SPLIT_K`, as far as the f32 partials fit one binding and one dispatch dimension.
+    fn k_splits(&self, s: &MatmulSpec) -> usize {
+        if s.k <= SPLIT_K {
+            return 1;
+        }
+        let per_split = (s.m * s.n * 4).max(1) as u64;
+        let fit = (self.max_binding / per_split).min(self.max_groups as u64) as usize;
+        s.k.div_ceil(SPLIT_K).min(fit).max(1)
+    }
+
+    /// `out [cols] = alpha * Σ_rows x [rows, cols] + beta * out`, in blocks of [`SUM_BLOCK`]
+    /// rows (f32 partials between the stages).
+    fn column_sums(
+        self: &Arc<Self>,
+        x: &GpuBuffer,
+        out: &mut GpuBuffer,
+        rows: usize,
+        cols: usize,
+        alpha: f32,
+        beta: f32,
+    ) -> Result<()> {
+        if cols == 0 {
+            return Ok(());
+        }
+        if rows <= SUM_BLOCK {
+            let p = RowParams::sums(rows, cols, rows, alpha, beta)?;
+            let groups = self.grid(cols, 256)?;
+            return self.rows(Shader::Reduce, "sum_rows", p, &[(1, out), (2, x)], groups);
+        }
+        let p = RowParams::sums(rows, cols, SUM_BLOCK, 1.0, 0.0)?;
+        let part = self.alloc_buffer(p.outputs as usize, DType::F32, "sum_rows partials")?;
+        let groups = self.grid(p.outputs as usize, 256)?;
+        self.rows(
+            Shader::Reduce,
+            "sum_rows_part",
+            p,
+            &[(5, &part), (2, x)],
+            groups,
+        )?;
+        self.sum_partials(part, rows.div_ceil(SUM_BLOCK), cols, out, alpha, beta)
+    }
+
+    /// `out [cols] = alpha * Σ_rows part [rows, cols] + beta * out` over f32 partials.
+    fn sum_partials(
+        self: &Arc<Self>,
+        mut part: GpuBuffer,
+        mut rows: usize,
+        cols: usize,
+        out: &mut GpuBuffer,
+        alpha: f32,
+        beta: f32,
+    ) -> Result<()> {
+        while rows > SUM_BLOCK {
+            let p = RowParams::sums(rows, cols, SUM_BLOCK, 1.0, 0.0)?;
+            let next = self.alloc_buffer(p.outputs as usize, DType::F32, "sum_rows partials")?;
+            let groups = self.grid(p.outputs as usize, 256)?;
+            self.rows(
+                Shader::Reduce,
+                "sum_rows_part_f32",
+                p,
+                &[(5, &next), (6, &part)],
+                groups,
+            )?;
+            part = next;
+            rows = rows.div_ceil(SUM_BLOCK);
+        }
+        let p = RowParams::sums(rows, cols, rows, alpha, beta)?;
+        let groups = self.grid(cols, 256)?;
+        self.rows(
+            Shader::Reduce,
+            "sum_rows_final",
+            p,
+            &[(1, out), (6, &part)],
+            groups,
+        )
+    }
 }
 
 fn conv_params(op: &'static str, g: &Conv2dGeom, total: usize) -> Result<WindowParams> {
@@ -344,7 +457,8 @@ impl Backend for Arc<GpuContext> {
             k: u32_of(OP, s.k)?,
             alpha: s.alpha,
             beta: s.beta,
-            _pad: [0; 3],
+            k_chunk: u32_of(OP, s.k)?,
+            _pad: [0; 2],
         };
         if s.k == 0 {
             // An empty inner dimension: C = beta * C, which is zeros when beta is 0.
@@ -359,16 +473,44 @@ impl Backend for Arc<GpuContext> {
             MatmulKernel::RegisterBlocked => ("matmul_rb", 32),
             MatmulKernel::Tiled => ("matmul_tiled", 64),
         };
-        let key = KernelKey::new(Shader::Matmul, entry)
-            .constant("TRANS_A", s.trans_a as u32)
-            .constant("TRANS_B", s.trans_b as u32);
         let groups = [s.n.div_ceil(tile) as u32, s.m.div_ceil(tile) as u32, 1];
+        let splits = self.k_splits(s);
+        if splits <= 1 {
+            let key = KernelKey::new(Shader::Matmul, entry)
+                .constant("TRANS_A", s.trans_a as u32)
+                .constant("TRANS_B", s.trans_b as u32);
+            return self.dispatch(
+                &key,
+                bytemuck::bytes_of(&p),
+                &[(1, c), (2, a), (3, b)],
+                groups,
+            );
+        }
+        // Split-K: raw f32 sums per K chunk, then summed into C with alpha and beta.
+        let chunk = s.k.div_ceil(splits).next_multiple_of(16);
+        let splits = s.k.div_ceil(chunk);
+        let p = MatmulParams {
+            k_chunk: u32_of(OP, chunk)?,
+            ..p
+        };
+        let part = self.alloc_buffer(splits * s.m * s.n, DType::F32, "split-K partials")?;
+        let key = KernelKey::new(
+            Shader::Matmul,
+            if tile == 32 {
+                "matmul_rb_part"
+            } else {
+                "matmul_tiled_part"
+            },
+        )
+        .constant("TRANS_A", s.trans_a as u32)
+        .constant("TRANS_B", s.trans_b as u32);
         self.dispatch(
             &key,
             bytemuck::bytes_of(&p),
-            &[(1, c), (2, a), (3, b)],
-            groups,
-        )
+            &[(4, &part), (2, a), (3, b)],
+            [groups[0], groups[1], u32_of(OP, splits)?],
+        )?;
+        self.sum_partials(part, splits, s.m * s.n, c, s.alpha, s.beta)
     }
 
     fn binary(
@@ -469,14 +611,33 @@ impl Backend for Arc<GpuContext> {
     }
 
     fn sum_to(&self, dy: &GpuBuffer, out: &mut GpuBuffer, bc: &Broadcast) -> Result<()> {
-        let p = bcast_params("sum_to", bc)?;
-        let groups = self.grid(bc.b_numel(), 256)?;
+        const OP: &str = "sum_to";
+        let p = bcast_params(OP, bc)?;
+        let (bn, per_output) = (bc.b_numel(), bc.numel() / bc.b_numel().max(1));
+        if per_output <= SUM_BLOCK {
+            let groups = self.grid(bn, 256)?;
+            return self.dispatch(
+                &KernelKey::new(Shader::Broadcast, OP),
+                bytemuck::bytes_of(&p),
+                &[(1, out), (2, dy)],
+                groups,
+            );
+        }
+        let blocks = per_output.div_ceil(SUM_BLOCK);
+        let p = BcastParams {
+            op: u32_of(OP, SUM_BLOCK)?,
+            outputs: u32_of(OP, blocks * bn)?,
+            ..p
+        };
+        let part = self.alloc_buffer(blocks * bn, DType::F32, "sum_to partials")?;
+        let groups = self.grid(blocks * bn, 256)?;
         self.dispatch(
-            &KernelKey::new(Shader::Broadcast, "sum_to"),
+            &KernelKey::new(Shader::Broadcast, "sum_to_part"),
             bytemuck::bytes_of(&p),
-            &[(1, out), (2, dy)],
+            &[(4, &part), (2, dy)],
             groups,
-        )
+        )?;
+        self.sum_partials(part, blocks, bn, out, 1.0, 0.0)
     }
 
     fn sum_rows(
@@ -487,9 +648,7 @@ impl Backend for Arc<GpuContext> {
         cols: usize,
         alpha: f32,
     ) -> Result<()> {
-        let p = RowParams::new("sum_rows", rows, cols, alpha, 0)?;
-        let groups = self.grid(cols, 256)?;
-        self.rows(Shader::Reduce, "sum_rows", p, &[(1, out), (2, x)], groups)
+        self.column_sums(x, out, rows, cols, alpha, 0.0)
     }
 
     fn sum_cols(
@@ -928,7 +1087,7 @@ fn bcast_params(op: &'static str, bc: &Broadcast) -> Result<BcastParams> {
         n: u32_of(op, bc.numel())?,
         bn: u32_of(op, bc.b_numel())?,
         op: 0,
-        _pad: 0,
+        outputs: 0,
         dims: four(bc.dims)?,
         bdims: four(bc.bdims)?,
         bstrides: four(bc.b_strides())?,

@@ -73,6 +73,43 @@ impl Precision {
     }
 }
 
+/// How the learning rate moves over a run, per step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// The optimizer's rate throughout (the book's runs).
+    #[default]
+    Constant,
+    /// Half a cosine from the base rate down to 0 at the last step of the last epoch
+    /// (PyTorch's `CosineAnnealingLR` with `T_max` = all steps, stepped per batch).
+    Cosine,
+}
+
+impl LrSchedule {
+    /// Parses `constant` or `cosine`.
+    pub fn parse(spec: &str) -> Result<LrSchedule> {
+        match spec.to_ascii_lowercase().as_str() {
+            "constant" => Ok(LrSchedule::Constant),
+            "cosine" => Ok(LrSchedule::Cosine),
+            other => Err(Error::invalid(
+                "--lr-schedule",
+                format!("unknown schedule \"{other}\" (constant, cosine)"),
+            )),
+        }
+    }
+
+    /// The rate for 0-based `step` of `total` steps, from `base`.
+    pub fn lr(self, base: f32, step: u64, total: u64) -> f32 {
+        match self {
+            LrSchedule::Constant => base,
+            LrSchedule::Cosine => {
+                let x = step.min(total) as f64 / total.max(1) as f64;
+                (0.5 * base as f64 * (1.0 + (std::f64::consts::PI * x).cos())) as f32
+            }
+        }
+    }
+}
+
 /// How to train.
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
@@ -96,6 +133,8 @@ pub struct TrainConfig {
     pub resume: Option<PathBuf>,
     /// f32 or mixed precision.
     pub precision: Precision,
+    /// The learning-rate schedule over all `epochs` (from the optimizer's rate).
+    pub lr_schedule: LrSchedule,
 }
 
 impl Default for TrainConfig {
@@ -111,6 +150,7 @@ impl Default for TrainConfig {
             checkpoint_dir: None,
             resume: None,
             precision: Precision::F32,
+            lr_schedule: LrSchedule::Constant,
         }
     }
 }
@@ -163,6 +203,8 @@ pub struct Metrics {
     pub loss_log: Vec<LossPoint>,
     /// f32 or mixed.
     pub precision: Precision,
+    /// The learning-rate schedule.
+    pub lr_schedule: LrSchedule,
     /// The loss scale at the end (mixed precision; 1 otherwise).
     pub loss_scale: f64,
     /// Steps skipped by the loss scaler for non-finite gradients.
@@ -309,6 +351,8 @@ pub fn fit(
         }
     };
     let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
+    let base_lr = opt.lr();
+    let schedule_steps = (steps_per_epoch * cfg.epochs) as u64;
     let mut epochs = Vec::new();
     let mut loss_log = Vec::new();
     let mut total_steps = 0u64;
@@ -325,6 +369,8 @@ pub fn fit(
         for step in 0..steps_per_epoch {
             let count = cfg.batch_size.min(train.len() - offset);
             let (x, t) = train.batch(&order, offset, count)?;
+            let global_step = (epoch * steps_per_epoch + step) as u64;
+            opt.set_lr(cfg.lr_schedule.lr(base_lr, global_step, schedule_steps));
             let loss = match &mut scaler {
                 Some(s) => train_step_mixed(model, opt, s, &x, &t)?.to_dtype(DType::F32)?,
                 None => train_step(model, opt, &x, &t)?,
@@ -423,6 +469,7 @@ pub fn fit(
             }
         }
     }
+    opt.set_lr(base_lr);
     let final_acc = match epochs.last() {
         Some(m) => m.test_accuracy,
         None => evaluate(model, test, cfg.eval_batch_size)?,
@@ -459,6 +506,7 @@ pub fn fit(
         bytes_uploaded_per_step: per_step(step_counters.bytes_uploaded),
         loss_log,
         precision: cfg.precision,
+        lr_schedule: cfg.lr_schedule,
         loss_scale,
         skipped_steps,
     })
