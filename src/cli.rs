@@ -56,8 +56,8 @@ pub struct TrainArgs {
     /// auto (mixed only on a hardware GPU with SHADER_F16).
     #[arg(long, default_value = "f32")]
     pub precision: String,
-    /// Learning-rate schedule over the run: constant (the book's) or cosine (down to 0 at the
-    /// last step).
+    /// Learning-rate schedule over the run: constant (the book's), cosine (down to 0 at the
+    /// last step) or flat-cosine (constant for the first half of the epochs, then cosine).
     #[arg(long, default_value = "constant")]
     pub lr_schedule: String,
     /// Steps between loss readbacks for the progress bar.

@@ -75,7 +75,7 @@ impl Precision {
 
 /// How the learning rate moves over a run, per step.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum LrSchedule {
     /// The optimizer's rate throughout (the book's runs).
     #[default]
@@ -83,30 +83,38 @@ pub enum LrSchedule {
     /// Half a cosine from the base rate down to 0 at the last step of the last epoch
     /// (PyTorch's `CosineAnnealingLR` with `T_max` = all steps, stepped per batch).
     Cosine,
+    /// The base rate for the first half of the epochs (rounded up), then half a cosine down
+    /// to 0 over the rest. A one-epoch run is the constant-rate run.
+    FlatCosine,
 }
 
 impl LrSchedule {
-    /// Parses `constant` or `cosine`.
+    /// Parses `constant`, `cosine` or `flat-cosine`.
     pub fn parse(spec: &str) -> Result<LrSchedule> {
         match spec.to_ascii_lowercase().as_str() {
             "constant" => Ok(LrSchedule::Constant),
             "cosine" => Ok(LrSchedule::Cosine),
+            "flat-cosine" => Ok(LrSchedule::FlatCosine),
             other => Err(Error::invalid(
                 "--lr-schedule",
-                format!("unknown schedule \"{other}\" (constant, cosine)"),
+                format!("unknown schedule \"{other}\" (constant, cosine, flat-cosine)"),
             )),
         }
     }
 
-    /// The rate for 0-based `step` of `total` steps, from `base`.
-    pub fn lr(self, base: f32, step: u64, total: u64) -> f32 {
-        match self {
-            LrSchedule::Constant => base,
-            LrSchedule::Cosine => {
-                let x = step.min(total) as f64 / total.max(1) as f64;
-                (0.5 * base as f64 * (1.0 + (std::f64::consts::PI * x).cos())) as f32
-            }
+    /// The rate at 0-based `step` of a run of `epochs` epochs of `steps_per_epoch` steps.
+    pub fn lr(self, base: f32, step: u64, steps_per_epoch: u64, epochs: u64) -> f32 {
+        let total = steps_per_epoch * epochs;
+        let flat = match self {
+            LrSchedule::Constant => return base,
+            LrSchedule::Cosine => 0,
+            LrSchedule::FlatCosine => steps_per_epoch * epochs.div_ceil(2),
+        };
+        if step < flat || total <= flat {
+            return base;
         }
+        let x = (step - flat).min(total - flat) as f64 / (total - flat) as f64;
+        (0.5 * base as f64 * (1.0 + (std::f64::consts::PI * x).cos())) as f32
     }
 }
 
@@ -352,7 +360,6 @@ pub fn fit(
     };
     let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
     let base_lr = opt.lr();
-    let schedule_steps = (steps_per_epoch * cfg.epochs) as u64;
     let mut epochs = Vec::new();
     let mut loss_log = Vec::new();
     let mut total_steps = 0u64;
@@ -370,7 +377,12 @@ pub fn fit(
             let count = cfg.batch_size.min(train.len() - offset);
             let (x, t) = train.batch(&order, offset, count)?;
             let global_step = (epoch * steps_per_epoch + step) as u64;
-            opt.set_lr(cfg.lr_schedule.lr(base_lr, global_step, schedule_steps));
+            opt.set_lr(cfg.lr_schedule.lr(
+                base_lr,
+                global_step,
+                steps_per_epoch as u64,
+                cfg.epochs as u64,
+            ));
             let loss = match &mut scaler {
                 Some(s) => train_step_mixed(model, opt, s, &x, &t)?.to_dtype(DType::F32)?,
                 None => train_step(model, opt, &x, &t)?,
@@ -524,4 +536,34 @@ fn progress_bar(cfg: &TrainConfig, len: usize, epoch: usize, epochs: usize) -> P
     bar.set_style(style);
     bar.set_prefix(format!("{epoch}/{epochs}"));
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LrSchedule;
+
+    #[test]
+    fn lr_schedules() {
+        let lr = |s: LrSchedule, step, spe, epochs| s.lr(0.001, step, spe, epochs);
+        assert_eq!(lr(LrSchedule::Constant, 599, 600, 1), 0.001);
+        // Cosine: full rate at step 0, half at the midpoint, ~0 at the last step.
+        assert_eq!(lr(LrSchedule::Cosine, 0, 600, 20), 0.001);
+        assert!((lr(LrSchedule::Cosine, 6000, 600, 20) - 0.0005).abs() < 1e-9);
+        assert!(lr(LrSchedule::Cosine, 11_999, 600, 20) < 1e-10);
+        // Flat-cosine over 20 epochs: flat for 10, then the cosine over the other 10.
+        assert_eq!(lr(LrSchedule::FlatCosine, 5999, 600, 20), 0.001);
+        assert_eq!(lr(LrSchedule::FlatCosine, 6000, 600, 20), 0.001);
+        assert!(lr(LrSchedule::FlatCosine, 6001, 600, 20) < 0.001);
+        assert!((lr(LrSchedule::FlatCosine, 9000, 600, 20) - 0.0005).abs() < 1e-9);
+        // One epoch is the constant run; three decay over the last.
+        assert_eq!(lr(LrSchedule::FlatCosine, 599, 600, 1), 0.001);
+        assert_eq!(lr(LrSchedule::FlatCosine, 1199, 600, 3), 0.001);
+        assert!((lr(LrSchedule::FlatCosine, 1500, 600, 3) - 0.0005).abs() < 1e-9);
+        assert_eq!(
+            LrSchedule::parse("Flat-Cosine").ok(),
+            Some(LrSchedule::FlatCosine)
+        );
+        let e = LrSchedule::parse("linear").unwrap_err().to_string();
+        assert!(e.contains("--lr-schedule") && e.contains("linear"), "{e}");
+    }
 }
