@@ -12,6 +12,8 @@
 //                partials or into `out` with alpha and beta. Also split-K's reduction.
 // sum_cols:      [rows, cols] -> [rows]; one 256-thread workgroup per row, strided partial
 //                sums then a tree in workgroup memory. Also the whole-tensor sum (rows = 1).
+//                Rows longer than 256 * 1024 are cut into blocks of that many columns
+//                (sum_cols_part, f32 partials [rows, blocks]) and finished by sum_cols_f32.
 // argmax_rows:   one thread per row, first maximum wins (as numpy/the book).
 // count_correct: a single workgroup; each thread takes rows tid, tid+256, ..., compares the
 //                row argmax with the label and the counts meet in a tree. Deterministic.
@@ -112,17 +114,8 @@ fn sum_rows_final(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     finish(o, acc);
 }
 
-@compute @workgroup_size(256)
-fn sum_cols(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-            @builtin(local_invocation_index) lid: u32) {
-    let row = wg.x + wg.y * nwg.x;
-    if (row >= p.rows) {
-        return; // uniform: the whole workgroup shares `row`
-    }
-    var acc = 0.0;
-    for (var c = lid; c < p.cols; c += 256u) {
-        acc += f32(x[row * p.cols + c]);
-    }
+// The sum of every thread's `acc` over the 256-thread workgroup (all threads must call it).
+fn workgroup_sum(lid: u32, acc: f32) -> f32 {
     part[lid] = acc;
     workgroupBarrier();
     for (var s = 128u; s > 0u; s >>= 1u) {
@@ -131,8 +124,67 @@ fn sum_cols(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
         }
         workgroupBarrier();
     }
+    return part[0];
+}
+
+// Output o of a blocked row sum: (row, first column, end column).
+fn row_block(o: u32) -> vec3<u32> {
+    let chunks = (p.cols + p.block - 1u) / p.block;
+    let c0 = (o % chunks) * p.block;
+    return vec3<u32>(o / chunks, c0, min(c0 + p.block, p.cols));
+}
+
+@compute @workgroup_size(256)
+fn sum_cols(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let o = wg.x + wg.y * nwg.x;
+    if (o >= p.outputs) {
+        return; // uniform: the whole workgroup shares `o`
+    }
+    let b = row_block(o);
+    var acc = 0.0;
+    for (var c = b.y + lid; c < b.z; c += 256u) {
+        acc += f32(x[b.x * p.cols + c]);
+    }
+    let total = workgroup_sum(lid, acc);
     if (lid == 0u) {
-        out[row] = T(p.alpha * part[0]);
+        out[o] = T(p.alpha * total);
+    }
+}
+
+@compute @workgroup_size(256)
+fn sum_cols_part(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let o = wg.x + wg.y * nwg.x;
+    if (o >= p.outputs) {
+        return;
+    }
+    let b = row_block(o);
+    var acc = 0.0;
+    for (var c = b.y + lid; c < b.z; c += 256u) {
+        acc += f32(x[b.x * p.cols + c]);
+    }
+    let total = workgroup_sum(lid, acc);
+    if (lid == 0u) {
+        part_out[o] = total;
+    }
+}
+
+@compute @workgroup_size(256)
+fn sum_cols_f32(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let o = wg.x + wg.y * nwg.x;
+    if (o >= p.outputs) {
+        return;
+    }
+    let b = row_block(o);
+    var acc = 0.0;
+    for (var c = b.y + lid; c < b.z; c += 256u) {
+        acc += part_in[b.x * p.cols + c];
+    }
+    let total = workgroup_sum(lid, acc);
+    if (lid == 0u) {
+        out[o] = T(p.alpha * total);
     }
 }
 

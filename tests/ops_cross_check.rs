@@ -1417,6 +1417,16 @@ fn reductions_longer_than_a_thread_may_loop() {
             Ok(vec![x.to_device(dev)?.sum_rows()?])
         });
     }
+    // sum_cols with rows cut into blocks of 262,144, and the whole-tensor sum past 256·65,535.
+    let x = randn([2, 600_000], 1.0, 78);
+    cross_check("sum_cols [2, 600000]", Tol::sum(600_000), |dev| {
+        Ok(vec![x.to_device(dev)?.sum_cols()?])
+    });
+    let x = randn([17_000_000], 1.0, 79);
+    cross_check("sum/mean over 17,000,000", Tol::sum(17_000_000), |dev| {
+        let x = x.to_device(dev)?;
+        Ok(vec![x.sum()?, x.mean()?])
+    });
     // sum_to with 70,000 and 80,000 elements per output, reduced over 1 and 3 dimensions.
     for (shape, to) in [
         (vec![70_000, 3], vec![1, 3]),

@@ -659,9 +659,41 @@ impl Backend for Arc<GpuContext> {
         cols: usize,
         alpha: f32,
     ) -> Result<()> {
-        let p = RowParams::new("sum_cols", rows, cols, alpha, 0)?;
+        const OP: &str = "sum_cols";
+        // A whole row per workgroup while each thread adds at most SUM_BLOCK of it.
+        const ROW_BLOCK: usize = 256 * SUM_BLOCK;
+        let blocked = |cols: usize, block: usize, alpha: f32| -> Result<RowParams> {
+            Ok(RowParams {
+                block: u32_of(OP, block.max(1))?,
+                outputs: u32_of(OP, rows * cols.div_ceil(block.max(1)).max(1))?,
+                ..RowParams::new(OP, rows, cols, alpha, 0)?
+            })
+        };
+        if cols <= ROW_BLOCK {
+            let p = blocked(cols, cols, alpha)?;
+            let groups = self.grid(rows, 1)?;
+            return self.rows(Shader::Reduce, OP, p, &[(1, out), (2, x)], groups);
+        }
+        let p = blocked(cols, ROW_BLOCK, 1.0)?;
+        let part = self.alloc_buffer(p.outputs as usize, DType::F32, "sum_cols partials")?;
+        let groups = self.grid(p.outputs as usize, 1)?;
+        self.rows(
+            Shader::Reduce,
+            "sum_cols_part",
+            p,
+            &[(5, &part), (2, x)],
+            groups,
+        )?;
+        let blocks = cols.div_ceil(ROW_BLOCK);
+        let p = blocked(blocks, blocks, alpha)?;
         let groups = self.grid(rows, 1)?;
-        self.rows(Shader::Reduce, "sum_cols", p, &[(1, out), (2, x)], groups)
+        self.rows(
+            Shader::Reduce,
+            "sum_cols_f32",
+            p,
+            &[(1, out), (6, &part)],
+            groups,
+        )
     }
 
     fn softmax(&self, x: &GpuBuffer, out: &mut GpuBuffer, rows: usize, cols: usize) -> Result<()> {
