@@ -132,6 +132,7 @@ fn pool_softmax_optim(c: &mut Criterion) {
             eps: 1e-7,
             weight_decay: 0.0,
             lr_t: 1e-3,
+            t: 1,
         };
         group.throughput(Throughput::Bytes((w.numel() * 4 * 6) as u64)); // w, m, v read+written, g read
         group.bench_function(

@@ -4,7 +4,7 @@
 // is the loss scale of mixed-precision training (1 otherwise); while the scaler's non-finite
 // flag is set the update is skipped entirely (see scaler.wgsl).
 // Bindings: 1 = w (read_write), 2 = g, 3 = s1 (read_write), 4 = s2 (read_write),
-// 5 = scaler state [scale bits, flag, ...].
+// 5 = scaler state [scale bits, flag, clean steps, skipped steps].
 
 struct Params {
     n: u32,
@@ -14,7 +14,11 @@ struct Params {
     eps: f32,
     wd: f32,
     lr_t: f32,
+    t: u32,
+    ln_beta1: f32,
+    ln_beta2: f32,
     _p0: u32,
+    _p1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -88,6 +92,32 @@ fn rmsprop(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     }
 }
 
+// 1 - e^x for x <= 0 without the cancellation of 1 - exp(x) near 0 (where 1 - beta2^t lives
+// for small t): a Taylor series of -expm1(x) for x > -0.5. As `one_minus_exp` in src/ops.rs.
+fn one_minus_exp(x: f32) -> f32 {
+    if (x > -0.5) {
+        var term = x;
+        var sum = x;
+        for (var k = 2u; k < 12u; k++) {
+            term *= x / f32(k);
+            sum += term;
+        }
+        return -sum;
+    }
+    return 1.0 - exp(x);
+}
+
+// Adam's bias-corrected rate. Steps the loss scaler skipped (guard[3]) changed nothing, so
+// t counts only the updates taken; with none skipped, the host's f64 value.
+fn adam_lr_t() -> f32 {
+    let skipped_steps = guard[3];
+    if (skipped_steps == 0u) {
+        return p.lr_t;
+    }
+    let t = f32(max(p.t - min(skipped_steps, p.t), 1u));
+    return p.lr * sqrt(one_minus_exp(t * p.ln_beta2)) / one_minus_exp(t * p.ln_beta1);
+}
+
 @compute @workgroup_size(256)
 fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
@@ -97,6 +127,6 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         let v = s2[i] + (1.0 - p.beta2) * (gi * gi - s2[i]);
         s1[i] = m;
         s2[i] = v;
-        w[i] -= p.lr_t * m / (sqrt(v) + p.eps);
+        w[i] -= adam_lr_t() * m / (sqrt(v) + p.eps);
     }
 }

@@ -281,8 +281,49 @@ pub struct OptimStep {
     pub eps: f32,
     /// L2 weight decay λ (0 for biases).
     pub weight_decay: f32,
-    /// Adam's bias-corrected rate `lr √(1 - β2^t) / (1 - β1^t)`.
+    /// Adam's bias-corrected rate `lr √(1 - β2^t) / (1 - β1^t)`, for `t` = [`OptimStep::t`].
     pub lr_t: f32,
+    /// Updates requested so far, this one included (Adam's `t` when no step was skipped).
+    pub t: u64,
+}
+
+impl OptimStep {
+    /// Adam's rate when `skipped` earlier steps were skipped by a loss scaler: those steps
+    /// changed nothing, so `t` counts only the updates taken (as PyTorch's `GradScaler`,
+    /// which skips `optimizer.step()`). With none skipped it is [`OptimStep::lr_t`], the
+    /// host's f64 value; otherwise computed in f32 as the kernels do, from `ln β` (see
+    /// [`one_minus_exp`]).
+    pub fn adam_lr_t(&self, skipped: u32) -> f32 {
+        if skipped == 0 {
+            return self.lr_t;
+        }
+        let t = self.t.saturating_sub(skipped as u64).max(1) as f32;
+        let (ln1, ln2) = self.ln_betas();
+        self.lr * one_minus_exp(t * ln2).sqrt() / one_minus_exp(t * ln1)
+    }
+
+    /// `(ln β1, ln β2)` computed in f64, as the kernels receive them.
+    pub fn ln_betas(&self) -> (f32, f32) {
+        (
+            (self.beta1 as f64).ln() as f32,
+            (self.beta2 as f64).ln() as f32,
+        )
+    }
+}
+
+/// `1 - eˣ` for `x ≤ 0` in f32 without the cancellation of `1 - exp(x)` near 0 (where
+/// `1 - β2^t` lives for small `t`): a Taylor series of `-expm1(x)` for `x > -0.5`. The same
+/// steps as `one_minus_exp` in shaders/optim.wgsl.
+pub fn one_minus_exp(x: f32) -> f32 {
+    if x > -0.5 {
+        let (mut term, mut sum) = (x, x);
+        for k in 2..12 {
+            term *= x / k as f32;
+            sum += term;
+        }
+        return -sum;
+    }
+    1.0 - x.exp()
 }
 
 /// The primitives, implemented once per backend. Output buffers are allocated by the caller

@@ -143,6 +143,7 @@ impl Optimizer {
             eps: self.eps,
             weight_decay: 0.0,
             lr_t,
+            t,
         }
     }
 
@@ -164,6 +165,9 @@ impl Optimizer {
     /// The mixed-precision step: checks every gradient for inf/NaN into `scaler`'s flag, then
     /// updates with the gradients divided by the loss scale — or, when the flag is set, not at
     /// all — and lets the scaler adjust its scale. All on the device: no readback, no submit.
+    /// A skipped step does not count as an Adam step: the kernels take the scaler's count of
+    /// skipped steps out of `t` for the bias correction (as PyTorch's `GradScaler` skips
+    /// `optimizer.step()`).
     /// f16 gradients are widened to f32 first, so master weights and state stay f32.
     pub fn step_scaled(&mut self, params: Vec<&mut Param>, scaler: &mut LossScaler) -> Result<()> {
         let mut params = params;

@@ -191,3 +191,48 @@ fn precision_choices_are_explained() -> Result<()> {
     }
     Ok(())
 }
+
+/// A step the scaler skips is not an Adam step: after [ok, skipped, ok] the weights equal
+/// those of [ok, ok] with the same two gradients (PyTorch's GradScaler skips
+/// `optimizer.step()`; before, the skipped step still advanced Adam's bias correction).
+#[test]
+fn skipped_steps_do_not_advance_adams_bias_correction() -> Result<()> {
+    for dev in common::all_devices() {
+        let g1 = [0.5f32, -1.0, 0.25, 2.0];
+        let g2 = [-0.75f32, 0.5, 1.5, -0.125];
+        let grad = |g: &[f32], scale: f32| -> Result<Tensor> {
+            let v: Vec<f32> = g.iter().map(|x| x * scale).collect();
+            Tensor::from_slice(&v, [4], &dev)
+        };
+        // With a skipped step in the middle (the scale halves from 1024 to 512 there).
+        let mut p = param(&dev)?;
+        let mut opt = Optimizer::adam(0.1, 0.9, 0.999);
+        let mut scaler = LossScaler::new(1024.0, 2000, &dev)?;
+        p.grad = Some(grad(&g1, 1024.0)?);
+        opt.step_scaled(vec![&mut p], &mut scaler)?;
+        p.grad = Some(grad(&[f32::INFINITY, 0.0, 0.0, 0.0], 1.0)?);
+        opt.step_scaled(vec![&mut p], &mut scaler)?;
+        p.grad = Some(grad(&g2, 512.0)?);
+        opt.step_scaled(vec![&mut p], &mut scaler)?;
+        assert_eq!(scaler.read()?, (512.0, 1), "{dev}: one step skipped");
+        let got = p.value.to_vec::<f32>()?;
+        // The same two updates without the skipped step.
+        let mut q = param(&dev)?;
+        let mut plain = Optimizer::adam(0.1, 0.9, 0.999);
+        for g in [&g1, &g2] {
+            q.grad = Some(grad(g, 1.0)?);
+            plain.step(vec![&mut q])?;
+        }
+        let want = q.value.to_vec::<f32>()?;
+        // Adam's t = 2 in both; the rate is computed in f32 after a skip and in f64 otherwise.
+        common::assert_close(
+            &format!("Adam after a skipped step on {dev}"),
+            &got,
+            &want,
+            1e-6,
+            1e-6,
+        );
+        println!("mixed_precision: {dev}: a skipped step leaves Adam's t alone");
+    }
+    Ok(())
+}

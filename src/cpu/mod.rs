@@ -700,6 +700,7 @@ impl Backend for CpuBackend {
             return Ok(()); // the loss scaler saw a non-finite gradient: skip the step
         }
         let scale = f32::from_bits(guard[0]);
+        let lr_t = s.adam_lr_t(guard.get(3).copied().unwrap_or(0));
         let need = s.kind.state_count();
         let have = s1.is_some() as usize + s2.is_some() as usize;
         if have < need {
@@ -766,7 +767,7 @@ impl Backend for CpuBackend {
                         .map(|v| &mut v[i])
                         .ok_or_else(|| Error::invalid(OP, "missing state"))?;
                     *v += (1.0 - s.beta2) * (gi * gi - *v);
-                    w[i] -= s.lr_t * mi / (v.sqrt() + s.eps);
+                    w[i] -= lr_t * mi / (v.sqrt() + s.eps);
                 }
             }
         }

@@ -180,7 +180,11 @@ struct OptimParams {
     eps: f32,
     wd: f32,
     lr_t: f32,
-    _pad: u32,
+    /// Adam's `t` (saturating), for the bias correction after skipped steps.
+    t: u32,
+    ln_beta1: f32,
+    ln_beta2: f32,
+    _pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -868,7 +872,10 @@ impl Backend for Arc<GpuContext> {
             eps: s.eps,
             wd: s.weight_decay,
             lr_t: s.lr_t,
-            _pad: 0,
+            t: u32::try_from(s.t).unwrap_or(u32::MAX),
+            ln_beta1: s.ln_betas().0,
+            ln_beta2: s.ln_betas().1,
+            _pad: [0; 2],
         };
         let entry = match s.kind {
             OptimKind::Sgd => "sgd",
