@@ -50,13 +50,8 @@ fn bcast(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     }
 }
 
-@compute @workgroup_size(256)
-fn sum_to(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let j = gid.x + gid.y * nwg.x * 256u;
-    if (j >= p.bn) {
-        return;
-    }
-    // Coordinates of j in b's shape; on broadcast dims the loop covers the whole big dim.
+// Coordinates of element j of b in b's shape.
+fn b_coords(j: u32) -> vec4<u32> {
     var rem = j;
     var bc: vec4<u32>;
     bc.w = rem % p.bdims.w;
@@ -65,6 +60,17 @@ fn sum_to(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     rem /= p.bdims.z;
     bc.y = rem % p.bdims.y;
     bc.x = rem / p.bdims.y;
+    return bc;
+}
+
+@compute @workgroup_size(256)
+fn sum_to(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let j = gid.x + gid.y * nwg.x * 256u;
+    if (j >= p.bn) {
+        return;
+    }
+    // Coordinates of j in b's shape; on broadcast dims the loop covers the whole big dim.
+    let bc = b_coords(j);
     let bcast = p.bdims != p.dims;
     let lo = select(bc, vec4<u32>(0u), bcast);
     let hi = select(bc + vec4<u32>(1u), p.dims, bcast);
@@ -90,14 +96,7 @@ fn sum_to_part(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     }
     let j = o % p.bn;
     let g = o / p.bn;
-    var rem = j;
-    var bc: vec4<u32>;
-    bc.w = rem % p.bdims.w;
-    rem /= p.bdims.w;
-    bc.z = rem % p.bdims.z;
-    rem /= p.bdims.z;
-    bc.y = rem % p.bdims.y;
-    bc.x = rem / p.bdims.y;
+    let bc = b_coords(j);
     // Extents of the reduced coordinates (1 on the dimensions b keeps).
     let bcast = p.bdims != p.dims;
     let e = select(vec4<u32>(1u), p.dims, bcast);

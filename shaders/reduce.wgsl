@@ -58,60 +58,55 @@ fn finish(o: u32, acc: f32) {
     out[o] = T(r);
 }
 
-@compute @workgroup_size(256)
-fn sum_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let o = gid.x + gid.y * nwg.x * 256u;
-    if (o >= p.outputs) {
-        return;
-    }
+// Sum of column block o (see sum_block) of x, and of part_in.
+fn x_block_sum(o: u32) -> f32 {
     let b = sum_block(o);
     var acc = 0.0;
     for (var r = b.y; r < b.z; r++) {
         acc += f32(x[r * p.cols + b.x]);
     }
-    finish(o, acc);
+    return acc;
+}
+
+fn part_block_sum(o: u32) -> f32 {
+    let b = sum_block(o);
+    var acc = 0.0;
+    for (var r = b.y; r < b.z; r++) {
+        acc += part_in[r * p.cols + b.x];
+    }
+    return acc;
+}
+
+@compute @workgroup_size(256)
+fn sum_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = gid.x + gid.y * nwg.x * 256u;
+    if (o < p.outputs) {
+        finish(o, x_block_sum(o));
+    }
 }
 
 @compute @workgroup_size(256)
 fn sum_rows_part(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let o = gid.x + gid.y * nwg.x * 256u;
-    if (o >= p.outputs) {
-        return;
+    if (o < p.outputs) {
+        part_out[o] = x_block_sum(o);
     }
-    let b = sum_block(o);
-    var acc = 0.0;
-    for (var r = b.y; r < b.z; r++) {
-        acc += f32(x[r * p.cols + b.x]);
-    }
-    part_out[o] = acc;
 }
 
 @compute @workgroup_size(256)
 fn sum_rows_part_f32(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let o = gid.x + gid.y * nwg.x * 256u;
-    if (o >= p.outputs) {
-        return;
+    if (o < p.outputs) {
+        part_out[o] = part_block_sum(o);
     }
-    let b = sum_block(o);
-    var acc = 0.0;
-    for (var r = b.y; r < b.z; r++) {
-        acc += part_in[r * p.cols + b.x];
-    }
-    part_out[o] = acc;
 }
 
 @compute @workgroup_size(256)
 fn sum_rows_final(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let o = gid.x + gid.y * nwg.x * 256u;
-    if (o >= p.outputs) {
-        return;
+    if (o < p.outputs) {
+        finish(o, part_block_sum(o));
     }
-    let b = sum_block(o);
-    var acc = 0.0;
-    for (var r = b.y; r < b.z; r++) {
-        acc += part_in[r * p.cols + b.x];
-    }
-    finish(o, acc);
 }
 
 // The sum of every thread's `acc` over the 256-thread workgroup (all threads must call it).
@@ -134,6 +129,25 @@ fn row_block(o: u32) -> vec3<u32> {
     return vec3<u32>(o / chunks, c0, min(c0 + p.block, p.cols));
 }
 
+// This thread's strided share of row block o (see row_block) of x, and of part_in.
+fn x_row_share(o: u32, lid: u32) -> f32 {
+    let b = row_block(o);
+    var acc = 0.0;
+    for (var c = b.y + lid; c < b.z; c += 256u) {
+        acc += f32(x[b.x * p.cols + c]);
+    }
+    return acc;
+}
+
+fn part_row_share(o: u32, lid: u32) -> f32 {
+    let b = row_block(o);
+    var acc = 0.0;
+    for (var c = b.y + lid; c < b.z; c += 256u) {
+        acc += part_in[b.x * p.cols + c];
+    }
+    return acc;
+}
+
 @compute @workgroup_size(256)
 fn sum_cols(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
@@ -141,12 +155,7 @@ fn sum_cols(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     if (o >= p.outputs) {
         return; // uniform: the whole workgroup shares `o`
     }
-    let b = row_block(o);
-    var acc = 0.0;
-    for (var c = b.y + lid; c < b.z; c += 256u) {
-        acc += f32(x[b.x * p.cols + c]);
-    }
-    let total = workgroup_sum(lid, acc);
+    let total = workgroup_sum(lid, x_row_share(o, lid));
     if (lid == 0u) {
         out[o] = T(p.alpha * total);
     }
@@ -159,12 +168,7 @@ fn sum_cols_part(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     if (o >= p.outputs) {
         return;
     }
-    let b = row_block(o);
-    var acc = 0.0;
-    for (var c = b.y + lid; c < b.z; c += 256u) {
-        acc += f32(x[b.x * p.cols + c]);
-    }
-    let total = workgroup_sum(lid, acc);
+    let total = workgroup_sum(lid, x_row_share(o, lid));
     if (lid == 0u) {
         part_out[o] = total;
     }
@@ -177,12 +181,7 @@ fn sum_cols_f32(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     if (o >= p.outputs) {
         return;
     }
-    let b = row_block(o);
-    var acc = 0.0;
-    for (var c = b.y + lid; c < b.z; c += 256u) {
-        acc += part_in[b.x * p.cols + c];
-    }
-    let total = workgroup_sum(lid, acc);
+    let total = workgroup_sum(lid, part_row_share(o, lid));
     if (lid == 0u) {
         out[o] = T(p.alpha * total);
     }

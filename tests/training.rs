@@ -40,6 +40,14 @@ fn small_net(dev: &Device, seed: u64) -> wgnn::Result<Sequential> {
         .add("fc2", Linear::new(32, 10, Init::He, s.next_u64(), dev)?)
 }
 
+/// The largest `|got - want| / |want|`.
+fn worst_relative(got: &[f32], want: &[f32]) -> f32 {
+    got.iter()
+        .zip(want)
+        .map(|(g, w)| ((g - w) / w).abs())
+        .fold(0.0f32, f32::max)
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("wgnn-training-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -91,11 +99,7 @@ fn cpu_and_gpu_follow_the_same_loss_trajectory() -> wgnn::Result<()> {
     assert!(want[49] < want[0], "the CPU run did not learn: {want:?}");
     for dev in common::gpus() {
         let got = run(&dev)?;
-        let worst = got
-            .iter()
-            .zip(&want)
-            .map(|(g, w)| ((g - w) / w).abs())
-            .fold(0.0f32, f32::max);
+        let worst = worst_relative(&got, &want);
         println!(
             "training: {dev}: 50 steps, worst relative loss difference to the CPU {worst:.2e}"
         );
@@ -155,11 +159,7 @@ fn deep_convnet_at_batch_100_follows_the_cpu() -> wgnn::Result<()> {
                 "{dev}: step-1 gradient of {name} differs from the CPU's: relative L2 difference {rel:e}"
             );
         }
-        let worst = got
-            .iter()
-            .zip(&want)
-            .map(|(g, w)| ((g - w) / w).abs())
-            .fold(0.0f32, f32::max);
+        let worst = worst_relative(&got, &want);
         println!(
             "training: {dev}: DeepConvNet, 8 steps of 100, worst relative loss difference {worst:.2e}"
         );
