@@ -5,8 +5,8 @@
 //! cosine down to 0 (`flat-cosine`). The book keeps it constant, and at a constant 0.001 the
 //! test accuracy of the last epochs swings by ±0.1 point (99.32 % after epoch 20 at seed 0,
 //! 99.42 % at seed 1); decayed, it settles (99.59 / 99.59 / 99.49 % at seeds 0–2). A one-epoch
-//! run is the book's run either way, and
-//! `--lr-schedule constant` is the book's run exactly. Figures: `benches/RESULTS.md`.
+//! run is the book's run either way, and `--lr-schedule constant` is the book's run exactly.
+//! Figures: `benches/RESULTS.md`.
 //!
 //! ```text
 //! cargo run --release --example vgg_like                          # 20 epochs
