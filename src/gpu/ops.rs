@@ -473,9 +473,10 @@ impl Backend for Arc<GpuContext> {
             self.unary(UnaryOp::Scale(s.beta), c, &mut tmp, s.m * s.n)?;
             return self.copy_into(&tmp, c);
         }
-        let (entry, tile) = match self.matmul_kernel() {
-            MatmulKernel::RegisterBlocked => ("matmul_rb", 32),
-            MatmulKernel::Tiled => ("matmul_tiled", 64),
+        // (entry, its split-K entry, output tile edge)
+        let (entry, part_entry, tile) = match self.matmul_kernel() {
+            MatmulKernel::RegisterBlocked => ("matmul_rb", "matmul_rb_part", 32),
+            MatmulKernel::Tiled => ("matmul_tiled", "matmul_tiled_part", 64),
         };
         let groups = [s.n.div_ceil(tile) as u32, s.m.div_ceil(tile) as u32, 1];
         let splits = self.k_splits(s);
@@ -498,16 +499,9 @@ impl Backend for Arc<GpuContext> {
             ..p
         };
         let part = self.alloc_buffer(splits * s.m * s.n, DType::F32, "split-K partials")?;
-        let key = KernelKey::new(
-            Shader::Matmul,
-            if tile == 32 {
-                "matmul_rb_part"
-            } else {
-                "matmul_tiled_part"
-            },
-        )
-        .constant("TRANS_A", s.trans_a as u32)
-        .constant("TRANS_B", s.trans_b as u32);
+        let key = KernelKey::new(Shader::Matmul, part_entry)
+            .constant("TRANS_A", s.trans_a as u32)
+            .constant("TRANS_B", s.trans_b as u32);
         self.dispatch(
             &key,
             bytemuck::bytes_of(&p),
