@@ -311,6 +311,28 @@ impl GpuContext {
         )
     }
 
+    /// One thread per element of `x` against the loss-scaler `state` (scaler.wgsl).
+    fn scaler_elementwise(
+        &self,
+        entry: &'static str,
+        x: &GpuBuffer,
+        state: &GpuBuffer,
+        n: usize,
+    ) -> Result<()> {
+        let p = ScalerParams {
+            n: u32_of("scaler", n)?,
+            growth_interval: 0,
+            init_bits: 0,
+            _pad: 0,
+        };
+        self.dispatch(
+            &KernelKey::new(Shader::Scaler, entry),
+            bytemuck::bytes_of(&p),
+            &[(1, x), (2, state)],
+            self.grid(n, 256)?,
+        )
+    }
+
     /// How many K chunks a matmul is split into: 1 up to [`SPLIT_K`], then one per
     /// `SPLIT_K`, as far as the f32 partials fit one binding and one dispatch dimension.
     fn k_splits(&self, s: &MatmulSpec) -> usize {
@@ -921,35 +943,11 @@ impl Backend for Arc<GpuContext> {
     }
 
     fn scaler_scale(&self, x: &mut GpuBuffer, state: &GpuBuffer, n: usize) -> Result<()> {
-        let p = ScalerParams {
-            n: u32_of("scaler", n)?,
-            growth_interval: 0,
-            init_bits: 0,
-            _pad: 0,
-        };
-        let groups = self.grid(n, 256)?;
-        self.dispatch(
-            &KernelKey::new(Shader::Scaler, "scale_in_place"),
-            bytemuck::bytes_of(&p),
-            &[(1, &*x), (2, state)],
-            groups,
-        )
+        self.scaler_elementwise("scale_in_place", x, state, n)
     }
 
     fn scaler_check(&self, x: &GpuBuffer, state: &mut GpuBuffer, n: usize) -> Result<()> {
-        let p = ScalerParams {
-            n: u32_of("scaler", n)?,
-            growth_interval: 0,
-            init_bits: 0,
-            _pad: 0,
-        };
-        let groups = self.grid(n, 256)?;
-        self.dispatch(
-            &KernelKey::new(Shader::Scaler, "nonfinite"),
-            bytemuck::bytes_of(&p),
-            &[(1, x), (2, &*state)],
-            groups,
-        )
+        self.scaler_elementwise("nonfinite", x, state, n)
     }
 
     fn scaler_update(&self, state: &mut GpuBuffer, growth_interval: u32) -> Result<()> {
