@@ -13,11 +13,15 @@
 //! cargo run --release --example vgg_like -- --lr-schedule constant  # the book's constant rate
 //! cargo run --release --example vgg_like -- --device cpu --epochs 1
 //! cargo run --release --example vgg_like -- --device gpu --train-limit 2000 --epochs 1
+//! cargo run --release --example vgg_like -- --batch-norm --precision mixed --epochs 1
 //! ```
+//!
+//! `--batch-norm` trains the variant with batch normalisation after every conv and after
+//! `fc1` (`models::deep_convnet_bn`).
 
 use clap::Parser;
 use wgnn::cli::{TrainArgs, run_mnist};
-use wgnn::models::deep_convnet;
+use wgnn::models::{deep_convnet, deep_convnet_bn};
 
 /// Train DeepConvNet on MNIST.
 #[derive(Parser)]
@@ -25,11 +29,23 @@ use wgnn::models::deep_convnet;
 struct Args {
     #[command(flatten)]
     train: TrainArgs,
+    /// Batch normalisation after every conv and after fc1 (not in the book's net).
+    #[arg(long)]
+    batch_norm: bool,
 }
 
 fn main() {
     let args = Args::parse();
-    if let Err(e) = run_mnist(&args.train, "vgg_like (DeepConvNet)", deep_convnet) {
+    let r = if args.batch_norm {
+        run_mnist(
+            &args.train,
+            "vgg_like (DeepConvNet + BatchNorm)",
+            deep_convnet_bn,
+        )
+    } else {
+        run_mnist(&args.train, "vgg_like (DeepConvNet)", deep_convnet)
+    };
+    if let Err(e) = r {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

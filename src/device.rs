@@ -144,7 +144,10 @@ impl Device {
     pub fn gpu_by_index(index: usize) -> Result<Device> {
         let mut all = adapters();
         if all.is_empty() {
-            return Err(Error::NoAdapter(INSTALL_HINT.to_string()));
+            return Err(Error::DeviceSpec {
+                spec: format!("gpu:{index}"),
+                msg: format!("no GPU adapter available: {INSTALL_HINT}"),
+            });
         }
         if index >= all.len() {
             return Err(Error::DeviceSpec {

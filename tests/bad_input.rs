@@ -173,6 +173,13 @@ fn gpu_requested_with_none_present() {
         );
         let m = message(Device::from_spec("gpu:0"));
         assert!(m.contains("no GPU adapter"), "{m}");
+        let m = message(Device::from_spec("gpu:99"));
+        assert!(
+            m.contains("gpu:99")
+                && m.contains("no GPU adapter")
+                && m.contains("mesa-vulkan-drivers"),
+            "{m}"
+        );
         let auto = Device::auto().expect("auto() falls back to the CPU");
         assert!(!auto.is_gpu());
         return;
@@ -203,4 +210,76 @@ fn gpu_requested_with_none_present() {
         text.contains("using the CPU backend"),
         "auto() did not say it fell back:\n{text}"
     );
+}
+
+/// A label past the class count is refused where the dataset is built, naming the example and
+/// the label, on every device (a GPU loss kernel would only give NaN).
+#[test]
+fn labels_outside_the_classes_are_refused() -> wgnn::Result<()> {
+    use wgnn::data::DeviceDataset;
+    let images = vec![0u8; 4 * 9];
+    for dev in common::all_devices() {
+        let ok = DeviceDataset::from_bytes(&images, &[0, 9, 3, 1], [1, 3, 3], 10, &dev)?;
+        assert_eq!((ok.len(), ok.classes()), (4, 10));
+        let m = message(DeviceDataset::from_bytes(
+            &images,
+            &[0, 9, 10, 1],
+            [1, 3, 3],
+            10,
+            &dev,
+        ));
+        assert!(
+            m.contains("label 10 at index 2") && m.contains("10 classes"),
+            "{dev}: {m}"
+        );
+        let m = message(DeviceDataset::from_bytes(
+            &images,
+            &[0; 4],
+            [1, 3, 3],
+            0,
+            &dev,
+        ));
+        assert!(m.contains("0 classes"), "{dev}: {m}");
+    }
+    Ok(())
+}
+
+/// Without an adapter, a GPU-only test says so outside the harness's capture, naming itself,
+/// so `cargo test` never shows it as a silent pass of a GPU check; with `WGNN_REQUIRE_GPU=1`
+/// it fails instead. Runs this binary's GPU-only `operands_on_different_devices` in a child
+/// whose wgpu may only use a backend that does not exist on this platform.
+#[test]
+fn gpu_skips_are_reported_outside_the_capture() {
+    let nowhere = if cfg!(target_os = "macos") {
+        "dx12"
+    } else {
+        "metal"
+    };
+    let child = |require: &str| {
+        let out = std::process::Command::new(std::env::current_exe().expect("test binary path"))
+            .args(["operands_on_different_devices", "--exact"])
+            .env("WGPU_BACKEND", nowhere)
+            .env("WGNN_REQUIRE_GPU", require)
+            .output()
+            .expect("spawn the test binary");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = child("0");
+    assert!(ok, "child failed:\n{text}");
+    assert!(
+        text.contains("NO GPU ADAPTER") && text.contains("WGNN_REQUIRE_GPU=1"),
+        "no banner:\n{text}"
+    );
+    assert!(
+        text.contains("SKIPPED on the GPU: bad_input::operands_on_different_devices (its GPU checks did not run)"),
+        "the skip does not name the test:\n{text}"
+    );
+    let (ok, text) = child("1");
+    assert!(!ok, "WGNN_REQUIRE_GPU=1 without an adapter passed:\n{text}");
+    assert!(text.contains("no GPU adapter was found"), "{text}");
 }

@@ -291,9 +291,7 @@ fn f16_inference_keeps_accuracy() -> Result<()> {
     use wgnn::optim::Optimizer;
     use wgnn::train::{TrainConfig, evaluate, fit};
     let mnist = Mnist::load_default()?;
-    let mut devices = vec![Device::cpu()];
-    devices.extend(f16_gpus());
-    for dev in devices {
+    for dev in common::cpu_and_f16_gpus() {
         let train = DeviceDataset::from_mnist(&mnist.train.take(3000), &dev)?;
         let test = DeviceDataset::from_mnist(&mnist.test.take(1000), &dev)?;
         let mut model = mlp(&MlpConfig::new(&[784, 64, 10]), &dev, 3)?;

@@ -74,13 +74,7 @@ fn overflow_skips_the_step_and_halves_the_scale() -> Result<()> {
 /// f16 gradients overflow where f32 ones would not: an f16 inf is caught the same way.
 #[test]
 fn f16_gradients_are_checked_too() -> Result<()> {
-    let mut devices = vec![Device::cpu()];
-    devices.extend(
-        common::gpus()
-            .into_iter()
-            .filter(|d| d.gpu_context().is_some_and(|c| c.supports_f16())),
-    );
-    for dev in devices {
+    for dev in common::cpu_and_f16_gpus() {
         let mut p = param(&dev)?;
         let mut opt = Optimizer::adam(0.001, 0.9, 0.999);
         let mut scaler = LossScaler::standard(&dev)?;
@@ -125,13 +119,7 @@ fn two_thousand_clean_steps_double_the_scale() -> Result<()> {
 #[test]
 fn mixed_training_follows_f32() -> Result<()> {
     let mnist = Mnist::load_default()?;
-    let mut devices = vec![Device::cpu()];
-    devices.extend(
-        common::gpus()
-            .into_iter()
-            .filter(|d| d.gpu_context().is_some_and(|c| c.supports_f16())),
-    );
-    for dev in devices {
+    for dev in common::cpu_and_f16_gpus() {
         let train = DeviceDataset::from_mnist(&mnist.train.take(2000), &dev)?;
         let test = DeviceDataset::from_mnist(&mnist.test.take(500), &dev)?;
         let run = |precision| -> Result<(f64, f64, u64)> {
@@ -162,6 +150,68 @@ fn mixed_training_follows_f32() -> Result<()> {
             "{dev}: mixed accuracy {acc16} vs f32 {acc32}"
         );
         assert!(acc16 > 0.8, "{dev}: mixed run did not learn");
+    }
+    Ok(())
+}
+
+/// BatchNorm under mixed precision: the batch statistics come out in f16 while the running
+/// statistics stay f32 (they used to meet in one `axpy_` and fail with a dtype mismatch).
+/// Trains the book's Extend MLP (Affine → BN → ReLU) and checks the f32 run's accuracy is
+/// matched and the running statistics kept their dtype and moved.
+#[test]
+fn mixed_training_with_batch_norm() -> Result<()> {
+    let mnist = Mnist::load_default()?;
+    for dev in common::cpu_and_f16_gpus() {
+        let train = DeviceDataset::from_mnist(&mnist.train.take(2000), &dev)?;
+        let test = DeviceDataset::from_mnist(&mnist.test.take(500), &dev)?;
+        let run = |precision| -> Result<(f64, Vec<f32>)> {
+            let mut cfg_mlp = MlpConfig::new(&[784, 64, 64, 10]);
+            cfg_mlp.batch_norm = true;
+            let mut model = mlp(&cfg_mlp, &dev, 5)?;
+            let mut opt = Optimizer::adam(0.002, 0.9, 0.999);
+            let cfg = TrainConfig {
+                epochs: 2,
+                batch_size: 50,
+                precision,
+                progress: false,
+                verbose: false,
+                ..TrainConfig::default()
+            };
+            let m = fit(&mut model, &mut opt, &train, &test, &cfg)?;
+            let mut stats = Vec::new();
+            for (name, t) in model.buffers_mut() {
+                assert_eq!(t.dtype(), DType::F32, "{dev}: {name} is no longer f32");
+                stats.extend(t.to_vec::<f32>()?);
+            }
+            Ok((m.test_accuracy, stats))
+        };
+        let (acc32, stats32) = run(Precision::F32)?;
+        let (acc16, stats16) = run(Precision::Mixed)?;
+        println!("mixed_precision: {dev}: BatchNorm MLP accuracy f32 {acc32:.3} mixed {acc16:.3}");
+        assert!(
+            (acc16 - acc32).abs() <= 0.02,
+            "{dev}: mixed accuracy {acc16} vs f32 {acc32}"
+        );
+        assert!(acc16 > 0.8, "{dev}: mixed run did not learn");
+        assert_eq!(stats16.len(), 4 * 64);
+        assert!(
+            stats16.iter().any(|&v| v != 0.0) && stats16.iter().all(|v| v.is_finite()),
+            "{dev}: running statistics did not move"
+        );
+        // The two runs' weights drift apart over 80 steps, and the statistics with them: compare
+        // the whole vector (relative L2), not element by element.
+        let num: f32 = stats16
+            .iter()
+            .zip(&stats32)
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum();
+        let den: f32 = stats32.iter().map(|b| b * b).sum();
+        let rel = (num / den).sqrt();
+        println!("mixed_precision: {dev}: running statistics mixed vs f32, relative L2 {rel:.4}");
+        assert!(
+            rel <= 0.05,
+            "{dev}: mixed running statistics differ from f32 by {rel} (relative L2)"
+        );
     }
     Ok(())
 }

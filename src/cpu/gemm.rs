@@ -25,9 +25,70 @@ struct SendPtr(*mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
+/// The offset one past the last element `m × n` strided operand reaches (0 when empty).
+fn reach(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
+    if rows == 0 || cols == 0 {
+        0
+    } else {
+        (rows - 1) * rs + (cols - 1) * cs + 1
+    }
+}
+
+/// Panics unless A `[m, k]` and B `[k, n]` lie inside their slices. Always checked, also in
+/// release builds: the check is a few multiplications per GEMM call, and a wrong stride here
+/// would otherwise read past a slice inside matrixmultiply.
+fn check_ab(m: usize, k: usize, n: usize, a: &Mat, b: &Mat) {
+    assert!(
+        reach(m, k, a.rs, a.cs) <= a.data.len(),
+        "sgemm: A [{m}, {k}] with strides ({}, {}) reaches past its {} elements",
+        a.rs,
+        a.cs,
+        a.data.len()
+    );
+    assert!(
+        reach(k, n, b.rs, b.cs) <= b.data.len(),
+        "sgemm: B [{k}, {n}] with strides ({}, {}) reaches past its {} elements",
+        b.rs,
+        b.cs,
+        b.data.len()
+    );
+}
+
+/// Single-threaded `C = alpha A B + beta C`, C row-major `[m, n]` with row stride `ldc`
+/// inside the slice `c`. Panics (a bug of the caller) when an operand is shorter than its
+/// shape and strides say.
 #[allow(clippy::too_many_arguments)] // the BLAS signature: dimensions, scalars, operands
-/// Single-threaded `C = alpha A B + beta C`, C row-major `[m, n]` with row stride `ldc`.
-fn sgemm_raw(
+fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: Mat,
+    b: Mat,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    assert!(
+        n <= ldc && reach(m, n, ldc, 1) <= c.len(),
+        "sgemm: C [{m}, {n}] with row stride {ldc} reaches past its {} elements",
+        c.len()
+    );
+    check_ab(m, k, n, &a, &b);
+    // SAFETY: A and B were checked to hold every element their strides reach, C to hold every
+    // element of its `m` rows of `n` (row stride `ldc`), and `c` is borrowed mutably.
+    unsafe { sgemm_raw(m, k, n, alpha, a, b, beta, c.as_mut_ptr(), ldc) }
+}
+
+/// Single-threaded `C = alpha A B + beta C` through a raw C pointer, for column blocks of one
+/// C that several threads write at once (which `&mut` slices cannot express).
+///
+/// # Safety
+/// A `[m, k]` and B `[k, n]` must lie inside their slices (see [`check_ab`]); `c` must be
+/// valid for reads and writes of every element `c + i·ldc + j` for `i < m`, `j < n`; and no
+/// other thread may access those elements during the call.
+#[allow(clippy::too_many_arguments)] // the BLAS signature: dimensions, scalars, operands
+unsafe fn sgemm_raw(
     m: usize,
     k: usize,
     n: usize,
@@ -41,10 +102,9 @@ fn sgemm_raw(
     if m == 0 || n == 0 {
         return;
     }
-    debug_assert!(k == 0 || (m - 1) * a.rs + (k - 1) * a.cs < a.data.len());
-    debug_assert!(k == 0 || (k - 1) * b.rs + (n - 1) * b.cs < b.data.len());
-    // SAFETY: the callers slice `a`, `b` and `c` to hold every element the strides reach
-    // (checked above in debug builds) and C blocks given to different threads are disjoint.
+    debug_assert!(reach(m, k, a.rs, a.cs) <= a.data.len());
+    debug_assert!(reach(k, n, b.rs, b.cs) <= b.data.len());
+    // SAFETY: the operands are in bounds and C is exclusively ours, by this fn's contract.
     unsafe {
         matrixmultiply::sgemm(
             m,
@@ -83,7 +143,7 @@ pub(crate) fn gemm(
     let c = &mut c[..m * n];
     let threads = rayon::current_num_threads();
     if threads <= 1 || m * n * k < PARALLEL_MIN {
-        sgemm_raw(m, k, n, alpha, a, b, beta, c.as_mut_ptr(), n);
+        sgemm(m, k, n, alpha, a, b, beta, c, n);
         return;
     }
     if m >= 4 * threads {
@@ -97,9 +157,10 @@ pub(crate) fn gemm(
                     data: &a.data[r0 * a.rs..],
                     ..a
                 };
-                sgemm_raw(mb, k, n, alpha, a_blk, b, beta, block.as_mut_ptr(), n);
+                sgemm(mb, k, n, alpha, a_blk, b, beta, block, n);
             });
     } else {
+        check_ab(m, k, n, &a, &b);
         let cols = n.div_ceil(threads);
         let base = SendPtr(c.as_mut_ptr());
         (0..n.div_ceil(cols)).into_par_iter().for_each(|i| {
@@ -110,8 +171,10 @@ pub(crate) fn gemm(
                 ..b
             };
             let ptr = base;
-            // SAFETY: column block [c0, c0 + nb) of every row belongs to this task alone.
-            sgemm_raw(m, k, nb, alpha, a, b_blk, beta, unsafe { ptr.0.add(c0) }, n);
+            // SAFETY: A and B were checked for the whole product, so every column block of B
+            // is in bounds; C is `c[..m * n]` (borrowed mutably above), and column block
+            // [c0, c0 + nb) of its rows belongs to this task alone.
+            unsafe { sgemm_raw(m, k, nb, alpha, a, b_blk, beta, ptr.0.add(c0), n) };
         });
     }
 }
@@ -228,7 +291,7 @@ pub(crate) fn conv2d_forward(
                     rs: ohw,
                     cs: 1,
                 };
-                sgemm_raw(fout, ckk, ohw, 1.0, wm, cm, 1.0, o.as_mut_ptr(), ohw);
+                sgemm(fout, ckk, ohw, 1.0, wm, cm, 1.0, o, ohw);
             },
         );
 }
@@ -274,24 +337,14 @@ pub(crate) fn conv2d_backward(
                     rs: 1,
                     cs: ohw,
                 };
-                sgemm_raw(
-                    fout,
-                    ohw,
-                    ckk,
-                    1.0,
-                    dm,
-                    col_t,
-                    1.0,
-                    dw_part.as_mut_ptr(),
-                    ckk,
-                );
+                sgemm(fout, ohw, ckk, 1.0, dm, col_t, 1.0, &mut dw_part, ckk);
                 // dcol = Wᵀ [ckk, fout] · dout_n [fout, ohw]
                 let w_t = Mat {
                     data: w,
                     rs: 1,
                     cs: ckk,
                 };
-                sgemm_raw(ckk, fout, ohw, 1.0, w_t, dm, 0.0, dcol.as_mut_ptr(), ohw);
+                sgemm(ckk, fout, ohw, 1.0, w_t, dm, 0.0, &mut dcol, ohw);
                 col2im_image(&dcol, dx_n, g);
                 for (f, line) in d.chunks_exact(ohw).enumerate() {
                     db_part[f] += line.iter().map(|&v| v as f64).sum::<f64>();
@@ -310,4 +363,52 @@ pub(crate) fn conv2d_backward(
         .iter_mut()
         .zip(&db64)
         .for_each(|(a, &b)| *a = b as f32);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mat(data: &[f32], rs: usize) -> Mat<'_> {
+        Mat { data, rs, cs: 1 }
+    }
+
+    #[test]
+    fn sgemm_multiplies_inside_the_slices() {
+        let a = [1.0, 2.0, 3.0, 4.0];
+        let b = [5.0, 6.0, 7.0, 8.0];
+        let mut c = [1.0f32; 4];
+        sgemm(2, 2, 2, 1.0, mat(&a, 2), mat(&b, 2), 1.0, &mut c, 2);
+        assert_eq!(c, [20.0, 23.0, 44.0, 51.0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "A [4, 4] with strides (4, 1) reaches past its 15 elements")]
+    fn sgemm_refuses_a_short_a() {
+        let (a, b) = (vec![1.0f32; 15], vec![1.0f32; 16]);
+        let mut c = vec![0.0f32; 16];
+        sgemm(4, 4, 4, 1.0, mat(&a, 4), mat(&b, 4), 0.0, &mut c, 4);
+    }
+
+    #[test]
+    #[should_panic(expected = "C [4, 4] with row stride 4 reaches past its 15 elements")]
+    fn sgemm_refuses_a_short_c() {
+        let (a, b) = (vec![1.0f32; 16], vec![1.0f32; 16]);
+        let mut c = vec![0.0f32; 15];
+        sgemm(4, 4, 4, 1.0, mat(&a, 4), mat(&b, 4), 0.0, &mut c, 4);
+    }
+
+    #[test]
+    #[should_panic(expected = "B [256, 300] with strides (300, 1) reaches past its 76799 elements")]
+    fn parallel_gemm_refuses_a_short_b() {
+        // Big enough to split, with m < 4·threads: the column-block path, which writes C
+        // through a raw pointer.
+        let (a, b) = (vec![1.0f32; 4 * 256], vec![1.0f32; 256 * 300 - 1]);
+        let mut c = vec![0.0f32; 4 * 300];
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .expect("a 2-thread pool");
+        pool.install(|| gemm(4, 256, 300, 1.0, mat(&a, 256), mat(&b, 300), 0.0, &mut c));
+    }
 }

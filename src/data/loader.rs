@@ -30,6 +30,7 @@ pub struct DeviceDataset {
     labels: Tensor,
     n: usize,
     image_shape: [usize; 3],
+    classes: usize,
 }
 
 impl DeviceDataset {
@@ -39,17 +40,38 @@ impl DeviceDataset {
             &split.images,
             &split.labels,
             [1, split.rows, split.cols],
+            10,
             device,
         )
     }
 
-    /// From raw pixel bytes (`n · C·H·W`) and label bytes (`n`).
+    /// From raw pixel bytes (`n · C·H·W`) and label bytes (`n`), each label a class index in
+    /// `0..classes`. Labels are checked here, on the host, because the loss kernels cannot
+    /// check them without a readback: on a GPU a label past the class count would give a NaN
+    /// loss many steps later instead of an error naming the example.
     pub fn from_bytes(
         images: &[u8],
         labels: &[u8],
         image_shape: [usize; 3],
+        classes: usize,
         device: &Device,
     ) -> Result<DeviceDataset> {
+        if classes == 0 || classes > 256 {
+            return Err(Error::invalid(
+                "DeviceDataset",
+                format!("{classes} classes: u8 labels need 1..=256 classes"),
+            ));
+        }
+        if let Some(i) = labels.iter().position(|&l| l as usize >= classes) {
+            return Err(Error::invalid(
+                "DeviceDataset",
+                format!(
+                    "label {} at index {i} is outside the {classes} classes 0..={}",
+                    labels[i],
+                    classes - 1
+                ),
+            ));
+        }
         let row: usize = image_shape.iter().product();
         let n = labels.len();
         if row == 0 || images.len() != n * row {
@@ -68,7 +90,13 @@ impl DeviceDataset {
             labels: Tensor::from_vec(lwords.clone(), [lwords.len()], device)?,
             n,
             image_shape,
+            classes,
         })
+    }
+
+    /// Number of classes; every label is below it.
+    pub fn classes(&self) -> usize {
+        self.classes
     }
 
     /// Number of examples.
@@ -118,6 +146,17 @@ impl DeviceDataset {
             .gather_bytes(order, offset, count, 1, 1.0, DType::U32)?
             .reshape([count])?;
         Ok((x, t))
+    }
+}
+
+impl std::fmt::Debug for DeviceDataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceDataset")
+            .field("len", &self.n)
+            .field("image_shape", &self.image_shape)
+            .field("classes", &self.classes)
+            .field("device", &self.device())
+            .finish()
     }
 }
 

@@ -39,6 +39,44 @@ pub fn deep_convnet(device: &Device, seed: u64) -> Result<Sequential> {
         .add("drop2", Dropout::with_mode(0.5, DropoutMode::Book, s())?)
 }
 
+/// [`deep_convnet`] with batch normalisation after every conv and after `fc1` (each before its
+/// ReLU, as the book's `MultiLayerNetExtend` places it), the book's `BatchNormalization`
+/// over each layer's `C·H·W` values. Same seeds, so the weights start as `deep_convnet`'s.
+pub fn deep_convnet_bn(device: &Device, seed: u64) -> Result<Sequential> {
+    let mut seeds = SplitMix64::new(seed);
+    let mut s = || seeds.next_u64();
+    let conv = |cin, cout, pad, seed| Conv2d::new(cin, cout, 3, 1, pad, Init::He, seed, device);
+    let bn = |features| BatchNorm::new(features, device);
+    Sequential::new(device)
+        .add("conv1", conv(1, 16, 1, s())?)?
+        .add("bn1", bn(16 * 28 * 28)?)?
+        .add("relu1", Relu::new())?
+        .add("conv2", conv(16, 16, 1, s())?)?
+        .add("bn2", bn(16 * 28 * 28)?)?
+        .add("relu2", Relu::new())?
+        .add("pool1", MaxPool2d::new(2, 2, 0))?
+        .add("conv3", conv(16, 32, 1, s())?)?
+        .add("bn3", bn(32 * 14 * 14)?)?
+        .add("relu3", Relu::new())?
+        .add("conv4", conv(32, 32, 2, s())?)?
+        .add("bn4", bn(32 * 16 * 16)?)?
+        .add("relu4", Relu::new())?
+        .add("pool2", MaxPool2d::new(2, 2, 0))?
+        .add("conv5", conv(32, 64, 1, s())?)?
+        .add("bn5", bn(64 * 8 * 8)?)?
+        .add("relu5", Relu::new())?
+        .add("conv6", conv(64, 64, 1, s())?)?
+        .add("bn6", bn(64 * 8 * 8)?)?
+        .add("relu6", Relu::new())?
+        .add("pool3", MaxPool2d::new(2, 2, 0))?
+        .add("fc1", Linear::new(64 * 4 * 4, 50, Init::He, s(), device)?)?
+        .add("bn7", bn(50)?)?
+        .add("relu7", Relu::new())?
+        .add("drop1", Dropout::with_mode(0.5, DropoutMode::Book, s())?)?
+        .add("fc2", Linear::new(50, 10, Init::He, s(), device)?)?
+        .add("drop2", Dropout::with_mode(0.5, DropoutMode::Book, s())?)
+}
+
 /// The book's ch.7 `SimpleConvNet`: conv 30@5×5 | ReLU | pool 2×2 | Affine 4320→100 | ReLU |
 /// Affine 100→10, weights N(0, 0.01²), 433,890 parameters. Input `[N, 1, 28, 28]`.
 pub fn simple_convnet(device: &Device, seed: u64) -> Result<Sequential> {

@@ -71,11 +71,15 @@ impl Layer for BatchNorm {
             let var = xc.mul(&xc)?.sum_rows()?.scale(1.0 / n as f32)?;
             let inv_std = var.sqrt_eps(self.eps)?.recip()?;
             let xn = xc.mul_broadcast(&inv_std)?;
+            // Under mixed precision the batch statistics come out in the compute dtype (f16)
+            // while the running statistics stay in the master dtype (f32), as PyTorch keeps
+            // them: convert before blending (a no-op when the dtypes agree).
             let m = self.momentum;
+            let rdt = self.running_mean.dtype();
             self.running_mean = self.running_mean.scale(m)?;
-            self.running_mean.axpy_(1.0 - m, &mu)?;
+            self.running_mean.axpy_(1.0 - m, &mu.to_dtype(rdt)?)?;
             self.running_var = self.running_var.scale(m)?;
-            self.running_var.axpy_(1.0 - m, &var)?;
+            self.running_var.axpy_(1.0 - m, &var.to_dtype(rdt)?)?;
             let out = xn
                 .mul_broadcast(&self.gamma.value)?
                 .add_broadcast(&self.beta.value)?;
