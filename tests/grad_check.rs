@@ -459,6 +459,38 @@ fn batch_norm_train_2d_and_4d() {
     }
 }
 
+/// Per-channel BatchNorm (`BatchNorm::channels`, PyTorch's BatchNorm2d) on `[N, C, H, W]`:
+/// each channel's N·H·W values drawn as one feature of [`batch`] (σ ≥ 1), so [`BN_X`]'s
+/// reasoning holds with N·H·W = 36 outputs per statistic in place of N: rounding
+/// ≲ √36·3·1e-6/0.04 ≈ 5e-4 at worst; atol 5e-4, rtol 1e-3. γ and β: affine.
+#[test]
+fn batch_norm_per_channel() {
+    let (n, c, h, w) = (4, 3, 3, 3);
+    let flat = batch(n * h * w, c, 760);
+    let mut x = vec![0f32; flat.len()];
+    for (row, vals) in flat.chunks_exact(c).enumerate() {
+        let (img, p) = (row / (h * w), row % (h * w));
+        for (ch, &v) in vals.iter().enumerate() {
+            x[(img * c + ch) * h * w + p] = v;
+        }
+    }
+    for dev in devices() {
+        let mut layer = BatchNorm::channels(c, &dev).unwrap();
+        randomize_params(&mut layer, &[(1.0, 0.3), (0.0, 0.5)], 761, &dev);
+        let what = format!("BatchNorm2d({c}) x [{n}, {c}, {h}, {w}]");
+        check_layer(
+            &what,
+            &dev,
+            &mut layer,
+            &x,
+            &[n, c, h, w],
+            fd(2e-2, 5e-4, 1e-3),
+            AFFINE,
+            762,
+        );
+    }
+}
+
 /// Mean softmax cross-entropy: ∂³/∂z³ of logsumexp is ≤ 0.1 per row, /N for the mean, so
 /// with h = 3e-2 truncation is ≤ h²/6·0.1/N ≈ 4e-6. The loss (≈ 2, a few f32 ops per row,
 /// then the mean) is off by ≲ 1e-6 per evaluation: ≲ 2e-6/0.06 ≈ 3e-5. atol 1e-4, rtol 1e-3.

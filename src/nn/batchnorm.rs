@@ -1,6 +1,16 @@
-//! Batch normalisation as the book's `BatchNormalization`: per feature over the batch; 4-D
-//! inputs are normalised per element of `C·H·W` (the book's reshape to `[N, -1]`).
-//! Running statistics `r = m·r + (1 - m)·batch` with m = 0.9, eps = 1e-6 (the book's 10e-7).
+//! Batch normalisation, in the book's form and in the per-channel form of convolutional nets.
+//!
+//! - [`BatchNorm::new`] is the book's `BatchNormalization`: per feature over the batch; 4-D
+//!   inputs are normalised per element of `C·H·W` (the book's reshape to `[N, -1]`). Running
+//!   statistics start at 0, `r = m·r + (1 - m)·batch` with m = 0.9, eps = 1e-6 (the book's
+//!   10e-7).
+//! - [`BatchNorm::channels`] is PyTorch's `BatchNorm2d`: one mean and variance per channel of
+//!   an `[N, C, H, W]` input, over `N·H·W` values, so a feature that is constant in the
+//!   training images (a border pixel) does not get its own 1/√eps. Running mean starts at 0
+//!   and running variance at 1, m = 0.9 (PyTorch's momentum 0.1), eps = 1e-5.
+//!
+//! Both are the same computation on a view: `[N, D]` with statistics `[D]`, or `[N, C, H·W]`
+//! with statistics `[C, 1]`, reduced with `sum_to` and applied with numpy broadcasting.
 
 use super::{ForwardCtx, Layer, Param, no_forward};
 use crate::DType;
@@ -11,12 +21,23 @@ use crate::tensor::Tensor;
 
 struct Cache {
     shape: Shape,
+    dtype: DType,
+    gamma: Tensor,
     xc: Tensor,
     xn: Tensor,
     inv_std: Tensor,
 }
 
-/// Batch normalisation over `features` values per example.
+/// Which values share one mean and variance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Axis {
+    /// Each of the `D` values per example (the book's).
+    Feature,
+    /// Each channel of an `[N, C, H, W]` input (PyTorch's `BatchNorm2d`).
+    Channel,
+}
+
+/// Batch normalisation with learned scale `gamma` and shift `beta`.
 pub struct BatchNorm {
     gamma: Param,
     beta: Param,
@@ -24,27 +45,63 @@ pub struct BatchNorm {
     running_var: Tensor,
     momentum: f32,
     eps: f32,
+    axis: Axis,
     name: String,
     cache: Option<Cache>,
 }
 
 impl BatchNorm {
-    /// For inputs with `features` values per example (`C·H·W` for images).
+    /// The book's form, for inputs with `features` values per example (`C·H·W` for images).
     pub fn new(features: usize, device: &Device) -> Result<BatchNorm> {
+        BatchNorm::build(features, Axis::Feature, 0.0, 1e-6, device)
+    }
+
+    /// Per-channel batch normalisation of `[N, channels, H, W]` inputs (PyTorch's
+    /// `BatchNorm2d`).
+    pub fn channels(channels: usize, device: &Device) -> Result<BatchNorm> {
+        BatchNorm::build(channels, Axis::Channel, 1.0, 1e-5, device)
+    }
+
+    fn build(d: usize, axis: Axis, var0: f32, eps: f32, device: &Device) -> Result<BatchNorm> {
+        if d == 0 {
+            return Err(Error::invalid("BatchNorm", "needs at least one feature"));
+        }
         Ok(BatchNorm {
-            gamma: Param::new("gamma", Tensor::full([features], 1.0, device)?, false),
-            beta: Param::new(
-                "beta",
-                Tensor::zeros([features], DType::F32, device)?,
-                false,
-            ),
-            running_mean: Tensor::zeros([features], DType::F32, device)?,
-            running_var: Tensor::zeros([features], DType::F32, device)?,
+            gamma: Param::new("gamma", Tensor::full([d], 1.0, device)?, false),
+            beta: Param::new("beta", Tensor::zeros([d], DType::F32, device)?, false),
+            running_mean: Tensor::zeros([d], DType::F32, device)?,
+            running_var: Tensor::full([d], var0, device)?,
             momentum: 0.9,
-            eps: 1e-6,
+            eps,
+            axis,
             name: String::new(),
             cache: None,
         })
+    }
+
+    /// The view normalised and the shape of its statistics, checking `x`.
+    fn view(&self, x: &Tensor) -> Result<(Shape, Shape, usize)> {
+        let d = self.gamma.numel();
+        let dims = x.dims();
+        let n = dims.first().copied().unwrap_or(0);
+        match self.axis {
+            Axis::Feature if n > 0 && x.numel() == n * d => {
+                Ok((Shape::from([n, d]), Shape::from([d]), n))
+            }
+            Axis::Channel if dims.len() == 4 && dims[1] == d && x.numel() > 0 => {
+                let hw = dims[2] * dims[3];
+                Ok((Shape::from([n, d, hw]), Shape::from([d, 1]), n * hw))
+            }
+            _ => Err(Error::shapes(
+                "BatchNorm",
+                x.shape(),
+                self.gamma.value.shape(),
+                match self.axis {
+                    Axis::Feature => format!("input must flatten to [N, {d}]"),
+                    Axis::Channel => format!("input must be [N, {d}, H, W]"),
+                },
+            )),
+        }
     }
 }
 
@@ -54,72 +111,92 @@ impl Layer for BatchNorm {
     }
 
     fn forward(&mut self, x: &Tensor, ctx: &ForwardCtx) -> Result<Tensor> {
-        let d = self.gamma.numel();
-        let n = x.dims().first().copied().unwrap_or(0);
-        if n == 0 || x.numel() != n * d {
-            return Err(Error::shapes(
-                "BatchNorm",
-                x.shape(),
-                self.gamma.value.shape(),
-                format!("input must flatten to [N, {d}]"),
-            ));
-        }
-        let x2 = x.reshape([n, d])?;
+        let (view, stat, m) = self.view(x)?;
+        // Statistics and normalisation in f32 whatever the input's dtype, as cuDNN and PyTorch's
+        // autocast do: under mixed precision a feature of near-constant value has
+        // inv_std ≈ 1/√eps, and its backward's inv_std² would overflow f16's 65,504 at any
+        // loss scale. `to_dtype` is free when the input is already f32.
+        let dtype = x.dtype();
+        let xv = x.reshape(view)?.to_dtype(DType::F32)?;
+        let gamma = self
+            .gamma
+            .value
+            .to_dtype(DType::F32)?
+            .reshape(stat.clone())?;
+        let beta = self
+            .beta
+            .value
+            .to_dtype(DType::F32)?
+            .reshape(stat.clone())?;
         let out = if ctx.train {
-            let mu = x2.sum_rows()?.scale(1.0 / n as f32)?;
-            let xc = x2.sub_broadcast(&mu)?;
-            let var = xc.mul(&xc)?.sum_rows()?.scale(1.0 / n as f32)?;
+            let mu = xv.sum_to(stat.clone())?.scale(1.0 / m as f32)?;
+            let xc = xv.sub_broadcast(&mu)?;
+            let var = xc.mul(&xc)?.sum_to(stat.clone())?.scale(1.0 / m as f32)?;
             let inv_std = var.sqrt_eps(self.eps)?.recip()?;
             let xn = xc.mul_broadcast(&inv_std)?;
-            // Under mixed precision the batch statistics come out in the compute dtype (f16)
-            // while the running statistics stay in the master dtype (f32), as PyTorch keeps
-            // them: convert before blending (a no-op when the dtypes agree).
-            let m = self.momentum;
+            // The running statistics keep their own dtype: f32 under mixed precision (only the
+            // parameters get f16 compute copies), f16 after `Sequential::to_dtype(F16)`.
+            let k = self.momentum;
             let rdt = self.running_mean.dtype();
-            self.running_mean = self.running_mean.scale(m)?;
-            self.running_mean.axpy_(1.0 - m, &mu.to_dtype(rdt)?)?;
-            self.running_var = self.running_var.scale(m)?;
-            self.running_var.axpy_(1.0 - m, &var.to_dtype(rdt)?)?;
-            let out = xn
-                .mul_broadcast(&self.gamma.value)?
-                .add_broadcast(&self.beta.value)?;
+            let d = [self.gamma.numel()];
+            self.running_mean = self.running_mean.scale(k)?;
+            self.running_mean
+                .axpy_(1.0 - k, &mu.reshape(d)?.to_dtype(rdt)?)?;
+            self.running_var = self.running_var.scale(k)?;
+            self.running_var
+                .axpy_(1.0 - k, &var.reshape(d)?.to_dtype(rdt)?)?;
+            let out = xn.mul_broadcast(&gamma)?.add_broadcast(&beta)?;
             self.cache = Some(Cache {
                 shape: x.shape().clone(),
+                dtype,
+                gamma,
                 xc,
                 xn,
                 inv_std,
             });
             out
         } else {
-            let inv_std = self.running_var.sqrt_eps(self.eps)?.recip()?;
-            let xn = x2
-                .sub_broadcast(&self.running_mean)?
-                .mul_broadcast(&inv_std)?;
+            let mean = self
+                .running_mean
+                .to_dtype(DType::F32)?
+                .reshape(stat.clone())?;
+            let var = self.running_var.to_dtype(DType::F32)?.reshape(stat)?;
+            let inv_std = var.sqrt_eps(self.eps)?.recip()?;
+            let xn = xv.sub_broadcast(&mean)?.mul_broadcast(&inv_std)?;
             self.cache = None;
-            xn.mul_broadcast(&self.gamma.value)?
-                .add_broadcast(&self.beta.value)?
+            xn.mul_broadcast(&gamma)?.add_broadcast(&beta)?
         };
-        out.reshape(x.shape().clone())
+        out.to_dtype(dtype)?.reshape(x.shape().clone())
     }
 
     fn backward(&mut self, dout: &Tensor) -> Result<Tensor> {
         let c = self.cache.as_ref().ok_or_else(|| no_forward("BatchNorm"))?;
-        let (n, d) = (c.xc.dims()[0], c.xc.dims()[1]);
-        let dout = dout.reshape([n, d])?;
-        self.beta.grad = Some(dout.sum_rows()?);
-        self.gamma.grad = Some(c.xn.mul(&dout)?.sum_rows()?);
-        let dxn = dout.mul_broadcast(&self.gamma.value)?;
+        let stat = c.inv_std.shape().clone();
+        let m = c.xc.numel() / stat.numel();
+        let d = [self.gamma.numel()];
+        let dout = dout.reshape(c.xc.shape().clone())?.to_dtype(DType::F32)?;
+        let pdt = self.gamma.value.dtype();
+        self.beta.grad = Some(dout.sum_to(stat.clone())?.reshape(d)?.to_dtype(pdt)?);
+        self.gamma.grad = Some(
+            c.xn.mul(&dout)?
+                .sum_to(stat.clone())?
+                .reshape(d)?
+                .to_dtype(pdt)?,
+        );
+        let dxn = dout.mul_broadcast(&c.gamma)?;
         let mut dxc = dxn.mul_broadcast(&c.inv_std)?;
         let dstd = dxn
             .mul(&c.xc)?
-            .sum_rows()?
+            .sum_to(stat.clone())?
             .mul(&c.inv_std)?
             .mul(&c.inv_std)?
             .scale(-1.0)?;
         let dvar = dstd.mul(&c.inv_std)?.scale(0.5)?;
-        dxc.axpy_(2.0 / n as f32, &c.xc.mul_broadcast(&dvar)?)?;
-        let dmu = dxc.sum_rows()?.scale(1.0 / n as f32)?;
-        dxc.sub_broadcast(&dmu)?.reshape(c.shape.clone())
+        dxc.axpy_(2.0 / m as f32, &c.xc.mul_broadcast(&dvar)?)?;
+        let dmu = dxc.sum_to(stat)?.scale(1.0 / m as f32)?;
+        dxc.sub_broadcast(&dmu)?
+            .to_dtype(c.dtype)?
+            .reshape(c.shape.clone())
     }
 
     fn params(&self) -> Vec<&Param> {
@@ -147,6 +224,9 @@ impl Layer for BatchNorm {
     }
 
     fn describe(&self) -> String {
-        format!("BatchNorm({})", self.gamma.numel())
+        match self.axis {
+            Axis::Feature => format!("BatchNorm({})", self.gamma.numel()),
+            Axis::Channel => format!("BatchNorm2d({})", self.gamma.numel()),
+        }
     }
 }
