@@ -8,6 +8,7 @@
 //! - [`Device`]: where tensors live (`Device::auto()`, `cpu()`, `gpu()`, `gpu_by_index(i)`).
 //! - [`Tensor`]: shape + dtype + storage; GPU tensors stay on the GPU until read with
 //!   [`Tensor::to_vec`].
+//! - [`autograd`]: define-by-run reverse-mode differentiation (`loss.backward()`).
 //! - [`ops`]: the backend trait every primitive is named in; [`cpu`] and [`gpu`] implement it.
 //!
 //! ```no_run
@@ -23,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+pub mod autograd;
 pub mod bench;
 pub mod cli;
 pub mod cpu;

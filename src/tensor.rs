@@ -10,6 +10,7 @@
 //! (`axpy_`, `fill_`, `gemm_` …) are copy-on-write: on a tensor whose storage is shared they
 //! first take a private copy, so no other handle ever sees the change.
 
+use crate::autograd::{self, Node};
 use crate::cpu::CpuStorage;
 use crate::device::Device;
 use crate::dtype::{DType, Element};
@@ -38,12 +39,16 @@ impl From<GpuBuffer> for Storage {
     }
 }
 
-/// An n-dimensional array on a [`Device`]. Cloning shares the storage.
+/// An n-dimensional array on a [`Device`]. Cloning shares the storage (and the place in the
+/// autograd graph, if any).
 #[derive(Clone)]
 pub struct Tensor {
     pub(crate) shape: Shape,
     pub(crate) dtype: DType,
     pub(crate) storage: Arc<Storage>,
+    /// Where this tensor is in the autograd graph: a leaf that requires a gradient, the output
+    /// of a recorded op, or nowhere (see [`crate::autograd`]).
+    pub(crate) node: Option<Arc<Node>>,
 }
 
 impl Tensor {
@@ -52,7 +57,118 @@ impl Tensor {
             shape,
             dtype,
             storage: Arc::new(storage),
+            node: None,
         }
+    }
+
+    pub(crate) fn with_node(mut self, node: Option<Arc<Node>>) -> Tensor {
+        self.node = node;
+        self
+    }
+
+    /// Marks this tensor as a leaf whose gradient [`Tensor::backward`] accumulates (`true`), or
+    /// takes it out of the graph (`false`). Parameters are such leaves. Only float tensors can
+    /// require a gradient.
+    pub fn set_requires_grad(&mut self, on: bool) -> Result<()> {
+        if on && !self.dtype.is_float() {
+            return Err(Error::invalid(
+                "set_requires_grad",
+                format!("a {} tensor has no gradient", self.dtype),
+            ));
+        }
+        self.node = on.then(Node::leaf);
+        Ok(())
+    }
+
+    /// `self` as a leaf that requires a gradient (builder form of
+    /// [`Tensor::set_requires_grad`]).
+    pub fn requiring_grad(mut self) -> Result<Tensor> {
+        self.set_requires_grad(true)?;
+        Ok(self)
+    }
+
+    /// Whether ops on this tensor are recorded for backward (a leaf that requires a gradient,
+    /// or the output of a recorded op).
+    pub fn requires_grad(&self) -> bool {
+        self.node.is_some()
+    }
+
+    /// True for tensors not produced by a recorded op (every tensor outside a graph, and
+    /// the leaves in one).
+    pub fn is_leaf(&self) -> bool {
+        self.node.as_ref().is_none_or(|n| n.is_leaf())
+    }
+
+    /// The same values outside the graph (shares the storage; no copy).
+    pub fn detach(&self) -> Tensor {
+        Tensor {
+            shape: self.shape.clone(),
+            dtype: self.dtype,
+            storage: self.storage.clone(),
+            node: None,
+        }
+    }
+
+    /// The gradient accumulated into this leaf by the backward passes since it was last
+    /// cleared; `None` if none reached it (or for a non-leaf).
+    pub fn grad(&self) -> Option<Tensor> {
+        self.node.as_ref().and_then(|n| n.grad())
+    }
+
+    /// Replaces this leaf's gradient (`None` clears it, as [`Tensor::zero_grad`]).
+    pub fn set_grad(&self, grad: Option<Tensor>) -> Result<()> {
+        match &self.node {
+            Some(n) if n.is_leaf() => {
+                if let Some(g) = &grad
+                    && (g.shape != self.shape || g.dtype != self.dtype)
+                {
+                    return Err(Error::invalid(
+                        "set_grad",
+                        format!(
+                            "a {} {} gradient for a {} {} tensor",
+                            g.dtype, g.shape, self.dtype, self.shape
+                        ),
+                    ));
+                }
+                n.set_grad(grad);
+                Ok(())
+            }
+            _ => Err(Error::invalid(
+                "set_grad",
+                "only a leaf that requires a gradient holds one",
+            )),
+        }
+    }
+
+    /// Clears this leaf's gradient (PyTorch's `zero_grad(set_to_none=True)`); no-op elsewhere.
+    pub fn zero_grad(&self) {
+        if let Some(n) = &self.node {
+            n.set_grad(None);
+        }
+    }
+
+    /// Backpropagates from this one-element tensor (a loss): adds d(self)/d(leaf) into the
+    /// gradient of every leaf it depends on. The graph's saved tensors are freed on the way.
+    pub fn backward(&self) -> Result<()> {
+        if self.numel() != 1 {
+            return Err(Error::invalid(
+                "backward",
+                format!(
+                    "needs a one-element tensor (a loss), got {}; use backward_with(grad) for \
+                     others",
+                    self.shape
+                ),
+            ));
+        }
+        let mut seed = Tensor::zeros(self.shape.clone(), self.dtype, &self.device())?;
+        seed.fill_(1.0)?;
+        autograd::backward(self, seed)
+    }
+
+    /// Backpropagates from this tensor with `grad` as d(loss)/d(self), of its shape and dtype
+    /// (a GAN's generator step, a loss computed elsewhere, a scaled loss).
+    pub fn backward_with(&self, grad: &Tensor) -> Result<()> {
+        autograd::backward(self, grad.detach())
     }
 
     /// A tensor holding a copy of `data`, with `shape`, on `device`.
@@ -275,11 +391,16 @@ impl Tensor {
                 "element counts differ",
             ));
         }
-        Ok(Tensor {
+        let from = self.shape.clone();
+        let out = Tensor {
             shape,
             dtype: self.dtype,
             storage: self.storage.clone(),
-        })
+            node: None,
+        };
+        Ok(autograd::record(out, "reshape", &[self], move |g| {
+            Ok(vec![Some(g.reshape(from)?)])
+        }))
     }
 
     /// True when another tensor handle shares this one's storage.
@@ -289,6 +410,16 @@ impl Tensor {
 
     /// Exclusive access to the storage, copying it first if it is shared (copy-on-write).
     pub(crate) fn storage_mut(&mut self) -> Result<&mut Storage> {
+        if autograd::is_grad_enabled() && self.node.as_ref().is_some_and(|n| !n.is_leaf()) {
+            return Err(Error::invalid(
+                "in-place op",
+                format!(
+                    "this {} tensor is the output of a recorded op: changing it in place would \
+                     make its backward wrong; detach() it first, or work inside autograd::no_grad()",
+                    self.shape
+                ),
+            ));
+        }
         if Arc::get_mut(&mut self.storage).is_none() {
             self.storage = self.try_clone()?.storage;
         }
@@ -308,7 +439,12 @@ impl Tensor {
             Storage::Cpu(s) => Storage::Cpu(s.convert(dtype)?),
             Storage::Gpu(b) => Storage::Gpu(b.ctx().convert(b, dtype)?),
         };
-        Ok(Tensor::from_parts(self.shape.clone(), dtype, storage))
+        let out = Tensor::from_parts(self.shape.clone(), dtype, storage);
+        // Backward casts the gradient back: f32 master weights used in f16 get f32 gradients.
+        let from = self.dtype;
+        Ok(autograd::record(out, "to_dtype", &[self], move |g| {
+            Ok(vec![Some(g.to_dtype(from)?)])
+        }))
     }
 
     /// A deep copy on the same device (a copy command on a GPU); `clone()` shares instead.
@@ -354,10 +490,15 @@ impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "Tensor({}, {}, {})",
+            "Tensor({}, {}, {}{})",
             self.shape,
             self.dtype,
-            self.device()
+            self.device(),
+            if self.requires_grad() {
+                ", requires_grad"
+            } else {
+                ""
+            }
         )
     }
 }

@@ -3,6 +3,7 @@
 //! where a tensor lives; layers and optimizers above only call these methods.
 
 use crate::Device;
+use crate::autograd::{record, wants_grad};
 use crate::cpu::CpuBackend;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -215,11 +216,27 @@ impl Tensor {
         want_float(OP, rhs, self.dtype)?;
         let spec = matmul_spec(self, rhs, trans_a, trans_b, 1.0, 0.0)?;
         let dt = self.dtype;
-        backend!(OP, dt, [self => a, rhs => b], |be| {
+        let c = backend!(OP, dt, [self => a, rhs => b], |be| {
             let mut c = be.alloc(spec.m * spec.n, dt, OP)?;
             be.matmul(a, b, &mut c, &spec)?;
             Ok(Tensor::from_parts(Shape::new([spec.m, spec.n]), dt, c.into()))
-        })
+        })?;
+        // C = op(A)·op(B): dop(A) = dC·op(B)ᵀ and dop(B) = op(A)ᵀ·dC, transposed back where
+        // the operand was used transposed — all through the flags, no transpose copies.
+        let (a, b) = (self.detach(), rhs.detach());
+        Ok(record(c, OP, &[self, rhs], move |g| {
+            let da = if trans_a {
+                b.matmul(g, trans_b, true)?
+            } else {
+                g.matmul(&b, false, !trans_b)?
+            };
+            let db = if trans_b {
+                g.matmul(&a, true, trans_a)?
+            } else {
+                a.matmul(g, !trans_a, false)?
+            };
+            Ok(vec![Some(da), Some(db)])
+        }))
     }
 
     /// In place `self = alpha · op(a) · op(b) + beta · self` (gradient accumulation).
@@ -264,11 +281,19 @@ impl Tensor {
         same_shape(name, self, rhs)?;
         let n = self.numel();
         let dt = self.dtype;
-        backend!(name, dt, [self => x, rhs => y], |be| {
+        let out = backend!(name, dt, [self => x, rhs => y], |be| {
             let mut out = be.alloc(n, dt, name)?;
             be.binary(op, x, y, &mut out, n)?;
             Ok(Tensor::from_parts(self.shape.clone(), dt, out.into()))
-        })
+        })?;
+        let (x, y) = (self.detach(), rhs.detach());
+        Ok(record(out, name, &[self, rhs], move |g| {
+            Ok(match op {
+                BinaryOp::Add => vec![Some(g.clone()), Some(g.clone())],
+                BinaryOp::Sub => vec![Some(g.clone()), Some(g.scale(-1.0)?)],
+                BinaryOp::Mul => vec![Some(g.mul(&y)?), Some(g.mul(&x)?)],
+            })
+        }))
     }
 
     /// Elementwise `self + rhs` (equal shapes; see [`Tensor::add_broadcast`] otherwise).
@@ -290,11 +315,29 @@ impl Tensor {
         want_float(name, self, self.dtype)?;
         let n = self.numel();
         let dt = self.dtype;
-        backend!(name, dt, [self => x], |be| {
+        let out = backend!(name, dt, [self => x], |be| {
             let mut out = be.alloc(n, dt, name)?;
             be.unary(op, x, &mut out, n)?;
             Ok(Tensor::from_parts(self.shape.clone(), dt, out.into()))
-        })
+        })?;
+        if !wants_grad(&[self]) {
+            return Ok(out);
+        }
+        // Rules in terms of the input x or the output y, whichever the kernel wants.
+        let (x, y) = (self.detach(), out.detach());
+        Ok(record(out, name, &[self], move |g| {
+            let dx = match op {
+                UnaryOp::Relu => g.relu_backward(&x)?,
+                UnaryOp::Sigmoid => g.sigmoid_backward(&y)?,
+                UnaryOp::Scale(alpha) => g.scale(alpha)?,
+                UnaryOp::Copy => g.clone(),
+                // d(1/x) = -1/x² = -y²
+                UnaryOp::Recip => g.mul(&y.mul(&y)?)?.scale(-1.0)?,
+                // d√(x+ε) = 1 / (2y)
+                UnaryOp::SqrtEps(_) => g.mul(&y.recip()?)?.scale(0.5)?,
+            };
+            Ok(vec![Some(dx)])
+        }))
     }
 
     /// `alpha * self`.
@@ -373,11 +416,21 @@ impl Tensor {
         want_float(name, b, self.dtype)?;
         let bc = broadcast_spec(name, &self.shape, &b.shape)?;
         let dt = self.dtype;
-        backend!(name, dt, [self => x, b => y], |be| {
+        let out = backend!(name, dt, [self => x, b => y], |be| {
             let mut out = be.alloc(bc.numel(), dt, name)?;
             be.broadcast(op, x, y, &mut out, &bc)?;
             Ok(Tensor::from_parts(self.shape.clone(), dt, out.into()))
-        })
+        })?;
+        // The broadcast operand's gradient is summed back down to its shape.
+        let (x, y) = (self.detach(), b.detach());
+        Ok(record(out, name, &[self, b], move |g| {
+            let small = y.shape().clone();
+            Ok(match op {
+                BinaryOp::Add => vec![Some(g.clone()), Some(g.sum_to(small)?)],
+                BinaryOp::Sub => vec![Some(g.clone()), Some(g.sum_to(small)?.scale(-1.0)?)],
+                BinaryOp::Mul => vec![Some(g.mul_broadcast(&y)?), Some(g.mul(&x)?.sum_to(small)?)],
+            })
+        }))
     }
 
     /// `self + b` with `b` broadcast numpy-style (rank ≤ 4), e.g. a bias `[C]` over `[N, C]`.
@@ -412,11 +465,23 @@ impl Tensor {
         let shape = shape.into();
         let bc = broadcast_spec(OP, &self.shape, &shape)?;
         let dt = self.dtype;
-        backend!(OP, dt, [self => dy], |be| {
+        let out = backend!(OP, dt, [self => dy], |be| {
             let mut out = be.alloc(bc.b_numel(), dt, OP)?;
             be.sum_to(dy, &mut out, &bc)?;
             Ok(Tensor::from_parts(shape.clone(), dt, out.into()))
-        })
+        })?;
+        let big = self.shape.clone();
+        Ok(record(out, OP, &[self], move |g| {
+            Ok(vec![Some(g.broadcast_to(big)?)])
+        }))
+    }
+
+    /// `self` repeated numpy-style up to `shape` (rank ≤ 4), materialised: PyTorch's
+    /// `expand`. The backward of every reduction.
+    pub fn broadcast_to(&self, shape: impl Into<Shape>) -> Result<Tensor> {
+        let shape = shape.into();
+        broadcast_spec("broadcast_to", &shape, &self.shape)?;
+        Tensor::zeros(shape, self.dtype, &self.device())?.add_broadcast(self)
     }
 
     /// Column sums of a `[rows, cols]` view (all but the last dimension are rows) → `[cols]`.
@@ -425,11 +490,15 @@ impl Tensor {
         want_float(OP, self, self.dtype)?;
         let (rows, cols) = rows_cols(OP, self)?;
         let dt = self.dtype;
-        backend!(OP, dt, [self => x], |be| {
+        let out = backend!(OP, dt, [self => x], |be| {
             let mut out = be.alloc(cols, dt, OP)?;
             be.sum_rows(x, &mut out, rows, cols, 1.0)?;
             Ok(Tensor::from_parts(Shape::new([cols]), dt, out.into()))
-        })
+        })?;
+        let shape = self.shape.clone();
+        Ok(record(out, OP, &[self], move |g| {
+            Ok(vec![Some(g.broadcast_to([rows, cols])?.reshape(shape)?)])
+        }))
     }
 
     /// Row sums of a `[rows, cols]` view → `[rows]`.
@@ -438,11 +507,16 @@ impl Tensor {
         want_float(OP, self, self.dtype)?;
         let (rows, cols) = rows_cols(OP, self)?;
         let dt = self.dtype;
-        backend!(OP, dt, [self => x], |be| {
+        let out = backend!(OP, dt, [self => x], |be| {
             let mut out = be.alloc(rows, dt, OP)?;
             be.sum_cols(x, &mut out, rows, cols, 1.0)?;
             Ok(Tensor::from_parts(Shape::new([rows]), dt, out.into()))
-        })
+        })?;
+        let shape = self.shape.clone();
+        Ok(record(out, OP, &[self], move |g| {
+            let g = g.reshape([rows, 1])?.broadcast_to([rows, cols])?;
+            Ok(vec![Some(g.reshape(shape)?)])
+        }))
     }
 
     /// Sum of all elements → `[1]`.
@@ -462,11 +536,16 @@ impl Tensor {
             return Err(Error::invalid(op, "empty tensor"));
         }
         let dt = self.dtype;
-        backend!(op, dt, [self => x], |be| {
+        let out = backend!(op, dt, [self => x], |be| {
             let mut out = be.alloc(1, dt, op)?;
             be.sum_cols(x, &mut out, 1, n, alpha)?;
             Ok(Tensor::from_parts(Shape::new([1]), dt, out.into()))
-        })
+        })?;
+        let shape = self.shape.clone();
+        Ok(record(out, op, &[self], move |g| {
+            let g = g.scale(alpha)?.broadcast_to([n])?;
+            Ok(vec![Some(g.reshape(shape)?)])
+        }))
     }
 
     /// Softmax over the last dimension, numerically stable (the row max is subtracted).
@@ -475,11 +554,15 @@ impl Tensor {
         want_float(OP, self, self.dtype)?;
         let (rows, cols) = rows_cols(OP, self)?;
         let dt = self.dtype;
-        backend!(OP, dt, [self => x], |be| {
+        let out = backend!(OP, dt, [self => x], |be| {
             let mut out = be.alloc(rows * cols, dt, OP)?;
             be.softmax(x, &mut out, rows, cols)?;
             Ok(Tensor::from_parts(self.shape.clone(), dt, out.into()))
-        })
+        })?;
+        let y = out.detach();
+        Ok(record(out, OP, &[self], move |g| {
+            Ok(vec![Some(g.softmax_backward(&y)?)])
+        }))
     }
 
     /// Softmax backward: `self` is dy, `y` the forward output; `dx = y * (dy - Σ dy·y)` per row.
@@ -506,7 +589,7 @@ impl Tensor {
         want_float(OP, self, self.dtype)?;
         let (rows, cols) = labels_for(OP, self, labels)?;
         let dt = self.dtype;
-        backend!(OP, dt, [self => x, labels => t], |be| {
+        let (loss, probs) = backend!(OP, dt, [self => x, labels => t], |be| {
             let mut probs = be.alloc(rows * cols, dt, OP)?;
             let mut row_loss = be.alloc(rows, dt, OP)?;
             be.softmax_ce(x, t, &mut probs, &mut row_loss, rows, cols)?;
@@ -516,7 +599,14 @@ impl Tensor {
                 Tensor::from_parts(Shape::new([1]), dt, loss.into()),
                 Tensor::from_parts(self.shape.clone(), dt, probs.into()),
             ))
-        })
+        })?;
+        // The fused rule: dlogits = (probs - onehot) / rows, times the upstream [1] gradient.
+        let (p, t) = (probs.clone(), labels.detach());
+        let loss = record(loss, OP, &[self], move |g| {
+            let d = p.softmax_cross_entropy_backward(&t, 1.0)?;
+            Ok(vec![Some(d.mul_broadcast(g)?)])
+        });
+        Ok((loss, probs))
     }
 
     /// Gradient of the mean softmax-CE loss: `self` is the probabilities from the forward,
@@ -561,11 +651,14 @@ impl Tensor {
         want_float(OP, self, self.dtype)?;
         let g = self.conv_geom(kh, kw, stride, pad)?;
         let dt = self.dtype;
-        backend!(OP, dt, [self => x], |be| {
+        let col = backend!(OP, dt, [self => x], |be| {
             let mut col = be.alloc(g.col_rows() * g.col_cols(), dt, OP)?;
             be.im2col(x, &mut col, &g)?;
             Ok(Tensor::from_parts(Shape::new([g.col_rows(), g.col_cols()]), dt, col.into()))
-        })
+        })?;
+        Ok(record(col, OP, &[self], move |d| {
+            Ok(vec![Some(d.col2im(&g)?)])
+        }))
     }
 
     /// col2im: the adjoint of im2col (overlapping windows add up) → `[n, c, h, w]` of `g`.
@@ -583,11 +676,15 @@ impl Tensor {
             ));
         }
         let dt = self.dtype;
-        backend!(OP, dt, [self => col], |be| {
+        let x = backend!(OP, dt, [self => col], |be| {
             let mut x = be.alloc(g.n * g.c * g.h * g.w, dt, OP)?;
             be.col2im(col, &mut x, g)?;
             Ok(Tensor::from_parts(Shape::new([g.n, g.c, g.h, g.w]), dt, x.into()))
-        })
+        })?;
+        let g = *g;
+        Ok(record(x, OP, &[self], move |d| {
+            Ok(vec![Some(d.im2col(g.kh, g.kw, g.stride, g.pad)?)])
+        }))
     }
 
     /// 2-D convolution of this NCHW tensor with weights `[F, C, KH, KW]` and bias `[F]` →
@@ -607,11 +704,17 @@ impl Tensor {
         }
         want_float(OP, b, self.dtype)?;
         let dt = self.dtype;
-        backend!(OP, dt, [self => x, w => wb, b => bb], |be| {
+        let out = backend!(OP, dt, [self => x, w => wb, b => bb], |be| {
             let mut out = be.alloc(g.n * fout * g.out_h() * g.out_w(), dt, OP)?;
             be.conv2d(x, wb, bb, &mut out, &g, fout)?;
             Ok(Tensor::from_parts(Shape::new([g.n, fout, g.out_h(), g.out_w()]), dt, out.into()))
-        })
+        })?;
+        // The fused backward kernel gives dx, dw and db in one pass over the columns.
+        let (x, wt) = (self.detach(), w.detach());
+        Ok(record(out, OP, &[self, w, b], move |d| {
+            let (dx, dw, db) = x.conv2d_backward(&wt, d, stride, pad)?;
+            Ok(vec![Some(dx), Some(dw), Some(db)])
+        }))
     }
 
     /// Backward of [`Tensor::conv2d`]: `self` is the forward input; returns `(dx, dw, db)`.
@@ -686,7 +789,7 @@ impl Tensor {
         let oshape = Shape::new([g.n, g.c, g.out_h(), g.out_w()]);
         let on = oshape.numel();
         let dt = self.dtype;
-        backend!(OP, dt, [self => x], |be| {
+        let (out, idx) = backend!(OP, dt, [self => x], |be| {
             let mut out = be.alloc(on, dt, OP)?;
             let mut idx = be.alloc(on, DType::U32, OP)?;
             be.max_pool(x, &mut out, &mut idx, &g)?;
@@ -694,7 +797,13 @@ impl Tensor {
                 Tensor::from_parts(oshape.clone(), dt, out.into()),
                 Tensor::from_parts(oshape.clone(), DType::U32, idx.into()),
             ))
-        })
+        })?;
+        // Each gradient goes back to its window's argmax, with the fused backward kernel.
+        let saved = idx.clone();
+        let out = record(out, OP, &[self], move |d| {
+            Ok(vec![Some(d.max_pool2d_backward(&saved, &g)?)])
+        });
+        Ok((out, idx))
     }
 
     /// Max-pool backward: `self` is dy `[n, c, oh, ow]`; each gradient goes to its argmax.
@@ -1009,11 +1118,14 @@ impl Tensor {
         let len = od.len();
         od.swap(len - 2, len - 1);
         let dt = self.dtype;
-        backend!(OP, dt, [self => x], |be| {
+        let out = backend!(OP, dt, [self => x], |be| {
             let mut out = be.alloc(self.numel(), dt, OP)?;
             be.transpose(x, &mut out, batch, r, c)?;
             Ok(Tensor::from_parts(Shape::new(od.clone()), dt, out.into()))
-        })
+        })?;
+        Ok(record(out, OP, &[self], |g| {
+            Ok(vec![Some(g.transpose_last2()?)])
+        }))
     }
 }
 

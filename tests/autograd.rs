@@ -1,0 +1,427 @@
+//! Autograd: every differentiable op's backward rule against central differences of its
+//! forward, on the CPU and on every GPU adapter; and the graph semantics PyTorch users rely
+//! on (accumulation into leaves, `no_grad`, `detach`, `backward_with`, one walk per graph).
+//!
+//! Method (as `grad_check.rs`): inputs are leaves requiring gradients, the scalar objective is
+//! `L = Σ f(inputs) ⊙ R` for a fixed random `R`, built with ops so `L.backward()` gives the
+//! analytic gradients; the numerical ones are central differences of `L` summed in f64 on the
+//! host from the f32 outputs, with the denominator taken from the f32 values actually used.
+//! Tolerances by class (u = 2⁻²⁴):
+//! - affine in each element (matmul, add, sub, mul, scale, the broadcasts and reductions,
+//!   reshape, transpose, im2col/col2im, conv2d): truncation is exactly 0, so h = 0.5 and only
+//!   rounding is left, ≈ √k·u·|Y|/(2h) ≲ 1e-6 for k ≲ 100 outputs of size ≲ 10: atol 1e-4,
+//!   rtol 1e-3 (the analytic side's own f32 rounding);
+//! - piecewise affine (relu, max-pool): inputs kept ≥ 0.1 from every kink, h = 0.05, so no
+//!   perturbation crosses one and the affine bounds hold;
+//! - smooth (sigmoid, recip, sqrt, softmax, softmax-CE): h = 5e-3 with |f'''| ≲ 50 on the
+//!   inputs used (recip on [0.5, 2] is the worst: 6/x⁴ ≤ 96), truncation h²/6·|f'''| ≲ 4e-4,
+//!   rounding ≲ √k·u·10/(2h) ≈ 6e-5: atol 1e-3, rtol 1e-2.
+//!
+//! On the CPU every element is checked; on a GPU a seeded sample of 12 per input.
+
+mod common;
+
+use wgnn::autograd::{is_grad_enabled, no_grad};
+use wgnn::rng::SplitMix64;
+use wgnn::{DType, Device, Result, Tensor};
+
+const GPU_SAMPLES: usize = 12;
+
+#[derive(Clone, Copy)]
+struct Fd {
+    h: f32,
+    atol: f64,
+    rtol: f64,
+}
+
+const AFFINE: Fd = Fd {
+    h: 0.5,
+    atol: 1e-4,
+    rtol: 1e-3,
+};
+const KINKED: Fd = Fd {
+    h: 0.05,
+    atol: 1e-4,
+    rtol: 1e-3,
+};
+const SMOOTH: Fd = Fd {
+    h: 5e-3,
+    atol: 1e-3,
+    rtol: 1e-2,
+};
+
+fn randn(n: usize, std: f32, seed: u64) -> Vec<f32> {
+    let mut rng = SplitMix64::new(seed);
+    (0..n).map(|_| std * rng.next_normal() as f32).collect()
+}
+
+/// Values in `[lo, hi]`, uniformly.
+fn uniform(n: usize, lo: f32, hi: f32, seed: u64) -> Vec<f32> {
+    let mut rng = SplitMix64::new(seed);
+    (0..n)
+        .map(|_| lo + (hi - lo) * rng.next_f64() as f32)
+        .collect()
+}
+
+/// Values at least `gap` away from 0 (for relu): ±[gap, gap + 2].
+fn away_from_zero(n: usize, gap: f32, seed: u64) -> Vec<f32> {
+    let mut rng = SplitMix64::new(seed);
+    (0..n)
+        .map(|_| {
+            let v = gap + 2.0 * rng.next_f64() as f32;
+            if rng.next_f64() < 0.5 { -v } else { v }
+        })
+        .collect()
+}
+
+fn pick(n: usize, dev: &Device, seed: u64) -> Vec<usize> {
+    let mut all: Vec<usize> = (0..n).collect();
+    if !dev.is_gpu() || n <= GPU_SAMPLES {
+        return all;
+    }
+    let mut rng = SplitMix64::new(seed);
+    for i in 0..GPU_SAMPLES {
+        let j = i + rng.below((n - i) as u64) as usize;
+        all.swap(i, j);
+    }
+    all.truncate(GPU_SAMPLES);
+    all
+}
+
+/// Checks the autograd gradient of every input of `f` against central differences.
+fn check_op(
+    what: &str,
+    dev: &Device,
+    inputs: &[(Vec<f32>, Vec<usize>)],
+    fd: Fd,
+    f: impl Fn(&[Tensor]) -> Result<Tensor>,
+) {
+    let what = format!("{what} on {dev}");
+    let leaves: Vec<Tensor> = inputs
+        .iter()
+        .map(|(v, s)| {
+            Tensor::from_slice(v, s.clone(), dev)
+                .and_then(Tensor::requiring_grad)
+                .unwrap()
+        })
+        .collect();
+    let y = f(&leaves).unwrap_or_else(|e| panic!("{what}: forward: {e}"));
+    let r = randn(y.numel(), 1.0, 99);
+    let rt = Tensor::from_slice(&r, y.dims().to_vec(), dev).unwrap();
+    y.mul(&rt).unwrap().sum().unwrap().backward().unwrap();
+    let objective = |vals: &[Vec<f32>]| -> f64 {
+        let _g = no_grad();
+        let ts: Vec<Tensor> = vals
+            .iter()
+            .zip(inputs)
+            .map(|(v, (_, s))| Tensor::from_slice(v, s.clone(), dev).unwrap())
+            .collect();
+        f(&ts)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap()
+            .iter()
+            .zip(&r)
+            .map(|(&a, &b)| a as f64 * b as f64)
+            .sum()
+    };
+    let values: Vec<Vec<f32>> = inputs.iter().map(|(v, _)| v.clone()).collect();
+    for (k, leaf) in leaves.iter().enumerate() {
+        let grad = leaf
+            .grad()
+            .unwrap_or_else(|| panic!("{what}: input {k} got no gradient"));
+        assert_eq!(grad.dims(), leaf.dims(), "{what}: input {k} gradient shape");
+        let ana = grad.to_vec::<f32>().unwrap();
+        for j in pick(ana.len(), dev, 7 + k as u64) {
+            let mut vals = values.clone();
+            let v = values[k][j];
+            vals[k][j] = v + fd.h;
+            let plus = objective(&vals);
+            vals[k][j] = v - fd.h;
+            let minus = objective(&vals);
+            let num = (plus - minus) / ((v + fd.h) as f64 - (v - fd.h) as f64);
+            let a = ana[j] as f64;
+            let tol = fd.atol + fd.rtol * a.abs();
+            assert!(
+                (num - a).abs() <= tol,
+                "{what}: input {k} element {j}: autograd {a:e}, numerical {num:e} (tol {tol:e})"
+            );
+        }
+    }
+}
+
+#[test]
+fn matmul_every_transpose() {
+    for dev in common::all_devices() {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let a_shape = if ta { vec![4, 3] } else { vec![3, 4] };
+            let b_shape = if tb { vec![5, 4] } else { vec![4, 5] };
+            check_op(
+                &format!("matmul(ta {ta}, tb {tb})"),
+                &dev,
+                &[(randn(12, 1.0, 1), a_shape), (randn(20, 1.0, 2), b_shape)],
+                AFFINE,
+                |t| t[0].matmul(&t[1], ta, tb),
+            );
+        }
+    }
+}
+
+#[test]
+fn elementwise_and_broadcast() {
+    for dev in common::all_devices() {
+        let a = (randn(24, 1.0, 3), vec![2, 3, 4]);
+        let b = (randn(24, 1.0, 4), vec![2, 3, 4]);
+        check_op("add", &dev, &[a.clone(), b.clone()], AFFINE, |t| {
+            t[0].add(&t[1])
+        });
+        check_op("sub", &dev, &[a.clone(), b.clone()], AFFINE, |t| {
+            t[0].sub(&t[1])
+        });
+        check_op("mul", &dev, &[a.clone(), b.clone()], AFFINE, |t| {
+            t[0].mul(&t[1])
+        });
+        check_op("scale", &dev, &[a.clone()], AFFINE, |t| t[0].scale(-1.5));
+        for small in [vec![4], vec![3, 1], vec![2, 1, 4], vec![1]] {
+            let n = small.iter().product();
+            let s = (randn(n, 1.0, 5), small.clone());
+            check_op(
+                &format!("add_broadcast {small:?}"),
+                &dev,
+                &[a.clone(), s.clone()],
+                AFFINE,
+                |t| t[0].add_broadcast(&t[1]),
+            );
+            check_op(
+                &format!("sub_broadcast {small:?}"),
+                &dev,
+                &[a.clone(), s.clone()],
+                AFFINE,
+                |t| t[0].sub_broadcast(&t[1]),
+            );
+            check_op(
+                &format!("mul_broadcast {small:?}"),
+                &dev,
+                &[a.clone(), s.clone()],
+                AFFINE,
+                |t| t[0].mul_broadcast(&t[1]),
+            );
+            check_op(
+                &format!("broadcast_to from {small:?}"),
+                &dev,
+                &[s],
+                AFFINE,
+                |t| t[0].broadcast_to([2, 3, 4]),
+            );
+        }
+    }
+}
+
+#[test]
+fn reductions_and_views() {
+    for dev in common::all_devices() {
+        let a = (randn(24, 1.0, 6), vec![2, 3, 4]);
+        check_op("sum", &dev, &[a.clone()], AFFINE, |t| t[0].sum());
+        check_op("mean", &dev, &[a.clone()], AFFINE, |t| t[0].mean());
+        check_op("sum_rows", &dev, &[a.clone()], AFFINE, |t| t[0].sum_rows());
+        check_op("sum_cols", &dev, &[a.clone()], AFFINE, |t| t[0].sum_cols());
+        check_op("sum_to [3, 1]", &dev, &[a.clone()], AFFINE, |t| {
+            t[0].sum_to([3, 1])
+        });
+        check_op("reshape", &dev, &[a.clone()], AFFINE, |t| {
+            t[0].reshape([4, 6])?.scale(2.0)
+        });
+        check_op("transpose_last2", &dev, &[a.clone()], AFFINE, |t| {
+            t[0].transpose_last2()
+        });
+    }
+}
+
+#[test]
+fn nonlinear_unary_ops() {
+    for dev in common::all_devices() {
+        check_op(
+            "relu",
+            &dev,
+            &[(away_from_zero(30, 0.1, 8), vec![5, 6])],
+            KINKED,
+            |t| t[0].relu(),
+        );
+        let x = (randn(30, 1.5, 9), vec![5, 6]);
+        check_op("sigmoid", &dev, &[x.clone()], SMOOTH, |t| t[0].sigmoid());
+        check_op("softmax", &dev, &[x.clone()], SMOOTH, |t| t[0].softmax());
+        let pos = (uniform(30, 0.5, 2.0, 10), vec![5, 6]);
+        check_op("recip", &dev, &[pos.clone()], SMOOTH, |t| t[0].recip());
+        check_op("sqrt_eps", &dev, &[pos], SMOOTH, |t| t[0].sqrt_eps(1e-3));
+    }
+}
+
+#[test]
+fn softmax_cross_entropy_loss() {
+    for dev in common::all_devices() {
+        let labels = Tensor::from_slice(&[2u32, 0, 4, 4, 1], [5], &dev).unwrap();
+        check_op(
+            "softmax_cross_entropy",
+            &dev,
+            &[(randn(30, 2.0, 11), vec![5, 6])],
+            SMOOTH,
+            |t| Ok(t[0].softmax_cross_entropy(&labels)?.0),
+        );
+    }
+}
+
+#[test]
+fn convolution_pooling_and_columns() {
+    for dev in common::all_devices() {
+        let x = (randn(2 * 3 * 5 * 5, 1.0, 12), vec![2, 3, 5, 5]);
+        let w = (randn(4 * 3 * 3 * 3, 0.5, 13), vec![4, 3, 3, 3]);
+        let b = (randn(4, 1.0, 14), vec![4]);
+        for (stride, pad) in [(1, 1), (2, 0)] {
+            check_op(
+                &format!("conv2d stride {stride} pad {pad}"),
+                &dev,
+                &[x.clone(), w.clone(), b.clone()],
+                AFFINE,
+                |t| t[0].conv2d(&t[1], &t[2], stride, pad),
+            );
+        }
+        check_op("im2col", &dev, &[x.clone()], AFFINE, |t| {
+            t[0].im2col(3, 3, 2, 1)
+        });
+        let g = {
+            let t = Tensor::zeros([2, 3, 5, 5], DType::F32, &dev).unwrap();
+            t.conv_geom(3, 3, 2, 1).unwrap()
+        };
+        let cols = g.col_rows() * g.col_cols();
+        check_op(
+            "col2im",
+            &dev,
+            &[(randn(cols, 1.0, 15), vec![g.col_rows(), g.col_cols()])],
+            AFFINE,
+            |t| t[0].col2im(&g),
+        );
+        // Distinct values 0.2 apart in a shuffled order: every window has one clear maximum.
+        let mut vals: Vec<f32> = (0..2 * 3 * 6 * 6).map(|i| 0.2 * i as f32 - 20.0).collect();
+        let mut rng = SplitMix64::new(16);
+        for i in (1..vals.len()).rev() {
+            vals.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        check_op(
+            "max_pool2d 2x2",
+            &dev,
+            &[(vals, vec![2, 3, 6, 6])],
+            KINKED,
+            |t| Ok(t[0].max_pool2d(2, 2, 2, 0)?.0),
+        );
+    }
+}
+
+/// A weight used twice in one graph gets the sum of both uses' gradients, and a second
+/// backward adds to what the first left (PyTorch's accumulation); `zero_grad` clears it.
+#[test]
+fn gradients_accumulate() -> Result<()> {
+    for dev in common::all_devices() {
+        let w = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0], [2, 2], &dev)?.requiring_grad()?;
+        let x = Tensor::from_slice(&[1.0f32, -1.0, 0.5, 2.0], [2, 2], &dev)?;
+        // y = (x·w)·w, L = Σ y: dL/dw = xᵀ·1·wᵀ + (x·w)ᵀ·1.
+        let loss = x
+            .matmul(&w, false, false)?
+            .matmul(&w, false, false)?
+            .sum()?;
+        loss.backward()?;
+        let g1 = w.grad().expect("gradient").to_vec::<f32>()?;
+        // By hand: ones = [[1,1],[1,1]]; xᵀ·ones·wᵀ = [[1.5,1.5],[1,1]]·wᵀ
+        //   = [[4.5, 10.5], [3, 7]]; (x·w) = [[-2,-2],[6.5,9]], (x·w)ᵀ·ones = [[4.5,4.5],[7,7]].
+        common::assert_close(
+            &format!("dL/dw on {dev}"),
+            &g1,
+            &[9.0, 15.0, 10.0, 14.0],
+            1e-5,
+            1e-6,
+        );
+        let loss = x
+            .matmul(&w, false, false)?
+            .matmul(&w, false, false)?
+            .sum()?;
+        loss.backward()?;
+        let g2 = w.grad().expect("gradient").to_vec::<f32>()?;
+        common::assert_close(
+            &format!("accumulated on {dev}"),
+            &g2,
+            &[18.0, 30.0, 20.0, 28.0],
+            1e-5,
+            1e-6,
+        );
+        w.zero_grad();
+        assert!(w.grad().is_none(), "{dev}: zero_grad left a gradient");
+        assert!(x.grad().is_none() && !x.requires_grad());
+    }
+    Ok(())
+}
+
+/// `no_grad` records nothing; `detach` cuts a branch; `backward_with` starts from a given
+/// gradient; a walked graph cannot be walked again; a recorded tensor refuses in-place ops.
+#[test]
+fn graph_semantics() -> Result<()> {
+    for dev in common::all_devices() {
+        let w = Tensor::from_slice(&[2.0f32, -1.0, 0.5], [3], &dev)?.requiring_grad()?;
+        {
+            let _g = no_grad();
+            assert!(!is_grad_enabled());
+            let y = w.scale(3.0)?;
+            assert!(!y.requires_grad(), "{dev}: recorded under no_grad");
+        }
+        assert!(is_grad_enabled());
+
+        // y = w·w + detach(w)·3: only the first term reaches w.
+        let y = w.mul(&w)?.add(&w.detach().scale(3.0)?)?;
+        assert!(y.requires_grad() && !y.is_leaf());
+        let upstream = Tensor::from_slice(&[1.0f32, 10.0, -2.0], [3], &dev)?;
+        y.backward_with(&upstream)?;
+        let g = w.grad().expect("gradient").to_vec::<f32>()?;
+        assert_eq!(g, vec![4.0, -20.0, -2.0], "{dev}: 2w ⊙ upstream");
+
+        let e = y
+            .backward_with(&upstream)
+            .expect_err("second walk")
+            .to_string();
+        assert!(e.contains("already walked"), "{dev}: {e}");
+        let e = y.backward().expect_err("not a scalar").to_string();
+        assert!(e.contains("one-element") && e.contains("[3]"), "{dev}: {e}");
+        let wrong = Tensor::zeros([2], DType::F32, &dev)?;
+        let z = w.scale(2.0)?;
+        let e = z.backward_with(&wrong).expect_err("shape").to_string();
+        assert!(e.contains("[2]") && e.contains("[3]"), "{dev}: {e}");
+        let plain = Tensor::zeros([1], DType::F32, &dev)?;
+        let e = plain.backward().expect_err("no graph").to_string();
+        assert!(e.contains("does not require a gradient"), "{dev}: {e}");
+
+        let mut z = w.scale(2.0)?;
+        let e = z.fill_(0.0).expect_err("in place").to_string();
+        assert!(
+            e.contains("recorded op") && e.contains("detach"),
+            "{dev}: {e}"
+        );
+        let mut u = Tensor::zeros([2], DType::U32, &dev)?;
+        assert!(u.set_requires_grad(true).is_err(), "{dev}: u32 leaf");
+    }
+    Ok(())
+}
+
+/// Mixed precision's cast: an f32 leaf used in f16 gets an f32 gradient.
+#[test]
+fn casts_carry_gradients_back_to_f32() -> Result<()> {
+    for dev in common::cpu_and_f16_gpus() {
+        let w = Tensor::from_slice(&[0.5f32, -1.5, 2.0, 0.25], [4], &dev)?.requiring_grad()?;
+        let y = w
+            .to_dtype(DType::F16)?
+            .mul(&w.to_dtype(DType::F16)?)?
+            .sum()?;
+        assert_eq!(y.dtype(), DType::F16);
+        y.backward()?;
+        let g = w.grad().expect("gradient");
+        assert_eq!(g.dtype(), DType::F32, "{dev}");
+        assert_eq!(g.to_vec::<f32>()?, vec![1.0, -3.0, 4.0, 0.5], "{dev}");
+    }
+    Ok(())
+}
