@@ -181,7 +181,9 @@ fn elementwise_and_broadcast() {
         check_op("mul", &dev, &[a.clone(), b.clone()], AFFINE, |t| {
             t[0].mul(&t[1])
         });
-        check_op("scale", &dev, &[a.clone()], AFFINE, |t| t[0].scale(-1.5));
+        check_op("scale", &dev, std::slice::from_ref(&a), AFFINE, |t| {
+            t[0].scale(-1.5)
+        });
         for small in [vec![4], vec![3, 1], vec![2, 1, 4], vec![1]] {
             let n = small.iter().product();
             let s = (randn(n, 1.0, 5), small.clone());
@@ -221,19 +223,35 @@ fn elementwise_and_broadcast() {
 fn reductions_and_views() {
     for dev in common::all_devices() {
         let a = (randn(24, 1.0, 6), vec![2, 3, 4]);
-        check_op("sum", &dev, &[a.clone()], AFFINE, |t| t[0].sum());
-        check_op("mean", &dev, &[a.clone()], AFFINE, |t| t[0].mean());
-        check_op("sum_rows", &dev, &[a.clone()], AFFINE, |t| t[0].sum_rows());
-        check_op("sum_cols", &dev, &[a.clone()], AFFINE, |t| t[0].sum_cols());
-        check_op("sum_to [3, 1]", &dev, &[a.clone()], AFFINE, |t| {
-            t[0].sum_to([3, 1])
+        check_op("sum", &dev, std::slice::from_ref(&a), AFFINE, |t| {
+            t[0].sum()
         });
-        check_op("reshape", &dev, &[a.clone()], AFFINE, |t| {
+        check_op("mean", &dev, std::slice::from_ref(&a), AFFINE, |t| {
+            t[0].mean()
+        });
+        check_op("sum_rows", &dev, std::slice::from_ref(&a), AFFINE, |t| {
+            t[0].sum_rows()
+        });
+        check_op("sum_cols", &dev, std::slice::from_ref(&a), AFFINE, |t| {
+            t[0].sum_cols()
+        });
+        check_op(
+            "sum_to [3, 1]",
+            &dev,
+            std::slice::from_ref(&a),
+            AFFINE,
+            |t| t[0].sum_to([3, 1]),
+        );
+        check_op("reshape", &dev, std::slice::from_ref(&a), AFFINE, |t| {
             t[0].reshape([4, 6])?.scale(2.0)
         });
-        check_op("transpose_last2", &dev, &[a.clone()], AFFINE, |t| {
-            t[0].transpose_last2()
-        });
+        check_op(
+            "transpose_last2",
+            &dev,
+            std::slice::from_ref(&a),
+            AFFINE,
+            |t| t[0].transpose_last2(),
+        );
     }
 }
 
@@ -248,10 +266,16 @@ fn nonlinear_unary_ops() {
             |t| t[0].relu(),
         );
         let x = (randn(30, 1.5, 9), vec![5, 6]);
-        check_op("sigmoid", &dev, &[x.clone()], SMOOTH, |t| t[0].sigmoid());
-        check_op("softmax", &dev, &[x.clone()], SMOOTH, |t| t[0].softmax());
+        check_op("sigmoid", &dev, std::slice::from_ref(&x), SMOOTH, |t| {
+            t[0].sigmoid()
+        });
+        check_op("softmax", &dev, std::slice::from_ref(&x), SMOOTH, |t| {
+            t[0].softmax()
+        });
         let pos = (uniform(30, 0.5, 2.0, 10), vec![5, 6]);
-        check_op("recip", &dev, &[pos.clone()], SMOOTH, |t| t[0].recip());
+        check_op("recip", &dev, std::slice::from_ref(&pos), SMOOTH, |t| {
+            t[0].recip()
+        });
         check_op("sqrt_eps", &dev, &[pos], SMOOTH, |t| t[0].sqrt_eps(1e-3));
     }
 }
@@ -285,7 +309,7 @@ fn convolution_pooling_and_columns() {
                 |t| t[0].conv2d(&t[1], &t[2], stride, pad),
             );
         }
-        check_op("im2col", &dev, &[x.clone()], AFFINE, |t| {
+        check_op("im2col", &dev, std::slice::from_ref(&x), AFFINE, |t| {
             t[0].im2col(3, 3, 2, 1)
         });
         let g = {
