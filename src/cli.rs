@@ -3,7 +3,7 @@
 use crate::data::{DeviceDataset, Mnist, default_data_dir};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::nn::Sequential;
+use crate::nn::{Sequential, cross_entropy};
 use crate::optim::Optimizer;
 use crate::train::{LrSchedule, Metrics, Precision, TrainConfig, fit};
 use std::path::PathBuf;
@@ -103,7 +103,7 @@ pub fn run_mnist(
     println!("precision: {precision:?} ({why})");
     let lr_schedule = LrSchedule::parse(&args.lr_schedule)?;
     let mut model = build(&device, args.seed)?;
-    print!("{}", model.summary());
+    print!("{}", model.layer_summary());
     let mut opt =
         Optimizer::by_name(&args.optimizer, args.lr)?.with_weight_decay(args.weight_decay);
     println!(
@@ -126,7 +126,7 @@ pub fn run_mnist(
         lr_schedule,
         ..TrainConfig::default()
     };
-    let metrics = fit(&mut model, &mut opt, &train, &test, &cfg)?;
+    let metrics = fit(&mut model, &cross_entropy, &mut opt, &train, &test, &cfg)?;
     println!(
         "test acc: {:.2}% on {} images; mean {:.0} training images/s on {}",
         100.0 * metrics.test_accuracy,

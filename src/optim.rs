@@ -4,6 +4,7 @@
 //! the device.
 
 use crate::DType;
+use crate::autograd::no_grad;
 use crate::error::{Error, Result};
 use crate::nn::Param;
 use crate::ops::{OptimKind, OptimStep};
@@ -147,17 +148,27 @@ impl Optimizer {
         }
     }
 
-    /// Applies one update to every parameter that has a gradient.
-    pub fn step(&mut self, params: Vec<&mut Param>) -> Result<()> {
-        let device = match params.iter().find(|p| p.grad.is_some()) {
-            Some(p) => p.value.device(),
+    /// Applies one update to every parameter that has a gradient, each known by its name
+    /// (the key of its state: `model.named_parameters()`, or several models' lists joined
+    /// with distinct prefixes). The update runs without recording (inside `no_grad`).
+    pub fn step<'a>(&mut self, params: impl IntoIterator<Item = (String, &'a mut Param)>) -> Result<()> {
+        let params: Vec<(String, &mut Param)> = params.into_iter().collect();
+        let device = match params.iter().find(|(_, p)| p.grad().is_some()) {
+            Some((_, p)) => p.value().device(),
             None => return Ok(()),
         };
         let guard = match self.identity.take() {
             Some(g) if g.device().same(&device) => g,
             _ => LossScaler::identity(&device)?.state,
         };
-        let r = self.update_all(params, &guard);
+        let with_grads: Vec<_> = params
+            .into_iter()
+            .map(|(n, p)| {
+                let g = p.grad();
+                ((n, p), g)
+            })
+            .collect();
+        let r = self.update_all(with_grads, &guard);
         self.identity = Some(guard);
         r
     }
@@ -169,49 +180,62 @@ impl Optimizer {
     /// skipped steps out of `t` for the bias correction (as PyTorch's `GradScaler` skips
     /// `optimizer.step()`).
     /// f16 gradients are widened to f32 first, so master weights and state stay f32.
-    pub fn step_scaled(&mut self, params: Vec<&mut Param>, scaler: &mut LossScaler) -> Result<()> {
-        let mut params = params;
-        for p in params.iter_mut() {
-            if let Some(g) = &p.grad {
-                g.scaler_check(&mut scaler.state)?;
-                if g.dtype() != DType::F32 {
-                    p.grad = Some(g.to_dtype(DType::F32)?);
+    pub fn step_scaled<'a>(
+        &mut self,
+        params: impl IntoIterator<Item = (String, &'a mut Param)>,
+        scaler: &mut LossScaler,
+    ) -> Result<()> {
+        let _guard = no_grad();
+        let params: Vec<(String, &mut Param)> = params.into_iter().collect();
+        let mut grads = Vec::with_capacity(params.len());
+        for (_, p) in &params {
+            let g = match p.grad() {
+                Some(g) => {
+                    g.scaler_check(&mut scaler.state)?;
+                    Some(g.to_dtype(DType::F32)?)
                 }
-            }
+                None => None,
+            };
+            grads.push(g);
         }
-        self.update_all(params, &scaler.state)?;
+        self.update_all(params.into_iter().zip(grads), &scaler.state)?;
         Tensor::scaler_update_(&mut scaler.state, scaler.growth_interval)
     }
 
-    fn update_all(&mut self, params: Vec<&mut Param>, guard: &Tensor) -> Result<()> {
+    fn update_all<'a>(
+        &mut self,
+        params: impl IntoIterator<Item = ((String, &'a mut Param), Option<Tensor>)>,
+        guard: &Tensor,
+    ) -> Result<()> {
+        let _no_grad = no_grad();
         self.t += 1;
         let base = self.next_step(self.t);
-        for p in params {
-            let Some(grad) = p.grad.as_ref() else {
+        for ((name, p), grad) in params {
+            let Some(grad) = grad else {
                 continue;
             };
             let step = OptimStep {
-                weight_decay: if p.decay { self.weight_decay } else { 0.0 },
+                weight_decay: if p.decay() { self.weight_decay } else { 0.0 },
                 ..base
             };
             let n = self.kind.state_count();
-            let state = match self.state.get_mut(&p.name) {
+            let state = match self.state.get_mut(&name) {
                 Some(s) => s,
                 None => {
                     let mut v = Vec::with_capacity(n);
                     for _ in 0..n {
                         v.push(Tensor::zeros(
-                            p.value.shape().clone(),
+                            p.value().shape().clone(),
                             DType::F32,
-                            &p.value.device(),
+                            &p.value().device(),
                         )?);
                     }
-                    self.state.entry(p.name.clone()).or_insert(v)
+                    self.state.entry(name).or_insert(v)
                 }
             };
             let mut it = state.iter_mut();
             let (s1, s2) = (it.next(), it.next());
-            p.value.optim_update_(grad, s1, s2, guard, &step)?;
+            p.value_mut().optim_update_(&grad, s1, s2, guard, &step)?;
         }
         Ok(())
     }

@@ -16,7 +16,7 @@ pub fn deep_convnet(device: &Device, seed: u64) -> Result<Sequential> {
     let mut seeds = SplitMix64::new(seed);
     let mut s = || seeds.next_u64();
     let conv = |cin, cout, pad, seed| Conv2d::new(cin, cout, 3, 1, pad, Init::He, seed, device);
-    Sequential::new(device)
+    Sequential::new()
         .add("conv1", conv(1, 16, 1, s())?)?
         .add("relu1", Relu::new())?
         .add("conv2", conv(16, 16, 1, s())?)?
@@ -50,7 +50,7 @@ pub fn deep_convnet_bn(device: &Device, seed: u64) -> Result<Sequential> {
     let mut s = || seeds.next_u64();
     let conv = |cin, cout, pad, seed| Conv2d::new(cin, cout, 3, 1, pad, Init::He, seed, device);
     let bn = |channels| BatchNorm::channels(channels, device);
-    Sequential::new(device)
+    Sequential::new()
         .add("conv1", conv(1, 16, 1, s())?)?
         .add("bn1", bn(16)?)?
         .add("relu1", Relu::new())?
@@ -85,7 +85,7 @@ pub fn deep_convnet_bn(device: &Device, seed: u64) -> Result<Sequential> {
 pub fn simple_convnet(device: &Device, seed: u64) -> Result<Sequential> {
     let mut seeds = SplitMix64::new(seed);
     let init = Init::Std(0.01);
-    Sequential::new(device)
+    Sequential::new()
         .add(
             "conv1",
             Conv2d::new(1, 30, 5, 1, 0, init, seeds.next_u64(), device)?,
@@ -150,7 +150,7 @@ pub fn mlp(cfg: &MlpConfig, device: &Device, seed: u64) -> Result<Sequential> {
         ));
     }
     let mut seeds = SplitMix64::new(seed);
-    let mut model = Sequential::new(device);
+    let mut model = Sequential::new();
     let last = cfg.sizes.len() - 2;
     for (i, w) in cfg.sizes.windows(2).enumerate() {
         let k = i + 1;

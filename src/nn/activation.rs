@@ -1,74 +1,46 @@
-//! ReLU and Sigmoid (the book's `Relu`, `Sigmoid`): each caches its output.
+//! ReLU and Sigmoid (the book's `Relu`, `Sigmoid`) as modules; their backward rules live
+//! with the ops ([`Tensor::relu`], [`Tensor::sigmoid`]).
 
-use super::{ForwardCtx, Layer, no_forward};
+use super::Module;
 use crate::error::Result;
 use crate::tensor::Tensor;
 
-/// `max(x, 0)`; backward passes dout where the output was positive.
-#[derive(Default)]
-pub struct Relu {
-    out: Option<Tensor>,
-}
+/// `max(x, 0)`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Relu;
 
 impl Relu {
     /// A ReLU.
     pub fn new() -> Relu {
-        Relu::default()
+        Relu
     }
 }
 
-impl Layer for Relu {
-    fn kind(&self) -> &'static str {
-        "Relu"
+impl Module for Relu {
+    fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
+        x.relu()
     }
-
-    fn forward(&mut self, x: &Tensor, ctx: &ForwardCtx) -> Result<Tensor> {
-        let y = x.relu()?;
-        self.out = if ctx.train { Some(y.clone()) } else { None };
-        Ok(y)
-    }
-
-    fn backward(&mut self, dout: &Tensor) -> Result<Tensor> {
-        // y > 0 exactly where x > 0, so the output serves as the mask.
-        dout.relu_backward(self.out.as_ref().ok_or_else(|| no_forward("Relu"))?)
-    }
-
-    fn set_name(&mut self, _: &str) {}
 
     fn describe(&self) -> String {
         "Relu".into()
     }
 }
 
-/// `1 / (1 + e^-x)`; backward `dout · y (1 - y)`.
-#[derive(Default)]
-pub struct Sigmoid {
-    out: Option<Tensor>,
-}
+/// `1 / (1 + e^-x)`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sigmoid;
 
 impl Sigmoid {
     /// A sigmoid.
     pub fn new() -> Sigmoid {
-        Sigmoid::default()
+        Sigmoid
     }
 }
 
-impl Layer for Sigmoid {
-    fn kind(&self) -> &'static str {
-        "Sigmoid"
+impl Module for Sigmoid {
+    fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
+        x.sigmoid()
     }
-
-    fn forward(&mut self, x: &Tensor, ctx: &ForwardCtx) -> Result<Tensor> {
-        let y = x.sigmoid()?;
-        self.out = if ctx.train { Some(y.clone()) } else { None };
-        Ok(y)
-    }
-
-    fn backward(&mut self, dout: &Tensor) -> Result<Tensor> {
-        dout.sigmoid_backward(self.out.as_ref().ok_or_else(|| no_forward("Sigmoid"))?)
-    }
-
-    fn set_name(&mut self, _: &str) {}
 
     fn describe(&self) -> String {
         "Sigmoid".into()

@@ -9,24 +9,16 @@
 //!   training images (a border pixel) does not get its own 1/√eps. Running mean starts at 0
 //!   and running variance at 1, m = 0.9 (PyTorch's momentum 0.1), eps = 1e-5.
 //!
-//! Both are the same computation on a view: `[N, D]` with statistics `[D]`, or `[N, C, H·W]`
+//! The forward is written once, with ops; autograd gives the backward (through the batch mean
+//! and variance too). Both are the same computation on a view: `[N, D]` with statistics `[D]`, or `[N, C, H·W]`
 //! with statistics `[C, 1]`, reduced with `sum_to` and applied with numpy broadcasting.
 
-use super::{ForwardCtx, Layer, Param, no_forward};
+use super::{Module, Part, Param, buffer, param};
 use crate::DType;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
-
-struct Cache {
-    shape: Shape,
-    dtype: DType,
-    gamma: Tensor,
-    xc: Tensor,
-    xn: Tensor,
-    inv_std: Tensor,
-}
 
 /// Which values share one mean and variance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,8 +38,7 @@ pub struct BatchNorm {
     momentum: f32,
     eps: f32,
     axis: Axis,
-    name: String,
-    cache: Option<Cache>,
+    train: bool,
 }
 
 impl BatchNorm {
@@ -67,15 +58,14 @@ impl BatchNorm {
             return Err(Error::invalid("BatchNorm", "needs at least one feature"));
         }
         Ok(BatchNorm {
-            gamma: Param::new("gamma", Tensor::full([d], 1.0, device)?, false),
-            beta: Param::new("beta", Tensor::zeros([d], DType::F32, device)?, false),
+            gamma: Param::new(Tensor::full([d], 1.0, device)?, false)?,
+            beta: Param::new(Tensor::zeros([d], DType::F32, device)?, false)?,
             running_mean: Tensor::zeros([d], DType::F32, device)?,
             running_var: Tensor::full([d], var0, device)?,
             momentum: 0.9,
             eps,
             axis,
-            name: String::new(),
-            cache: None,
+            train: true,
         })
     }
 
@@ -95,7 +85,7 @@ impl BatchNorm {
             _ => Err(Error::shapes(
                 "BatchNorm",
                 x.shape(),
-                self.gamma.value.shape(),
+                self.gamma.value().shape(),
                 match self.axis {
                     Axis::Feature => format!("input must flatten to [N, {d}]"),
                     Axis::Channel => format!("input must be [N, {d}, H, W]"),
@@ -105,122 +95,56 @@ impl BatchNorm {
     }
 }
 
-impl Layer for BatchNorm {
-    fn kind(&self) -> &'static str {
-        "BatchNorm"
-    }
-
-    fn forward(&mut self, x: &Tensor, ctx: &ForwardCtx) -> Result<Tensor> {
+impl Module for BatchNorm {
+    fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
         let (view, stat, m) = self.view(x)?;
         // Statistics and normalisation in f32 whatever the input's dtype, as cuDNN and PyTorch's
         // autocast do: under mixed precision a feature of near-constant value has
-        // inv_std ≈ 1/√eps, and its backward's inv_std² would overflow f16's 65,504 at any
-        // loss scale. `to_dtype` is free when the input is already f32.
+        // inv_std ≈ 1/√eps, and the backward's inv_std² would overflow f16's 65,504 at any
+        // loss scale. `to_dtype` is free (and records nothing) when the input is f32.
         let dtype = x.dtype();
         let xv = x.reshape(view)?.to_dtype(DType::F32)?;
-        let gamma = self
-            .gamma
-            .value
-            .to_dtype(DType::F32)?
-            .reshape(stat.clone())?;
-        let beta = self
-            .beta
-            .value
-            .to_dtype(DType::F32)?
-            .reshape(stat.clone())?;
-        let out = if ctx.train {
+        let gamma = self.gamma.value().to_dtype(DType::F32)?.reshape(stat.clone())?;
+        let beta = self.beta.value().to_dtype(DType::F32)?.reshape(stat.clone())?;
+        let xn = if self.train {
+            // The backward through mean and variance comes from autograd.
             let mu = xv.sum_to(stat.clone())?.scale(1.0 / m as f32)?;
             let xc = xv.sub_broadcast(&mu)?;
             let var = xc.mul(&xc)?.sum_to(stat.clone())?.scale(1.0 / m as f32)?;
-            let inv_std = var.sqrt_eps(self.eps)?.recip()?;
-            let xn = xc.mul_broadcast(&inv_std)?;
-            // The running statistics keep their own dtype: f32 under mixed precision (only the
-            // parameters get f16 compute copies), f16 after `Sequential::to_dtype(F16)`.
+            // The running statistics keep their own dtype: f32 under mixed precision (the
+            // parameters stay f32 masters), f16 after `to_dtype(F16)`.
             let k = self.momentum;
             let rdt = self.running_mean.dtype();
             let d = [self.gamma.numel()];
+            let (mu_d, var_d) = (mu.detach().reshape(d)?, var.detach().reshape(d)?);
             self.running_mean = self.running_mean.scale(k)?;
-            self.running_mean
-                .axpy_(1.0 - k, &mu.reshape(d)?.to_dtype(rdt)?)?;
+            self.running_mean.axpy_(1.0 - k, &mu_d.to_dtype(rdt)?)?;
             self.running_var = self.running_var.scale(k)?;
-            self.running_var
-                .axpy_(1.0 - k, &var.reshape(d)?.to_dtype(rdt)?)?;
-            let out = xn.mul_broadcast(&gamma)?.add_broadcast(&beta)?;
-            self.cache = Some(Cache {
-                shape: x.shape().clone(),
-                dtype,
-                gamma,
-                xc,
-                xn,
-                inv_std,
-            });
-            out
+            self.running_var.axpy_(1.0 - k, &var_d.to_dtype(rdt)?)?;
+            xc.mul_broadcast(&var.sqrt_eps(self.eps)?.recip()?)?
         } else {
-            let mean = self
-                .running_mean
-                .to_dtype(DType::F32)?
-                .reshape(stat.clone())?;
+            let mean = self.running_mean.to_dtype(DType::F32)?.reshape(stat.clone())?;
             let var = self.running_var.to_dtype(DType::F32)?.reshape(stat)?;
-            let inv_std = var.sqrt_eps(self.eps)?.recip()?;
-            let xn = xv.sub_broadcast(&mean)?.mul_broadcast(&inv_std)?;
-            self.cache = None;
-            xn.mul_broadcast(&gamma)?.add_broadcast(&beta)?
+            xv.sub_broadcast(&mean)?
+                .mul_broadcast(&var.sqrt_eps(self.eps)?.recip()?)?
         };
-        out.to_dtype(dtype)?.reshape(x.shape().clone())
+        xn.mul_broadcast(&gamma)?
+            .add_broadcast(&beta)?
+            .to_dtype(dtype)?
+            .reshape(x.shape().clone())
     }
 
-    fn backward(&mut self, dout: &Tensor) -> Result<Tensor> {
-        let c = self.cache.as_ref().ok_or_else(|| no_forward("BatchNorm"))?;
-        let stat = c.inv_std.shape().clone();
-        let m = c.xc.numel() / stat.numel();
-        let d = [self.gamma.numel()];
-        let dout = dout.reshape(c.xc.shape().clone())?.to_dtype(DType::F32)?;
-        let pdt = self.gamma.value.dtype();
-        self.beta.grad = Some(dout.sum_to(stat.clone())?.reshape(d)?.to_dtype(pdt)?);
-        self.gamma.grad = Some(
-            c.xn.mul(&dout)?
-                .sum_to(stat.clone())?
-                .reshape(d)?
-                .to_dtype(pdt)?,
-        );
-        let dxn = dout.mul_broadcast(&c.gamma)?;
-        let mut dxc = dxn.mul_broadcast(&c.inv_std)?;
-        let dstd = dxn
-            .mul(&c.xc)?
-            .sum_to(stat.clone())?
-            .mul(&c.inv_std)?
-            .mul(&c.inv_std)?
-            .scale(-1.0)?;
-        let dvar = dstd.mul(&c.inv_std)?.scale(0.5)?;
-        dxc.axpy_(2.0 / m as f32, &c.xc.mul_broadcast(&dvar)?)?;
-        let dmu = dxc.sum_to(stat)?.scale(1.0 / m as f32)?;
-        dxc.sub_broadcast(&dmu)?
-            .to_dtype(c.dtype)?
-            .reshape(c.shape.clone())
-    }
-
-    fn params(&self) -> Vec<&Param> {
-        vec![&self.gamma, &self.beta]
-    }
-
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        vec![&mut self.gamma, &mut self.beta]
-    }
-
-    fn buffers_mut(&mut self) -> Vec<(String, &mut Tensor)> {
+    fn parts(&mut self) -> Vec<(String, Part<'_>)> {
         vec![
-            (
-                format!("{}.running_mean", self.name),
-                &mut self.running_mean,
-            ),
-            (format!("{}.running_var", self.name), &mut self.running_var),
+            param("gamma", &mut self.gamma),
+            param("beta", &mut self.beta),
+            buffer("running_mean", &mut self.running_mean),
+            buffer("running_var", &mut self.running_var),
         ]
     }
 
-    fn set_name(&mut self, name: &str) {
-        self.name = name.to_string();
-        self.gamma.name = format!("{name}.gamma");
-        self.beta.name = format!("{name}.beta");
+    fn set_training(&mut self, train: bool) {
+        self.train = train;
     }
 
     fn describe(&self) -> String {

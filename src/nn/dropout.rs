@@ -1,7 +1,9 @@
 //! Dropout with a counter-based mask: the same (seed, step) gives the same mask on every
-//! device, so CPU and GPU runs of one seed agree step for step.
+//! device, so CPU and GPU runs of one seed agree step for step. The step counts this layer's
+//! training forwards and is saved in checkpoints, so a resumed run draws the masks the
+//! uninterrupted one would have.
 
-use super::{ForwardCtx, Layer, no_forward};
+use super::{Module, Part};
 use crate::error::{Error, Result};
 use crate::ops::DropoutSpec;
 use crate::rng::SplitMix64;
@@ -22,7 +24,7 @@ pub struct Dropout {
     ratio: f32,
     mode: DropoutMode,
     seed: u64,
-    mask: Option<Tensor>,
+    step: u64,
     train: bool,
 }
 
@@ -44,8 +46,8 @@ impl Dropout {
             ratio,
             mode,
             seed,
-            mask: None,
-            train: false,
+            step: 0,
+            train: true,
         })
     }
 
@@ -65,39 +67,27 @@ impl Dropout {
     }
 }
 
-impl Layer for Dropout {
-    fn kind(&self) -> &'static str {
-        "Dropout"
-    }
-
-    fn forward(&mut self, x: &Tensor, ctx: &ForwardCtx) -> Result<Tensor> {
-        self.train = ctx.train;
-        if ctx.train {
-            let mask = Tensor::dropout_mask_as(
-                x.shape().clone(),
-                x.dtype(),
-                &self.spec(ctx.step),
-                &x.device(),
-            )?;
-            let y = x.mul(&mask)?;
-            self.mask = Some(mask);
-            return Ok(y);
+impl Module for Dropout {
+    fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
+        if self.train {
+            let spec = self.spec(self.step);
+            self.step += 1;
+            let mask = Tensor::dropout_mask_as(x.shape().clone(), x.dtype(), &spec, &x.device())?;
+            return x.mul(&mask);
         }
-        self.mask = None;
         match self.mode {
             DropoutMode::Inverted => Ok(x.clone()),
             DropoutMode::Book => x.scale(1.0 - self.ratio),
         }
     }
 
-    fn backward(&mut self, dout: &Tensor) -> Result<Tensor> {
-        if !self.train {
-            return Err(no_forward("Dropout"));
-        }
-        dout.mul(self.mask.as_ref().ok_or_else(|| no_forward("Dropout"))?)
+    fn parts(&mut self) -> Vec<(String, Part<'_>)> {
+        vec![("step".to_string(), Part::Counter(&mut self.step))]
     }
 
-    fn set_name(&mut self, _: &str) {}
+    fn set_training(&mut self, train: bool) {
+        self.train = train;
+    }
 
     fn describe(&self) -> String {
         format!("Dropout({}, {:?})", self.ratio, self.mode)

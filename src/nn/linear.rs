@@ -1,22 +1,22 @@
 //! Affine (fully connected) layer: `out = x · W + b`, W `[in, out]` as in the book.
 //! Inputs of any rank are flattened to `[N, in]` (the book's `x.reshape(x.shape[0], -1)`).
+//! Backward (from autograd): dW = xᵀ·dout and dx = dout·Wᵀ through matmul's transpose flags,
+//! db = Σ dout through the broadcast's `sum_to`.
 
-use super::{ForwardCtx, Init, Layer, Param, no_forward};
+use super::{Init, Module, Part, Param, flat_rows, param};
 use crate::DType;
 use crate::device::Device;
-use crate::error::{Error, Result};
-use crate::shape::Shape;
+use crate::error::Result;
 use crate::tensor::Tensor;
 
 /// `Affine` in the book.
 pub struct Linear {
     weight: Param,
     bias: Param,
-    cache: Option<(Tensor, Shape)>,
 }
 
 impl Linear {
-    /// `in_features → out_features`, weights from `init` with `seed`.
+    /// `in_features → out_features`, weights drawn with `init` and `seed`, bias 0.
     pub fn new(
         in_features: usize,
         out_features: usize,
@@ -26,71 +26,43 @@ impl Linear {
     ) -> Result<Linear> {
         Ok(Linear {
             weight: Param::new(
-                "weight",
                 init.tensor(&[in_features, out_features], in_features, seed, device)?,
                 true,
-            ),
-            bias: Param::new(
-                "bias",
-                Tensor::zeros([out_features], DType::F32, device)?,
-                false,
-            ),
-            cache: None,
+            )?,
+            bias: Param::new(Tensor::zeros([out_features], DType::F32, device)?, false)?,
         })
+    }
+
+    /// The weight `[in, out]`.
+    pub fn weight(&self) -> &Param {
+        &self.weight
+    }
+
+    /// The bias `[out]`.
+    pub fn bias(&self) -> &Param {
+        &self.bias
     }
 }
 
-impl Layer for Linear {
-    fn kind(&self) -> &'static str {
-        "Linear"
+impl Module for Linear {
+    fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
+        let w = self.weight.value();
+        let n = flat_rows("Linear", x, w.dims()[0], w)?;
+        let dt = x.dtype();
+        x.reshape([n, w.dims()[0]])?
+            .matmul(&w.to_dtype(dt)?, false, false)?
+            .add_broadcast(&self.bias.value().to_dtype(dt)?)
     }
 
-    fn forward(&mut self, x: &Tensor, ctx: &ForwardCtx) -> Result<Tensor> {
-        let in_f = self.weight.value.dims()[0];
-        let n = x.dims().first().copied().unwrap_or(0);
-        if n == 0 || x.numel() != n * in_f {
-            return Err(Error::shapes(
-                "Linear",
-                x.shape(),
-                self.weight.value.shape(),
-                format!("input must flatten to [N, {in_f}]"),
-            ));
-        }
-        let x2 = x.reshape([n, in_f])?;
-        let out = x2
-            .matmul(&self.weight.value, false, false)?
-            .add_broadcast(&self.bias.value)?;
-        self.cache = if ctx.train {
-            Some((x2, x.shape().clone()))
-        } else {
-            None
-        };
-        Ok(out)
-    }
-
-    fn backward(&mut self, dout: &Tensor) -> Result<Tensor> {
-        let (x2, shape) = self.cache.as_ref().ok_or_else(|| no_forward("Linear"))?;
-        self.weight.grad = Some(x2.matmul(dout, true, false)?);
-        self.bias.grad = Some(dout.sum_rows()?);
-        dout.matmul(&self.weight.value, false, true)?
-            .reshape(shape.clone())
-    }
-
-    fn params(&self) -> Vec<&Param> {
-        vec![&self.weight, &self.bias]
-    }
-
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        vec![&mut self.weight, &mut self.bias]
-    }
-
-    fn set_name(&mut self, name: &str) {
-        self.weight.name = format!("{name}.weight");
-        self.bias.name = format!("{name}.bias");
+    fn parts(&mut self) -> Vec<(String, Part<'_>)> {
+        vec![
+            param("weight", &mut self.weight),
+            param("bias", &mut self.bias),
+        ]
     }
 
     fn describe(&self) -> String {
-        let d = self.weight.value.dims();
+        let d = self.weight.value().dims();
         format!("Linear({}→{})", d[0], d[1])
     }
 }

@@ -1,10 +1,12 @@
-//! Checkpoints in safetensors: tensor names are parameter names (`conv1.weight` …), buffers
-//! (`bn1.running_mean`) and optimizer state (`optim.conv1.weight.m` …); the header metadata
-//! records the optimizer, its step count, the model's step counter and the epoch. Files are
+//! Checkpoints in safetensors for any [`Module`]: tensor names are the module's dotted
+//! parameter names (`conv1.weight`, `layer1.0.bn1.gamma` …), buffers (`bn1.running_mean`)
+//! and optimizer state (`optim.conv1.weight.m` …); the header metadata records the
+//! optimizer, its step count, the module's counters (`counter.drop1.step`, which seed the
+//! dropout masks) and the epoch. Files are
 //! written to a temporary name and renamed, so a crash never leaves a half-written checkpoint.
 
 use crate::error::{Error, Result};
-use crate::nn::Sequential;
+use crate::nn::{Module, ModuleExt};
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
 use safetensors::tensor::TensorView;
@@ -12,15 +14,13 @@ use safetensors::{Dtype, SafeTensors};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-const FORMAT: &str = "wgnn-checkpoint-1";
+const FORMAT: &str = "wgnn-checkpoint-2";
 
 /// What a checkpoint says about the run it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckpointInfo {
     /// Epochs completed.
     pub epoch: usize,
-    /// The model's training-forward counter.
-    pub model_step: u64,
     /// The optimizer's update counter.
     pub optim_steps: u64,
 }
@@ -30,15 +30,12 @@ fn bytes_of(t: &Tensor) -> Result<Vec<u8>> {
 }
 
 /// Writes model parameters, buffers and optimizer state to `path` atomically.
-pub fn save(path: &Path, model: &mut Sequential, opt: &Optimizer, epoch: usize) -> Result<()> {
+pub fn save(path: &Path, model: &mut dyn Module, opt: &Optimizer, epoch: usize) -> Result<()> {
     let mut data: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
-    for p in model.params() {
-        data.insert(
-            p.name.clone(),
-            (p.value.dims().to_vec(), bytes_of(&p.value)?),
-        );
+    for (name, p) in model.named_parameters() {
+        data.insert(name, (p.value().dims().to_vec(), bytes_of(p.value())?));
     }
-    for (name, t) in model.buffers_mut() {
+    for (name, t) in model.named_buffers() {
         data.insert(name, (t.dims().to_vec(), bytes_of(t)?));
     }
     for (name, t) in opt.state() {
@@ -53,13 +50,15 @@ pub fn save(path: &Path, model: &mut Sequential, opt: &Optimizer, epoch: usize) 
             })?;
         views.push((name.as_str(), view));
     }
-    let meta = HashMap::from([
+    let mut meta = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("optimizer".to_string(), format!("{:?}", opt.kind())),
         ("optim_steps".to_string(), opt.steps().to_string()),
-        ("model_step".to_string(), model.step().to_string()),
         ("epoch".to_string(), epoch.to_string()),
     ]);
+    for (name, c) in model.named_counters() {
+        meta.insert(format!("counter.{name}"), c.to_string());
+    }
     let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| Error::Checkpoint {
         path: path.display().to_string(),
         msg: e.to_string(),
@@ -82,7 +81,7 @@ fn temp_name(path: &Path) -> PathBuf {
 /// Loads a checkpoint into `model` and `opt`. Every parameter, buffer and optimizer state of
 /// the model must be present with the same shape, and nothing else: a mismatch is an error
 /// that names the tensors, and leaves the model untouched.
-pub fn load(path: &Path, model: &mut Sequential, opt: &mut Optimizer) -> Result<CheckpointInfo> {
+pub fn load(path: &Path, model: &mut dyn Module, opt: &mut Optimizer) -> Result<CheckpointInfo> {
     let what = path.display().to_string();
     let fail = |msg: String| Error::Checkpoint {
         path: what.clone(),
@@ -112,7 +111,6 @@ pub fn load(path: &Path, model: &mut Sequential, opt: &mut Optimizer) -> Result<
     };
     let info = CheckpointInfo {
         epoch: num("epoch")? as usize,
-        model_step: num("model_step")?,
         optim_steps: num("optim_steps")?,
     };
     let st = SafeTensors::deserialize(&bytes).map_err(|e| fail(e.to_string()))?;
@@ -132,20 +130,29 @@ pub fn load(path: &Path, model: &mut Sequential, opt: &mut Optimizer) -> Result<
             ),
         );
     }
-    let device = model.device().clone();
+    let device = model.device();
     // Check everything before changing anything.
     let mut expected: Vec<(String, Vec<usize>)> = model
-        .params()
-        .iter()
-        .map(|p| (p.name.clone(), p.value.dims().to_vec()))
+        .named_parameters()
+        .into_iter()
+        .map(|(n, p)| (n, p.value().dims().to_vec()))
         .collect();
     expected.extend(
         model
-            .buffers_mut()
+            .named_buffers()
             .into_iter()
             .map(|(n, t)| (n, t.dims().to_vec())),
     );
     let mut problems = Vec::new();
+    let mut counters = Vec::new();
+    for (name, _) in model.named_counters() {
+        match meta.get(&format!("counter.{name}")).map(|v| v.parse::<u64>()) {
+            Some(Ok(v)) => counters.push(v),
+            _ => problems.push(format!(
+                "the model has counter \"{name}\" but the checkpoint does not"
+            )),
+        }
+    }
     for (name, shape) in &expected {
         match saved.get(name) {
             None => problems.push(format!(
@@ -184,17 +191,22 @@ pub fn load(path: &Path, model: &mut Sequential, opt: &mut Optimizer) -> Result<
     for (key, (shape, values)) in optim_state {
         optim_tensors.insert(key, Tensor::from_slice(values, shape, &device)?);
     }
-    let names: Vec<String> = model.params().iter().map(|p| p.name.clone()).collect();
+    let names: Vec<String> = model
+        .named_parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     opt.load_state(&names, optim_tensors, info.optim_steps, &what)?;
-    for p in model.params_mut() {
-        let (shape, values) = &saved[&p.name];
-        p.value = Tensor::from_slice(values, shape.clone(), &device)?;
-        p.grad = None;
+    for (name, p) in model.named_parameters() {
+        let (shape, values) = &saved[&name];
+        p.set_value(Tensor::from_slice(values, shape.clone(), &device)?)?;
     }
-    for (name, t) in model.buffers_mut() {
+    for (name, t) in model.named_buffers() {
         let (shape, values) = &saved[&name];
         *t = Tensor::from_slice(values, shape.clone(), &device)?;
     }
-    model.set_step(info.model_step);
+    for ((_, c), v) in model.named_counters().into_iter().zip(counters) {
+        *c = v;
+    }
     Ok(info)
 }

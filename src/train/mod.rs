@@ -1,5 +1,18 @@
-//! The training loop: epochs of shuffled mini-batches, evaluation on the full test set after
-//! each epoch, progress, metrics and checkpoints.
+//! The training loop for any [`Module`] and loss function: epochs of shuffled mini-batches,
+//! evaluation on the full test set after each epoch, progress, metrics and checkpoints.
+//!
+//! A hand-written loop is as short as PyTorch's (this is [`train_step`]):
+//!
+//! ```no_run
+//! # use wgnn::nn::{ModuleExt, cross_entropy};
+//! # fn step(model: &mut wgnn::nn::Sequential, opt: &mut wgnn::optim::Optimizer,
+//! #         x: &wgnn::Tensor, t: &wgnn::Tensor) -> wgnn::Result<()> {
+//! model.zero_grad();
+//! let loss = cross_entropy(&model.forward(x)?, t)?;
+//! loss.backward()?;
+//! opt.step(model.named_parameters())?;
+//! # Ok(()) }
+//! ```
 //!
 //! On a GPU a training step is recorded into one command buffer and submitted once; the only
 //! readback is the running loss sum (4 bytes) every `log_every` steps and at the end of an
@@ -11,7 +24,8 @@ use crate::data::DeviceDataset;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::nn::Sequential;
+use crate::autograd::no_grad;
+use crate::nn::{Module, ModuleExt};
 use crate::optim::{LossScaler, Optimizer};
 use crate::tensor::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -239,10 +253,13 @@ impl Metrics {
     }
 }
 
-/// Fraction of `data` the model classifies correctly (evaluation mode; restores the mode).
-/// Inputs are fed in the model's dtype ([`Sequential::dtype`]), so an f16 model runs f16
-/// kernels end to end.
-pub fn evaluate(model: &mut Sequential, data: &DeviceDataset, batch_size: usize) -> Result<f64> {
+/// A loss: from the model's output and the labels, a one-element tensor to backpropagate.
+pub type LossFn = dyn Fn(&Tensor, &Tensor) -> Result<Tensor>;
+
+/// Fraction of `data` the model classifies correctly (evaluation mode, no graph recorded;
+/// restores training mode). Inputs are fed in the model's dtype ([`ModuleExt::dtype`]), so
+/// an f16 model runs f16 kernels end to end.
+pub fn evaluate(model: &mut dyn Module, data: &DeviceDataset, batch_size: usize) -> Result<f64> {
     let dtype = model.dtype();
     evaluate_with(model, data, batch_size, |x| x.to_dtype(dtype))
 }
@@ -250,7 +267,7 @@ pub fn evaluate(model: &mut Sequential, data: &DeviceDataset, batch_size: usize)
 /// [`evaluate`] with each input batch passed through `prepare` first (e.g. rounding it to the
 /// f16 grid, as the book's `half_float_network.py` does).
 pub fn evaluate_with(
-    model: &mut Sequential,
+    model: &mut dyn Module,
     data: &DeviceDataset,
     batch_size: usize,
     prepare: impl Fn(Tensor) -> Result<Tensor>,
@@ -258,60 +275,74 @@ pub fn evaluate_with(
     if data.is_empty() {
         return Err(Error::invalid("evaluate", "empty dataset"));
     }
-    let was_training = model.is_training();
+    let _no_grad = no_grad();
     model.eval();
     let device = data.device();
     let order = data.ordered()?;
     let mut correct = Tensor::zeros([1], DType::U32, &device)?;
     let mut offset = 0;
-    while offset < data.len() {
-        let count = batch_size.min(data.len() - offset);
-        let (x, t) = data.batch(&order, offset, count)?;
-        model
-            .forward(&prepare(x)?)?
-            .count_correct_into(&t, &mut correct)?;
-        device.flush()?;
-        offset += count;
-    }
+    let r = (|| -> Result<()> {
+        while offset < data.len() {
+            let count = batch_size.min(data.len() - offset);
+            let (x, t) = data.batch(&order, offset, count)?;
+            model
+                .forward(&prepare(x)?)?
+                .count_correct_into(&t, &mut correct)?;
+            device.flush()?;
+            offset += count;
+        }
+        Ok(())
+    })();
+    model.train();
+    r?;
     let n = correct.to_vec::<u32>()?[0];
-    if was_training {
-        model.train();
-    }
     Ok(n as f64 / data.len() as f64)
 }
 
-/// One optimisation step on a batch: forward, loss, backward, update. Returns the loss
-/// tensor `[1]` (still on the device).
+/// One optimisation step on a batch: zero the gradients, forward, loss, backward, update.
+/// Returns `(loss [1], output)`, still on the device.
 pub fn train_step(
-    model: &mut Sequential,
+    model: &mut dyn Module,
+    loss_fn: &LossFn,
     opt: &mut Optimizer,
     x: &Tensor,
     t: &Tensor,
-) -> Result<Tensor> {
-    let loss = model.loss(x, t)?;
-    model.backward(1.0)?;
-    opt.step(model.params_mut())?;
-    Ok(loss)
+) -> Result<(Tensor, Tensor)> {
+    model.zero_grad();
+    let out = model.forward(x)?;
+    let loss = loss_fn(&out, t)?;
+    loss.backward()?;
+    opt.step(model.named_parameters())?;
+    Ok((loss.detach(), out.detach()))
 }
 
-/// A mixed-precision step: f16 forward and backward with the loss gradient scaled, then the
-/// guarded f32 update (see [`Optimizer::step_scaled`]). Returns the f16 loss `[1]`.
+/// A mixed-precision step (PyTorch's autocast + GradScaler recipe): the input goes in as f16
+/// so every layer computes in f16 on f16 casts of its f32 master weights (the casts are
+/// recorded, so the gradients come back f32); the loss is computed in f32 from the f32 cast
+/// of the output, and backpropagated from the scaler's scale instead of 1; then the guarded
+/// update ([`Optimizer::step_scaled`]). Returns `(f32 loss [1], output)`.
 pub fn train_step_mixed(
-    model: &mut Sequential,
+    model: &mut dyn Module,
+    loss_fn: &LossFn,
     opt: &mut Optimizer,
     scaler: &mut LossScaler,
     x: &Tensor,
     t: &Tensor,
-) -> Result<Tensor> {
-    let loss = model.loss(x, t)?;
-    model.backward_scaled(scaler)?;
-    opt.step_scaled(model.params_mut(), scaler)?;
-    Ok(loss)
+) -> Result<(Tensor, Tensor)> {
+    model.zero_grad();
+    let out = model.forward(&x.to_dtype(DType::F16)?)?;
+    let loss = loss_fn(&out.to_dtype(DType::F32)?, t)?;
+    let mut seed = Tensor::full(loss.shape().clone(), 1.0, &loss.device())?;
+    scaler.scale_(&mut seed)?;
+    loss.backward_with(&seed)?;
+    opt.step_scaled(model.named_parameters(), scaler)?;
+    Ok((loss.detach(), out.detach()))
 }
 
 /// Trains `model` with `opt` on `train`, evaluating on `test` after every epoch.
 pub fn fit(
-    model: &mut Sequential,
+    model: &mut dyn Module,
+    loss_fn: &LossFn,
     opt: &mut Optimizer,
     train: &DeviceDataset,
     test: &DeviceDataset,
@@ -330,10 +361,10 @@ pub fn fit(
         first_epoch = info.epoch;
         if cfg.verbose {
             println!(
-                "resumed from {} after epoch {} (step {})",
+                "resumed from {} after epoch {} ({} optimizer steps)",
                 path.display(),
                 info.epoch,
-                info.model_step
+                info.optim_steps
             );
         }
     }
@@ -341,11 +372,18 @@ pub fn fit(
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     model.train();
+    if model.dtype() != DType::F32 {
+        return Err(Error::invalid(
+            "fit",
+            format!(
+                "the model's parameters are {}: train f32 master weights (mixed precision \
+                 computes in f16 from them)",
+                model.dtype()
+            ),
+        ));
+    }
     let mut scaler = match cfg.precision {
-        Precision::F32 => {
-            model.set_compute_dtype(DType::F32)?;
-            None
-        }
+        Precision::F32 => None,
         Precision::Mixed => {
             if device.gpu_context().is_some_and(|c| !c.supports_f16()) {
                 return Err(Error::UnsupportedDType {
@@ -354,7 +392,6 @@ pub fn fit(
                     why: format!("on {device}: it lacks SHADER_F16"),
                 });
             }
-            model.set_compute_dtype(DType::F16)?;
             Some(LossScaler::standard(&device)?)
         }
     };
@@ -383,13 +420,13 @@ pub fn fit(
                 steps_per_epoch as u64,
                 cfg.epochs as u64,
             ));
-            let loss = match &mut scaler {
-                Some(s) => train_step_mixed(model, opt, s, &x, &t)?.to_dtype(DType::F32)?,
-                None => train_step(model, opt, &x, &t)?,
+            let (loss, out) = match &mut scaler {
+                Some(s) => train_step_mixed(model, loss_fn, opt, s, &x, &t)?,
+                None => train_step(model, loss_fn, opt, &x, &t)?,
             };
             loss_sum.axpy_(1.0, &loss)?;
-            if let Some(probs) = model.last_probs() {
-                probs.count_correct_into(&t, &mut correct)?;
+            if out.dims().len() == 2 && out.dims()[0] == count {
+                out.count_correct_into(&t, &mut correct)?;
             }
             offset += count;
             if (step + 1) % cfg.log_every.max(1) != 0 && step + 1 != steps_per_epoch {
