@@ -12,6 +12,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use std::time::Duration;
 use wgnn::data::{DeviceDataset, Mnist};
 use wgnn::models::deep_convnet;
+use wgnn::nn::cross_entropy;
 use wgnn::optim::Optimizer;
 use wgnn::train::train_step;
 
@@ -35,7 +36,7 @@ fn step(c: &mut Criterion) {
         let mut one_step = |model: &mut wgnn::nn::Sequential, opt: &mut Optimizer| {
             let (x, t) = data.batch(&order, (i % 20) * BATCH, BATCH).expect("batch");
             i += 1;
-            let loss = train_step(model, opt, &x, &t).expect("step");
+            let (loss, _) = train_step(model, &cross_entropy, opt, &x, &t).expect("step");
             dev.flush().expect("flush");
             loss
         };

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use wgnn::bench::{copy_bandwidth_gbs, fma_peak_gflops, time_median};
 use wgnn::data::{DeviceDataset, Mnist};
 use wgnn::models::deep_convnet;
+use wgnn::nn::cross_entropy;
 use wgnn::optim::{LossScaler, Optimizer};
 use wgnn::train::{train_step, train_step_mixed};
 use wgnn::{DType, Device, Result, Tensor};
@@ -225,15 +226,14 @@ fn run(args: Args) -> Result<()> {
             let mut model = deep_convnet(dev, 0)?;
             let mut opt = Optimizer::adam(0.001, 0.9, 0.999);
             let mut scaler = if dtype == DType::F16 {
-                model.set_compute_dtype(DType::F16)?;
                 Some(LossScaler::standard(dev)?)
             } else {
                 None
             };
             let mut step = || -> Result<()> {
                 match &mut scaler {
-                    Some(s) => train_step_mixed(&mut model, &mut opt, s, &bx, &bt)?,
-                    None => train_step(&mut model, &mut opt, &bx, &bt)?,
+                    Some(s) => train_step_mixed(&mut model, &cross_entropy, &mut opt, s, &bx, &bt)?,
+                    None => train_step(&mut model, &cross_entropy, &mut opt, &bx, &bt)?,
                 };
                 dev.flush()
             };
@@ -266,7 +266,7 @@ fn run(args: Args) -> Result<()> {
 
             // (e) the step's time split by layer (synchronised per layer).
             if dtype == DType::F32 {
-                let times = model.profile_step(&bx, &bt)?;
+                let times = model.profile_step(&bx, &|logits| cross_entropy(logits, &bt))?;
                 let total: f64 = times.iter().map(|t| t.1 + t.2).sum();
                 for (name, f, bw) in times {
                     let share = 100.0 * (f + bw) / total;

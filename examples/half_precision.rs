@@ -18,9 +18,10 @@
 use clap::Parser;
 use std::path::PathBuf;
 use std::time::Instant;
+use wgnn::autograd::no_grad;
 use wgnn::data::{DeviceDataset, Mnist, default_data_dir};
 use wgnn::models::deep_convnet;
-use wgnn::nn::Sequential;
+use wgnn::nn::{ModuleExt, Sequential, cross_entropy};
 use wgnn::optim::Optimizer;
 use wgnn::train::{Precision, TrainConfig, checkpoint, evaluate, evaluate_with, fit};
 use wgnn::{DType, Device, Tensor};
@@ -81,9 +82,12 @@ fn bytes_per_batch(
 ) -> wgnn::Result<usize> {
     let order = test.ordered()?;
     let (x, _) = test.batch(&order, 0, batch.min(test.len()))?;
+    let _no_grad = no_grad();
     model.eval();
-    model.forward(&x.to_dtype(model.dtype())?)?;
-    Ok((model.num_params() + model.last_activation_elements()) * dtype.size())
+    let dt = model.dtype();
+    let (_, activations) = model.forward_counting(&x.to_dtype(dt)?)?;
+    model.train();
+    Ok((model.num_params() + activations) * dtype.size())
 }
 
 fn timed(f: impl FnOnce() -> wgnn::Result<f64>, images: usize) -> wgnn::Result<(f64, f64)> {
@@ -121,7 +125,7 @@ fn run(args: Args) -> wgnn::Result<()> {
         }
         None => {
             println!("training in f32:");
-            Some(fit(&mut model, &mut opt, &train, &test, &cfg)?.images_per_sec)
+            Some(fit(&mut model, &cross_entropy, &mut opt, &train, &test, &cfg)?.images_per_sec)
         }
     };
     let n = test.len();
@@ -137,7 +141,11 @@ fn run(args: Args) -> wgnn::Result<()> {
     });
 
     // The book's experiment: weights and inputs on the f16 grid, arithmetic in f32.
-    let f32_params: Vec<Tensor> = model.params().iter().map(|p| p.value.clone()).collect();
+    let f32_params: Vec<Tensor> = model
+        .named_parameters()
+        .into_iter()
+        .map(|(_, p)| p.value().detach())
+        .collect();
     model.to_dtype(DType::F16)?;
     model.to_dtype(DType::F32)?;
     let (acc, ips) = timed(
@@ -156,8 +164,8 @@ fn run(args: Args) -> wgnn::Result<()> {
     });
 
     // True f16 kernels.
-    for (p, v) in model.params_mut().into_iter().zip(f32_params) {
-        p.value = v;
+    for ((_, p), v) in model.named_parameters().into_iter().zip(f32_params) {
+        p.set_value(v)?;
     }
     let f16_ok = device.gpu_context().is_none_or(|c| c.supports_f16());
     if f16_ok {
@@ -181,6 +189,7 @@ fn run(args: Args) -> wgnn::Result<()> {
         let mut mopt = Optimizer::adam(0.001, 0.9, 0.999);
         let m = fit(
             &mut mmodel,
+            &cross_entropy,
             &mut mopt,
             &train,
             &test,
@@ -192,9 +201,10 @@ fn run(args: Args) -> wgnn::Result<()> {
         // A mixed step keeps f32 masters plus f16 copies of the parameters, and f16 activations.
         let order = test.ordered()?;
         let (x, _) = test.batch(&order, 0, bs.min(test.len()))?;
+        let _no_grad = no_grad();
         mmodel.eval();
-        mmodel.forward(&x)?;
-        let bytes = mmodel.num_params() * (4 + 2) + mmodel.last_activation_elements() * 2;
+        let (_, activations) = mmodel.forward_counting(&x)?;
+        let bytes = mmodel.num_params() * (4 + 2) + activations * 2;
         Some((m, bytes))
     } else {
         None

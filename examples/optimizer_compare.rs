@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 use wgnn::data::{DeviceDataset, Mnist, default_data_dir};
 use wgnn::models::{MlpConfig, mlp};
+use wgnn::nn::cross_entropy;
 use wgnn::optim::Optimizer;
 use wgnn::train::{evaluate, train_step};
 use wgnn::{DType, Device, Tensor};
@@ -86,7 +87,7 @@ fn run(args: Args) -> wgnn::Result<()> {
             }
             let (x, t) = train.batch(&order, offset, args.batch_size)?;
             offset += args.batch_size;
-            let loss = train_step(&mut model, &mut opt, &x, &t)?;
+            let (loss, _) = train_step(&mut model, &cross_entropy, &mut opt, &x, &t)?;
             block_sum.axpy_(1.0, &loss)?;
             if (it + 1) % args.every == 0 || it + 1 == args.iterations {
                 let n = (it % args.every + 1) as f64;

@@ -151,7 +151,10 @@ impl Optimizer {
     /// Applies one update to every parameter that has a gradient, each known by its name
     /// (the key of its state: `model.named_parameters()`, or several models' lists joined
     /// with distinct prefixes). The update runs without recording (inside `no_grad`).
-    pub fn step<'a>(&mut self, params: impl IntoIterator<Item = (String, &'a mut Param)>) -> Result<()> {
+    pub fn step<'a>(
+        &mut self,
+        params: impl IntoIterator<Item = (String, &'a mut Param)>,
+    ) -> Result<()> {
         let params: Vec<(String, &mut Param)> = params.into_iter().collect();
         let device = match params.iter().find(|(_, p)| p.grad().is_some()) {
             Some((_, p)) => p.value().device(),

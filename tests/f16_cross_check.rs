@@ -288,6 +288,7 @@ fn mixed_dtypes_are_rejected() -> Result<()> {
 fn f16_inference_keeps_accuracy() -> Result<()> {
     use wgnn::data::{DeviceDataset, Mnist};
     use wgnn::models::{MlpConfig, mlp};
+    use wgnn::nn::{ModuleExt, cross_entropy};
     use wgnn::optim::Optimizer;
     use wgnn::train::{TrainConfig, evaluate, fit};
     let mnist = Mnist::load_default()?;
@@ -303,7 +304,7 @@ fn f16_inference_keeps_accuracy() -> Result<()> {
             verbose: false,
             ..TrainConfig::default()
         };
-        fit(&mut model, &mut opt, &train, &test, &cfg)?;
+        fit(&mut model, &cross_entropy, &mut opt, &train, &test, &cfg)?;
         let acc32 = evaluate(&mut model, &test, 250)?;
         model.to_dtype(DType::F16)?;
         assert_eq!(model.dtype(), DType::F16);

@@ -28,21 +28,26 @@
 mod common;
 
 use std::sync::Once;
+use wgnn::autograd::no_grad;
 use wgnn::models::{Activation, MlpConfig, mlp};
 use wgnn::nn::{
-    BatchNorm, Conv2d, Dropout, DropoutMode, ForwardCtx, Init, Layer, Linear, MaxPool2d, Relu,
-    Sequential, Sigmoid, SoftmaxWithLoss,
+    BatchNorm, Conv2d, Dropout, DropoutMode, Init, Linear, MaxPool2d, Module, ModuleExt, Relu,
+    Sequential, Sigmoid, cross_entropy,
 };
 use wgnn::rng::SplitMix64;
 use wgnn::{Device, Tensor};
 
 /// Elements checked per tensor on a GPU.
 const GPU_SAMPLES: usize = 16;
-/// Training mode with a fixed step, so dropout draws the same mask at every evaluation.
-const TRAIN: ForwardCtx = ForwardCtx {
-    train: true,
-    step: 5,
-};
+/// The dropout step every evaluation starts from, so dropout draws one mask throughout.
+const STEP: u64 = 5;
+
+/// Sets every counter of `m` (dropout's step) back to [`STEP`].
+fn hold_counters(m: &mut dyn Module) {
+    for (_, c) in m.named_counters() {
+        *c = STEP;
+    }
+}
 
 /// Announces each device once per test binary.
 fn devices() -> Vec<Device> {
@@ -125,33 +130,38 @@ fn dot(y: &Tensor, r: &[f32]) -> f64 {
         .sum()
 }
 
-/// Sets parameter `k` of a layer's or model's `params_mut()` to `v` (same shape and device).
-fn set_param(params: Vec<&mut wgnn::nn::Param>, k: usize, v: &[f32], dev: &Device) {
-    let p = params.into_iter().nth(k).expect("parameter index");
-    let shape = p.value.dims().to_vec();
-    p.value = Tensor::from_slice(v, shape, dev).unwrap();
+/// Sets parameter `k` (in `named_parameters()` order) of a layer or model to `v`.
+fn set_param(m: &mut dyn Module, k: usize, v: &[f32], dev: &Device) {
+    let mut params = m.named_parameters();
+    let (_, p) = &mut params[k];
+    let shape = p.value().dims().to_vec();
+    p.set_value(Tensor::from_slice(v, shape, dev).unwrap())
+        .unwrap();
 }
 
-/// Name and host values of every parameter in `params`.
-fn param_values(params: Vec<&wgnn::nn::Param>) -> Vec<(String, Vec<f32>)> {
-    params
+/// Name and host values of every parameter of `m`.
+fn param_values(m: &mut dyn Module) -> Vec<(String, Vec<f32>)> {
+    m.named_parameters()
         .into_iter()
-        .map(|p| (p.name.clone(), p.value.to_vec::<f32>().unwrap()))
+        .map(|(n, p)| (n, p.value().to_vec::<f32>().unwrap()))
         .collect()
 }
 
 /// Replaces each parameter of `layer` by seeded N(mean, std²) values (e.g. a non-zero bias).
-fn randomize_params(layer: &mut dyn Layer, stats: &[(f32, f32)], seed: u64, dev: &Device) {
-    let n = layer.params().len();
-    assert_eq!(n, stats.len(), "{}: parameter count", layer.kind());
-    for (k, &(mean, std)) in stats.iter().enumerate() {
-        let numel = layer.params()[k].numel();
-        set_param(
-            layer.params_mut(),
-            k,
-            &randn(numel, mean, std, seed + k as u64),
-            dev,
-        );
+fn randomize_params(layer: &mut dyn Module, stats: &[(f32, f32)], seed: u64, dev: &Device) {
+    let numels: Vec<usize> = layer
+        .named_parameters()
+        .iter()
+        .map(|(_, p)| p.numel())
+        .collect();
+    assert_eq!(
+        numels.len(),
+        stats.len(),
+        "{}: parameter count",
+        layer.describe()
+    );
+    for (k, (&(mean, std), numel)) in stats.iter().zip(numels).enumerate() {
+        set_param(layer, k, &randn(numel, mean, std, seed + k as u64), dev);
     }
 }
 
@@ -161,7 +171,7 @@ fn randomize_params(layer: &mut dyn Layer, stats: &[(f32, f32)], seed: u64, dev:
 fn check_layer(
     what: &str,
     dev: &Device,
-    layer: &mut dyn Layer,
+    layer: &mut dyn Module,
     x: &[f32],
     shape: &[usize],
     fd_x: Fd,
@@ -169,32 +179,34 @@ fn check_layer(
     seed: u64,
 ) {
     let what = format!("{what} on {dev}");
-    let xt = Tensor::from_slice(x, shape, dev).unwrap();
-    let y = layer.forward(&xt, &TRAIN).unwrap();
+    let xt = Tensor::from_slice(x, shape, dev)
+        .and_then(Tensor::requiring_grad)
+        .unwrap();
+    hold_counters(layer);
+    let y = layer.forward(&xt).unwrap();
     let r = randn(y.numel(), 0.0, 1.0, seed);
     let rt = Tensor::from_slice(&r, y.dims(), dev).unwrap();
-    let dx = layer.backward(&rt).unwrap();
+    y.backward_with(&rt).unwrap();
+    let dx = xt.grad().unwrap_or_else(|| panic!("{what}: no dx"));
     assert_eq!(dx.dims(), shape, "{what}: dx shape");
     let dx = dx.to_vec::<f32>().unwrap();
     let grads: Vec<Vec<f32>> = layer
-        .params()
+        .named_parameters()
         .iter()
-        .map(|p| {
+        .map(|(name, p)| {
             let g = p
-                .grad
-                .as_ref()
-                .unwrap_or_else(|| panic!("{what}: {} has no gradient", p.name));
-            assert_eq!(
-                g.dims(),
-                p.value.dims(),
-                "{what}: {} gradient shape",
-                p.name
-            );
+                .grad()
+                .unwrap_or_else(|| panic!("{what}: {name} has no gradient"));
+            assert_eq!(g.dims(), p.value().dims(), "{what}: {name} gradient shape");
             g.to_vec::<f32>().unwrap()
         })
         .collect();
 
-    let objective = |layer: &mut dyn Layer, x: &Tensor| dot(&layer.forward(x, &TRAIN).unwrap(), &r);
+    let objective = |layer: &mut dyn Module, x: &Tensor| {
+        let _no_grad = no_grad();
+        hold_counters(layer);
+        dot(&layer.forward(x).unwrap(), &r)
+    };
 
     check(
         &format!("{what}: dx"),
@@ -209,16 +221,17 @@ fn check_layer(
         },
     );
 
-    let values = param_values(layer.params());
+    let values = param_values(layer);
+    let xd = xt.detach();
     for (k, ((name, v0), g)) in values.iter().zip(&grads).enumerate() {
         let idx = pick(v0.len(), dev, seed + 2 + k as u64);
         check(&format!("{what}: d{name}"), &idx, g, fd_p, |j| {
             central_diff(v0, j, fd_p.h, |v| {
-                set_param(layer.params_mut(), k, v, dev);
-                objective(layer, &xt)
+                set_param(layer, k, v, dev);
+                objective(layer, &xd)
             })
         });
-        set_param(layer.params_mut(), k, v0, dev);
+        set_param(layer, k, v0, dev);
     }
 }
 
@@ -308,7 +321,8 @@ fn dropout_train_both_modes() {
             check_layer(&what, &dev, &mut layer, &x, &shape, fdx, fdx, seed + 1);
             // The mask must actually drop some units and keep others, with the mode's scale.
             let xt = Tensor::from_slice(&x, shape, &dev).unwrap();
-            let y = layer.forward(&xt, &TRAIN).unwrap().to_vec::<f32>().unwrap();
+            hold_counters(&mut layer);
+            let y = layer.forward(&xt).unwrap().to_vec::<f32>().unwrap();
             let scale = match mode {
                 DropoutMode::Inverted => 1.0 / (1.0 - 0.3f32),
                 DropoutMode::Book => 1.0,
@@ -505,34 +519,38 @@ fn softmax_with_loss() {
             .map(|_| rng.below(classes as u64) as u32)
             .collect();
         let t = Tensor::from_slice(&labels, [rows], &dev).unwrap();
-        let mut loss = SoftmaxWithLoss::new();
-        let xt = Tensor::from_slice(&x, [rows, classes], &dev).unwrap();
-        let l = loss.forward(&xt, &t).unwrap();
+        let xt = Tensor::from_slice(&x, [rows, classes], &dev)
+            .and_then(Tensor::requiring_grad)
+            .unwrap();
+        let l = cross_entropy(&xt, &t).unwrap();
         assert_eq!(l.dims(), [1], "loss shape");
-        let dx = loss.backward(1.0).unwrap().to_vec::<f32>().unwrap();
-        let mut objective = |v: &[f32]| {
+        l.backward().unwrap();
+        let dx = xt.grad().unwrap().to_vec::<f32>().unwrap();
+        let objective = |v: &[f32]| {
             let xv = Tensor::from_slice(v, [rows, classes], &dev).unwrap();
-            loss.forward(&xv, &t).unwrap().item().unwrap() as f64
+            cross_entropy(&xv, &t).unwrap().item().unwrap() as f64
         };
         let idx = pick(x.len(), &dev, 802);
-        let what = format!("SoftmaxWithLoss on {dev}: dlogits");
+        let what = format!("cross_entropy on {dev}: dlogits");
         check(&what, &idx, &dx, fdx, |j| {
-            central_diff(&x, j, fdx.h, &mut objective)
+            central_diff(&x, j, fdx.h, objective)
         });
-        // backward(dout) scales the gradient by dout (the loss-scale path).
-        loss.forward(&xt, &t).unwrap();
-        let dx2 = loss.backward(2.5).unwrap().to_vec::<f32>().unwrap();
+        // backward_with(g) scales the gradient by g (the loss-scale path).
+        xt.zero_grad();
+        let g = Tensor::from_slice(&[2.5f32], [1], &dev).unwrap();
+        cross_entropy(&xt, &t).unwrap().backward_with(&g).unwrap();
+        let dx2 = xt.grad().unwrap().to_vec::<f32>().unwrap();
         let scaled: Vec<f32> = dx.iter().map(|v| v * 2.5).collect();
         common::assert_close(&format!("{what} × 2.5"), &dx2, &scaled, 1e-7, 1e-6);
     }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Whole networks through Sequential::loss / backward.
+// Whole networks through autograd, from the loss.
 // ---------------------------------------------------------------------------------------------
 
-/// Checks dx and every parameter gradient of `model.loss(x, labels)`, the step counter held at
-/// `step` so that dropout draws one mask throughout.
+/// Checks dx and every parameter gradient of `cross_entropy(model(x), labels)`, the dropout
+/// counters held at [`STEP`] so that dropout draws one mask throughout.
 #[allow(clippy::too_many_arguments)]
 fn check_model(
     what: &str,
@@ -545,29 +563,32 @@ fn check_model(
     fd_p: Fd,
     seed: u64,
 ) {
-    const STEP: u64 = 3;
     let what = format!("{what} on {dev}");
-    let xt = Tensor::from_slice(x, shape, dev).unwrap();
+    let xt = Tensor::from_slice(x, shape, dev)
+        .and_then(Tensor::requiring_grad)
+        .unwrap();
     let t = Tensor::from_slice(labels, [labels.len()], dev).unwrap();
-    model.set_step(STEP);
-    model.loss(&xt, &t).unwrap();
-    let dx = model.backward(1.0).unwrap();
+    hold_counters(model);
+    let loss = cross_entropy(&model.forward(&xt).unwrap(), &t).unwrap();
+    loss.backward().unwrap();
+    let dx = xt.grad().unwrap_or_else(|| panic!("{what}: no dx"));
     assert_eq!(dx.dims(), shape, "{what}: dx shape");
     let dx = dx.to_vec::<f32>().unwrap();
     let grads: Vec<Vec<f32>> = model
-        .params()
+        .named_parameters()
         .iter()
-        .map(|p| {
+        .map(|(name, p)| {
             let g = p
-                .grad
-                .as_ref()
-                .unwrap_or_else(|| panic!("{what}: {} has no gradient", p.name));
+                .grad()
+                .unwrap_or_else(|| panic!("{what}: {name} has no gradient"));
             g.to_vec::<f32>().unwrap()
         })
         .collect();
     let objective = |model: &mut Sequential, x: &Tensor| {
-        model.set_step(STEP);
-        model.loss(x, &t).unwrap().item().unwrap() as f64
+        let _no_grad = no_grad();
+        hold_counters(model);
+        let logits = model.forward(x).unwrap();
+        cross_entropy(&logits, &t).unwrap().item().unwrap() as f64
     };
     check(
         &format!("{what}: dx"),
@@ -581,16 +602,17 @@ fn check_model(
             })
         },
     );
-    let values = param_values(model.params());
+    let values = param_values(model);
+    let xd = xt.detach();
     for (k, ((name, v0), g)) in values.iter().zip(&grads).enumerate() {
         let idx = pick(v0.len(), dev, seed + 1 + k as u64);
         check(&format!("{what}: d{name}"), &idx, g, fd_p, |j| {
             central_diff(v0, j, fd_p.h, |v| {
-                set_param(model.params_mut(), k, v, dev);
-                objective(model, &xt)
+                set_param(model, k, v, dev);
+                objective(model, &xd)
             })
         });
-        set_param(model.params_mut(), k, v0, dev);
+        set_param(model, k, v0, dev);
     }
 }
 
@@ -647,7 +669,7 @@ fn small_conv_net() {
     for dev in devices() {
         let mut s = SplitMix64::new(1000);
         let mut seed = || s.next_u64();
-        let mut model = Sequential::new(&dev)
+        let mut model = Sequential::new()
             .add("pool1", MaxPool2d::new(2, 2, 0))
             .unwrap()
             .add(
@@ -666,9 +688,9 @@ fn small_conv_net() {
             .unwrap();
         // Non-zero biases, so that their gradients are checked away from the initial state.
         for k in [1, 3, 5] {
-            let numel = model.params()[k].numel();
+            let numel = model.named_parameters()[k].1.numel();
             set_param(
-                model.params_mut(),
+                &mut model,
                 k,
                 &randn(numel, 0.0, 0.5, 1010 + k as u64),
                 &dev,

@@ -5,18 +5,16 @@ mod common;
 
 use wgnn::data::{DeviceDataset, Mnist};
 use wgnn::models::{MlpConfig, mlp};
-use wgnn::nn::Param;
+use wgnn::nn::{ModuleExt, Param, cross_entropy};
 use wgnn::optim::{LossScaler, Optimizer};
 use wgnn::train::{Precision, TrainConfig, fit};
 use wgnn::{DType, Device, Result, Tensor};
 
 fn param(dev: &Device) -> Result<Param> {
-    Ok(Param {
-        name: "w".into(),
-        value: Tensor::from_slice(&[1.0f32, -2.0, 3.0, 0.5], [4], dev)?,
-        grad: None,
-        decay: false,
-    })
+    Param::new(
+        Tensor::from_slice(&[1.0f32, -2.0, 3.0, 0.5], [4], dev)?,
+        false,
+    )
 }
 
 /// Overflow ⇒ the step is skipped (weights and Adam state untouched) and the scale halves;
@@ -27,14 +25,14 @@ fn overflow_skips_the_step_and_halves_the_scale() -> Result<()> {
         let mut p = param(&dev)?;
         let mut opt = Optimizer::sgd(0.5);
         let mut scaler = LossScaler::new(1024.0, 2000, &dev)?;
-        p.grad = Some(Tensor::from_slice(
+        p.set_grad(Some(Tensor::from_slice(
             &[1.0f32, f32::INFINITY, 0.0, 2.0],
             [4],
             &dev,
-        )?);
-        opt.step_scaled(vec![&mut p], &mut scaler)?;
+        )?))?;
+        opt.step_scaled([("w".to_string(), &mut p)], &mut scaler)?;
         assert_eq!(
-            p.value.to_vec::<f32>()?,
+            p.value().to_vec::<f32>()?,
             vec![1.0, -2.0, 3.0, 0.5],
             "{dev}: weights changed on overflow"
         );
@@ -44,9 +42,10 @@ fn overflow_skips_the_step_and_halves_the_scale() -> Result<()> {
             "{dev}: scale not halved / skip not counted"
         );
 
-        p.grad =
-            Some(Tensor::from_slice(&[f32::NAN, 0.0, 0.0, 0.0], [4], &dev)?.to_dtype(DType::F32)?);
-        opt.step_scaled(vec![&mut p], &mut scaler)?;
+        p.set_grad(Some(
+            Tensor::from_slice(&[f32::NAN, 0.0, 0.0, 0.0], [4], &dev)?.to_dtype(DType::F32)?,
+        ))?;
+        opt.step_scaled([("w".to_string(), &mut p)], &mut scaler)?;
         assert_eq!(
             scaler.read()?,
             (256.0, 2),
@@ -54,14 +53,14 @@ fn overflow_skips_the_step_and_halves_the_scale() -> Result<()> {
         );
 
         // Scaled gradient 256·[2, 4, -8, 0] → SGD uses [2, 4, -8, 0].
-        p.grad = Some(Tensor::from_slice(
+        p.set_grad(Some(Tensor::from_slice(
             &[512.0f32, 1024.0, -2048.0, 0.0],
             [4],
             &dev,
-        )?);
-        opt.step_scaled(vec![&mut p], &mut scaler)?;
+        )?))?;
+        opt.step_scaled([("w".to_string(), &mut p)], &mut scaler)?;
         assert_eq!(
-            p.value.to_vec::<f32>()?,
+            p.value().to_vec::<f32>()?,
             vec![0.0, -4.0, 7.0, 0.5],
             "{dev}: unscaled update"
         );
@@ -78,12 +77,19 @@ fn f16_gradients_are_checked_too() -> Result<()> {
         let mut p = param(&dev)?;
         let mut opt = Optimizer::adam(0.001, 0.9, 0.999);
         let mut scaler = LossScaler::standard(&dev)?;
-        // 70000 is beyond f16's 65504: it becomes inf when the gradient is made f16.
-        p.grad = Some(
-            Tensor::from_slice(&[1.0f32, 70000.0, 0.0, 0.0], [4], &dev)?.to_dtype(DType::F16)?,
+        // The f32 master used in f16 (as mixed precision does) with an upstream gradient of
+        // 70000, beyond f16's 65504: it is inf in f16, and still inf once cast back to f32.
+        let upstream =
+            Tensor::from_slice(&[1.0f32, 70000.0, 0.0, 0.0], [4], &dev)?.to_dtype(DType::F16)?;
+        p.value().to_dtype(DType::F16)?.backward_with(&upstream)?;
+        let g = p.grad().expect("a gradient").to_vec::<f32>()?;
+        assert_eq!((g[0], g[1]), (1.0, f32::INFINITY), "{dev}: {g:?}");
+        opt.step_scaled([("w".to_string(), &mut p)], &mut scaler)?;
+        assert_eq!(
+            p.value().to_vec::<f32>()?,
+            vec![1.0, -2.0, 3.0, 0.5],
+            "{dev}"
         );
-        opt.step_scaled(vec![&mut p], &mut scaler)?;
-        assert_eq!(p.value.to_vec::<f32>()?, vec![1.0, -2.0, 3.0, 0.5], "{dev}");
         assert_eq!(scaler.read()?, (32768.0, 1), "{dev}");
     }
     Ok(())
@@ -96,9 +102,13 @@ fn two_thousand_clean_steps_double_the_scale() -> Result<()> {
         let mut p = param(&dev)?;
         let mut opt = Optimizer::sgd(0.0);
         let mut scaler = LossScaler::new(8.0, 2000, &dev)?;
-        p.grad = Some(Tensor::from_slice(&[1.0f32, 1.0, 1.0, 1.0], [4], &dev)?);
+        p.set_grad(Some(Tensor::from_slice(
+            &[1.0f32, 1.0, 1.0, 1.0],
+            [4],
+            &dev,
+        )?))?;
         for i in 0..2000 {
-            opt.step_scaled(vec![&mut p], &mut scaler)?;
+            opt.step_scaled([("w".to_string(), &mut p)], &mut scaler)?;
             if i == 1998 {
                 assert_eq!(scaler.read()?.0, 8.0, "{dev}: doubled too early");
             }
@@ -133,7 +143,7 @@ fn mixed_training_follows_f32() -> Result<()> {
                 verbose: false,
                 ..TrainConfig::default()
             };
-            let m = fit(&mut model, &mut opt, &train, &test, &cfg)?;
+            let m = fit(&mut model, &cross_entropy, &mut opt, &train, &test, &cfg)?;
             Ok((m.epochs[1].train_loss, m.test_accuracy, m.skipped_steps))
         };
         let (loss32, acc32, _) = run(Precision::F32)?;
@@ -177,9 +187,9 @@ fn mixed_training_with_batch_norm() -> Result<()> {
                 verbose: false,
                 ..TrainConfig::default()
             };
-            let m = fit(&mut model, &mut opt, &train, &test, &cfg)?;
+            let m = fit(&mut model, &cross_entropy, &mut opt, &train, &test, &cfg)?;
             let mut stats = Vec::new();
-            for (name, t) in model.buffers_mut() {
+            for (name, t) in model.named_buffers() {
                 assert_eq!(t.dtype(), DType::F32, "{dev}: {name} is no longer f32");
                 stats.extend(t.to_vec::<f32>()?);
             }
@@ -258,22 +268,22 @@ fn skipped_steps_do_not_advance_adams_bias_correction() -> Result<()> {
         let mut p = param(&dev)?;
         let mut opt = Optimizer::adam(0.1, 0.9, 0.999);
         let mut scaler = LossScaler::new(1024.0, 2000, &dev)?;
-        p.grad = Some(grad(&g1, 1024.0)?);
-        opt.step_scaled(vec![&mut p], &mut scaler)?;
-        p.grad = Some(grad(&[f32::INFINITY, 0.0, 0.0, 0.0], 1.0)?);
-        opt.step_scaled(vec![&mut p], &mut scaler)?;
-        p.grad = Some(grad(&g2, 512.0)?);
-        opt.step_scaled(vec![&mut p], &mut scaler)?;
+        p.set_grad(Some(grad(&g1, 1024.0)?))?;
+        opt.step_scaled([("w".to_string(), &mut p)], &mut scaler)?;
+        p.set_grad(Some(grad(&[f32::INFINITY, 0.0, 0.0, 0.0], 1.0)?))?;
+        opt.step_scaled([("w".to_string(), &mut p)], &mut scaler)?;
+        p.set_grad(Some(grad(&g2, 512.0)?))?;
+        opt.step_scaled([("w".to_string(), &mut p)], &mut scaler)?;
         assert_eq!(scaler.read()?, (512.0, 1), "{dev}: one step skipped");
-        let got = p.value.to_vec::<f32>()?;
+        let got = p.value().to_vec::<f32>()?;
         // The same two updates without the skipped step.
         let mut q = param(&dev)?;
         let mut plain = Optimizer::adam(0.1, 0.9, 0.999);
         for g in [&g1, &g2] {
-            q.grad = Some(grad(g, 1.0)?);
-            plain.step(vec![&mut q])?;
+            q.set_grad(Some(grad(g, 1.0)?))?;
+            plain.step([("w".to_string(), &mut q)])?;
         }
-        let want = q.value.to_vec::<f32>()?;
+        let want = q.value().to_vec::<f32>()?;
         // Adam's t = 2 in both; the rate is computed in f32 after a skip and in f64 otherwise.
         common::assert_close(
             &format!("Adam after a skipped step on {dev}"),

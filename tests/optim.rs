@@ -225,7 +225,7 @@ impl Tracked {
     fn check(&self, what: &str, p: &Param) {
         compare(
             what,
-            &p.value.to_vec::<f32>().unwrap(),
+            &p.value().to_vec::<f32>().unwrap(),
             &self.w,
             &self.max_w,
             &self.sum_delta,
@@ -233,13 +233,8 @@ impl Tracked {
     }
 }
 
-fn param(name: &str, w: &[f32], decay: bool, dev: &Device) -> Param {
-    Param {
-        name: name.to_string(),
-        value: Tensor::from_slice(w, SHAPE, dev).unwrap(),
-        grad: None,
-        decay,
-    }
+fn param(w: &[f32], decay: bool, dev: &Device) -> Param {
+    Param::new(Tensor::from_slice(w, SHAPE, dev).unwrap(), decay).unwrap()
 }
 
 fn grad_tensor(g: &[f32], dev: &Device) -> Option<Tensor> {
@@ -264,13 +259,13 @@ fn book_rules_three_steps() {
         for (r, rule) in RULES.into_iter().enumerate() {
             let seed = 10 + r as u64;
             let w0 = initial_weights(seed);
-            let mut p = param("fc1.weight", &w0, true, &dev);
+            let mut p = param(&w0, true, &dev);
             let mut opt = rule.optimizer();
             let mut want = Tracked::new(rule, &w0, 0.0);
             for step in 0..STEPS {
                 let g = grads(step, seed);
-                p.grad = grad_tensor(&g, &dev);
-                opt.step(vec![&mut p]).unwrap();
+                p.set_grad(grad_tensor(&g, &dev)).unwrap();
+                opt.step([("fc1.weight".to_string(), &mut p)]).unwrap();
                 want.step(&g);
                 want.check(&format!("{} step {} on {dev}", rule.name(), step + 1), &p);
             }
@@ -286,16 +281,20 @@ fn weight_decay_only_on_decay_params() {
             let seed = 20 + r as u64;
             let w0 = initial_weights(seed);
             // Same start, same gradients: only the decay flag differs.
-            let mut weight = param("fc1.weight", &w0, true, &dev);
-            let mut bias = param("fc1.bias", &w0, false, &dev);
+            let mut weight = param(&w0, true, &dev);
+            let mut bias = param(&w0, false, &dev);
             let mut opt = rule.optimizer().with_weight_decay(LAMBDA);
             let mut want_w = Tracked::new(rule, &w0, LAMBDA);
             let mut want_b = Tracked::new(rule, &w0, 0.0);
             for step in 0..STEPS {
                 let g = grads(step, seed);
-                weight.grad = grad_tensor(&g, &dev);
-                bias.grad = grad_tensor(&g, &dev);
-                opt.step(vec![&mut weight, &mut bias]).unwrap();
+                weight.set_grad(grad_tensor(&g, &dev)).unwrap();
+                bias.set_grad(grad_tensor(&g, &dev)).unwrap();
+                opt.step([
+                    ("fc1.weight".to_string(), &mut weight),
+                    ("fc1.bias".to_string(), &mut bias),
+                ])
+                .unwrap();
                 want_w.step(&g);
                 want_b.step(&g);
                 let what = format!("{} + weight decay, step {} on {dev}", rule.name(), step + 1);
@@ -305,8 +304,8 @@ fn weight_decay_only_on_decay_params() {
             // The decay term must have made a visible difference (it is ≥ 1e-6 here while
             // the tolerance is ~1e-7).
             let (a, b) = (
-                weight.value.to_vec::<f32>().unwrap(),
-                bias.value.to_vec::<f32>().unwrap(),
+                weight.value().to_vec::<f32>().unwrap(),
+                bias.value().to_vec::<f32>().unwrap(),
             );
             let diff = common::max_abs_diff(&a, &b);
             assert!(
@@ -324,19 +323,23 @@ fn param_without_grad_is_untouched() {
         for (r, rule) in RULES.into_iter().enumerate() {
             let seed = 30 + r as u64;
             let w0 = initial_weights(seed);
-            let mut trained = param("fc1.weight", &w0, true, &dev);
-            let mut idle = param("fc2.weight", &w0, true, &dev);
+            let mut trained = param(&w0, true, &dev);
+            let mut idle = param(&w0, true, &dev);
             let mut opt = rule.optimizer().with_weight_decay(LAMBDA);
             let mut want = Tracked::new(rule, &w0, LAMBDA);
             for step in 0..STEPS {
                 let g = grads(step, seed);
-                trained.grad = grad_tensor(&g, &dev);
-                opt.step(vec![&mut idle, &mut trained]).unwrap();
+                trained.set_grad(grad_tensor(&g, &dev)).unwrap();
+                opt.step([
+                    ("fc2.weight".to_string(), &mut idle),
+                    ("fc1.weight".to_string(), &mut trained),
+                ])
+                .unwrap();
                 want.step(&g);
                 let what = format!("{} step {} on {dev}", rule.name(), step + 1);
                 want.check(&format!("{what}, param with a gradient"), &trained);
                 let bits: Vec<u32> = idle
-                    .value
+                    .value()
                     .to_vec::<f32>()
                     .unwrap()
                     .iter()
@@ -344,7 +347,7 @@ fn param_without_grad_is_untouched() {
                     .collect();
                 let bits0: Vec<u32> = w0.iter().map(|x| x.to_bits()).collect();
                 assert_eq!(bits, bits0, "{what}: a param without gradient changed");
-                assert!(idle.grad.is_none(), "{what}: grad appeared");
+                assert!(idle.grad().is_none(), "{what}: grad appeared");
             }
             let names: Vec<String> = opt.state().into_iter().map(|(n, _)| n).collect();
             assert!(
@@ -370,20 +373,20 @@ fn by_name_uses_the_book_defaults() {
     for (r, rule) in RULES.into_iter().enumerate() {
         let seed = 40 + r as u64;
         let w0 = initial_weights(seed);
-        let mut a = param("w", &w0, true, &dev);
-        let mut b = param("w", &w0, true, &dev);
+        let mut a = param(&w0, true, &dev);
+        let mut b = param(&w0, true, &dev);
         let mut oa = rule.optimizer();
         let mut ob = Optimizer::by_name(&rule.name().to_uppercase(), None).unwrap();
         for step in 0..STEPS {
             let g = grads(step, seed);
-            a.grad = grad_tensor(&g, &dev);
-            b.grad = grad_tensor(&g, &dev);
-            oa.step(vec![&mut a]).unwrap();
-            ob.step(vec![&mut b]).unwrap();
+            a.set_grad(grad_tensor(&g, &dev)).unwrap();
+            b.set_grad(grad_tensor(&g, &dev)).unwrap();
+            oa.step([("w".to_string(), &mut a)]).unwrap();
+            ob.step([("w".to_string(), &mut b)]).unwrap();
         }
         assert_eq!(
-            a.value.to_vec::<f32>().unwrap(),
-            b.value.to_vec::<f32>().unwrap(),
+            a.value().to_vec::<f32>().unwrap(),
+            b.value().to_vec::<f32>().unwrap(),
             "{}: by_name defaults differ from the book's",
             rule.name()
         );

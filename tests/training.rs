@@ -6,7 +6,9 @@ mod common;
 use std::path::PathBuf;
 use wgnn::data::{DeviceDataset, Mnist, MnistSplit};
 use wgnn::models::{MlpConfig, deep_convnet, mlp, simple_convnet};
-use wgnn::nn::{Conv2d, Dropout, Init, Linear, MaxPool2d, Relu, Sequential};
+use wgnn::nn::{
+    Conv2d, Dropout, Init, Linear, MaxPool2d, Module, ModuleExt, Relu, Sequential, cross_entropy,
+};
 use wgnn::optim::Optimizer;
 use wgnn::rng::SplitMix64;
 use wgnn::train::{TrainConfig, checkpoint, evaluate, fit, train_step};
@@ -24,7 +26,7 @@ fn slice(split: &MnistSplit, n: usize) -> MnistSplit {
 /// A small conv net with every layer kind of DeepConvNet, dropout included.
 fn small_net(dev: &Device, seed: u64) -> wgnn::Result<Sequential> {
     let mut s = SplitMix64::new(seed);
-    Sequential::new(dev)
+    Sequential::new()
         .add(
             "conv1",
             Conv2d::new(1, 4, 3, 1, 1, Init::He, s.next_u64(), dev)?,
@@ -91,7 +93,11 @@ fn cpu_and_gpu_follow_the_same_loss_trajectory() -> wgnn::Result<()> {
         let mut losses = Vec::new();
         for step in 0..50 {
             let (x, t) = data.batch(&order, step * 20, 20)?;
-            losses.push(train_step(&mut model, &mut opt, &x, &t)?.item()?);
+            losses.push(
+                train_step(&mut model, &cross_entropy, &mut opt, &x, &t)?
+                    .0
+                    .item()?,
+            );
         }
         Ok(losses)
     };
@@ -133,15 +139,17 @@ fn deep_convnet_at_batch_100_follows_the_cpu() -> wgnn::Result<()> {
         let (mut losses, mut grads) = (Vec::new(), Vec::new());
         for step in 0..8 {
             let (x, t) = data.batch(&order, step * 100, 100)?;
-            losses.push(model.loss(&x, &t)?.item()?);
-            model.backward(1.0)?;
+            model.zero_grad();
+            let loss = cross_entropy(&model.forward(&x)?, &t)?;
+            losses.push(loss.item()?);
+            loss.backward()?;
             if step == 0 {
-                for p in model.params() {
-                    let g = p.grad.as_ref().expect("a gradient after backward");
-                    grads.push((p.name.clone(), g.to_vec::<f32>()?));
+                for (name, p) in model.named_parameters() {
+                    let g = p.grad().expect("a gradient after backward");
+                    grads.push((name, g.to_vec::<f32>()?));
                 }
             }
-            opt.step(model.params_mut())?;
+            opt.step(model.named_parameters())?;
         }
         Ok((losses, grads))
     };
@@ -181,7 +189,14 @@ fn resume_is_bit_exact_on_cpu() -> wgnn::Result<()> {
 
     let mut straight = small_net(&cpu, 5)?;
     let mut opt = Optimizer::adam(0.001, 0.9, 0.999);
-    let m2 = fit(&mut straight, &mut opt, &train, &test, &quiet(2, 50))?;
+    let m2 = fit(
+        &mut straight,
+        &cross_entropy,
+        &mut opt,
+        &train,
+        &test,
+        &quiet(2, 50),
+    )?;
 
     let mut first = small_net(&cpu, 5)?;
     let mut opt1 = Optimizer::adam(0.001, 0.9, 0.999);
@@ -189,21 +204,29 @@ fn resume_is_bit_exact_on_cpu() -> wgnn::Result<()> {
         checkpoint_dir: Some(dir.clone()),
         ..quiet(1, 50)
     };
-    fit(&mut first, &mut opt1, &train, &test, &cfg1)?;
+    fit(&mut first, &cross_entropy, &mut opt1, &train, &test, &cfg1)?;
     assert!(dir.join("epoch-1.safetensors").exists() && dir.join("last.safetensors").exists());
 
     // The same definition (dropout seeds are part of it, as `--seed` is for the examples),
     // with its weights wiped: everything trained must come from the file.
     let mut resumed = small_net(&cpu, 5)?;
-    for p in resumed.params_mut() {
-        p.value.fill_(0.0)?;
+    for (_, p) in resumed.named_parameters() {
+        let zeros = Tensor::zeros(p.value().shape().clone(), wgnn::DType::F32, &cpu)?;
+        p.set_value(zeros)?;
     }
     let mut opt2 = Optimizer::adam(0.001, 0.9, 0.999);
     let cfg2 = TrainConfig {
         resume: Some(dir.join("last.safetensors")),
         ..quiet(2, 50)
     };
-    let mr = fit(&mut resumed, &mut opt2, &train, &test, &cfg2)?;
+    let mr = fit(
+        &mut resumed,
+        &cross_entropy,
+        &mut opt2,
+        &train,
+        &test,
+        &cfg2,
+    )?;
 
     assert_eq!(mr.epochs.len(), 1, "the resumed run trains only epoch 2");
     assert_eq!(mr.epochs[0].epoch, 2);
@@ -212,16 +235,26 @@ fn resume_is_bit_exact_on_cpu() -> wgnn::Result<()> {
         m2.epochs[1].train_loss.to_bits()
     );
     assert_eq!(mr.test_accuracy, m2.test_accuracy);
-    for (a, b) in straight.params().iter().zip(resumed.params()) {
-        assert_eq!(a.name, b.name);
-        let (va, vb) = (a.value.to_vec::<f32>()?, b.value.to_vec::<f32>()?);
+    for ((na, a), (nb, b)) in straight
+        .named_parameters()
+        .into_iter()
+        .zip(resumed.named_parameters())
+    {
+        assert_eq!(na, nb);
+        let (va, vb) = (a.value().to_vec::<f32>()?, b.value().to_vec::<f32>()?);
         assert!(
             va.iter().zip(&vb).all(|(x, y)| x.to_bits() == y.to_bits()),
-            "{} differs after resume",
-            a.name
+            "{na} differs after resume"
         );
     }
-    assert_eq!(straight.step(), resumed.step());
+    let counters = |m: &mut Sequential| -> Vec<(String, u64)> {
+        m.named_counters()
+            .into_iter()
+            .map(|(n, c)| (n, *c))
+            .collect()
+    };
+    assert_eq!(counters(&mut straight), counters(&mut resumed));
+    assert_eq!(counters(&mut resumed), vec![("drop1.step".to_string(), 24)]);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
@@ -260,7 +293,7 @@ fn mismatched_checkpoints_are_clear_errors() -> wgnn::Result<()> {
 
     // Same names, other shapes.
     let mut s = SplitMix64::new(1);
-    let mut wider = Sequential::new(&cpu)
+    let mut wider = Sequential::new()
         .add(
             "conv1",
             Conv2d::new(1, 4, 3, 1, 1, Init::He, s.next_u64(), &cpu)?,
@@ -273,7 +306,7 @@ fn mismatched_checkpoints_are_clear_errors() -> wgnn::Result<()> {
         )?
         .add("relu2", Relu::new())?
         .add("fc2", Linear::new(64, 10, Init::He, s.next_u64(), &cpu)?)?;
-    let before = wider.params()[0].value.to_vec::<f32>()?;
+    let before = wider.named_parameters()[0].1.value().to_vec::<f32>()?;
     let e = checkpoint::load(&path, &mut wider, &mut o)
         .expect_err("wrong shapes")
         .to_string();
@@ -282,7 +315,7 @@ fn mismatched_checkpoints_are_clear_errors() -> wgnn::Result<()> {
         "{e}"
     );
     assert_eq!(
-        wider.params()[0].value.to_vec::<f32>()?,
+        wider.named_parameters()[0].1.value().to_vec::<f32>()?,
         before,
         "a failed load must not change the model"
     );
@@ -311,12 +344,15 @@ fn mismatched_checkpoints_are_clear_errors() -> wgnn::Result<()> {
     let mut o2 = Optimizer::adam(0.001, 0.9, 0.999);
     let info = checkpoint::load(&path, &mut right, &mut o2)?;
     assert_eq!(info.epoch, 3);
-    for (a, b) in model.params().iter().zip(right.params()) {
+    for ((name, a), (_, b)) in model
+        .named_parameters()
+        .into_iter()
+        .zip(right.named_parameters())
+    {
         assert_eq!(
-            a.value.to_vec::<f32>()?,
-            b.value.to_vec::<f32>()?,
-            "{}",
-            a.name
+            a.value().to_vec::<f32>()?,
+            b.value().to_vec::<f32>()?,
+            "{name}"
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -338,7 +374,7 @@ fn gpu_step_is_one_submit_without_readback() -> wgnn::Result<()> {
             let (x, t) = data.batch(&order, step * 50, 50)?;
             dev.sync()?;
             let before = dev.counters();
-            let loss = train_step(&mut model, &mut opt, &x, &t)?;
+            let loss = train_step(&mut model, &cross_entropy, &mut opt, &x, &t)?;
             dev.flush()?;
             let c = dev.counters().since(&before);
             println!(
@@ -356,6 +392,7 @@ fn gpu_step_is_one_submit_without_readback() -> wgnn::Result<()> {
         let test = DeviceDataset::from_mnist(&test_split, &dev)?;
         let m = fit(
             &mut model,
+            &cross_entropy,
             &mut opt,
             &data,
             &test,
@@ -391,7 +428,7 @@ fn gpu_memory_flat_over_epochs() -> wgnn::Result<()> {
                 seed: epoch,
                 ..quiet(1, 50)
             };
-            fit(&mut model, &mut opt, &train, &test, &cfg)?;
+            fit(&mut model, &cross_entropy, &mut opt, &train, &test, &cfg)?;
             dev.sync()?;
             live.push(dev.counters().live_buffer_bytes);
         }
@@ -413,7 +450,14 @@ fn smoke_training_learns() -> wgnn::Result<()> {
     let mut model = small_net(&cpu, 4)?;
     let before = evaluate(&mut model, &test, 200)?;
     let mut opt = Optimizer::adam(0.002, 0.9, 0.999);
-    let m = fit(&mut model, &mut opt, &train, &test, &quiet(2, 40))?; // 300 steps
+    let m = fit(
+        &mut model,
+        &cross_entropy,
+        &mut opt,
+        &train,
+        &test,
+        &quiet(2, 40),
+    )?; // 300 steps
     println!(
         "training: smoke: accuracy {before:.3} -> {:.3}",
         m.test_accuracy

@@ -13,7 +13,7 @@
 //! and variance too). Both are the same computation on a view: `[N, D]` with statistics `[D]`, or `[N, C, H·W]`
 //! with statistics `[C, 1]`, reduced with `sum_to` and applied with numpy broadcasting.
 
-use super::{Module, Part, Param, buffer, param};
+use super::{Module, Param, Part, buffer, param};
 use crate::DType;
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -104,8 +104,16 @@ impl Module for BatchNorm {
         // loss scale. `to_dtype` is free (and records nothing) when the input is f32.
         let dtype = x.dtype();
         let xv = x.reshape(view)?.to_dtype(DType::F32)?;
-        let gamma = self.gamma.value().to_dtype(DType::F32)?.reshape(stat.clone())?;
-        let beta = self.beta.value().to_dtype(DType::F32)?.reshape(stat.clone())?;
+        let gamma = self
+            .gamma
+            .value()
+            .to_dtype(DType::F32)?
+            .reshape(stat.clone())?;
+        let beta = self
+            .beta
+            .value()
+            .to_dtype(DType::F32)?
+            .reshape(stat.clone())?;
         let xn = if self.train {
             // The backward through mean and variance comes from autograd.
             let mu = xv.sum_to(stat.clone())?.scale(1.0 / m as f32)?;
@@ -123,7 +131,10 @@ impl Module for BatchNorm {
             self.running_var.axpy_(1.0 - k, &var_d.to_dtype(rdt)?)?;
             xc.mul_broadcast(&var.sqrt_eps(self.eps)?.recip()?)?
         } else {
-            let mean = self.running_mean.to_dtype(DType::F32)?.reshape(stat.clone())?;
+            let mean = self
+                .running_mean
+                .to_dtype(DType::F32)?
+                .reshape(stat.clone())?;
             let var = self.running_var.to_dtype(DType::F32)?.reshape(stat)?;
             xv.sub_broadcast(&mean)?
                 .mul_broadcast(&var.sqrt_eps(self.eps)?.recip()?)?

@@ -4,7 +4,7 @@
 //! forward:  col = im2col(x) `[N·OH·OW, C·KH·KW]`; out = col · Wᵀ + b, laid out NCHW.
 //! backward: db = Σ dout, dW = doutᵀ · col, dcol = dout · W, dx = col2im(dcol).
 
-use super::{Init, Module, Part, Param, param};
+use super::{Init, Module, Param, Part, param};
 use crate::DType;
 use crate::device::Device;
 use crate::error::Result;

@@ -3,7 +3,7 @@
 //! Backward (from autograd): dW = xᵀ·dout and dx = dout·Wᵀ through matmul's transpose flags,
 //! db = Σ dout through the broadcast's `sum_to`.
 
-use super::{Init, Module, Part, Param, flat_rows, param};
+use super::{Init, Module, Param, Part, flat_rows, param};
 use crate::DType;
 use crate::device::Device;
 use crate::error::Result;

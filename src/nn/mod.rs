@@ -343,7 +343,12 @@ impl ModuleExt for dyn Module + '_ {
 }
 
 /// Checks that `x` flattens to `[N, features]` for `op`, returning N.
-pub(crate) fn flat_rows(op: &'static str, x: &Tensor, features: usize, like: &Tensor) -> Result<usize> {
+pub(crate) fn flat_rows(
+    op: &'static str,
+    x: &Tensor,
+    features: usize,
+    like: &Tensor,
+) -> Result<usize> {
     let n = x.dims().first().copied().unwrap_or(0);
     if n == 0 || x.numel() != n * features {
         return Err(Error::shapes(

@@ -52,6 +52,18 @@ impl Sequential {
         self.layers.is_empty()
     }
 
+    /// The output for `x` and the number of elements of `x` and of every module's output: the
+    /// activations a training step keeps for backward, up to what the ops save besides.
+    pub fn forward_counting(&mut self, x: &Tensor) -> Result<(Tensor, usize)> {
+        let mut h = x.clone();
+        let mut elements = x.numel();
+        for (_, layer) in &mut self.layers {
+            h = layer.forward(&h)?;
+            elements += h.numel();
+        }
+        Ok((h, elements))
+    }
+
     /// The modules' names, in order.
     pub fn names(&self) -> Vec<&str> {
         self.layers.iter().map(|(n, _)| n.as_str()).collect()
@@ -142,7 +154,10 @@ impl Sequential {
         for (name, layer) in &mut self.layers {
             let n = layer.num_params();
             total += n;
-            s.push_str(&format!("  {name:<8} {:<40} {n:>8} params\n", layer.describe()));
+            s.push_str(&format!(
+                "  {name:<8} {:<40} {n:>8} params\n",
+                layer.describe()
+            ));
         }
         s.push_str(&format!("  total {total} parameters\n"));
         s

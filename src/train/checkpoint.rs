@@ -146,7 +146,10 @@ pub fn load(path: &Path, model: &mut dyn Module, opt: &mut Optimizer) -> Result<
     let mut problems = Vec::new();
     let mut counters = Vec::new();
     for (name, _) in model.named_counters() {
-        match meta.get(&format!("counter.{name}")).map(|v| v.parse::<u64>()) {
+        match meta
+            .get(&format!("counter.{name}"))
+            .map(|v| v.parse::<u64>())
+        {
             Some(Ok(v)) => counters.push(v),
             _ => problems.push(format!(
                 "the model has counter \"{name}\" but the checkpoint does not"

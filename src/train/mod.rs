@@ -4,7 +4,7 @@
 //! A hand-written loop is as short as PyTorch's (this is [`train_step`]):
 //!
 //! ```no_run
-//! # use wgnn::nn::{ModuleExt, cross_entropy};
+//! # use wgnn::nn::{Module, ModuleExt, cross_entropy};
 //! # fn step(model: &mut wgnn::nn::Sequential, opt: &mut wgnn::optim::Optimizer,
 //! #         x: &wgnn::Tensor, t: &wgnn::Tensor) -> wgnn::Result<()> {
 //! model.zero_grad();
@@ -20,11 +20,11 @@
 
 pub mod checkpoint;
 
+use crate::autograd::no_grad;
 use crate::data::DeviceDataset;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::autograd::no_grad;
 use crate::nn::{Module, ModuleExt};
 use crate::optim::{LossScaler, Optimizer};
 use crate::tensor::Tensor;
