@@ -123,6 +123,61 @@ fn relu_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     }
 }
 
+// tanh with the argument clamped to ±15, where tanh is ±1 in f32 already: some drivers build
+// tanh from exp and return NaN for large |x|.
+@compute @workgroup_size(256)
+fn tanh_(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if (i < p.n) {
+        out[i] = T(tanh(clamp(f32(x[i]), -15.0, 15.0)));
+    }
+}
+
+// alpha = the slope for x < 0.
+@compute @workgroup_size(256)
+fn leaky_relu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if (i < p.n) {
+        let v = f32(x[i]);
+        out[i] = T(select(p.alpha * v, v, v > 0.0));
+    }
+}
+
+@compute @workgroup_size(256)
+fn exp_(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if (i < p.n) {
+        out[i] = T(exp(f32(x[i])));
+    }
+}
+
+@compute @workgroup_size(256)
+fn log_(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if (i < p.n) {
+        out[i] = T(log(f32(x[i])));
+    }
+}
+
+// x = dy, y = forward output: dx = dy * (1 - y²).
+@compute @workgroup_size(256)
+fn tanh_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if (i < p.n) {
+        let t = f32(y[i]);
+        out[i] = T(f32(x[i]) * (1.0 - t * t));
+    }
+}
+
+// x = dy, y = forward input, alpha = the negative slope: dx = dy * (y > 0 ? 1 : alpha).
+@compute @workgroup_size(256)
+fn leaky_relu_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if (i < p.n) {
+        out[i] = T(f32(x[i]) * select(p.alpha, 1.0, y[i] > T(0.0)));
+    }
+}
+
 // x = dy, y = forward output: dx = dy * y * (1 - y).
 @compute @workgroup_size(256)
 fn sigmoid_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -181,15 +181,27 @@ pub enum UnaryOp {
     Recip,
     /// `sqrt(x + eps)`
     SqrtEps(f32),
+    /// `tanh(x)`
+    Tanh,
+    /// `x` for `x > 0`, else `slope · x`
+    LeakyRelu(f32),
+    /// `e^x`
+    Exp,
+    /// `ln x`
+    Log,
 }
 
 /// Backward of a unary activation: `dx = dy * f'(saved)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum UnaryBwd {
     /// `saved` is the forward input `x`: `dx = dy * (x > 0)`.
     Relu,
     /// `saved` is the forward output `y`: `dx = dy * y * (1 - y)`.
     Sigmoid,
+    /// `saved` is the forward output `y`: `dx = dy * (1 - y²)`.
+    Tanh,
+    /// `saved` is the forward input `x`: `dx = dy` where `x > 0`, else `slope · dy`.
+    LeakyRelu(f32),
 }
 
 /// A numpy-style broadcast of a small operand `b` against a big one, both padded to rank 4.

@@ -335,6 +335,12 @@ impl Tensor {
                 UnaryOp::Recip => g.mul(&y.mul(&y)?)?.scale(-1.0)?,
                 // d√(x+ε) = 1 / (2y)
                 UnaryOp::SqrtEps(_) => g.mul(&y.recip()?)?.scale(0.5)?,
+                UnaryOp::Tanh => g.unary_bwd(&y, UnaryBwd::Tanh, "tanh_backward")?,
+                UnaryOp::LeakyRelu(a) => {
+                    g.unary_bwd(&x, UnaryBwd::LeakyRelu(a), "leaky_relu_backward")?
+                }
+                UnaryOp::Exp => g.mul(&y)?,
+                UnaryOp::Log => g.mul(&x.recip()?)?,
             };
             Ok(vec![Some(dx)])
         }))
@@ -353,6 +359,26 @@ impl Tensor {
     /// `1 / (1 + e^-self)`.
     pub fn sigmoid(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Sigmoid, "sigmoid")
+    }
+
+    /// `tanh(self)`.
+    pub fn tanh(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Tanh, "tanh")
+    }
+
+    /// `self` where positive, else `negative_slope · self` (PyTorch's default slope: 0.01).
+    pub fn leaky_relu(&self, negative_slope: f32) -> Result<Tensor> {
+        self.unary(UnaryOp::LeakyRelu(negative_slope), "leaky_relu")
+    }
+
+    /// `e^self`.
+    pub fn exp(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Exp, "exp")
+    }
+
+    /// `ln(self)` (NaN below 0, -inf at 0, as IEEE).
+    pub fn log(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Log, "log")
     }
 
     fn unary_bwd(&self, saved: &Tensor, op: UnaryBwd, name: &'static str) -> Result<Tensor> {

@@ -11,9 +11,9 @@
 //!   reshape, transpose, im2col/col2im, conv2d): truncation is exactly 0, so h = 0.5 and only
 //!   rounding is left, ≈ √k·u·|Y|/(2h) ≲ 1e-6 for k ≲ 100 outputs of size ≲ 10: atol 1e-4,
 //!   rtol 1e-3 (the analytic side's own f32 rounding);
-//! - piecewise affine (relu, max-pool): inputs kept ≥ 0.1 from every kink, h = 0.05, so no
+//! - piecewise affine (relu, leaky-relu, max-pool): inputs kept ≥ 0.1 from every kink, h = 0.05, so no
 //!   perturbation crosses one and the affine bounds hold;
-//! - smooth (sigmoid, recip, sqrt, softmax, softmax-CE): h = 5e-3 with |f'''| ≲ 50 on the
+//! - smooth (sigmoid, tanh, exp, log, recip, sqrt, softmax, softmax-CE): h = 5e-3 with |f'''| ≲ 50 on the
 //!   inputs used (recip on [0.5, 2] is the worst: 6/x⁴ ≤ 96), truncation h²/6·|f'''| ≲ 4e-4,
 //!   rounding ≲ √k·u·10/(2h) ≈ 6e-5: atol 1e-3, rtol 1e-2.
 //!
@@ -272,7 +272,17 @@ fn nonlinear_unary_ops() {
         check_op("softmax", &dev, std::slice::from_ref(&x), SMOOTH, |t| {
             t[0].softmax()
         });
+        check_op("tanh", &dev, std::slice::from_ref(&x), SMOOTH, |t| t[0].tanh());
+        check_op("exp", &dev, std::slice::from_ref(&x), SMOOTH, |t| t[0].exp());
+        check_op(
+            "leaky_relu",
+            &dev,
+            &[(away_from_zero(30, 0.1, 17), vec![5, 6])],
+            KINKED,
+            |t| t[0].leaky_relu(0.2),
+        );
         let pos = (uniform(30, 0.5, 2.0, 10), vec![5, 6]);
+        check_op("log", &dev, std::slice::from_ref(&pos), SMOOTH, |t| t[0].log());
         check_op("recip", &dev, std::slice::from_ref(&pos), SMOOTH, |t| {
             t[0].recip()
         });

@@ -843,6 +843,60 @@ fn scale_axpy_fill_full() {
     }
 }
 
+/// The gradient of `f` at `x` from upstream `dy`, through autograd, on `x`'s device.
+fn grad_of(x: &Tensor, dy: &Tensor, f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    let x = x.detach().requiring_grad()?;
+    f(&x)?.backward_with(dy)?;
+    Ok(x.grad().expect("a gradient"))
+}
+
+#[test]
+fn tanh_leaky_relu_exp_log_and_backward() {
+    for (i, shape) in elementwise_shapes().into_iter().enumerate() {
+        let mut xv = vals(&randn(&shape[..], 3.0, 130 + i as u64));
+        xv.iter_mut().step_by(7).for_each(|v| *v = 0.0);
+        let x = cpu_f32(xv, &shape[..]);
+        let pos = uniform(&shape[..], 0.05, 20.0, 140 + i as u64);
+        let dy = randn(&shape[..], 1.0, 150 + i as u64);
+        cross_check(&format!("tanh, exp, log {shape:?}"), Tol::EXP, |dev| {
+            let (x, pos) = (x.to_device(dev)?, pos.to_device(dev)?);
+            Ok(vec![x.tanh()?, x.exp()?, pos.log()?])
+        });
+        cross_check(
+            &format!("leaky_relu and its backward {shape:?}"),
+            Tol::ARITH,
+            |dev| {
+                let (x, dy) = (x.to_device(dev)?, dy.to_device(dev)?);
+                Ok(vec![
+                    x.leaky_relu(0.1)?,
+                    grad_of(&x, &dy, |x| x.leaky_relu(0.1))?,
+                ])
+            },
+        );
+        cross_check(
+            &format!("tanh, exp, log backward {shape:?}"),
+            Tol::EXP,
+            |dev| {
+                let (x, pos, dy) = (x.to_device(dev)?, pos.to_device(dev)?, dy.to_device(dev)?);
+                Ok(vec![
+                    grad_of(&x, &dy, |x| x.tanh())?,
+                    grad_of(&x, &dy, |x| x.exp())?,
+                    grad_of(&pos, &dy, |x| x.log())?,
+                ])
+            },
+        );
+    }
+    // Far ends: tanh saturates to exactly ±1 without NaN on every device; known values.
+    let x = cpu_f32(vec![-1e4, -30.0, -1.0, 0.0, 0.5, 30.0, 1e4], [7]);
+    for outs in cross_check("tanh saturation", Tol::EXP, |dev| {
+        Ok(vec![x.to_device(dev)?.tanh()?])
+    }) {
+        let t = outs[0].f32s();
+        assert_eq!((t[0], t[3], t[6]), (-1.0, 0.0, 1.0), "{t:?}");
+        assert!((t[2] + 0.761_594_2).abs() < 1e-6 && (t[4] - 0.462_117_2).abs() < 1e-6);
+    }
+}
+
 #[test]
 fn relu_sigmoid_and_backward() {
     for (i, shape) in elementwise_shapes().into_iter().enumerate() {

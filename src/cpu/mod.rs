@@ -269,6 +269,13 @@ impl Backend for CpuBackend {
             UnaryOp::Copy => o.copy_from_slice(x),
             UnaryOp::Recip => o.iter_mut().zip(x).for_each(|(o, &v)| *o = 1.0 / v),
             UnaryOp::SqrtEps(e) => o.iter_mut().zip(x).for_each(|(o, &v)| *o = (v + e).sqrt()),
+            UnaryOp::Tanh => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.tanh()),
+            UnaryOp::LeakyRelu(a) => o
+                .iter_mut()
+                .zip(x)
+                .for_each(|(o, &v)| *o = if v > 0.0 { v } else { a * v }),
+            UnaryOp::Exp => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.exp()),
+            UnaryOp::Log => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.ln()),
         }
         Ok(())
     }
@@ -296,6 +303,14 @@ impl Backend for CpuBackend {
                     }
                 }
                 UnaryBwd::Sigmoid => g * v * (1.0 - v),
+                UnaryBwd::Tanh => g * (1.0 - v * v),
+                UnaryBwd::LeakyRelu(a) => {
+                    if v > 0.0 {
+                        g
+                    } else {
+                        a * g
+                    }
+                }
             };
         }
         Ok(())

@@ -561,6 +561,10 @@ impl Backend for Arc<GpuContext> {
             UnaryOp::Copy => ("copy", 0.0),
             UnaryOp::Recip => ("recip", 0.0),
             UnaryOp::SqrtEps(e) => ("sqrt_eps", e),
+            UnaryOp::Tanh => ("tanh_", 0.0),
+            UnaryOp::LeakyRelu(a) => ("leaky_relu", a),
+            UnaryOp::Exp => ("exp_", 0.0),
+            UnaryOp::Log => ("log_", 0.0),
         };
         let p = EltParams {
             n: u32_of(entry, n)?,
@@ -578,12 +582,15 @@ impl Backend for Arc<GpuContext> {
         dx: &mut GpuBuffer,
         n: usize,
     ) -> Result<()> {
-        let entry = match op {
-            UnaryBwd::Relu => "relu_bwd",
-            UnaryBwd::Sigmoid => "sigmoid_bwd",
+        let (entry, alpha) = match op {
+            UnaryBwd::Relu => ("relu_bwd", 0.0),
+            UnaryBwd::Sigmoid => ("sigmoid_bwd", 0.0),
+            UnaryBwd::Tanh => ("tanh_bwd", 0.0),
+            UnaryBwd::LeakyRelu(a) => ("leaky_relu_bwd", a),
         };
         let p = EltParams {
             n: u32_of(entry, n)?,
+            alpha,
             ..Default::default()
         };
         self.elementwise(entry, p, &[dx, dy, saved])
