@@ -159,6 +159,16 @@ fn log_(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
 }
 
+// log(1 + e^x), stably: max(x, 0) + log(1 + e^-|x|).
+@compute @workgroup_size(256)
+fn softplus(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if (i < p.n) {
+        let v = f32(x[i]);
+        out[i] = T(max(v, 0.0) + log(1.0 + exp(-abs(v))));
+    }
+}
+
 // x = dy, y = forward output: dx = dy * (1 - y²).
 @compute @workgroup_size(256)
 fn tanh_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -189,6 +189,8 @@ pub enum UnaryOp {
     Exp,
     /// `ln x`
     Log,
+    /// `ln(1 + e^x)`, computed stably
+    Softplus,
 }
 
 /// Backward of a unary activation: `dx = dy * f'(saved)`.
@@ -202,6 +204,35 @@ pub enum UnaryBwd {
     Tanh,
     /// `saved` is the forward input `x`: `dx = dy` where `x > 0`, else `slope · dy`.
     LeakyRelu(f32),
+}
+
+/// A block copy between two tensors viewed as `[outer, dim, inner]`: rows
+/// `src_off..src_off + len` of the source's middle dimension (size `src_dim`) go to rows
+/// `dst_off..` of the destination's (size `dst_dim`); the rest of the destination is left as
+/// it is. `narrow` and `concat` along any dimension, and their backwards, are this copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockCopy {
+    /// Product of the dimensions before the copied one.
+    pub outer: usize,
+    /// Rows copied.
+    pub len: usize,
+    /// Product of the dimensions after the copied one.
+    pub inner: usize,
+    /// The copied dimension's size in the source.
+    pub src_dim: usize,
+    /// The copied dimension's size in the destination.
+    pub dst_dim: usize,
+    /// First source row.
+    pub src_off: usize,
+    /// First destination row.
+    pub dst_off: usize,
+}
+
+impl BlockCopy {
+    /// Elements copied.
+    pub fn numel(&self) -> usize {
+        self.outer * self.len * self.inner
+    }
 }
 
 /// A numpy-style broadcast of a small operand `b` against a big one, both padded to rank 4.
@@ -499,6 +530,23 @@ pub trait Backend {
         scale: f32,
         out: &mut Self::Buf,
     ) -> Result<()>;
+    /// Embedding lookup: `out[r, :] = table[idx[r], :]` for `r < count`, rows of `row_len`.
+    fn gather_rows(
+        &self,
+        table: &Self::Buf,
+        idx: &Self::Buf,
+        out: &mut Self::Buf,
+        count: usize,
+        row_len: usize,
+    ) -> Result<()>;
+    /// `out[r, c] = (idx[r] == c)` for `r < count`, `c < classes`.
+    fn one_hot(
+        &self,
+        idx: &Self::Buf,
+        out: &mut Self::Buf,
+        count: usize,
+        classes: usize,
+    ) -> Result<()>;
     /// Convolution forward, NCHW: `out [N, fout, OH, OW] = W [fout, C·KH·KW] ⊛ x + b`.
     fn conv2d(
         &self,
@@ -522,6 +570,8 @@ pub trait Backend {
         g: &Conv2dGeom,
         fout: usize,
     ) -> Result<()>;
+    /// The block copy of [`BlockCopy`] from `src` into `dst` (in place).
+    fn copy_block(&self, src: &Self::Buf, dst: &mut Self::Buf, b: &BlockCopy) -> Result<()>;
     /// `[batch, rows, cols] → [batch, cols, rows]`.
     fn transpose(
         &self,

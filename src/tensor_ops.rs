@@ -8,8 +8,8 @@ use crate::cpu::CpuBackend;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::ops::{
-    Backend, BinaryOp, Broadcast, Conv2dGeom, DropoutSpec, MatmulSpec, OptimStep, Pool2dGeom,
-    UnaryBwd, UnaryOp,
+    Backend, BinaryOp, BlockCopy, Broadcast, Conv2dGeom, DropoutSpec, MatmulSpec, OptimStep,
+    Pool2dGeom, UnaryBwd, UnaryOp,
 };
 use crate::shape::Shape;
 use crate::tensor::{Storage, Tensor};
@@ -341,6 +341,7 @@ impl Tensor {
                 }
                 UnaryOp::Exp => g.mul(&y)?,
                 UnaryOp::Log => g.mul(&x.recip()?)?,
+                UnaryOp::Softplus => g.mul(&x.sigmoid()?)?,
             };
             Ok(vec![Some(dx)])
         }))
@@ -374,6 +375,46 @@ impl Tensor {
     /// `e^self`.
     pub fn exp(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Exp, "exp")
+    }
+
+    /// `ln(1 + e^self)`, computed without overflow (the smooth ReLU; BCE-with-logits' core).
+    pub fn softplus(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Softplus, "softplus")
+    }
+
+    /// Average over each `k`×`k` window moved by `stride` of an NCHW tensor, zero padding
+    /// counted (PyTorch's `avg_pool2d` defaults). Built from the im2col and row-sum kernels
+    /// on the `[N·C, 1, H, W]` view, so its backward (col2im) comes with them.
+    pub fn avg_pool2d(&self, k: usize, stride: usize, pad: usize) -> Result<Tensor> {
+        let &[n, c, h, w] = self.dims() else {
+            return Err(Error::invalid(
+                "avg_pool2d",
+                format!("expected an NCHW tensor, got {}", self.shape),
+            ));
+        };
+        let g = self
+            .reshape([n * c, 1, h, w])?
+            .conv_geom(k, k, stride, pad)?;
+        self.reshape([n * c, 1, h, w])?
+            .im2col(k, k, stride, pad)?
+            .sum_cols()?
+            .scale(1.0 / (k * k) as f32)?
+            .reshape([n, c, g.out_h(), g.out_w()])
+    }
+
+    /// The mean of each channel of an NCHW tensor → `[N, C, 1, 1]` (global average pooling,
+    /// PyTorch's `adaptive_avg_pool2d(x, 1)`; NiN's and ResNet's head).
+    pub fn global_avg_pool2d(&self) -> Result<Tensor> {
+        let &[n, c, h, w] = self.dims() else {
+            return Err(Error::invalid(
+                "global_avg_pool2d",
+                format!("expected an NCHW tensor, got {}", self.shape),
+            ));
+        };
+        self.reshape([n * c, h * w])?
+            .sum_cols()?
+            .scale(1.0 / (h * w) as f32)?
+            .reshape([n, c, 1, 1])
     }
 
     /// `ln(self)` (NaN below 0, -inf at 0, as IEEE).
@@ -1078,6 +1119,66 @@ impl Tensor {
         })
     }
 
+    /// Embedding lookup: row `idx[i]` of this table `[V, D]` for every u32 index of `idx`
+    /// → `idx.shape + [D]`. The CPU refuses an index ≥ V naming it; a GPU kernel cannot
+    /// report one without a readback and gives a zero row. Backward: `dW = one_hot(idx)ᵀ · dy`,
+    /// the scatter-add of the rows' gradients as a matmul (deterministic; WGSL has no float
+    /// atomics).
+    pub fn embedding(&self, idx: &Tensor) -> Result<Tensor> {
+        const OP: &str = "embedding";
+        want_float(OP, self, self.dtype)?;
+        want(OP, idx, DType::U32)?;
+        let &[v, d] = self.dims() else {
+            return Err(Error::invalid(
+                OP,
+                format!("the table must be [rows, dim], got {}", self.shape),
+            ));
+        };
+        let count = idx.numel();
+        let mut od = idx.dims().to_vec();
+        od.push(d);
+        let dt = self.dtype;
+        let out = backend!(OP, dt, [self => table, idx => ib], |be| {
+            let mut out = be.alloc(count * d, dt, OP)?;
+            be.gather_rows(table, ib, &mut out, count, d)?;
+            Ok(Tensor::from_parts(Shape::new(od.clone()), dt, out.into()))
+        })?;
+        let idx = idx.detach();
+        Ok(record(out, OP, &[self], move |g| {
+            let onehot = idx.one_hot(v, g.dtype)?;
+            Ok(vec![Some(onehot.matmul(
+                &g.reshape([count, d])?,
+                true,
+                false,
+            )?)])
+        }))
+    }
+
+    /// `[N, classes]` with a 1 at `(i, self[i])` and 0 elsewhere, for u32 indices `[N]` (an
+    /// index ≥ `classes` gives a zero row).
+    pub fn one_hot(&self, classes: usize, dtype: DType) -> Result<Tensor> {
+        const OP: &str = "one_hot";
+        want(OP, self, DType::U32)?;
+        if !dtype.is_float() || classes == 0 {
+            return Err(Error::invalid(
+                OP,
+                format!("{classes} classes of {dtype}: needs ≥ 1 class and a float dtype"),
+            ));
+        }
+        let n = self.numel();
+        let device = self.device();
+        let mut out = Tensor::zeros([n, classes], DType::F32, &device)?;
+        match (out.storage_mut()?, &*self.storage) {
+            (Storage::Cpu(o), Storage::Cpu(i)) => CpuBackend.one_hot(i, o, n, classes)?,
+            (Storage::Gpu(o), Storage::Gpu(i)) => {
+                let ctx = o.ctx().clone();
+                ctx.one_hot(i, o, n, classes)?
+            }
+            _ => unreachable!("one tensor, one device"),
+        }
+        out.to_dtype(dtype)
+    }
+
     /// A dropout mask: element i is `spec.scale` when the counter hash of `(seed, offset + i)`
     /// is ≥ `ratio`, else 0. The same mask on every device.
     pub fn dropout_mask(
@@ -1151,6 +1252,139 @@ impl Tensor {
         })?;
         Ok(record(out, OP, &[self], |g| {
             Ok(vec![Some(g.transpose_last2()?)])
+        }))
+    }
+}
+
+/// `(outer, size, inner)` of `shape` around dimension `dim`.
+fn around(shape: &Shape, dim: usize) -> (usize, usize, usize) {
+    let d = shape.dims();
+    (
+        d[..dim].iter().product(),
+        d[dim],
+        d[dim + 1..].iter().product(),
+    )
+}
+
+impl Tensor {
+    /// In place: the [`BlockCopy`] `b` from `src` into `self`.
+    fn copy_block_(&mut self, src: &Tensor, b: &BlockCopy) -> Result<()> {
+        const OP: &str = "copy_block";
+        want_float(OP, self, self.dtype)?;
+        want_float(OP, src, self.dtype)?;
+        same_device(OP, &[self, src])?;
+        match (self.storage_mut()?, &*src.storage) {
+            (Storage::Cpu(d), Storage::Cpu(s)) => {
+                in_place_f32(d, |d| CpuBackend.copy_block(&s.widen_f16(), d, b))
+            }
+            (Storage::Gpu(d), Storage::Gpu(s)) => {
+                let ctx = d.ctx().clone();
+                ctx.copy_block(s, d, b)
+            }
+            _ => unreachable!("same_device checked the operands"),
+        }
+    }
+
+    /// Elements `start..start + len` along dimension `dim` (PyTorch's `narrow`, a slice),
+    /// copied. Backward: the gradient goes back into those positions of a zero tensor.
+    pub fn narrow(&self, dim: usize, start: usize, len: usize) -> Result<Tensor> {
+        const OP: &str = "narrow";
+        let rank = self.shape.rank();
+        if dim >= rank || start + len > self.dims()[dim] || len == 0 {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "cannot take {start}..{} along dimension {dim} of a {} tensor",
+                    start + len,
+                    self.shape
+                ),
+            ));
+        }
+        let (outer, size, inner) = around(&self.shape, dim);
+        let mut od = self.dims().to_vec();
+        od[dim] = len;
+        let mut out = Tensor::zeros(od, self.dtype, &self.device())?;
+        let b = BlockCopy {
+            outer,
+            len,
+            inner,
+            src_dim: size,
+            dst_dim: len,
+            src_off: start,
+            dst_off: 0,
+        };
+        out.copy_block_(&self.detach(), &b)?;
+        let shape = self.shape.clone();
+        Ok(record(out, OP, &[self], move |g| {
+            let mut dx = Tensor::zeros(shape, g.dtype, &g.device())?;
+            let back = BlockCopy {
+                src_dim: len,
+                dst_dim: size,
+                src_off: 0,
+                dst_off: start,
+                ..b
+            };
+            dx.copy_block_(g, &back)?;
+            Ok(vec![Some(dx)])
+        }))
+    }
+
+    /// `tensors` joined along dimension `dim` (PyTorch's `torch.cat`): equal shapes but in
+    /// `dim`, one dtype, one device. Backward: each input gets its slice of the gradient.
+    pub fn cat(tensors: &[&Tensor], dim: usize) -> Result<Tensor> {
+        const OP: &str = "cat";
+        let Some(first) = tensors.first() else {
+            return Err(Error::invalid(OP, "nothing to concatenate"));
+        };
+        if dim >= first.shape.rank() {
+            return Err(Error::invalid(
+                OP,
+                format!("dimension {dim} of a {} tensor", first.shape),
+            ));
+        }
+        let mut total = 0;
+        for t in tensors {
+            want_float(OP, t, first.dtype)?;
+            let same_rest = t.shape.rank() == first.shape.rank()
+                && (0..first.shape.rank()).all(|i| i == dim || t.dims()[i] == first.dims()[i]);
+            if !same_rest {
+                return Err(Error::shapes(
+                    OP,
+                    &first.shape,
+                    &t.shape,
+                    format!("shapes must agree in every dimension but {dim}"),
+                ));
+            }
+            total += t.dims()[dim];
+        }
+        let refs: Vec<&Tensor> = tensors.to_vec();
+        same_device(OP, &refs)?;
+        let mut od = first.dims().to_vec();
+        od[dim] = total;
+        let out_shape = Shape::new(od);
+        let mut out = Tensor::zeros(out_shape.clone(), first.dtype, &first.device())?;
+        let mut off = 0;
+        let mut pieces = Vec::with_capacity(tensors.len());
+        for t in tensors {
+            let (outer, len, inner) = around(&t.shape, dim);
+            let b = BlockCopy {
+                outer,
+                len,
+                inner,
+                src_dim: len,
+                dst_dim: total,
+                src_off: 0,
+                dst_off: off,
+            };
+            out.copy_block_(&t.detach(), &b)?;
+            pieces.push((off, len));
+            off += len;
+        }
+        Ok(record(out, OP, &refs, move |g| {
+            pieces
+                .iter()
+                .map(|&(off, len)| g.narrow(dim, off, len).map(Some))
+                .collect()
         }))
     }
 }

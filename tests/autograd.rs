@@ -272,8 +272,12 @@ fn nonlinear_unary_ops() {
         check_op("softmax", &dev, std::slice::from_ref(&x), SMOOTH, |t| {
             t[0].softmax()
         });
-        check_op("tanh", &dev, std::slice::from_ref(&x), SMOOTH, |t| t[0].tanh());
-        check_op("exp", &dev, std::slice::from_ref(&x), SMOOTH, |t| t[0].exp());
+        check_op("tanh", &dev, std::slice::from_ref(&x), SMOOTH, |t| {
+            t[0].tanh()
+        });
+        check_op("exp", &dev, std::slice::from_ref(&x), SMOOTH, |t| {
+            t[0].exp()
+        });
         check_op(
             "leaky_relu",
             &dev,
@@ -282,7 +286,9 @@ fn nonlinear_unary_ops() {
             |t| t[0].leaky_relu(0.2),
         );
         let pos = (uniform(30, 0.5, 2.0, 10), vec![5, 6]);
-        check_op("log", &dev, std::slice::from_ref(&pos), SMOOTH, |t| t[0].log());
+        check_op("log", &dev, std::slice::from_ref(&pos), SMOOTH, |t| {
+            t[0].log()
+        });
         check_op("recip", &dev, std::slice::from_ref(&pos), SMOOTH, |t| {
             t[0].recip()
         });
@@ -348,6 +354,103 @@ fn convolution_pooling_and_columns() {
             |t| Ok(t[0].max_pool2d(2, 2, 2, 0)?.0),
         );
     }
+}
+
+#[test]
+fn pooling_slicing_embedding_and_losses() {
+    use wgnn::nn::{bce_with_logits, mse_loss};
+    for dev in common::all_devices() {
+        let x = (randn(2 * 3 * 6 * 6, 1.0, 20), vec![2, 3, 6, 6]);
+        for (k, s, p) in [(2, 2, 0), (3, 2, 1)] {
+            check_op(
+                &format!("avg_pool2d {k}x{k} stride {s} pad {p}"),
+                &dev,
+                std::slice::from_ref(&x),
+                AFFINE,
+                |t| t[0].avg_pool2d(k, s, p),
+            );
+        }
+        check_op(
+            "global_avg_pool2d",
+            &dev,
+            std::slice::from_ref(&x),
+            AFFINE,
+            |t| t[0].global_avg_pool2d(),
+        );
+        for dim in 0..4 {
+            let len = x.1[dim] - 1;
+            check_op(
+                &format!("narrow dim {dim}"),
+                &dev,
+                std::slice::from_ref(&x),
+                AFFINE,
+                |t| t[0].narrow(dim, 1, len),
+            );
+        }
+        let y = (randn(2 * 2 * 6 * 6, 1.0, 21), vec![2, 2, 6, 6]);
+        check_op("cat dim 1", &dev, &[x.clone(), y], AFFINE, |t| {
+            Tensor::cat(&[&t[0], &t[1], &t[0]], 1)
+        });
+        let idx = Tensor::from_slice(&[3u32, 0, 3, 1, 4, 3], [2, 3], &dev).unwrap();
+        check_op(
+            "embedding (row 3 used three times, row 2 never)",
+            &dev,
+            &[(randn(5 * 4, 1.0, 22), vec![5, 4])],
+            AFFINE,
+            |t| t[0].embedding(&idx),
+        );
+        let z = (randn(24, 2.0, 23), vec![4, 6]);
+        check_op("softplus", &dev, std::slice::from_ref(&z), SMOOTH, |t| {
+            t[0].softplus()
+        });
+        let target = Tensor::from_slice(&uniform(24, 0.0, 1.0, 24), [4, 6], &dev).unwrap();
+        check_op(
+            "bce_with_logits",
+            &dev,
+            std::slice::from_ref(&z),
+            SMOOTH,
+            |t| bce_with_logits(&t[0], &target),
+        );
+        check_op(
+            "mse_loss",
+            &dev,
+            &[z.clone(), (randn(24, 1.0, 25), vec![4, 6])],
+            SMOOTH,
+            |t| mse_loss(&t[0], &t[1]),
+        );
+    }
+}
+
+/// The losses' values against hand-computed ones.
+#[test]
+fn loss_values() -> Result<()> {
+    use wgnn::nn::{bce_with_logits, mse_loss};
+    for dev in common::all_devices() {
+        let x = Tensor::from_slice(&[0.0f32, 2.0, -3.0, 100.0], [4], &dev)?;
+        let t = Tensor::from_slice(&[1.0f32, 0.0, 0.5, 1.0], [4], &dev)?;
+        // softplus(x) - x·t: ln 2, ln(1 + e²), ln(1 + e⁻³) + 1.5, 100 + 0 − 100.
+        let want = (2f64.ln() + (1.0 + 2f64.exp()).ln() + ((1.0 + (-3f64).exp()).ln() + 1.5)) / 4.0;
+        let got = bce_with_logits(&x, &t)?.item()? as f64;
+        assert!((got - want).abs() < 1e-6, "{dev}: bce {got} vs {want}");
+        let got = mse_loss(&x, &t)?.item()? as f64;
+        let want = (1.0 + 4.0 + 12.25 + 99.0 * 99.0) / 4.0;
+        assert!((got - want).abs() < 1e-3, "{dev}: mse {got} vs {want}");
+        let e = Tensor::cat(&[&x, &t.reshape([2, 2])?], 0).expect_err("ranks");
+        assert!(e.to_string().contains("cat"), "{e}");
+        let e = x.narrow(0, 3, 2).expect_err("past the end").to_string();
+        assert!(e.contains("3..5") && e.contains("[4]"), "{e}");
+    }
+    let table = Tensor::zeros([3, 2], DType::F32, &Device::Cpu)?;
+    let idx = Tensor::from_slice(&[0u32, 3], [2], &Device::Cpu)?;
+    let e = table
+        .embedding(&idx)
+        .expect_err("index 3 of 3 rows")
+        .to_string();
+    assert!(
+        e.contains("index 3 at position 1") && e.contains("3 rows"),
+        "{e}"
+    );
+    Ok(())
 }
 
 /// A weight used twice in one graph gets the sum of both uses' gradients, and a second

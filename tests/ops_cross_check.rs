@@ -898,6 +898,74 @@ fn tanh_leaky_relu_exp_log_and_backward() {
 }
 
 #[test]
+fn slicing_pooling_embedding_softplus_and_backward() {
+    for (i, &n) in SIZES.iter().enumerate() {
+        let seed = 170 + 10 * i as u64;
+        let x = randn([2, 3, n.min(40) + 2, 5], 1.0, seed);
+        let y = randn([2, 4, n.min(40) + 2, 5], 1.0, seed + 1);
+        let dims = x.dims().to_vec();
+        cross_check(&format!("narrow and cat {dims:?}"), Tol::EXACT, |dev| {
+            let (x, y) = (x.to_device(dev)?, y.to_device(dev)?);
+            Ok(vec![
+                x.narrow(2, 1, dims[2] - 1)?,
+                x.narrow(3, 2, 2)?,
+                Tensor::cat(&[&x, &y, &x], 1)?,
+                Tensor::cat(&[&x, &x], 0)?,
+            ])
+        });
+        let dy = randn([2, 3 + 4 + 3, dims[2], 5], 1.0, seed + 2);
+        cross_check(&format!("cat backward {dims:?}"), Tol::EXACT, |dev| {
+            let (x, y, dy) = (x.to_device(dev)?, y.to_device(dev)?, dy.to_device(dev)?);
+            let (xl, yl) = (x.detach().requiring_grad()?, y.detach().requiring_grad()?);
+            Tensor::cat(&[&xl, &yl, &xl], 1)?.backward_with(&dy)?;
+            Ok(vec![xl.grad().expect("dx"), yl.grad().expect("dy")])
+        });
+        let pooled = randn([2, 3, dims[2] / 2, 2], 1.0, seed + 3);
+        cross_check(&format!("avg pools {dims:?}"), Tol::sum(9), |dev| {
+            let (x, dp) = (x.to_device(dev)?, pooled.to_device(dev)?);
+            Ok(vec![
+                x.avg_pool2d(2, 2, 0)?,
+                x.avg_pool2d(3, 2, 1)?,
+                x.global_avg_pool2d()?,
+                grad_of(&x, &dp, |x| x.avg_pool2d(2, 2, 0))?,
+            ])
+        });
+        let table = randn([n + 3, 6], 1.0, seed + 4);
+        let idx: Vec<u32> = (0..2 * n as u32)
+            .map(|k| (k * 7 + 1) % (n as u32 + 3))
+            .collect();
+        let idx = Tensor::from_vec(idx, [2, n], &Device::Cpu).unwrap();
+        let de = randn([2, n, 6], 1.0, seed + 5);
+        cross_check(
+            &format!("embedding and one_hot, {n} rows"),
+            Tol::sum(2 * n),
+            |dev| {
+                let (t, idx, de) = (
+                    table.to_device(dev)?,
+                    idx.to_device(dev)?,
+                    de.to_device(dev)?,
+                );
+                Ok(vec![
+                    t.embedding(&idx)?,
+                    idx.reshape([2 * n])?.one_hot(n + 3, DType::F32)?,
+                    grad_of(&t, &de, |t| t.embedding(&idx))?,
+                ])
+            },
+        );
+        let z = randn([n, 9], 4.0, seed + 6);
+        let dz = randn([n, 9], 1.0, seed + 7);
+        cross_check(
+            &format!("softplus and backward [{n}, 9]"),
+            Tol::EXP,
+            |dev| {
+                let (z, dz) = (z.to_device(dev)?, dz.to_device(dev)?);
+                Ok(vec![z.softplus()?, grad_of(&z, &dz, |z| z.softplus())?])
+            },
+        );
+    }
+}
+
+#[test]
 fn relu_sigmoid_and_backward() {
     for (i, shape) in elementwise_shapes().into_iter().enumerate() {
         // Spread wide enough to saturate the sigmoid, with exact zeros for relu's boundary.

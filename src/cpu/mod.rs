@@ -10,8 +10,8 @@
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::ops::{
-    Backend, BinaryOp, Broadcast, Conv2dGeom, DropoutSpec, MatmulSpec, OptimKind, OptimStep,
-    Pool2dGeom, UnaryBwd, UnaryOp,
+    Backend, BinaryOp, BlockCopy, Broadcast, Conv2dGeom, DropoutSpec, MatmulSpec, OptimKind,
+    OptimStep, Pool2dGeom, UnaryBwd, UnaryOp,
 };
 use crate::rng::counter_uniform;
 use half::f16;
@@ -276,6 +276,10 @@ impl Backend for CpuBackend {
                 .for_each(|(o, &v)| *o = if v > 0.0 { v } else { a * v }),
             UnaryOp::Exp => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.exp()),
             UnaryOp::Log => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.ln()),
+            UnaryOp::Softplus => o
+                .iter_mut()
+                .zip(x)
+                .for_each(|(o, &v)| *o = v.max(0.0) + (-v.abs()).exp().ln_1p()),
         }
         Ok(())
     }
@@ -953,6 +957,58 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn gather_rows(
+        &self,
+        table: &CpuStorage,
+        idx: &CpuStorage,
+        out: &mut CpuStorage,
+        count: usize,
+        row_len: usize,
+    ) -> Result<()> {
+        const OP: &str = "embedding";
+        let (t, idx, o) = (table.f32s(OP)?, idx.u32s(OP)?, out.f32s_mut(OP)?);
+        let rows = t.len() / row_len.max(1);
+        for (r, (&i, line)) in idx[..count]
+            .iter()
+            .zip(o.chunks_exact_mut(row_len))
+            .enumerate()
+        {
+            let i = i as usize;
+            if i >= rows {
+                return Err(Error::invalid(
+                    OP,
+                    format!("index {i} at position {r} is outside the table's {rows} rows"),
+                ));
+            }
+            line.copy_from_slice(&t[i * row_len..][..row_len]);
+        }
+        Ok(())
+    }
+
+    fn one_hot(
+        &self,
+        idx: &CpuStorage,
+        out: &mut CpuStorage,
+        count: usize,
+        classes: usize,
+    ) -> Result<()> {
+        const OP: &str = "one_hot";
+        let (idx, o) = (idx.u32s(OP)?, out.f32s_mut(OP)?);
+        o[..count * classes].fill(0.0);
+        for (r, &i) in idx[..count].iter().enumerate() {
+            if (i as usize) < classes {
+                o[r * classes + i as usize] = 1.0;
+            }
+        }
+        Ok(())
+    }
+
+    fn copy_block(&self, src: &CpuStorage, dst: &mut CpuStorage, b: &BlockCopy) -> Result<()> {
+        const OP: &str = "copy_block";
+        copy_block_slices(src.f32s(OP)?, dst.f32s_mut(OP)?, b);
+        Ok(())
+    }
+
     fn transpose(
         &self,
         x: &CpuStorage,
@@ -969,6 +1025,16 @@ impl Backend for CpuBackend {
         let mut ov = ArrayViewMut3::from_shape((batch, cols, rows), o).map_err(shape_err)?;
         ov.assign(&xv.permuted_axes([0, 2, 1]));
         Ok(())
+    }
+}
+
+/// The CPU [`BlockCopy`], on raw elements of any dtype.
+fn copy_block_slices<T: Copy>(src: &[T], dst: &mut [T], b: &BlockCopy) {
+    for o in 0..b.outer {
+        let s = (o * b.src_dim + b.src_off) * b.inner;
+        let d = (o * b.dst_dim + b.dst_off) * b.inner;
+        let n = b.len * b.inner;
+        dst[d..d + n].copy_from_slice(&src[s..s + n]);
     }
 }
 

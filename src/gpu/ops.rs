@@ -7,8 +7,8 @@ use super::pipelines::{KernelKey, Shader};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::ops::{
-    Backend, BinaryOp, Broadcast, Conv2dGeom, DropoutSpec, MatmulSpec, OptimKind, OptimStep,
-    Pool2dGeom, UnaryBwd, UnaryOp,
+    Backend, BinaryOp, BlockCopy, Broadcast, Conv2dGeom, DropoutSpec, MatmulSpec, OptimKind,
+    OptimStep, Pool2dGeom, UnaryBwd, UnaryOp,
 };
 use bytemuck::{Pod, Zeroable};
 use std::sync::Arc;
@@ -212,6 +212,10 @@ struct TransposeParams {
     rows: u32,
     cols: u32,
     _pad: u32,
+    src_dim: u32,
+    dst_dim: u32,
+    src_off: u32,
+    dst_off: u32,
 }
 
 /// Kernel indices are u32: every size handed to a kernel must fit.
@@ -565,6 +569,7 @@ impl Backend for Arc<GpuContext> {
             UnaryOp::LeakyRelu(a) => ("leaky_relu", a),
             UnaryOp::Exp => ("exp_", 0.0),
             UnaryOp::Log => ("log_", 0.0),
+            UnaryOp::Softplus => ("softplus", 0.0),
         };
         let p = EltParams {
             n: u32_of(entry, n)?,
@@ -1087,6 +1092,75 @@ impl Backend for Arc<GpuContext> {
         self.col2im(&col, dx, g)
     }
 
+    fn gather_rows(
+        &self,
+        table: &GpuBuffer,
+        idx: &GpuBuffer,
+        out: &mut GpuBuffer,
+        count: usize,
+        row_len: usize,
+    ) -> Result<()> {
+        const OP: &str = "embedding";
+        let p = GatherParams {
+            count: u32_of(OP, count)?,
+            row_len: u32_of(OP, row_len)?,
+            offset: 0,
+            scale: f32::from_bits(u32_of(OP, table.numel / row_len.max(1))?),
+        };
+        let groups = self.grid(count * row_len, 256)?;
+        self.dispatch(
+            &KernelKey::new(Shader::Data, "gather_rows"),
+            bytemuck::bytes_of(&p),
+            &[(1, &*out), (3, idx), (5, table)],
+            groups,
+        )
+    }
+
+    fn one_hot(
+        &self,
+        idx: &GpuBuffer,
+        out: &mut GpuBuffer,
+        count: usize,
+        classes: usize,
+    ) -> Result<()> {
+        const OP: &str = "one_hot";
+        let p = GatherParams {
+            count: u32_of(OP, count)?,
+            row_len: u32_of(OP, classes)?,
+            offset: 0,
+            scale: 0.0,
+        };
+        let groups = self.grid(count * classes, 256)?;
+        self.dispatch(
+            &KernelKey::new(Shader::Data, "one_hot"),
+            bytemuck::bytes_of(&p),
+            &[(1, &*out), (3, idx)],
+            groups,
+        )
+    }
+
+    fn copy_block(&self, src: &GpuBuffer, dst: &mut GpuBuffer, b: &BlockCopy) -> Result<()> {
+        const OP: &str = "copy_block";
+        let p = TransposeParams {
+            batch: u32_of(OP, b.outer)?,
+            rows: u32_of(OP, b.len)?,
+            cols: u32_of(OP, b.inner)?,
+            _pad: 0,
+            src_dim: u32_of(OP, b.src_dim)?,
+            dst_dim: u32_of(OP, b.dst_dim)?,
+            src_off: u32_of(OP, b.src_off)?,
+            dst_off: u32_of(OP, b.dst_off)?,
+        };
+        u32_of(OP, b.outer * b.dst_dim * b.inner)?;
+        let groups = self.grid(b.numel(), 256)?;
+        self.dispatch(
+            &KernelKey::new(Shader::Layout, "copy_block"),
+            bytemuck::bytes_of(&p),
+            &[(1, dst), (2, src)],
+            groups,
+        )
+    }
+
     fn transpose(
         &self,
         x: &GpuBuffer,
@@ -1100,7 +1174,7 @@ impl Backend for Arc<GpuContext> {
             batch: u32_of(OP, batch)?,
             rows: u32_of(OP, rows)?,
             cols: u32_of(OP, cols)?,
-            _pad: 0,
+            ..Zeroable::zeroed()
         };
         let groups = self.grid(batch * rows * cols, 256)?;
         self.dispatch(

@@ -1,5 +1,5 @@
-//! ReLU and Sigmoid (the book's `Relu`, `Sigmoid`) as modules; their backward rules live
-//! with the ops ([`Tensor::relu`], [`Tensor::sigmoid`]).
+//! Activations as modules (the book's `Relu`, `Sigmoid`, and d2l's tanh and leaky ReLU);
+//! their backward rules live with the ops ([`Tensor::relu`], [`Tensor::sigmoid`] …).
 
 use super::Module;
 use crate::error::Result;
@@ -44,5 +44,36 @@ impl Module for Sigmoid {
 
     fn describe(&self) -> String {
         "Sigmoid".into()
+    }
+}
+
+/// `tanh(x)`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tanh;
+
+impl Module for Tanh {
+    fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
+        x.tanh()
+    }
+
+    fn describe(&self) -> String {
+        "Tanh".into()
+    }
+}
+
+/// `x` where positive, else `negative_slope · x`.
+#[derive(Clone, Copy, Debug)]
+pub struct LeakyRelu {
+    /// The slope for negative inputs (PyTorch's default: 0.01; DCGAN's: 0.2).
+    pub negative_slope: f32,
+}
+
+impl Module for LeakyRelu {
+    fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
+        x.leaky_relu(self.negative_slope)
+    }
+
+    fn describe(&self) -> String {
+        format!("LeakyRelu({})", self.negative_slope)
     }
 }

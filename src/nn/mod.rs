@@ -33,20 +33,22 @@ mod activation;
 mod batchnorm;
 mod conv;
 mod dropout;
+mod embedding;
 mod init;
 mod linear;
 pub mod loss;
 mod pool;
 mod sequential;
 
-pub use activation::{Relu, Sigmoid};
+pub use activation::{LeakyRelu, Relu, Sigmoid, Tanh};
 pub use batchnorm::BatchNorm;
 pub use conv::Conv2d;
 pub use dropout::{Dropout, DropoutMode};
+pub use embedding::Embedding;
 pub use init::Init;
 pub use linear::Linear;
-pub use loss::cross_entropy;
-pub use pool::MaxPool2d;
+pub use loss::{bce_with_logits, cross_entropy, mse_loss};
+pub use pool::{AvgPool2d, GlobalAvgPool2d, MaxPool2d};
 pub use sequential::Sequential;
 
 use crate::device::Device;
