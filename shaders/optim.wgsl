@@ -118,6 +118,20 @@ fn adam_lr_t() -> f32 {
     return p.lr * sqrt(one_minus_exp(t * p.ln_beta2)) / one_minus_exp(t * p.ln_beta1);
 }
 
+// AdamW: the moments see the plain gradient; the decay shrinks w by lr·λ first.
+@compute @workgroup_size(256)
+fn adamw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n && !skipped()) {
+        let gi = g[i] / bitcast<f32>(guard[0]);
+        let m = s1[i] + (1.0 - p.beta1) * (gi - s1[i]);
+        let v = s2[i] + (1.0 - p.beta2) * (gi * gi - s2[i]);
+        s1[i] = m;
+        s2[i] = v;
+        w[i] = w[i] * (1.0 - p.lr * p.wd) - adam_lr_t() * m / (sqrt(v) + p.eps);
+    }
+}
+
 @compute @workgroup_size(256)
 fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);

@@ -28,12 +28,13 @@ pub struct TrainArgs {
     /// Learning rate (default: the optimizer's book default).
     #[arg(long)]
     pub lr: Option<f32>,
-    /// Optimizer: sgd, momentum, nesterov, adagrad, rmsprop, adam.
+    /// Optimizer: sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw.
     #[arg(long, default_value = "adam")]
     pub optimizer: String,
-    /// L2 weight decay λ.
-    #[arg(long, default_value_t = 0.0)]
-    pub weight_decay: f32,
+    /// Weight decay λ (L2 in the gradient; decoupled for adamw, whose default is 0.01;
+    /// 0 for the others).
+    #[arg(long)]
+    pub weight_decay: Option<f32>,
     /// Train on the first N training images only (quick runs).
     #[arg(long)]
     pub train_limit: Option<usize>,
@@ -104,8 +105,10 @@ pub fn run_mnist(
     let lr_schedule = LrSchedule::parse(&args.lr_schedule)?;
     let mut model = build(&device, args.seed)?;
     print!("{}", model.layer_summary());
-    let mut opt =
-        Optimizer::by_name(&args.optimizer, args.lr)?.with_weight_decay(args.weight_decay);
+    let mut opt = Optimizer::by_name(&args.optimizer, args.lr)?;
+    if let Some(lambda) = args.weight_decay {
+        opt = opt.with_weight_decay(lambda);
+    }
     println!(
         "optimizer {:?} lr {} ({lr_schedule:?} schedule), batch {}, {} epochs, seed {}",
         opt.kind(),

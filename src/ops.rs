@@ -293,6 +293,9 @@ pub enum OptimKind {
     RmsProp,
     /// `m += (1 - β1)(g - m); v += (1 - β2)(g² - v); w -= lr_t m / (√v + eps)`
     Adam,
+    /// Adam with decoupled weight decay (Loshchilov & Hutter; PyTorch's `AdamW`): the
+    /// moments see the plain gradient and `w ← w (1 - lr λ) - lr_t m / (√v + eps)`.
+    AdamW,
 }
 
 impl OptimKind {
@@ -303,7 +306,7 @@ impl OptimKind {
             OptimKind::Momentum | OptimKind::Nesterov | OptimKind::AdaGrad | OptimKind::RmsProp => {
                 1
             }
-            OptimKind::Adam => 2,
+            OptimKind::Adam | OptimKind::AdamW => 2,
         }
     }
 }
@@ -322,7 +325,7 @@ pub struct OptimStep {
     pub beta2: f32,
     /// The book's 1e-7 in the denominators.
     pub eps: f32,
-    /// L2 weight decay λ (0 for biases).
+    /// Weight decay λ (0 for biases): an L2 term in the gradient, or decoupled for AdamW.
     pub weight_decay: f32,
     /// Adam's bias-corrected rate `lr √(1 - β2^t) / (1 - β1^t)`, for `t` = [`OptimStep::t`].
     pub lr_t: f32,

@@ -70,7 +70,14 @@ impl Optimizer {
         Optimizer::new(OptimKind::Adam, lr, beta1, beta2)
     }
 
-    /// By name with the book's defaults: sgd, momentum, nesterov, adagrad, rmsprop, adam.
+    /// AdamW (PyTorch's defaults: 0.001, 0.9, 0.999, λ = 0.01): Adam with the weight decay
+    /// decoupled from the gradient, on parameters that take decay (weights, not biases).
+    pub fn adamw(lr: f32, beta1: f32, beta2: f32, weight_decay: f32) -> Optimizer {
+        Optimizer::new(OptimKind::AdamW, lr, beta1, beta2).with_weight_decay(weight_decay)
+    }
+
+    /// By name with the book's defaults: sgd, momentum, nesterov, adagrad, rmsprop, adam;
+    /// and adamw with PyTorch's.
     pub fn by_name(name: &str, lr: Option<f32>) -> Result<Optimizer> {
         let o = match name.to_ascii_lowercase().as_str() {
             "sgd" => Optimizer::sgd(0.01),
@@ -79,11 +86,12 @@ impl Optimizer {
             "adagrad" => Optimizer::adagrad(0.01),
             "rmsprop" => Optimizer::rmsprop(0.01, 0.99),
             "adam" => Optimizer::adam(0.001, 0.9, 0.999),
+            "adamw" => Optimizer::adamw(0.001, 0.9, 0.999, 0.01),
             other => {
                 return Err(Error::invalid(
                     "optimizer",
                     format!(
-                        "unknown optimizer \"{other}\" (sgd, momentum, nesterov, adagrad, rmsprop, adam)"
+                        "unknown optimizer \"{other}\" (sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw)"
                     ),
                 ));
             }
@@ -129,7 +137,7 @@ impl Optimizer {
 
     /// The hyper-parameters of the next update (Adam's bias correction computed in f64).
     fn next_step(&self, t: u64) -> OptimStep {
-        let lr_t = if self.kind == OptimKind::Adam {
+        let lr_t = if matches!(self.kind, OptimKind::Adam | OptimKind::AdamW) {
             let t = t as f64;
             (self.lr as f64 * (1.0 - (self.beta2 as f64).powf(t)).sqrt()
                 / (1.0 - (self.beta1 as f64).powf(t))) as f32
@@ -261,7 +269,7 @@ impl Optimizer {
             OptimKind::Sgd => &[],
             OptimKind::Momentum | OptimKind::Nesterov => &["velocity"],
             OptimKind::AdaGrad | OptimKind::RmsProp => &["h"],
-            OptimKind::Adam => &["m", "v"],
+            OptimKind::Adam | OptimKind::AdamW => &["m", "v"],
         }
     }
 
@@ -311,6 +319,52 @@ impl Optimizer {
         self.t = t;
         Ok(())
     }
+}
+
+/// Scales the gradients of `params` so that their global L2 norm is at most `max_norm`
+/// (PyTorch's `clip_grad_norm_`), all on the device: the norm, the factor
+/// `min(1, max_norm / norm)` and the scaling are kernels, nothing is read back. Returns the
+/// norm before clipping (`[1]`, f32, on the device; `None` when no parameter has a gradient).
+/// Under mixed precision the gradients are still multiplied by the loss scale at this point:
+/// scale `max_norm` by it, or clip in f32 training only.
+pub fn clip_grad_norm<'a>(
+    params: impl IntoIterator<Item = (String, &'a mut Param)>,
+    max_norm: f32,
+) -> Result<Option<Tensor>> {
+    if !(max_norm.is_finite() && max_norm > 0.0) {
+        return Err(Error::invalid(
+            "clip_grad_norm",
+            format!("max_norm must be finite and positive, got {max_norm}"),
+        ));
+    }
+    let _guard = no_grad();
+    let params: Vec<(String, &mut Param)> = params.into_iter().collect();
+    let mut sumsq: Option<Tensor> = None;
+    for (_, p) in &params {
+        if let Some(g) = p.grad() {
+            let g = g.to_dtype(DType::F32)?;
+            let s = g.mul(&g)?.sum()?;
+            sumsq = Some(match sumsq {
+                Some(acc) => acc.add(&s)?,
+                None => s,
+            });
+        }
+    }
+    let Some(sumsq) = sumsq else {
+        return Ok(None);
+    };
+    let norm = sumsq.sqrt_eps(0.0)?;
+    // min(1, r) = 1 - relu(1 - r), with r = max_norm / √(Σg² + 1e-12).
+    let one = Tensor::full([1], 1.0, &norm.device())?;
+    let r = sumsq.sqrt_eps(1e-12)?.recip()?.scale(max_norm)?;
+    let factor = one.sub(&one.sub(&r)?.relu()?)?;
+    for (_, p) in params {
+        if let Some(g) = p.grad() {
+            let dt = g.dtype();
+            p.set_grad(Some(g.mul_broadcast(&factor.to_dtype(dt)?)?))?;
+        }
+    }
+    Ok(Some(norm))
 }
 
 /// Dynamic loss scaling for mixed-precision training (the PyTorch AMP recipe): start at 2^16;

@@ -20,7 +20,7 @@ use std::sync::Once;
 use wgnn::nn::Param;
 use wgnn::optim::Optimizer;
 use wgnn::rng::SplitMix64;
-use wgnn::{Device, Tensor};
+use wgnn::{DType, Device, Tensor};
 
 /// Unit roundoff of f32.
 const U: f64 = f32::EPSILON as f64 / 2.0;
@@ -395,4 +395,117 @@ fn by_name_uses_the_book_defaults() {
         assert_eq!(lr, 0.5, "{}: by_name learning-rate override", rule.name());
     }
     assert!(Optimizer::by_name("lbfgs", None).is_err());
+}
+
+/// AdamW against its f64 formula (PyTorch's `AdamW`): decay on the weight, not in the moments,
+/// and not on parameters without decay.
+#[test]
+fn adamw_decouples_the_weight_decay() {
+    let (lr, b1, b2, wd, eps) = (0.01f64, 0.9f64, 0.999f64, 0.1f64, 1e-7f64);
+    for dev in devices() {
+        let w0 = initial_weights(50);
+        let mut weight = param(&w0, true, &dev);
+        let mut bias = param(&w0, false, &dev);
+        let mut opt = Optimizer::adamw(lr as f32, b1 as f32, b2 as f32, wd as f32);
+        let mut w: Vec<f64> = w0.iter().map(|&x| x as f64).collect();
+        let mut b = w.clone();
+        let (mut m, mut v) = (vec![0.0f64; w.len()], vec![0.0f64; w.len()]);
+        let (mut mb, mut vb) = (m.clone(), v.clone());
+        for step in 0..STEPS {
+            let g = grads(step, 50);
+            weight.set_grad(grad_tensor(&g, &dev)).unwrap();
+            bias.set_grad(grad_tensor(&g, &dev)).unwrap();
+            opt.step([("w".to_string(), &mut weight), ("b".to_string(), &mut bias)])
+                .unwrap();
+            let t = (step + 1) as i32;
+            let lr_t = lr * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
+            for (decay, w, m, v) in [
+                (wd, &mut w, &mut m, &mut v),
+                (0.0, &mut b, &mut mb, &mut vb),
+            ] {
+                for i in 0..w.len() {
+                    let gi = g[i] as f64;
+                    m[i] += (1.0 - b1) * (gi - m[i]);
+                    v[i] += (1.0 - b2) * (gi * gi - v[i]);
+                    w[i] = w[i] * (1.0 - lr * decay) - lr_t * m[i] / (v[i].sqrt() + eps);
+                }
+            }
+        }
+        for (what, p, want) in [("weight", &weight, &w), ("bias", &bias, &b)] {
+            let got = p.value().to_vec::<f32>().unwrap();
+            for (i, (&g, &e)) in got.iter().zip(want.iter()).enumerate() {
+                assert!(
+                    (g as f64 - e).abs() <= 1e-6 + 1e-5 * e.abs(),
+                    "AdamW {what} on {dev}: element {i}: {g} vs {e}"
+                );
+            }
+        }
+        let (a, c) = (
+            weight.value().to_vec::<f32>().unwrap(),
+            bias.value().to_vec::<f32>().unwrap(),
+        );
+        assert!(
+            common::max_abs_diff(&a, &c) > 1e-5,
+            "{dev}: decay had no effect"
+        );
+    }
+}
+
+/// Clipping by global norm on the device: [3, 4] and [12] have norm 13.
+#[test]
+fn clip_grad_norm_scales_all_gradients_together() {
+    use wgnn::optim::clip_grad_norm;
+    let mut devs = vec![Device::Cpu];
+    devs.extend(common::fresh_gpus()); // own counters: the readback check below
+    for dev in devs {
+        let mut a = Param::new(Tensor::zeros([2], DType::F32, &dev).unwrap(), true).unwrap();
+        let mut b = Param::new(Tensor::zeros([1], DType::F32, &dev).unwrap(), true).unwrap();
+        let mut idle = Param::new(Tensor::zeros([3], DType::F32, &dev).unwrap(), true).unwrap();
+        let set = |a: &Param, b: &Param| {
+            a.set_grad(Some(Tensor::from_slice(&[3.0f32, 4.0], [2], &dev).unwrap()))
+                .unwrap();
+            b.set_grad(Some(Tensor::from_slice(&[12.0f32], [1], &dev).unwrap()))
+                .unwrap();
+        };
+        set(&a, &b);
+        dev.sync().unwrap();
+        let before = dev.counters();
+        let norm = clip_grad_norm(
+            [
+                ("a".to_string(), &mut a),
+                ("b".to_string(), &mut b),
+                ("idle".to_string(), &mut idle),
+            ],
+            6.5,
+        )
+        .unwrap()
+        .expect("a norm");
+        dev.flush().unwrap();
+        assert_eq!(
+            dev.counters().since(&before).bytes_read_back,
+            0,
+            "{dev}: a readback"
+        );
+        assert!((norm.item().unwrap() - 13.0).abs() < 1e-5, "{dev}");
+        let ga = a.grad().unwrap().to_vec::<f32>().unwrap();
+        let gb = b.grad().unwrap().to_vec::<f32>().unwrap();
+        common::assert_close(&format!("clipped on {dev}"), &ga, &[1.5, 2.0], 1e-6, 1e-6);
+        common::assert_close(&format!("clipped on {dev}"), &gb, &[6.0], 1e-6, 1e-6);
+        assert!(idle.grad().is_none());
+        // Under the limit: unchanged.
+        set(&a, &b);
+        clip_grad_norm(
+            [("a".to_string(), &mut a), ("b".to_string(), &mut b)],
+            100.0,
+        )
+        .unwrap();
+        let ga = a.grad().unwrap().to_vec::<f32>().unwrap();
+        common::assert_close(&format!("unclipped on {dev}"), &ga, &[3.0, 4.0], 1e-6, 1e-6);
+        assert!(
+            clip_grad_norm([("idle".to_string(), &mut idle)], 1.0)
+                .unwrap()
+                .is_none()
+        );
+        assert!(clip_grad_norm([("a".to_string(), &mut a)], 0.0).is_err());
+    }
 }

@@ -739,7 +739,12 @@ impl Backend for CpuBackend {
         };
         // The same expressions, in the same order, as shaders/optim.wgsl.
         for i in 0..n {
-            let gi = g[i] / scale + s.weight_decay * w[i];
+            let l2 = if s.kind == OptimKind::AdamW {
+                0.0
+            } else {
+                s.weight_decay
+            };
+            let gi = g[i] / scale + l2 * w[i];
             match s.kind {
                 OptimKind::Sgd => w[i] -= s.lr * gi,
                 OptimKind::Momentum => {
@@ -787,6 +792,20 @@ impl Backend for CpuBackend {
                         .ok_or_else(|| Error::invalid(OP, "missing state"))?;
                     *v += (1.0 - s.beta2) * (gi * gi - *v);
                     w[i] -= lr_t * mi / (v.sqrt() + s.eps);
+                }
+                OptimKind::AdamW => {
+                    let m = s1
+                        .as_deref_mut()
+                        .map(|v| &mut v[i])
+                        .ok_or_else(|| Error::invalid(OP, "missing state"))?;
+                    *m += (1.0 - s.beta1) * (gi - *m);
+                    let mi = *m;
+                    let v = s2
+                        .as_deref_mut()
+                        .map(|v| &mut v[i])
+                        .ok_or_else(|| Error::invalid(OP, "missing state"))?;
+                    *v += (1.0 - s.beta2) * (gi * gi - *v);
+                    w[i] = w[i] * (1.0 - s.lr * s.weight_decay) - lr_t * mi / (v.sqrt() + s.eps);
                 }
             }
         }

@@ -912,6 +912,7 @@ impl Backend for Arc<GpuContext> {
             OptimKind::AdaGrad => "adagrad",
             OptimKind::RmsProp => "rmsprop",
             OptimKind::Adam => "adam",
+            OptimKind::AdamW => "adamw",
         };
         let mut bindings: Vec<(u32, &GpuBuffer)> = vec![(1, &*w), (2, g)];
         let states: Vec<&GpuBuffer> = [s1, s2].into_iter().flatten().map(|b| &*b).collect();
