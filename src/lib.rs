@@ -22,6 +22,52 @@
 //! # Ok(()) }
 //! ```
 
+//!
+//! A residual block and a hand-written training loop (the README's taste):
+//!
+//! ```
+//! use wgnn::nn::{BatchNorm, Conv2d, Init, Linear, Module, ModuleExt, Part, Sequential, child, cross_entropy};
+//! use wgnn::optim::Optimizer;
+//! use wgnn::{Device, Result, Tensor};
+//!
+//! /// relu(x + bn2(conv2(relu(bn1(conv1(x)))))): a plain struct and a five-line forward.
+//! struct Residual { conv1: Conv2d, bn1: BatchNorm, conv2: Conv2d, bn2: BatchNorm }
+//!
+//! impl Module for Residual {
+//!     fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
+//!         let y = self.bn1.forward(&self.conv1.forward(x)?)?.relu()?;
+//!         let y = self.bn2.forward(&self.conv2.forward(&y)?)?;
+//!         y.add(x)?.relu()
+//!     }
+//!     fn parts(&mut self) -> Vec<(String, Part<'_>)> {
+//!         vec![child("conv1", &mut self.conv1), child("bn1", &mut self.bn1),
+//!              child("conv2", &mut self.conv2), child("bn2", &mut self.bn2)]
+//!     }
+//! }
+//!
+//! fn main() -> Result<()> {
+//!     let dev = Device::cpu();
+//!     let conv = |seed| Conv2d::new(8, 8, 3, 1, 1, Init::He, seed, &dev);
+//!     let block = Residual { conv1: conv(1)?, bn1: BatchNorm::channels(8, &dev)?,
+//!                            conv2: conv(2)?, bn2: BatchNorm::channels(8, &dev)? };
+//!     let mut model = Sequential::new()
+//!         .add("block", block)?
+//!         .add("fc", Linear::new(8 * 6 * 6, 10, Init::He, 3, &dev)?)?;
+//!     let mut opt = Optimizer::adam(0.01, 0.9, 0.999);
+//!     let x = Tensor::randn([32, 8, 6, 6], 0.0, 1.0, 4, &dev)?;
+//!     let labels = Tensor::from_slice(&[3u32; 32], [32], &dev)?;
+//!     for _ in 0..20 {
+//!         model.zero_grad();
+//!         let loss = cross_entropy(&model.forward(&x)?, &labels)?; // recorded, not yet run
+//!         loss.backward()?;                  // walks the graph, adds into every parameter's grad
+//!         opt.step(model.named_parameters())?; // "block.conv1.weight", …, "fc.bias"
+//!     }
+//!     let loss = cross_entropy(&model.forward(&x)?, &labels)?;
+//!     println!("loss {}", loss.item()?);     // the one sync: one submit, 4 bytes read
+//!     Ok(())
+//! }
+//! ```
+
 #![warn(missing_docs)]
 
 pub mod autograd;

@@ -496,6 +496,80 @@ fn gradients_accumulate() -> Result<()> {
     Ok(())
 }
 
+/// A module applied twice in one forward (an RNN cell over time, a tied layer) gets the sum of
+/// both uses' gradients: `y = f(f(x))` with `f = Linear(3→3)`, against the chain rule by hand.
+#[test]
+fn a_module_used_twice_gets_both_gradients() -> Result<()> {
+    use wgnn::nn::{Init, Linear, Module, ModuleExt};
+    for dev in common::all_devices() {
+        let mut f = Linear::new(3, 3, Init::Std(0.5), 30, &dev)?;
+        let x = Tensor::from_slice(&randn(6, 1.0, 31), [2, 3], &dev)?;
+        let r = randn(6, 1.0, 32);
+        let rt = Tensor::from_slice(&r, [2, 3], &dev)?;
+        let h = f.forward(&x)?;
+        let y = f.forward(&h)?;
+        y.backward_with(&rt)?;
+        let w: Vec<f64> = f
+            .weight()
+            .value()
+            .to_vec::<f32>()?
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        let b: Vec<f64> = f
+            .bias()
+            .value()
+            .to_vec::<f32>()?
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        let xs: Vec<f64> = x.to_vec::<f32>()?.iter().map(|&v| v as f64).collect();
+        // y1 = x·W + b; y2 = y1·W + b; with R = dL/dy2: dL/dy1 = R·Wᵀ,
+        // dW = y1ᵀ·R + xᵀ·(R·Wᵀ), db = Σ_rows R + Σ_rows R·Wᵀ.
+        let mm = |a: &[f64], b: &[f64], ta: bool, tb: bool| -> Vec<f64> {
+            let at = |i: usize, k: usize| if ta { a[k * 3 + i] } else { a[i * 3 + k] };
+            let bt = |k: usize, j: usize| if tb { b[j * 3 + k] } else { b[k * 3 + j] };
+            let rows = if ta { 3 } else { a.len() / 3 };
+            let kk = if ta { a.len() / 3 } else { 3 };
+            (0..rows * 3)
+                .map(|ij| (0..kk).map(|k| at(ij / 3, k) * bt(k, ij % 3)).sum())
+                .collect()
+        };
+        let r64: Vec<f64> = r.iter().map(|&v| v as f64).collect();
+        let mut y1 = mm(&xs, &w, false, false);
+        y1.iter_mut().enumerate().for_each(|(i, v)| *v += b[i % 3]);
+        let dy1 = mm(&r64, &w, false, true);
+        let dw: Vec<f32> = mm(&y1, &r64, true, false)
+            .iter()
+            .zip(mm(&xs, &dy1, true, false))
+            .map(|(a, c)| (a + c) as f32)
+            .collect();
+        let db: Vec<f32> = (0..3)
+            .map(|j| (0..2).map(|i| r64[i * 3 + j] + dy1[i * 3 + j]).sum::<f64>() as f32)
+            .collect();
+        let grads: Vec<Vec<f32>> = f
+            .named_parameters()
+            .iter()
+            .map(|(_, p)| p.grad().expect("a gradient").to_vec::<f32>().unwrap())
+            .collect();
+        common::assert_close(
+            &format!("weight used twice on {dev}"),
+            &grads[0],
+            &dw,
+            1e-5,
+            1e-5,
+        );
+        common::assert_close(
+            &format!("bias used twice on {dev}"),
+            &grads[1],
+            &db,
+            1e-5,
+            1e-5,
+        );
+    }
+    Ok(())
+}
+
 /// `no_grad` records nothing; `detach` cuts a branch; `backward_with` starts from a given
 /// gradient; a walked graph cannot be walked again; a recorded tensor refuses in-place ops.
 #[test]

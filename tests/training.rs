@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use wgnn::data::{DeviceDataset, Mnist, MnistSplit};
 use wgnn::models::{MlpConfig, deep_convnet, mlp, simple_convnet};
 use wgnn::nn::{
-    Conv2d, Dropout, Init, Linear, MaxPool2d, Module, ModuleExt, Relu, Sequential, cross_entropy,
+    BatchNorm, Conv2d, Dropout, Init, Linear, MaxPool2d, Module, ModuleExt, Part, Relu, Sequential,
+    child, cross_entropy,
 };
 use wgnn::optim::Optimizer;
 use wgnn::rng::SplitMix64;
@@ -408,6 +409,118 @@ fn gpu_step_is_one_submit_without_readback() -> wgnn::Result<()> {
             m.bytes_read_back_per_step
         );
         assert_eq!(m.bytes_uploaded_per_step, 0.0, "{dev}");
+    }
+    Ok(())
+}
+
+/// A residual module defined here with the public API only (per-channel BatchNorm, an add
+/// that makes the graph branch, global average pooling).
+struct Res {
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    conv2: Conv2d,
+    bn2: BatchNorm,
+    pool: MaxPool2d,
+    head: Linear,
+}
+
+impl Res {
+    fn new(dev: &Device) -> wgnn::Result<Res> {
+        Ok(Res {
+            conv1: Conv2d::new(1, 4, 3, 1, 1, Init::He, 1, dev)?,
+            bn1: BatchNorm::channels(4, dev)?,
+            conv2: Conv2d::new(4, 4, 3, 1, 1, Init::He, 2, dev)?,
+            bn2: BatchNorm::channels(4, dev)?,
+            pool: MaxPool2d::new(2, 2, 0),
+            head: Linear::new(4, 10, Init::He, 3, dev)?,
+        })
+    }
+}
+
+impl Module for Res {
+    fn forward(&mut self, x: &Tensor) -> wgnn::Result<Tensor> {
+        let h = self
+            .pool
+            .forward(&self.bn1.forward(&self.conv1.forward(x)?)?.relu()?)?;
+        let y = self.bn2.forward(&self.conv2.forward(&h)?)?;
+        let y = y.add(&h)?.relu()?.global_avg_pool2d()?;
+        self.head.forward(&y)
+    }
+
+    fn parts(&mut self) -> Vec<(String, Part<'_>)> {
+        vec![
+            child("conv1", &mut self.conv1),
+            child("bn1", &mut self.bn1),
+            child("conv2", &mut self.conv2),
+            child("bn2", &mut self.bn2),
+            child("head", &mut self.head),
+        ]
+    }
+}
+
+/// The custom module on a GPU: a step is one submit with nothing uploaded or read back, and
+/// live memory stays flat over epochs (the graph and all it saved are freed every step).
+#[test]
+fn custom_residual_module_is_gpu_resident_and_memory_flat() -> wgnn::Result<()> {
+    let train_split = slice(&mnist().train, 200);
+    let test_split = slice(&mnist().test, 100);
+    for dev in common::fresh_gpus() {
+        let train = DeviceDataset::from_mnist(&train_split, &dev)?;
+        let test = DeviceDataset::from_mnist(&test_split, &dev)?;
+        let mut model = Res::new(&dev)?;
+        assert_eq!(
+            model
+                .named_parameters()
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>(),
+            [
+                "conv1.weight",
+                "conv1.bias",
+                "bn1.gamma",
+                "bn1.beta",
+                "conv2.weight",
+                "conv2.bias",
+                "bn2.gamma",
+                "bn2.beta",
+                "head.weight",
+                "head.bias"
+            ]
+        );
+        let mut opt = Optimizer::adam(0.001, 0.9, 0.999);
+        let order = train.shuffled(1, 0)?;
+        for step in 0..3 {
+            let (x, t) = train.batch(&order, step * 50, 50)?;
+            dev.sync()?;
+            let before = dev.counters();
+            let r = train_step(&mut model, &cross_entropy, &mut opt, &x, &t)?;
+            dev.flush()?;
+            let c = dev.counters().since(&before);
+            println!(
+                "training: {dev}: custom residual module step {step}: {} dispatches, {} submit",
+                c.dispatches, c.submits
+            );
+            assert_eq!(c.submits, 1, "{dev}: one submit per step");
+            assert_eq!(c.bytes_read_back, 0, "{dev}: a step reads nothing back");
+            assert_eq!(c.bytes_uploaded, 0, "{dev}: a step uploads nothing");
+            drop(r);
+        }
+        let mut live = Vec::new();
+        for epoch in 0..5 {
+            let cfg = TrainConfig {
+                seed: epoch,
+                ..quiet(1, 50)
+            };
+            let m = fit(&mut model, &cross_entropy, &mut opt, &train, &test, &cfg)?;
+            assert_eq!(m.submits_per_step, 1.0, "{dev}");
+            assert_eq!(m.bytes_uploaded_per_step, 0.0, "{dev}");
+            dev.sync()?;
+            live.push(dev.counters().live_buffer_bytes);
+        }
+        println!(
+            "training: {dev}: custom residual module, live GPU bytes after epochs 1..5: {live:?}"
+        );
+        assert!(live[4] <= live[1], "{dev}: live GPU bytes grew: {live:?}");
     }
     Ok(())
 }
