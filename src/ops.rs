@@ -235,6 +235,20 @@ impl BlockCopy {
     }
 }
 
+/// Batch normalisation over a view `[n, c, s]`: channel `k`'s statistics run over its `n·s`
+/// values (`s = H·W` for BatchNorm2d, 1 for the per-feature form).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BnGeom {
+    /// Examples.
+    pub n: usize,
+    /// Channels (features).
+    pub c: usize,
+    /// Values per example and channel.
+    pub s: usize,
+    /// Added to the variance.
+    pub eps: f32,
+}
+
 /// A numpy-style broadcast of a small operand `b` against a big one, both padded to rank 4.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Broadcast {
@@ -572,6 +586,50 @@ pub trait Backend {
         db: &mut Self::Buf,
         g: &Conv2dGeom,
         fout: usize,
+    ) -> Result<()>;
+    /// Batch statistics: `saved = [mean | 1/√(var + eps)]` (f32 `[2c]`) and `var` (f32 `[c]`,
+    /// biased) of f32 `x` `[n, c, s]`.
+    fn bn_stats(
+        &self,
+        x: &Self::Buf,
+        saved: &mut Self::Buf,
+        var: &mut Self::Buf,
+        g: &BnGeom,
+    ) -> Result<()>;
+    /// `y = (x - mean)·inv_std·gamma + beta` with `saved` from [`Backend::bn_stats`].
+    #[allow(clippy::too_many_arguments)]
+    fn bn_apply(
+        &self,
+        x: &Self::Buf,
+        saved: &Self::Buf,
+        gamma: &Self::Buf,
+        beta: &Self::Buf,
+        y: &mut Self::Buf,
+        g: &BnGeom,
+    ) -> Result<()>;
+    /// `dgamma = Σ dy·xhat`, `dbeta = Σ dy` per channel (f32 `[c]` each).
+    #[allow(clippy::too_many_arguments)]
+    fn bn_bwd_reduce(
+        &self,
+        x: &Self::Buf,
+        dy: &Self::Buf,
+        saved: &Self::Buf,
+        dgamma: &mut Self::Buf,
+        dbeta: &mut Self::Buf,
+        g: &BnGeom,
+    ) -> Result<()>;
+    /// `dx = gamma·inv_std/m·(m·dy - dbeta - xhat·dgamma)`, `m = n·s`.
+    #[allow(clippy::too_many_arguments)]
+    fn bn_bwd_dx(
+        &self,
+        x: &Self::Buf,
+        dy: &Self::Buf,
+        saved: &Self::Buf,
+        gamma: &Self::Buf,
+        dgamma: &Self::Buf,
+        dbeta: &Self::Buf,
+        dx: &mut Self::Buf,
+        g: &BnGeom,
     ) -> Result<()>;
     /// The block copy of [`BlockCopy`] from `src` into `dst` (in place).
     fn copy_block(&self, src: &Self::Buf, dst: &mut Self::Buf, b: &BlockCopy) -> Result<()>;

@@ -421,6 +421,22 @@ fn pooling_slicing_embedding_and_losses() {
     }
 }
 
+/// The fused batch norm's backward, through every input: x (smooth; each channel's values
+/// spread with σ ≈ 2 so 1/σ³ stays small, h = 5e-3), γ and β (affine).
+#[test]
+fn fused_batch_norm() {
+    for dev in common::all_devices() {
+        let inputs = [
+            (randn(4 * 3 * 5, 2.0, 40), vec![4, 3, 5]),
+            (uniform(3, 0.5, 1.5, 41), vec![3]),
+            (randn(3, 1.0, 42), vec![3]),
+        ];
+        check_op("batch_norm_train", &dev, &inputs, SMOOTH, |t| {
+            Ok(t[0].batch_norm_train(&t[1], &t[2], 1e-5)?.0)
+        });
+    }
+}
+
 /// The losses' values against hand-computed ones.
 #[test]
 fn loss_values() -> Result<()> {

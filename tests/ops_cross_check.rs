@@ -966,6 +966,41 @@ fn slicing_pooling_embedding_softplus_and_backward() {
 }
 
 #[test]
+fn batch_norm_forward_and_backward() {
+    // (N, C, S): per-feature (S = 1), per-channel, one channel, and a channel of 33·257 values.
+    for (i, (n, c, s)) in [(7, 5, 1), (4, 3, 33), (2, 1, 100), (33, 2, 257)]
+        .into_iter()
+        .enumerate()
+    {
+        let seed = 190 + 10 * i as u64;
+        let x = randn([n, c, s], 2.0, seed);
+        let gamma = uniform([c], 0.5, 1.5, seed + 1);
+        let beta = randn([c], 1.0, seed + 2);
+        let dy = randn([n, c, s], 1.0, seed + 3);
+        cross_check(
+            &format!("batch_norm_train [{n}, {c}, {s}] and backward"),
+            Tol::sum(n * s),
+            |dev| {
+                let (x, dy) = (x.to_device(dev)?.requiring_grad()?, dy.to_device(dev)?);
+                let gamma = gamma.to_device(dev)?.requiring_grad()?;
+                let beta = beta.to_device(dev)?.requiring_grad()?;
+                let (y, mean, var) = x.batch_norm_train(&gamma, &beta, 1e-5)?;
+                y.backward_with(&dy)?;
+                let grad = |t: &Tensor| t.grad().expect("a gradient");
+                Ok(vec![
+                    y.detach(),
+                    mean,
+                    var,
+                    grad(&x),
+                    grad(&gamma),
+                    grad(&beta),
+                ])
+            },
+        );
+    }
+}
+
+#[test]
 fn relu_sigmoid_and_backward() {
     for (i, shape) in elementwise_shapes().into_iter().enumerate() {
         // Spread wide enough to saturate the sigmoid, with exact zeros for relu's boundary.

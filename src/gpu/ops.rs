@@ -7,8 +7,8 @@ use super::pipelines::{KernelKey, Shader};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::ops::{
-    Backend, BinaryOp, BlockCopy, Broadcast, Conv2dGeom, DropoutSpec, MatmulSpec, OptimKind,
-    OptimStep, Pool2dGeom, UnaryBwd, UnaryOp,
+    Backend, BinaryOp, BlockCopy, BnGeom, Broadcast, Conv2dGeom, DropoutSpec, MatmulSpec,
+    OptimKind, OptimStep, Pool2dGeom, UnaryBwd, UnaryOp,
 };
 use bytemuck::{Pod, Zeroable};
 use std::sync::Arc;
@@ -1140,6 +1140,90 @@ impl Backend for Arc<GpuContext> {
         )
     }
 
+    fn bn_stats(
+        &self,
+        x: &GpuBuffer,
+        saved: &mut GpuBuffer,
+        var: &mut GpuBuffer,
+        g: &BnGeom,
+    ) -> Result<()> {
+        let p = bn_params(g)?;
+        let groups = self.grid(g.c, 1)?;
+        self.dispatch(
+            &KernelKey::new(Shader::Norm, "bn_stats"),
+            bytemuck::bytes_of(&p),
+            &[(2, x), (6, &*saved), (8, &*var)],
+            groups,
+        )
+    }
+
+    fn bn_apply(
+        &self,
+        x: &GpuBuffer,
+        saved: &GpuBuffer,
+        gamma: &GpuBuffer,
+        beta: &GpuBuffer,
+        y: &mut GpuBuffer,
+        g: &BnGeom,
+    ) -> Result<()> {
+        let p = bn_params(g)?;
+        let groups = self.grid(g.n * g.c * g.s, 256)?;
+        self.dispatch(
+            &KernelKey::new(Shader::Norm, "bn_apply"),
+            bytemuck::bytes_of(&p),
+            &[(1, &*y), (2, x), (4, gamma), (5, beta), (7, saved)],
+            groups,
+        )
+    }
+
+    fn bn_bwd_reduce(
+        &self,
+        x: &GpuBuffer,
+        dy: &GpuBuffer,
+        saved: &GpuBuffer,
+        dgamma: &mut GpuBuffer,
+        dbeta: &mut GpuBuffer,
+        g: &BnGeom,
+    ) -> Result<()> {
+        let p = bn_params(g)?;
+        let groups = self.grid(g.c, 1)?;
+        self.dispatch(
+            &KernelKey::new(Shader::Norm, "bn_bwd_reduce"),
+            bytemuck::bytes_of(&p),
+            &[(2, x), (3, dy), (6, &*dgamma), (7, saved), (8, &*dbeta)],
+            groups,
+        )
+    }
+
+    fn bn_bwd_dx(
+        &self,
+        x: &GpuBuffer,
+        dy: &GpuBuffer,
+        saved: &GpuBuffer,
+        gamma: &GpuBuffer,
+        dgamma: &GpuBuffer,
+        dbeta: &GpuBuffer,
+        dx: &mut GpuBuffer,
+        g: &BnGeom,
+    ) -> Result<()> {
+        let p = bn_params(g)?;
+        let groups = self.grid(g.n * g.c * g.s, 256)?;
+        self.dispatch(
+            &KernelKey::new(Shader::Norm, "bn_bwd_dx"),
+            bytemuck::bytes_of(&p),
+            &[
+                (1, &*dx),
+                (2, x),
+                (3, dy),
+                (4, gamma),
+                (6, dgamma),
+                (7, saved),
+                (8, dbeta),
+            ],
+            groups,
+        )
+    }
+
     fn copy_block(&self, src: &GpuBuffer, dst: &mut GpuBuffer, b: &BlockCopy) -> Result<()> {
         const OP: &str = "copy_block";
         let p = TransposeParams {
@@ -1185,6 +1269,39 @@ impl Backend for Arc<GpuContext> {
             groups,
         )
     }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct BnParams {
+    n: u32,
+    c: u32,
+    s: u32,
+    eps: f32,
+}
+
+/// Per-channel values each thread of a norm.wgsl reduction visits: m / 256 must stay under
+/// lavapipe's 65,535-iteration cutoff (a real GPU has none, but one limit everywhere keeps
+/// the kernels' results the same on every adapter).
+const BN_MAX_PER_CHANNEL: usize = 256 * 65_000;
+
+fn bn_params(g: &BnGeom) -> Result<BnParams> {
+    const OP: &str = "batch_norm";
+    if g.n * g.s > BN_MAX_PER_CHANNEL {
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "{} values per channel exceed the kernel's {BN_MAX_PER_CHANNEL}",
+                g.n * g.s
+            ),
+        ));
+    }
+    Ok(BnParams {
+        n: u32_of(OP, g.n)?,
+        c: u32_of(OP, g.c)?,
+        s: u32_of(OP, g.s)?,
+        eps: g.eps,
+    })
 }
 
 fn bcast_params(op: &'static str, bc: &Broadcast) -> Result<BcastParams> {

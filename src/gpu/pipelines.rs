@@ -39,11 +39,13 @@ pub enum Shader {
     Scaler,
     /// `shaders/peak.wgsl` (benchmark microkernels)
     Peak,
+    /// `shaders/norm.wgsl`
+    Norm,
 }
 
 impl Shader {
     /// Every family (used by tests that compile them all).
-    pub const ALL: [Shader; 13] = [
+    pub const ALL: [Shader; 14] = [
         Shader::Matmul,
         Shader::Elementwise,
         Shader::Broadcast,
@@ -57,6 +59,7 @@ impl Shader {
         Shader::Cast,
         Shader::Scaler,
         Shader::Peak,
+        Shader::Norm,
     ];
 
     /// The WGSL source (without the dtype prefix).
@@ -75,6 +78,7 @@ impl Shader {
             Shader::Cast => include_str!("../../shaders/cast.wgsl"),
             Shader::Scaler => include_str!("../../shaders/scaler.wgsl"),
             Shader::Peak => include_str!("../../shaders/peak.wgsl"),
+            Shader::Norm => include_str!("../../shaders/norm.wgsl"),
         }
     }
 
@@ -94,6 +98,7 @@ impl Shader {
             Shader::Cast => "cast.wgsl",
             Shader::Scaler => "scaler.wgsl",
             Shader::Peak => "peak.wgsl",
+            Shader::Norm => "norm.wgsl",
         }
     }
 }

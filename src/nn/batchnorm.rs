@@ -9,9 +9,10 @@
 //!   training images (a border pixel) does not get its own 1/√eps. Running mean starts at 0
 //!   and running variance at 1, m = 0.9 (PyTorch's momentum 0.1), eps = 1e-5.
 //!
-//! The forward is written once, with ops; autograd gives the backward (through the batch mean
-//! and variance too). Both are the same computation on a view: `[N, D]` with statistics `[D]`, or `[N, C, H·W]`
-//! with statistics `[C, 1]`, reduced with `sum_to` and applied with numpy broadcasting.
+//! Training runs the fused [`Tensor::batch_norm_train`] (statistics, normalisation and the
+//! whole backward in a few kernels); evaluation is a few broadcasts with the running
+//! statistics. Both forms are the same computation on a view `[N, C, S]`: the book's is
+//! `[N, D, 1]`, the per-channel one `[N, C, H·W]`.
 
 use super::{Module, Param, Part, buffer, param};
 use crate::DType;
@@ -69,18 +70,18 @@ impl BatchNorm {
         })
     }
 
-    /// The view normalised and the shape of its statistics, checking `x`.
-    fn view(&self, x: &Tensor) -> Result<(Shape, Shape, usize)> {
+    /// The `[N, C, S]` view normalised and the shape of its statistics, checking `x`.
+    fn view(&self, x: &Tensor) -> Result<(Shape, Shape)> {
         let d = self.gamma.numel();
         let dims = x.dims();
         let n = dims.first().copied().unwrap_or(0);
         match self.axis {
             Axis::Feature if n > 0 && x.numel() == n * d => {
-                Ok((Shape::from([n, d]), Shape::from([d]), n))
+                Ok((Shape::from([n, d, 1]), Shape::from([d, 1])))
             }
             Axis::Channel if dims.len() == 4 && dims[1] == d && x.numel() > 0 => {
                 let hw = dims[2] * dims[3];
-                Ok((Shape::from([n, d, hw]), Shape::from([d, 1]), n * hw))
+                Ok((Shape::from([n, d, hw]), Shape::from([d, 1])))
             }
             _ => Err(Error::shapes(
                 "BatchNorm",
@@ -97,52 +98,42 @@ impl BatchNorm {
 
 impl Module for BatchNorm {
     fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
-        let (view, stat, m) = self.view(x)?;
-        // Statistics and normalisation in f32 whatever the input's dtype, as cuDNN and PyTorch's
-        // autocast do: under mixed precision a feature of near-constant value has
-        // inv_std ≈ 1/√eps, and the backward's inv_std² would overflow f16's 65,504 at any
-        // loss scale. `to_dtype` is free (and records nothing) when the input is f32.
+        let (view, stat) = self.view(x)?;
+        // In f32 whatever the input's dtype, as cuDNN and PyTorch's autocast do: under mixed
+        // precision a channel of near-constant value has inv_std ≈ 1/√eps, and the backward's
+        // inv_std² would overflow f16's 65,504 at any loss scale. `to_dtype` is free (and
+        // records nothing) when the input is f32.
         let dtype = x.dtype();
         let xv = x.reshape(view)?.to_dtype(DType::F32)?;
-        let gamma = self
-            .gamma
-            .value()
-            .to_dtype(DType::F32)?
-            .reshape(stat.clone())?;
-        let beta = self
-            .beta
-            .value()
-            .to_dtype(DType::F32)?
-            .reshape(stat.clone())?;
-        let xn = if self.train {
-            // The backward through mean and variance comes from autograd.
-            let mu = xv.sum_to(stat.clone())?.scale(1.0 / m as f32)?;
-            let xc = xv.sub_broadcast(&mu)?;
-            let var = xc.mul(&xc)?.sum_to(stat.clone())?.scale(1.0 / m as f32)?;
+        let gamma = self.gamma.value().to_dtype(DType::F32)?;
+        let beta = self.beta.value().to_dtype(DType::F32)?;
+        let y = if self.train {
+            // Fused kernels both ways; the backward through the batch statistics included.
+            let (y, mean, var) = xv.batch_norm_train(&gamma, &beta, self.eps)?;
             // The running statistics keep their own dtype: f32 under mixed precision (the
             // parameters stay f32 masters), f16 after `to_dtype(F16)`.
             let k = self.momentum;
             let rdt = self.running_mean.dtype();
-            let d = [self.gamma.numel()];
-            let (mu_d, var_d) = (mu.detach().reshape(d)?, var.detach().reshape(d)?);
             self.running_mean = self.running_mean.scale(k)?;
-            self.running_mean.axpy_(1.0 - k, &mu_d.to_dtype(rdt)?)?;
+            self.running_mean.axpy_(1.0 - k, &mean.to_dtype(rdt)?)?;
             self.running_var = self.running_var.scale(k)?;
-            self.running_var.axpy_(1.0 - k, &var_d.to_dtype(rdt)?)?;
-            xc.mul_broadcast(&var.sqrt_eps(self.eps)?.recip()?)?
+            self.running_var.axpy_(1.0 - k, &var.to_dtype(rdt)?)?;
+            y
         } else {
             let mean = self
                 .running_mean
                 .to_dtype(DType::F32)?
                 .reshape(stat.clone())?;
-            let var = self.running_var.to_dtype(DType::F32)?.reshape(stat)?;
+            let var = self
+                .running_var
+                .to_dtype(DType::F32)?
+                .reshape(stat.clone())?;
             xv.sub_broadcast(&mean)?
                 .mul_broadcast(&var.sqrt_eps(self.eps)?.recip()?)?
+                .mul_broadcast(&gamma.reshape(stat.clone())?)?
+                .add_broadcast(&beta.reshape(stat)?)?
         };
-        xn.mul_broadcast(&gamma)?
-            .add_broadcast(&beta)?
-            .to_dtype(dtype)?
-            .reshape(x.shape().clone())
+        y.to_dtype(dtype)?.reshape(x.shape().clone())
     }
 
     fn parts(&mut self) -> Vec<(String, Part<'_>)> {
