@@ -1,10 +1,13 @@
-//! Gradient checks: every layer's backward (dx and each parameter gradient) and the loss's,
-//! against central differences of its forward, on the CPU and on every GPU adapter.
+//! Gradient checks of every module (and the loss, and whole networks) through autograd:
+//! dx and each parameter gradient against central differences of the forward, on the CPU and
+//! on every GPU adapter.
 //!
-//! For a layer the scalar objective is `L = Σ forward(x) ⊙ R` with a fixed random `R`, so the
-//! analytic dx is `backward(R)`. `L` is summed in f64 on the host from the f32 outputs, and
-//! the numerical derivative is `(L(v + h) − L(v − h)) / ((v + h) − (v − h))` with the
-//! denominator taken from the f32 values actually used.
+//! For a module the scalar objective is `L = Σ forward(x) ⊙ R` with a fixed random `R`, so the
+//! analytic gradients are what `forward(x).backward_with(R)` leaves in `x` and the parameters.
+//! `L` is summed in f64 on the host from the f32 outputs, and the numerical derivative is
+//! `(L(v + h) − L(v − h)) / ((v + h) − (v − h))` with the denominator taken from the f32
+//! values actually used. Dropout's step counter is held fixed, so every evaluation draws one
+//! mask.
 //!
 //! Error budget (everything the device computes is f32, u = 2⁻²⁴ ≈ 6e-8):
 //! - rounding: the outputs an element influences are recomputed with different rounding

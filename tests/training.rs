@@ -525,6 +525,45 @@ fn custom_residual_module_is_gpu_resident_and_memory_flat() -> wgnn::Result<()> 
     Ok(())
 }
 
+/// The book's DeepConvNet on a GPU: a training step (autograd backward, Adam) is one submit
+/// of at most 137 dispatches — 10 % over the 125 of the hand-written backward it replaced.
+#[test]
+fn deep_convnet_gpu_step_dispatches() -> wgnn::Result<()> {
+    let train_split = slice(&mnist().train, 200);
+    for dev in common::fresh_gpus() {
+        let data = DeviceDataset::from_mnist(&train_split, &dev)?;
+        let mut model = deep_convnet(&dev, 0)?;
+        let mut opt = Optimizer::adam(0.001, 0.9, 0.999);
+        let order = data.ordered()?;
+        let mut counts = Vec::new();
+        for step in 0..2 {
+            let (x, t) = data.batch(&order, step * 100, 100)?;
+            dev.sync()?;
+            let before = dev.counters();
+            let r = train_step(&mut model, &cross_entropy, &mut opt, &x, &t)?;
+            dev.flush()?;
+            counts.push(dev.counters().since(&before));
+            drop(r);
+        }
+        let c = &counts[1];
+        println!(
+            "training: {dev}: DeepConvNet step at batch 100: {} dispatches, {} submit, {} bytes uploaded, {} read back",
+            c.dispatches, c.submits, c.bytes_uploaded, c.bytes_read_back
+        );
+        assert_eq!(
+            (c.submits, c.bytes_uploaded, c.bytes_read_back),
+            (1, 0, 0),
+            "{dev}"
+        );
+        assert!(
+            c.dispatches <= 137,
+            "{dev}: {} dispatches per step",
+            c.dispatches
+        );
+    }
+    Ok(())
+}
+
 /// Live GPU memory does not grow from epoch 2 to epoch 5.
 #[test]
 fn gpu_memory_flat_over_epochs() -> wgnn::Result<()> {
