@@ -508,6 +508,86 @@ fn batch_norm_per_channel() {
     }
 }
 
+/// The modules around the newer ops: Tanh and GlobalAvgPool2d (smooth / affine), LeakyRelu
+/// (inputs ≥ 0.25 from its kink, h = 0.1: exact up to rounding), AvgPool2d (affine), and
+/// Embedding (affine in its table; the indices are data). Budgets as the cases above.
+#[test]
+fn tanh_leaky_relu_pools_and_embedding() {
+    use wgnn::nn::{AvgPool2d, Embedding, GlobalAvgPool2d, LeakyRelu, Tanh};
+    for dev in devices() {
+        let shape = [2, 3, 4, 4];
+        let x = randn(96, 0.0, 1.0, 950);
+        let smooth = fd(2e-2, 1e-4, 1e-3);
+        check_layer("Tanh", &dev, &mut Tanh, &x, &shape, smooth, smooth, 951);
+        check_layer(
+            "AvgPool2d",
+            &dev,
+            &mut AvgPool2d::new(2, 2, 0),
+            &x,
+            &shape,
+            AFFINE,
+            AFFINE,
+            952,
+        );
+        check_layer(
+            "GlobalAvgPool2d",
+            &dev,
+            &mut GlobalAvgPool2d,
+            &x,
+            &shape,
+            AFFINE,
+            AFFINE,
+            953,
+        );
+        let mut rng = SplitMix64::new(954);
+        let away: Vec<f32> = (0..96)
+            .map(|_| {
+                let m = 0.25 + 2.0 * rng.next_f64() as f32;
+                if rng.next_u64() & 1 == 0 { m } else { -m }
+            })
+            .collect();
+        let mut leaky = LeakyRelu {
+            negative_slope: 0.2,
+        };
+        let kinked = fd(0.1, EXACT, EXACT);
+        check_layer(
+            "LeakyRelu",
+            &dev,
+            &mut leaky,
+            &away,
+            &shape,
+            kinked,
+            kinked,
+            955,
+        );
+        // Embedding: the "input" is u32 indices, so only the table's gradient is checked.
+        let mut emb = Embedding::new(5, 3, 956, &dev).unwrap();
+        let idx = Tensor::from_slice(&[1u32, 4, 1, 0, 2, 1], [2, 3], &dev).unwrap();
+        let y = emb.forward(&idx).unwrap();
+        let r = randn(y.numel(), 0.0, 1.0, 957);
+        y.backward_with(&Tensor::from_slice(&r, y.dims(), &dev).unwrap())
+            .unwrap();
+        let g = emb.weight().grad().unwrap().to_vec::<f32>().unwrap();
+        let v0 = emb.weight().value().to_vec::<f32>().unwrap();
+        let objective = |emb: &mut Embedding| {
+            let _no_grad = no_grad();
+            dot(&emb.forward(&idx).unwrap(), &r)
+        };
+        check(
+            &format!("Embedding on {dev}: dweight"),
+            &pick(15, &dev, 958),
+            &g,
+            AFFINE,
+            |j| {
+                central_diff(&v0, j, AFFINE.h, |v| {
+                    set_param(&mut emb, 0, v, &dev);
+                    objective(&mut emb)
+                })
+            },
+        );
+    }
+}
+
 /// Mean softmax cross-entropy: ∂³/∂z³ of logsumexp is ≤ 0.1 per row, /N for the mean, so
 /// with h = 3e-2 truncation is ≤ h²/6·0.1/N ≈ 4e-6. The loss (≈ 2, a few f32 ops per row,
 /// then the mean) is off by ≲ 1e-6 per evaluation: ≲ 2e-6/0.06 ≈ 3e-5. atol 1e-4, rtol 1e-3.

@@ -526,7 +526,8 @@ fn custom_residual_module_is_gpu_resident_and_memory_flat() -> wgnn::Result<()> 
 }
 
 /// The book's DeepConvNet on a GPU: a training step (autograd backward, Adam) is one submit
-/// of at most 137 dispatches — 10 % over the 125 of the hand-written backward it replaced.
+/// of at most 137 dispatches — 10 % over the 125 of the hand-written backward it replaced —
+/// and live GPU memory stays flat over epochs.
 #[test]
 fn deep_convnet_gpu_step_dispatches() -> wgnn::Result<()> {
     let train_split = slice(&mnist().train, 200);
@@ -560,6 +561,20 @@ fn deep_convnet_gpu_step_dispatches() -> wgnn::Result<()> {
             "{dev}: {} dispatches per step",
             c.dispatches
         );
+        // Memory flat from epoch 2 to 5 (the graph is freed every step).
+        let small = DeviceDataset::from_mnist(&slice(&mnist().train, 100), &dev)?;
+        let mut live = Vec::new();
+        for epoch in 0..5 {
+            let cfg = TrainConfig {
+                seed: epoch,
+                ..quiet(1, 50)
+            };
+            fit(&mut model, &cross_entropy, &mut opt, &small, &small, &cfg)?;
+            dev.sync()?;
+            live.push(dev.counters().live_buffer_bytes);
+        }
+        println!("training: {dev}: DeepConvNet, live GPU bytes after epochs 1..5: {live:?}");
+        assert!(live[4] <= live[1], "{dev}: live GPU bytes grew: {live:?}");
     }
     Ok(())
 }
