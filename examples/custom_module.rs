@@ -134,9 +134,10 @@ struct Args {
     /// Mini-batch size.
     #[arg(long, default_value_t = 100)]
     batch_size: usize,
-    /// Adam's learning rate (chosen on a 10,000-image validation split; see the module
-    /// docs), decayed along a cosine to 0 over the run.
-    #[arg(long, default_value_t = 0.002)]
+    /// Adam's learning rate, decayed along a cosine to 0 over the run. The default was
+    /// chosen on a validation split (`--val-split 10000`, one epoch, seed 0): 0.001 → 97.29 %,
+    /// 0.002 → 98.25 %, 0.005 → 98.75 %, 0.01 → 98.79 %, 0.02 → 98.72 %.
+    #[arg(long, default_value_t = 0.01)]
     lr: f32,
     /// Hold out the last N training images as a validation set, reported after every epoch
     /// (for choosing hyperparameters without looking at the test set).

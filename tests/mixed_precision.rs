@@ -125,6 +125,25 @@ fn two_thousand_clean_steps_double_the_scale() -> Result<()> {
     Ok(())
 }
 
+/// Two epochs of Adam (0.002, batch 50) in `precision`, quietly.
+fn two_epochs(
+    model: &mut wgnn::nn::Sequential,
+    train: &DeviceDataset,
+    test: &DeviceDataset,
+    precision: Precision,
+) -> Result<wgnn::train::Metrics> {
+    let mut opt = Optimizer::adam(0.002, 0.9, 0.999);
+    let cfg = TrainConfig {
+        epochs: 2,
+        batch_size: 50,
+        precision,
+        progress: false,
+        verbose: false,
+        ..TrainConfig::default()
+    };
+    fit(model, &cross_entropy, &mut opt, train, test, &cfg)
+}
+
 /// A short mixed-precision run learns like the f32 run of the same seed (CPU and f16 GPUs).
 #[test]
 fn mixed_training_follows_f32() -> Result<()> {
@@ -134,16 +153,7 @@ fn mixed_training_follows_f32() -> Result<()> {
         let test = DeviceDataset::from_mnist(&mnist.test.take(500), &dev)?;
         let run = |precision| -> Result<(f64, f64, u64)> {
             let mut model = mlp(&MlpConfig::new(&[784, 64, 10]), &dev, 9)?;
-            let mut opt = Optimizer::adam(0.002, 0.9, 0.999);
-            let cfg = TrainConfig {
-                epochs: 2,
-                batch_size: 50,
-                precision,
-                progress: false,
-                verbose: false,
-                ..TrainConfig::default()
-            };
-            let m = fit(&mut model, &cross_entropy, &mut opt, &train, &test, &cfg)?;
+            let m = two_epochs(&mut model, &train, &test, precision)?;
             Ok((m.epochs[1].train_loss, m.test_accuracy, m.skipped_steps))
         };
         let (loss32, acc32, _) = run(Precision::F32)?;
@@ -178,16 +188,7 @@ fn mixed_training_with_batch_norm() -> Result<()> {
             let mut cfg_mlp = MlpConfig::new(&[784, 64, 64, 10]);
             cfg_mlp.batch_norm = true;
             let mut model = mlp(&cfg_mlp, &dev, 5)?;
-            let mut opt = Optimizer::adam(0.002, 0.9, 0.999);
-            let cfg = TrainConfig {
-                epochs: 2,
-                batch_size: 50,
-                precision,
-                progress: false,
-                verbose: false,
-                ..TrainConfig::default()
-            };
-            let m = fit(&mut model, &cross_entropy, &mut opt, &train, &test, &cfg)?;
+            let m = two_epochs(&mut model, &train, &test, precision)?;
             let mut stats = Vec::new();
             for (name, t) in model.named_buffers() {
                 assert_eq!(t.dtype(), DType::F32, "{dev}: {name} is no longer f32");

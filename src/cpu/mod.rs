@@ -779,7 +779,7 @@ impl Backend for CpuBackend {
                     *h = s.beta1 * *h + (1.0 - s.beta1) * gi * gi;
                     w[i] -= s.lr * gi / (h.sqrt() + s.eps);
                 }
-                OptimKind::Adam => {
+                OptimKind::Adam | OptimKind::AdamW => {
                     let m = s1
                         .as_deref_mut()
                         .map(|v| &mut v[i])
@@ -791,21 +791,13 @@ impl Backend for CpuBackend {
                         .map(|v| &mut v[i])
                         .ok_or_else(|| Error::invalid(OP, "missing state"))?;
                     *v += (1.0 - s.beta2) * (gi * gi - *v);
-                    w[i] -= lr_t * mi / (v.sqrt() + s.eps);
-                }
-                OptimKind::AdamW => {
-                    let m = s1
-                        .as_deref_mut()
-                        .map(|v| &mut v[i])
-                        .ok_or_else(|| Error::invalid(OP, "missing state"))?;
-                    *m += (1.0 - s.beta1) * (gi - *m);
-                    let mi = *m;
-                    let v = s2
-                        .as_deref_mut()
-                        .map(|v| &mut v[i])
-                        .ok_or_else(|| Error::invalid(OP, "missing state"))?;
-                    *v += (1.0 - s.beta2) * (gi * gi - *v);
-                    w[i] = w[i] * (1.0 - s.lr * s.weight_decay) - lr_t * mi / (v.sqrt() + s.eps);
+                    // AdamW's decoupled decay; × 1 leaves Adam's w bit for bit.
+                    let keep = if s.kind == OptimKind::AdamW {
+                        1.0 - s.lr * s.weight_decay
+                    } else {
+                        1.0
+                    };
+                    w[i] = w[i] * keep - lr_t * mi / (v.sqrt() + s.eps);
                 }
             }
         }

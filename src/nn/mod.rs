@@ -195,6 +195,16 @@ fn flatten<'a>(m: &'a mut dyn Module, prefix: &str, out: &mut Vec<(String, Part<
     }
 }
 
+/// The parts below `m` that `pick` keeps, with their dotted names.
+fn named<'a, T>(m: &'a mut dyn Module, pick: impl Fn(Part<'a>) -> Option<T>) -> Vec<(String, T)> {
+    let mut parts = Vec::new();
+    flatten(m, "", &mut parts);
+    parts
+        .into_iter()
+        .filter_map(|(n, p)| pick(p).map(|t| (n, t)))
+        .collect()
+}
+
 fn set_train_rec(m: &mut dyn Module, train: bool) {
     m.set_training(train);
     for (_, part) in m.parts() {
@@ -211,41 +221,26 @@ pub trait ModuleExt {
 
     /// Every parameter with its dotted name, in declaration order.
     fn named_parameters(&mut self) -> Vec<(String, &mut Param)> {
-        let mut parts = Vec::new();
-        flatten(self.as_module(), "", &mut parts);
-        parts
-            .into_iter()
-            .filter_map(|(n, p)| match p {
-                Part::Param(p) => Some((n, p)),
-                _ => None,
-            })
-            .collect()
+        named(self.as_module(), |p| match p {
+            Part::Param(p) => Some(p),
+            _ => None,
+        })
     }
 
     /// Every buffer with its dotted name.
     fn named_buffers(&mut self) -> Vec<(String, &mut Tensor)> {
-        let mut parts = Vec::new();
-        flatten(self.as_module(), "", &mut parts);
-        parts
-            .into_iter()
-            .filter_map(|(n, p)| match p {
-                Part::Buffer(t) => Some((n, t)),
-                _ => None,
-            })
-            .collect()
+        named(self.as_module(), |p| match p {
+            Part::Buffer(t) => Some(t),
+            _ => None,
+        })
     }
 
     /// Every counter with its dotted name.
     fn named_counters(&mut self) -> Vec<(String, &mut u64)> {
-        let mut parts = Vec::new();
-        flatten(self.as_module(), "", &mut parts);
-        parts
-            .into_iter()
-            .filter_map(|(n, p)| match p {
-                Part::Counter(c) => Some((n, c)),
-                _ => None,
-            })
-            .collect()
+        named(self.as_module(), |p| match p {
+            Part::Counter(c) => Some(c),
+            _ => None,
+        })
     }
 
     /// Training (`true`: dropout on, batch statistics) or evaluation mode, for the whole tree.
