@@ -248,11 +248,12 @@ fn run(args: Args) -> Result<()> {
         if dev.is_gpu() {
             let c = dev.counters().since(&before);
             println!(
-                "  per step: {:.2} submits, {:.1} bytes read back, {:.1} bytes uploaded, {:.0} dispatches",
+                "  per step: {:.2} submits, {:.1} bytes read back, {:.1} bytes uploaded, {:.0} dispatches; {} live GPU bytes",
                 c.submits as f64 / steps as f64,
                 c.bytes_read_back as f64 / steps as f64,
                 c.bytes_uploaded as f64 / steps as f64,
-                c.dispatches as f64 / steps as f64
+                c.dispatches as f64 / steps as f64,
+                dev.counters().live_buffer_bytes
             );
         }
         if let Some(val) = &val {
