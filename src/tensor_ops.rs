@@ -223,19 +223,21 @@ impl Tensor {
         })?;
         // C = op(A)·op(B): dop(A) = dC·op(B)ᵀ and dop(B) = op(A)ᵀ·dC, transposed back where
         // the operand was used transposed — all through the flags, no transpose copies.
+        // An operand outside the graph (a batch of inputs) gets no product computed for it.
         let (a, b) = (self.detach(), rhs.detach());
+        let need = (self.requires_grad(), rhs.requires_grad());
         Ok(record(c, OP, &[self, rhs], move |g| {
-            let da = if trans_a {
-                b.matmul(g, trans_b, true)?
-            } else {
-                g.matmul(&b, false, !trans_b)?
+            let da = match (need.0, trans_a) {
+                (false, _) => None,
+                (true, true) => Some(b.matmul(g, trans_b, true)?),
+                (true, false) => Some(g.matmul(&b, false, !trans_b)?),
             };
-            let db = if trans_b {
-                g.matmul(&a, true, trans_a)?
-            } else {
-                a.matmul(g, !trans_a, false)?
+            let db = match (need.1, trans_b) {
+                (false, _) => None,
+                (true, true) => Some(g.matmul(&a, true, trans_a)?),
+                (true, false) => Some(a.matmul(g, !trans_a, false)?),
             };
-            Ok(vec![Some(da), Some(db)])
+            Ok(vec![da, db])
         }))
     }
 
