@@ -1,11 +1,11 @@
 //! What the training examples share: their command-line options and the MNIST run.
 
-use crate::data::{DeviceDataset, Mnist, default_data_dir};
+use crate::data::{Dataset, DeviceDataset, Mnist};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::nn::{Sequential, cross_entropy};
 use crate::optim::Optimizer;
-use crate::train::{LrSchedule, Metrics, Precision, TrainConfig, fit};
+use crate::train::{LrSchedule, Metrics, Precision, TrainConfig, fit_validated};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -22,9 +22,9 @@ pub struct TrainArgs {
     /// Epochs.
     #[arg(long, default_value_t = 20)]
     pub epochs: usize,
-    /// Mini-batch size.
-    #[arg(long, default_value_t = 100)]
-    pub batch_size: usize,
+    /// Mini-batch size (default: the book's 100; the zoo: d2l's per model).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// Learning rate (default: the optimizer's book default).
     #[arg(long)]
     pub lr: Option<f32>,
@@ -41,9 +41,17 @@ pub struct TrainArgs {
     /// Evaluate on the first N test images only (default: all 10,000).
     #[arg(long)]
     pub test_limit: Option<usize>,
-    /// Directory with the MNIST files (default: $WGNN_DATA, else the vendored data/mnist).
+    /// Dataset: mnist or fashion-mnist (both vendored under data/).
+    #[arg(long, default_value = "mnist")]
+    pub dataset: String,
+    /// Directory with the dataset's four IDX files (default: the vendored data/<dataset>;
+    /// for mnist $WGNN_DATA first).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Hold out N training images (a seeded random choice) as a validation set, evaluated
+    /// after every epoch beside the test set: choose recipes on it, not on the test set.
+    #[arg(long)]
+    pub val_split: Option<usize>,
     /// Write the metrics JSON here.
     #[arg(long)]
     pub metrics_out: Option<PathBuf>,
@@ -78,13 +86,24 @@ pub fn run_mnist(
     let device = Device::from_spec(&args.device)?;
     let kind = if device.is_gpu() { "GPU" } else { "CPU" };
     println!("{name}: training on the {kind}: {device}");
-    let dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    let dataset = Dataset::parse(&args.dataset)?;
+    let dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| dataset.default_dir());
     let t = Instant::now();
     let mnist = Mnist::load(&dir)?;
+    let (train_all, val_split) = match args.val_split {
+        Some(n) => {
+            let (rest, held) = mnist.train.split_off_seeded(n, args.seed)?;
+            (rest, Some(held))
+        }
+        None => (mnist.train.clone(), None),
+    };
     let train_split = match args.train_limit {
         Some(0) => return Err(Error::invalid("--train-limit", "must be at least 1")),
-        Some(n) => mnist.train.take(n),
-        None => mnist.train.clone(),
+        Some(n) => train_all.take(n),
+        None => train_all,
     };
     let test_split = match args.test_limit {
         Some(0) => return Err(Error::invalid("--test-limit", "must be at least 1")),
@@ -92,17 +111,24 @@ pub fn run_mnist(
         None => mnist.test.clone(),
     };
     let train = DeviceDataset::from_mnist(&train_split, &device)?;
+    let val = match &val_split {
+        Some(v) => Some(DeviceDataset::from_mnist(v, &device)?),
+        None => None,
+    };
     let test = DeviceDataset::from_mnist(&test_split, &device)?;
     println!(
-        "data: {} ({} train, {} test images) loaded in {:.2} s",
+        "data: {} {} ({} train, {} validation, {} test images) loaded in {:.2} s",
+        dataset.name(),
         dir.display(),
         train.len(),
+        val.as_ref().map_or(0, |v| v.len()),
         test.len(),
         t.elapsed().as_secs_f64()
     );
     let (precision, why) = Precision::resolve(&args.precision, &device)?;
     println!("precision: {precision:?} ({why})");
     let lr_schedule = LrSchedule::parse(&args.lr_schedule)?;
+    let batch_size = args.batch_size.unwrap_or(100);
     let mut model = build(&device, args.seed)?;
     print!("{}", model.layer_summary());
     let mut opt = Optimizer::by_name(&args.optimizer, args.lr)?;
@@ -113,13 +139,13 @@ pub fn run_mnist(
         "optimizer {:?} lr {} ({lr_schedule:?} schedule), batch {}, {} epochs, seed {}",
         opt.kind(),
         opt.lr(),
-        args.batch_size,
+        batch_size,
         args.epochs,
         args.seed
     );
     let cfg = TrainConfig {
         epochs: args.epochs,
-        batch_size: args.batch_size,
+        batch_size,
         seed: args.seed,
         log_every: args.log_every,
         progress: !args.no_progress,
@@ -129,7 +155,15 @@ pub fn run_mnist(
         lr_schedule,
         ..TrainConfig::default()
     };
-    let metrics = fit(&mut model, &cross_entropy, &mut opt, &train, &test, &cfg)?;
+    let metrics = fit_validated(
+        &mut model,
+        &cross_entropy,
+        &mut opt,
+        &train,
+        val.as_ref(),
+        &test,
+        &cfg,
+    )?;
     println!(
         "test acc: {:.2}% on {} images; mean {:.0} training images/s on {}",
         100.0 * metrics.test_accuracy,

@@ -450,3 +450,77 @@ fn missing_directory_and_files() {
         &[&nofile.display().to_string()],
     );
 }
+
+/// The vendored Fashion-MNIST: same format and sizes as MNIST, labels 0..=9 in every class.
+#[test]
+fn vendored_fashion_mnist_loads() {
+    use wgnn::data::Dataset;
+    let d = Dataset::parse("Fashion-MNIST").expect("parses");
+    assert_eq!(d, Dataset::FashionMnist);
+    assert_eq!(d.class_names()[7], "Sneaker");
+    let data = d.load(None).expect("vendored fashion-mnist");
+    assert_eq!(
+        (data.train.n, data.test.n, data.train.rows),
+        (60_000, 10_000, 28)
+    );
+    let mut counts = [0usize; 10];
+    data.train
+        .labels
+        .iter()
+        .for_each(|&l| counts[l as usize] += 1);
+    assert_eq!(
+        counts, [6000; 10],
+        "Fashion-MNIST's training classes are balanced"
+    );
+    let e = Dataset::parse("cifar").expect_err("unknown").to_string();
+    assert!(e.contains("cifar") && e.contains("fashion-mnist"), "{e}");
+}
+
+/// A validation split is a seeded choice: the same seed holds out the same images, the two
+/// parts partition the split, and bad sizes are clear errors.
+#[test]
+fn seeded_validation_split() {
+    let (_, img) = images(50, 2, 2);
+    let labels: Vec<u8> = (0..50).map(|i| (i % 10) as u8).collect();
+    let split = MnistSplit {
+        images: img,
+        labels,
+        n: 50,
+        rows: 2,
+        cols: 2,
+    };
+    let (rest, held) = split.split_off_seeded(12, 7).expect("split");
+    assert_eq!(
+        (rest.n, held.n, rest.labels.len(), held.images.len()),
+        (38, 12, 38, 48)
+    );
+    let (rest2, held2) = split.split_off_seeded(12, 7).expect("split");
+    assert_split_eq(&rest, &rest2);
+    assert_split_eq(&held, &held2);
+    let (_, other) = split.split_off_seeded(12, 8).expect("split");
+    assert_ne!(held.images, other.images, "another seed, another choice");
+    // Every image lands in exactly one part, with its own label.
+    let mut seen: Vec<(Vec<u8>, u8)> = rest
+        .images
+        .chunks(4)
+        .zip(&rest.labels)
+        .chain(held.images.chunks(4).zip(&held.labels))
+        .map(|(p, &l)| (p.to_vec(), l))
+        .collect();
+    seen.sort();
+    let mut all: Vec<(Vec<u8>, u8)> = split
+        .images
+        .chunks(4)
+        .zip(&split.labels)
+        .map(|(p, &l)| (p.to_vec(), l))
+        .collect();
+    all.sort();
+    assert_eq!(seen, all);
+    for n in [0, 50, 51] {
+        let e = err_of(split.split_off_seeded(n, 1));
+        assert!(
+            e.contains("--val-split") && e.contains(&format!("{n} of 50")),
+            "{e}"
+        );
+    }
+}

@@ -12,7 +12,7 @@ use wgnn::nn::{
 };
 use wgnn::optim::Optimizer;
 use wgnn::rng::SplitMix64;
-use wgnn::train::{TrainConfig, checkpoint, evaluate, fit, train_step};
+use wgnn::train::{TrainConfig, checkpoint, evaluate, fit, fit_validated, train_step};
 use wgnn::{Device, Tensor};
 
 fn mnist() -> &'static Mnist {
@@ -78,6 +78,8 @@ fn book_parameter_counts() -> wgnn::Result<()> {
         mlp(&MlpConfig::new(&[784, 100, 100, 10]), &cpu, 0)?.num_params(),
         784 * 100 + 100 + 100 * 100 + 100 + 1010
     );
+    // d2l's LeNet: 156 + 2,416 + 48,120 + 10,164 + 850.
+    assert_eq!(wgnn::models::lenet(&cpu, 0)?.num_params(), 61_706);
     Ok(())
 }
 
@@ -617,14 +619,30 @@ fn smoke_training_learns() -> wgnn::Result<()> {
     let mut model = small_net(&cpu, 4)?;
     let before = evaluate(&mut model, &test, 200)?;
     let mut opt = Optimizer::adam(0.002, 0.9, 0.999);
-    let m = fit(
+    // Validation: 500 images held out from the training set, none of them in `train`.
+    let (rest, held) = mnist().train.split_off_seeded(500, 3)?;
+    let train = DeviceDataset::from_mnist(&rest.take(6000), &cpu)?;
+    let val = DeviceDataset::from_mnist(&held, &cpu)?;
+    let m = fit_validated(
         &mut model,
         &cross_entropy,
         &mut opt,
         &train,
+        Some(&val),
         &test,
         &quiet(2, 40),
     )?; // 300 steps
+    for e in &m.epochs {
+        let (l, a) = (
+            e.val_loss.expect("val loss"),
+            e.val_accuracy.expect("val acc"),
+        );
+        assert!(
+            l.is_finite() && l > 0.0 && (0.0..=1.0).contains(&a),
+            "{l} {a}"
+        );
+    }
+    assert!(m.epochs[1].val_accuracy > Some(0.8), "{:?}", m.epochs[1]); // 300 steps
     println!(
         "training: smoke: accuracy {before:.3} -> {:.3}",
         m.test_accuracy

@@ -350,6 +350,42 @@ impl Mnist {
 }
 
 impl MnistSplit {
+    /// A seeded random `n` of the images held out: `(the rest, the n held out)`, each in the
+    /// original order. The same `seed` holds out the same images on every machine — a
+    /// validation split that never touches the test set.
+    pub fn split_off_seeded(&self, n: usize, seed: u64) -> Result<(MnistSplit, MnistSplit)> {
+        if n == 0 || n >= self.n {
+            return Err(Error::invalid(
+                "--val-split",
+                format!(
+                    "{n} of {} images: hold out at least 1 and leave some to train on",
+                    self.n
+                ),
+            ));
+        }
+        let order = crate::data::epoch_permutation(self.n, seed ^ 0x5EED_0F7A_11D0, 0);
+        let mut held = vec![false; self.n];
+        for &i in &order[..n] {
+            held[i as usize] = true;
+        }
+        let px = self.rows * self.cols;
+        let pick = |keep: bool| {
+            let idx: Vec<usize> = (0..self.n).filter(|&i| held[i] != keep).collect();
+            MnistSplit {
+                images: idx
+                    .iter()
+                    .flat_map(|&i| &self.images[i * px..(i + 1) * px])
+                    .copied()
+                    .collect(),
+                labels: idx.iter().map(|&i| self.labels[i]).collect(),
+                n: idx.len(),
+                rows: self.rows,
+                cols: self.cols,
+            }
+        };
+        Ok((pick(true), pick(false)))
+    }
+
     /// The first `min(n, self.n)` examples, as a new split (for `--train-limit`).
     pub fn take(&self, n: usize) -> MnistSplit {
         let k = n.min(self.n);

@@ -1,9 +1,10 @@
-//! The book's networks, built as [`Sequential`]s.
+//! The book's networks, and d2l's, built as [`Sequential`]s.
 
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::nn::{
-    BatchNorm, Conv2d, Dropout, DropoutMode, Init, Linear, MaxPool2d, Relu, Sequential, Sigmoid,
+    AvgPool2d, BatchNorm, Conv2d, Dropout, DropoutMode, Init, Linear, MaxPool2d, Relu, Sequential,
+    Sigmoid,
 };
 use crate::rng::SplitMix64;
 
@@ -173,4 +174,26 @@ pub fn mlp(cfg: &MlpConfig, device: &Device, seed: u64) -> Result<Sequential> {
         }
     }
     Ok(model)
+}
+
+/// d2l's LeNet (ch. 7.6, PyTorch version) exactly: conv 6@5×5 pad 2 → sigmoid → 2×2 avg-pool →
+/// conv 16@5×5 → sigmoid → 2×2 avg-pool → Linear 400→120 → sigmoid → 120→84 → sigmoid →
+/// 84→10, Xavier-uniform weights (d2l's `init_cnn`), biases 0. Input `[N, 1, 28, 28]`;
+/// 61,706 parameters.
+pub fn lenet(device: &Device, seed: u64) -> Result<Sequential> {
+    let mut seeds = SplitMix64::new(seed);
+    let mut s = || seeds.next_u64();
+    let init = Init::XavierUniform;
+    Sequential::new()
+        .add("conv1", Conv2d::new(1, 6, 5, 1, 2, init, s(), device)?)?
+        .add("sig1", Sigmoid::new())?
+        .add("pool1", AvgPool2d::new(2, 2, 0))?
+        .add("conv2", Conv2d::new(6, 16, 5, 1, 0, init, s(), device)?)?
+        .add("sig2", Sigmoid::new())?
+        .add("pool2", AvgPool2d::new(2, 2, 0))?
+        .add("fc1", Linear::new(16 * 5 * 5, 120, init, s(), device)?)?
+        .add("sig3", Sigmoid::new())?
+        .add("fc2", Linear::new(120, 84, init, s(), device)?)?
+        .add("sig4", Sigmoid::new())?
+        .add("fc3", Linear::new(84, 10, init, s(), device)?)
 }

@@ -1,4 +1,5 @@
-//! Weight initialisation (the book's ch.6): a fixed std, Xavier or He, drawn from a seed.
+//! Weight initialisation (the book's ch.6): a fixed std, Xavier or He, drawn from a seed; and
+//! PyTorch's `xavier_uniform_`, which d2l uses for every network it trains.
 
 use crate::device::Device;
 use crate::error::Result;
@@ -13,19 +14,25 @@ pub enum Init {
     Xavier,
     /// Normal with std `sqrt(2 / fan_in)` (for ReLU).
     He,
+    /// Uniform in `±sqrt(6 / (fan_in + fan_out))` (Glorot & Bengio; PyTorch's
+    /// `xavier_uniform_`, d2l's `init_cnn`).
+    XavierUniform,
 }
 
 impl Init {
-    /// The standard deviation for a layer with `fan_in` inputs per output.
+    /// The standard deviation for a layer with `fan_in` inputs per output (for
+    /// `XavierUniform` that of its uniform distribution, with `fan_out = fan_in`).
     pub fn std(self, fan_in: usize) -> f32 {
         match self {
             Init::Std(s) => s,
             Init::Xavier => (1.0 / fan_in as f64).sqrt() as f32,
             Init::He => (2.0 / fan_in as f64).sqrt() as f32,
+            Init::XavierUniform => (1.0 / fan_in as f64).sqrt() as f32,
         }
     }
 
-    /// A weight tensor of `shape` drawn with `seed`.
+    /// A weight tensor of `shape` drawn with `seed`: `[in, out]` for Linear, `[out, in, k, k]`
+    /// for Conv2d (the fan-out is read from the shape).
     pub fn tensor(
         self,
         shape: &[usize],
@@ -33,6 +40,17 @@ impl Init {
         seed: u64,
         device: &Device,
     ) -> Result<Tensor> {
-        Tensor::randn(shape, 0.0, self.std(fan_in), seed, device)
+        match self {
+            Init::XavierUniform => {
+                let fan_out = match shape {
+                    [_, out] => *out,
+                    [out, _, rest @ ..] => *out * rest.iter().product::<usize>(),
+                    _ => fan_in,
+                };
+                let a = (6.0 / (fan_in + fan_out).max(1) as f64).sqrt() as f32;
+                Tensor::rand_uniform(shape, -a, a, seed, device)
+            }
+            _ => Tensor::randn(shape, 0.0, self.std(fan_in), seed, device),
+        }
     }
 }

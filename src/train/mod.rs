@@ -186,6 +186,10 @@ pub struct EpochMetrics {
     pub train_loss: f64,
     /// Fraction of training examples classified correctly during the epoch (dropout on).
     pub train_accuracy: f64,
+    /// Loss on the validation set after the epoch, if one was held out.
+    pub val_loss: Option<f64>,
+    /// Accuracy on the validation set after the epoch (0–1), if one was held out.
+    pub val_accuracy: Option<f64>,
     /// Accuracy on the test set after the epoch (0–1).
     pub test_accuracy: f64,
     /// Training images per second (training phase only).
@@ -348,6 +352,60 @@ pub fn fit(
     test: &DeviceDataset,
     cfg: &TrainConfig,
 ) -> Result<Metrics> {
+    fit_validated(model, loss_fn, opt, train, None, test, cfg)
+}
+
+/// Mean loss and accuracy of `model` on `data` (evaluation mode, no graph; restores training
+/// mode). One readback at the end.
+pub fn evaluate_loss(
+    model: &mut dyn Module,
+    loss_fn: &LossFn,
+    data: &DeviceDataset,
+    batch_size: usize,
+) -> Result<(f64, f64)> {
+    if data.is_empty() || batch_size == 0 {
+        return Err(Error::invalid("evaluate", "empty dataset or batch size 0"));
+    }
+    let _no_grad = no_grad();
+    let dtype = model.dtype();
+    model.eval();
+    let device = data.device();
+    let order = data.ordered()?;
+    let mut correct = Tensor::zeros([1], DType::U32, &device)?;
+    let mut loss_sum = Tensor::zeros([1], DType::F32, &device)?;
+    let mut offset = 0;
+    let r = (|| -> Result<()> {
+        while offset < data.len() {
+            let count = batch_size.min(data.len() - offset);
+            let (x, t) = data.batch(&order, offset, count)?;
+            let out = model.forward(&x.to_dtype(dtype)?)?;
+            out.count_correct_into(&t, &mut correct)?;
+            let loss = loss_fn(&out.to_dtype(DType::F32)?, &t)?;
+            loss_sum.axpy_(count as f32, &loss)?;
+            device.flush()?;
+            offset += count;
+        }
+        Ok(())
+    })();
+    model.train();
+    r?;
+    let v = Tensor::read_scalars(&[&loss_sum, &correct])?;
+    Ok((v[0] / data.len() as f64, v[1] / data.len() as f64))
+}
+
+/// [`fit`] with a validation set (held out from the training data) evaluated after every
+/// epoch beside the test set, its loss and accuracy reported: choose recipes on it, report
+/// the test figures once.
+#[allow(clippy::too_many_arguments)] // fit's arguments plus the validation set
+pub fn fit_validated(
+    model: &mut dyn Module,
+    loss_fn: &LossFn,
+    opt: &mut Optimizer,
+    train: &DeviceDataset,
+    val: Option<&DeviceDataset>,
+    test: &DeviceDataset,
+    cfg: &TrainConfig,
+) -> Result<Metrics> {
     if cfg.batch_size == 0 || cfg.eval_batch_size == 0 {
         return Err(Error::invalid("fit", "batch sizes must be positive"));
     }
@@ -479,12 +537,18 @@ pub fn fit(
         let (train_loss, train_accuracy) =
             (v[0] / steps_per_epoch as f64, v[1] / train.len() as f64);
         let e0 = Instant::now();
+        let validation = match val {
+            Some(v) => Some(evaluate_loss(model, loss_fn, v, cfg.eval_batch_size)?),
+            None => None,
+        };
         let acc = evaluate(model, test, cfg.eval_batch_size)?;
         let eval_seconds = e0.elapsed().as_secs_f64();
         let m = EpochMetrics {
             epoch: epoch + 1,
             train_loss,
             train_accuracy,
+            val_loss: validation.map(|v| v.0),
+            val_accuracy: validation.map(|v| v.1),
             test_accuracy: acc,
             images_per_sec: train.len() as f64 / seconds,
             seconds,
@@ -495,8 +559,12 @@ pub fn fit(
             println!("  loss scale {scale}, {skipped} steps skipped so far");
         }
         if cfg.verbose {
+            let val_text = match validation {
+                Some((l, a)) => format!("val loss {l:.4}, val acc {:.2}%, ", 100.0 * a),
+                None => String::new(),
+            };
             println!(
-                "epoch {:>2}/{}: train loss {:.4}, train acc {:.2}%, test acc {:.2}% ({} images), {:.0} img/s, {:.1} s train + {:.1} s eval",
+                "epoch {:>2}/{}: train loss {:.4}, train acc {:.2}%, {val_text}test acc {:.2}% ({} images), {:.0} img/s, {:.1} s train + {:.1} s eval",
                 m.epoch,
                 cfg.epochs,
                 m.train_loss,
