@@ -614,7 +614,6 @@ fn gpu_memory_flat_over_epochs() -> wgnn::Result<()> {
 #[test]
 fn smoke_training_learns() -> wgnn::Result<()> {
     let cpu = Device::cpu();
-    let train = DeviceDataset::from_mnist(&slice(&mnist().train, 6000), &cpu)?;
     let test = DeviceDataset::from_mnist(&slice(&mnist().test, 1000), &cpu)?;
     let mut model = small_net(&cpu, 4)?;
     let before = evaluate(&mut model, &test, 200)?;
