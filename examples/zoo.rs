@@ -8,31 +8,76 @@
 //! cargo run --release --example zoo -- --model lenet --dataset mnist --val-split 5000
 //! ```
 //!
-//! Models so far: `lenet` (d2l prints loss 0.469, train acc 0.823, test acc 0.779).
+//! Models so far: `lenet` (28 px), `alexnet`, `vgg11` (channels / 4), `nin` (d2l: 224 px;
+//! `--resize N` for less: AlexNet and NiN need at least 65 and 67, VGG-11 32).
 
 use clap::Parser;
 use wgnn::cli::{TrainArgs, run_mnist};
-use wgnn::models::lenet;
+use wgnn::models::{alexnet, lenet, nin, vgg11};
 use wgnn::nn::Sequential;
-use wgnn::{Device, Result};
+use wgnn::{Device, Error, Result};
 
 /// A model of the zoo with d2l's training setup.
 struct Entry {
     name: &'static str,
-    build: fn(&Device, u64) -> Result<Sequential>,
+    /// Builds the model for `size`×`size` inputs.
+    build: fn(&Device, u64, usize) -> Result<Sequential>,
     lr: f32,
     batch_size: usize,
-    /// d2l's printed result, for the comparison line.
+    /// d2l's input size (28: no resize).
+    size: usize,
+    /// d2l's printed result (where the issue quotes it), for the comparison line.
     d2l: &'static str,
 }
 
-const ZOO: [Entry; 1] = [Entry {
-    name: "lenet",
-    build: lenet,
-    lr: 0.9,
-    batch_size: 256,
-    d2l: "loss 0.469, train acc 0.823, test acc 0.779 (d2l 7.6, 10 epochs)",
-}];
+fn lenet_28(dev: &Device, seed: u64, size: usize) -> Result<Sequential> {
+    if size != 28 {
+        return Err(Error::invalid(
+            "lenet",
+            format!("takes 28×28 inputs, not {size}×{size}"),
+        ));
+    }
+    lenet(dev, seed)
+}
+
+fn vgg11_ratio4(dev: &Device, seed: u64, size: usize) -> Result<Sequential> {
+    vgg11(dev, seed, size, 4)
+}
+
+const ZOO: [Entry; 4] = [
+    Entry {
+        name: "lenet",
+        build: lenet_28,
+        lr: 0.9,
+        batch_size: 256,
+        size: 28,
+        d2l: "loss 0.469, train acc 0.823, test acc 0.779 (d2l 7.6, 10 epochs)",
+    },
+    Entry {
+        name: "alexnet",
+        build: alexnet,
+        lr: 0.01,
+        batch_size: 128,
+        size: 224,
+        d2l: "d2l 8.1 trains it 10 epochs at 224 px (lr 0.01, batch 128)",
+    },
+    Entry {
+        name: "vgg11",
+        build: vgg11_ratio4,
+        lr: 0.05,
+        batch_size: 128,
+        size: 224,
+        d2l: "test acc 0.920 (d2l 8.2, VGG-11 with channels / 4, 10 epochs at 224 px)",
+    },
+    Entry {
+        name: "nin",
+        build: nin,
+        lr: 0.1,
+        batch_size: 128,
+        size: 224,
+        d2l: "d2l 8.3 trains it 10 epochs at 224 px (lr 0.1, batch 128)",
+    },
+];
 
 /// Train one of d2l's CNNs.
 #[derive(Parser)]
@@ -43,7 +88,7 @@ const ZOO: [Entry; 1] = [Entry {
     mut_arg("dataset", |a| a.default_value("fashion-mnist"))
 )]
 struct Args {
-    /// The model: lenet.
+    /// The model: lenet, alexnet, vgg11 (d2l's channel ratio 4), nin.
     #[arg(long, default_value = "lenet")]
     model: String,
     #[command(flatten)]
@@ -66,7 +111,12 @@ fn main() {
     };
     args.train.lr.get_or_insert(entry.lr);
     args.train.batch_size.get_or_insert(entry.batch_size);
-    match run_mnist(&args.train, entry.name, entry.build) {
+    if entry.size != 28 {
+        args.train.resize.get_or_insert(entry.size);
+    }
+    let size = args.train.resize.unwrap_or(28);
+    let build = |dev: &Device, seed: u64| (entry.build)(dev, seed, size);
+    match run_mnist(&args.train, entry.name, build) {
         Ok(m) => {
             if let Some(last) = m.epochs.last() {
                 println!(

@@ -48,6 +48,10 @@ pub struct TrainArgs {
     /// for mnist $WGNN_DATA first).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Resize every batch to N×N pixels on the device (bilinear), as d2l does for the bigger
+    /// nets.
+    #[arg(long)]
+    pub resize: Option<usize>,
     /// Hold out N training images (a seeded random choice) as a validation set, evaluated
     /// after every epoch beside the test set: choose recipes on it, not on the test set.
     #[arg(long)]
@@ -81,7 +85,7 @@ pub struct TrainArgs {
 pub fn run_mnist(
     args: &TrainArgs,
     name: &str,
-    build: fn(&Device, u64) -> Result<Sequential>,
+    build: impl Fn(&Device, u64) -> Result<Sequential>,
 ) -> Result<Metrics> {
     let device = Device::from_spec(&args.device)?;
     let kind = if device.is_gpu() { "GPU" } else { "CPU" };
@@ -110,12 +114,19 @@ pub fn run_mnist(
         Some(n) => mnist.test.take(n),
         None => mnist.test.clone(),
     };
-    let train = DeviceDataset::from_mnist(&train_split, &device)?;
+    let load = |split: &crate::data::MnistSplit| -> Result<DeviceDataset> {
+        let d = DeviceDataset::from_mnist(split, &device)?;
+        match args.resize {
+            Some(n) => d.with_resize(n, n),
+            None => Ok(d),
+        }
+    };
+    let train = load(&train_split)?;
     let val = match &val_split {
-        Some(v) => Some(DeviceDataset::from_mnist(v, &device)?),
+        Some(v) => Some(load(v)?),
         None => None,
     };
-    let test = DeviceDataset::from_mnist(&test_split, &device)?;
+    let test = load(&test_split)?;
     println!(
         "data: {} {} ({} train, {} validation, {} test images) loaded in {:.2} s",
         dataset.name(),

@@ -631,6 +631,19 @@ pub trait Backend {
         dx: &mut Self::Buf,
         g: &BnGeom,
     ) -> Result<()>;
+    /// Bilinear resize of `planes` images `[h, w]` to `[oh, ow]` (PyTorch's
+    /// `interpolate(mode="bilinear", align_corners=False)`, no antialiasing).
+    #[allow(clippy::too_many_arguments)]
+    fn resize_bilinear(
+        &self,
+        x: &Self::Buf,
+        out: &mut Self::Buf,
+        planes: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+    ) -> Result<()>;
     /// The block copy of [`BlockCopy`] from `src` into `dst` (in place).
     fn copy_block(&self, src: &Self::Buf, dst: &mut Self::Buf, b: &BlockCopy) -> Result<()>;
     /// `[batch, rows, cols] → [batch, cols, rows]`.

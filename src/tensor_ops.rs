@@ -1364,6 +1364,39 @@ impl Tensor {
         }
     }
 
+    /// Bilinear resize of an NCHW tensor to `[N, C, oh, ow]` (PyTorch's
+    /// `interpolate(mode="bilinear", align_corners=False)`, no antialiasing: meant for
+    /// enlarging inputs, as d2l resizes Fashion-MNIST to 224 or 96 pixels). An input-pipeline
+    /// op: not differentiable, so it refuses a tensor that requires a gradient.
+    pub fn resize_bilinear(&self, oh: usize, ow: usize) -> Result<Tensor> {
+        const OP: &str = "resize_bilinear";
+        want_float(OP, self, self.dtype)?;
+        let &[n, c, h, w] = self.dims() else {
+            return Err(Error::invalid(
+                OP,
+                format!("expected an NCHW tensor, got {}", self.shape),
+            ));
+        };
+        if oh == 0 || ow == 0 || h == 0 || w == 0 {
+            return Err(Error::invalid(
+                OP,
+                format!("cannot resize {} to {oh}x{ow}", self.shape),
+            ));
+        }
+        if crate::autograd::wants_grad(&[self]) {
+            return Err(Error::invalid(
+                OP,
+                "not differentiable: resize inputs before they enter the graph (or detach)",
+            ));
+        }
+        let dt = self.dtype;
+        backend!(OP, dt, [self => x], |be| {
+            let mut out = be.alloc(n * c * oh * ow, dt, OP)?;
+            be.resize_bilinear(x, &mut out, n * c, h, w, oh, ow)?;
+            Ok(Tensor::from_parts(Shape::new([n, c, oh, ow]), dt, out.into()))
+        })
+    }
+
     /// Elements `start..start + len` along dimension `dim` (PyTorch's `narrow`, a slice),
     /// copied. Backward: the gradient goes back into those positions of a zero tensor.
     pub fn narrow(&self, dim: usize, start: usize, len: usize) -> Result<Tensor> {

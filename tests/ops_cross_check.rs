@@ -1001,6 +1001,38 @@ fn batch_norm_forward_and_backward() {
 }
 
 #[test]
+fn bilinear_resize() {
+    // PyTorch's interpolate(mode="bilinear", align_corners=False) of [[1, 2], [3, 4]] to 4×4.
+    let x = cpu_f32(vec![1.0, 2.0, 3.0, 4.0], [1, 1, 2, 2]);
+    let want = [
+        1.0, 1.25, 1.75, 2.0, 1.5, 1.75, 2.25, 2.5, 2.5, 2.75, 3.25, 3.5, 3.0, 3.25, 3.75, 4.0,
+    ];
+    assert_eq!(vals(&x.resize_bilinear(4, 4).unwrap()), want);
+    for (i, (h, w, oh, ow)) in [
+        (28, 28, 96, 96),
+        (28, 28, 224, 224),
+        (7, 5, 3, 11),
+        (1, 9, 4, 2),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let x = uniform([2, 3, h, w], 0.0, 1.0, 210 + i as u64);
+        cross_check(&format!("resize {h}x{w} -> {oh}x{ow}"), Tol::ARITH, |dev| {
+            Ok(vec![x.to_device(dev)?.resize_bilinear(oh, ow)?])
+        });
+    }
+    let leaf = cpu_f32(vec![0.0; 4], [1, 1, 2, 2])
+        .requiring_grad()
+        .unwrap();
+    let e = leaf
+        .resize_bilinear(3, 3)
+        .expect_err("a graph input")
+        .to_string();
+    assert!(e.contains("not differentiable"), "{e}");
+}
+
+#[test]
 fn relu_sigmoid_and_backward() {
     for (i, shape) in elementwise_shapes().into_iter().enumerate() {
         // Spread wide enough to saturate the sigmoid, with exact zeros for relu's boundary.

@@ -1125,6 +1125,39 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn resize_bilinear(
+        &self,
+        x: &CpuStorage,
+        out: &mut CpuStorage,
+        planes: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+    ) -> Result<()> {
+        const OP: &str = "resize_bilinear";
+        let (x, o) = (x.f32s(OP)?, out.f32s_mut(OP)?);
+        // The same f32 expressions as shaders/layout.wgsl.
+        let src = |o: usize, n_in: usize, n_out: usize| {
+            let s = ((o as f32 + 0.5) * n_in as f32 / n_out as f32 - 0.5).max(0.0);
+            let i0 = (s as usize).min(n_in - 1);
+            (i0, (i0 + 1).min(n_in - 1), s - i0 as f32)
+        };
+        for (b, plane) in o[..planes * oh * ow].chunks_exact_mut(oh * ow).enumerate() {
+            let xin = &x[b * h * w..][..h * w];
+            for oy in 0..oh {
+                let (y0, y1, wy) = src(oy, h, oh);
+                for ox in 0..ow {
+                    let (x0, x1, wx) = src(ox, w, ow);
+                    let top = xin[y0 * w + x0] * (1.0 - wx) + xin[y0 * w + x1] * wx;
+                    let bottom = xin[y1 * w + x0] * (1.0 - wx) + xin[y1 * w + x1] * wx;
+                    plane[oy * ow + ox] = top * (1.0 - wy) + bottom * wy;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn copy_block(&self, src: &CpuStorage, dst: &mut CpuStorage, b: &BlockCopy) -> Result<()> {
         const OP: &str = "copy_block";
         copy_block_slices(src.f32s(OP)?, dst.f32s_mut(OP)?, b);

@@ -31,6 +31,7 @@ pub struct DeviceDataset {
     n: usize,
     image_shape: [usize; 3],
     classes: usize,
+    resize: Option<(usize, usize)>,
 }
 
 impl DeviceDataset {
@@ -91,7 +92,26 @@ impl DeviceDataset {
             n,
             image_shape,
             classes,
+            resize: None,
         })
+    }
+
+    /// Every batch resized on the device to `h`×`w` (bilinear; d2l feeds Fashion-MNIST to
+    /// AlexNet at 224 and to ResNet at 96 pixels). The stored images keep their size.
+    pub fn with_resize(mut self, h: usize, w: usize) -> Result<DeviceDataset> {
+        if h == 0 || w == 0 {
+            return Err(Error::invalid("--resize", format!("{h}x{w} has no pixels")));
+        }
+        self.resize = Some((h, w));
+        Ok(self)
+    }
+
+    /// The `[C, H, W]` of a batch's images (after any resize).
+    pub fn batch_image_shape(&self) -> [usize; 3] {
+        match self.resize {
+            Some((h, w)) => [self.image_shape[0], h, w],
+            None => self.image_shape,
+        }
     }
 
     /// Number of classes; every label is below it.
@@ -141,6 +161,10 @@ impl DeviceDataset {
             .images
             .gather_bytes(order, offset, count, row, 1.0 / 255.0, DType::F32)?
             .reshape([count, c, h, w])?;
+        let x = match self.resize {
+            Some((rh, rw)) => x.resize_bilinear(rh, rw)?,
+            None => x,
+        };
         let t = self
             .labels
             .gather_bytes(order, offset, count, 1, 1.0, DType::U32)?

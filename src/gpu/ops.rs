@@ -1224,6 +1224,36 @@ impl Backend for Arc<GpuContext> {
         )
     }
 
+    fn resize_bilinear(
+        &self,
+        x: &GpuBuffer,
+        out: &mut GpuBuffer,
+        planes: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+    ) -> Result<()> {
+        const OP: &str = "resize_bilinear";
+        let p = TransposeParams {
+            batch: u32_of(OP, planes)?,
+            rows: u32_of(OP, h)?,
+            cols: u32_of(OP, w)?,
+            _pad: 0,
+            src_dim: u32_of(OP, oh)?,
+            dst_dim: u32_of(OP, ow)?,
+            src_off: 0,
+            dst_off: 0,
+        };
+        let groups = self.grid(planes * oh * ow, 256)?;
+        self.dispatch(
+            &KernelKey::new(Shader::Layout, "resize_bilinear"),
+            bytemuck::bytes_of(&p),
+            &[(1, &*out), (2, x)],
+            groups,
+        )
+    }
+
     fn copy_block(&self, src: &GpuBuffer, dst: &mut GpuBuffer, b: &BlockCopy) -> Result<()> {
         const OP: &str = "copy_block";
         let p = TransposeParams {
