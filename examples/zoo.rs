@@ -8,12 +8,14 @@
 //! cargo run --release --example zoo -- --model lenet --dataset mnist --val-split 5000
 //! ```
 //!
-//! Models so far: `lenet` (28 px), `alexnet`, `vgg11` (channels / 4), `nin` (d2l: 224 px;
-//! `--resize N` for less: AlexNet and NiN need at least 65 and 67, VGG-11 32).
+//! Models: `lenet` (28 px), `alexnet`, `vgg11` (channels / 4), `nin` (d2l: 224 px),
+//! `googlenet`, `resnet18`, `densenet` (d2l: 96 px). `--resize N` for less: AlexNet and NiN
+//! need at least 65 and 67, VGG-11 and DenseNet 32; `--resize 28` runs ResNet-18 and
+//! GoogLeNet on the original images.
 
 use clap::Parser;
 use wgnn::cli::{TrainArgs, run_mnist};
-use wgnn::models::{alexnet, lenet, nin, vgg11};
+use wgnn::models::{alexnet, densenet, googlenet, lenet, nin, resnet18, vgg11};
 use wgnn::nn::Sequential;
 use wgnn::{Device, Error, Result};
 
@@ -44,7 +46,7 @@ fn vgg11_ratio4(dev: &Device, seed: u64, size: usize) -> Result<Sequential> {
     vgg11(dev, seed, size, 4)
 }
 
-const ZOO: [Entry; 4] = [
+const ZOO: [Entry; 7] = [
     Entry {
         name: "lenet",
         build: lenet_28,
@@ -77,6 +79,30 @@ const ZOO: [Entry; 4] = [
         size: 224,
         d2l: "d2l 8.3 trains it 10 epochs at 224 px (lr 0.1, batch 128)",
     },
+    Entry {
+        name: "googlenet",
+        build: googlenet,
+        lr: 0.1,
+        batch_size: 128,
+        size: 96,
+        d2l: "test acc 0.886 (d2l 8.4, 10 epochs at 96 px)",
+    },
+    Entry {
+        name: "resnet18",
+        build: resnet18,
+        lr: 0.05,
+        batch_size: 256,
+        size: 96,
+        d2l: "test acc 0.893 (d2l 8.6, 10 epochs at 96 px)",
+    },
+    Entry {
+        name: "densenet",
+        build: densenet,
+        lr: 0.1,
+        batch_size: 256,
+        size: 96,
+        d2l: "test acc 0.885 (d2l 8.7, 10 epochs at 96 px)",
+    },
 ];
 
 /// Train one of d2l's CNNs.
@@ -88,7 +114,8 @@ const ZOO: [Entry; 4] = [
     mut_arg("dataset", |a| a.default_value("fashion-mnist"))
 )]
 struct Args {
-    /// The model: lenet, alexnet, vgg11 (d2l's channel ratio 4), nin.
+    /// The model: lenet, alexnet, vgg11 (d2l's channel ratio 4), nin, googlenet, resnet18,
+    /// densenet.
     #[arg(long, default_value = "lenet")]
     model: String,
     #[command(flatten)]
@@ -113,6 +140,9 @@ fn main() {
     args.train.batch_size.get_or_insert(entry.batch_size);
     if entry.size != 28 {
         args.train.resize.get_or_insert(entry.size);
+    }
+    if args.train.resize == Some(28) {
+        args.train.resize = None; // the images are 28 px already
     }
     let size = args.train.resize.unwrap_or(28);
     let build = |dev: &Device, seed: u64| (entry.build)(dev, seed, size);

@@ -673,15 +673,18 @@ fn model_and_data_on_different_devices() -> wgnn::Result<()> {
 #[test]
 fn d2l_models_follow_the_cpu_at_d2l_sizes() -> wgnn::Result<()> {
     use wgnn::data::Dataset;
-    use wgnn::models::{alexnet, lenet, nin, vgg11};
+    use wgnn::models::{alexnet, densenet, googlenet, lenet, nin, resnet18, vgg11};
     let fashion = Dataset::FashionMnist.load(None)?;
     let two = fashion.train.take(2);
     type Build = fn(&Device, u64, usize) -> wgnn::Result<Sequential>;
-    let models: [(&str, Build, usize); 4] = [
+    let models: [(&str, Build, usize); 7] = [
         ("lenet", |d, s, _| lenet(d, s), 28),
         ("alexnet", alexnet, 224),
         ("vgg11", |d, s, n| vgg11(d, s, n, 4), 224),
         ("nin", nin, 224),
+        ("googlenet", googlenet, 96),
+        ("resnet18", resnet18, 96),
+        ("densenet", densenet, 96),
     ];
     let step1 = |dev: &Device, build: Build, size: usize| -> wgnn::Result<(f32, usize)> {
         let data = DeviceDataset::from_mnist(&two, dev)?;
