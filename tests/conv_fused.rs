@@ -47,7 +47,7 @@ const fn case(x: [usize; 4], f: usize, kh: usize, kw: usize, stride: usize, pad:
 /// Batches 1, 3, 5 (5 > 4 spans two of the CPU's weight-gradient blocks of 4 images), channels
 /// 1 and 3, filters 1, 4, 7, kernels 1x1, 3x3, 5x5 and 2x3 / 3x2, strides 1–3, pads 0–2,
 /// non-square inputs, and a kernel larger than the unpadded input.
-const SMALL: [Case; 12] = [
+const SMALL: [Case; 15] = [
     case([1, 1, 5, 5], 1, 3, 3, 1, 0),
     case([3, 3, 7, 9], 4, 3, 3, 1, 1),
     case([5, 3, 7, 9], 7, 3, 3, 2, 1),
@@ -60,6 +60,12 @@ const SMALL: [Case; 12] = [
     case([1, 3, 7, 9], 7, 2, 3, 3, 2),
     case([3, 1, 9, 7], 4, 3, 2, 2, 1),
     case([9, 3, 5, 6], 4, 3, 3, 1, 1), // three blocks of images on the CPU
+    // Taps that lie in the padding for every output (a 1×1 or 2×2 image under a 5×5 or 3×3
+    // kernel, as GoogLeNet's and ResNet's last stages at 28 px); the CPU's im2col
+    // underflowed its source index on these.
+    case([2, 3, 1, 1], 4, 5, 5, 1, 2),
+    case([2, 3, 1, 1], 4, 3, 3, 1, 1),
+    case([2, 2, 2, 2], 3, 5, 5, 2, 2),
 ];
 
 /// The convolutions of the book's DeepConvNet (3x3, stride 1) at batch 2.

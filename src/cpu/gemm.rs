@@ -211,6 +211,9 @@ fn im2col_image(x: &[f32], col: &mut [f32], g: &Conv2dGeom) {
                     let line = &mut dst[oy * ow..][..ow];
                     line[..x_lo].fill(0.0);
                     line[x_hi..].fill(0.0);
+                    if x_lo == x_hi {
+                        continue; // this tap lies in the padding for every output column
+                    }
                     let ix0 = x_lo * s + kx - g.pad;
                     if s == 1 {
                         line[x_lo..x_hi].copy_from_slice(&src[ix0..ix0 + (x_hi - x_lo)]);
@@ -241,6 +244,9 @@ fn col2im_image(col: &[f32], dx: &mut [f32], g: &Conv2dGeom) {
                 for oy in y_lo..y_hi {
                     let iy = oy * s + ky - g.pad;
                     let line = &mut plane[iy * g.w..][..g.w];
+                    if x_lo == x_hi {
+                        continue; // this tap lies in the padding for every output column
+                    }
                     let ix0 = x_lo * s + kx - g.pad;
                     let from = &src[oy * ow + x_lo..oy * ow + x_hi];
                     if s == 1 {
