@@ -2,7 +2,8 @@
 //!
 //! `gemm` splits C into row (or column) blocks across the rayon pool; every element is still
 //! computed by one sequential kernel call, so results do not depend on the thread count.
-//! The convolution runs image by image in parallel, Caffe-style: each image's columns are
+//! The convolution runs image by image in parallel, Caffe-style (below 64 output pixels per
+//! image it is instead one GEMM over the whole batch, see `BATCHED_BELOW_OHW`): each image's columns are
 //! built `[C·KH·KW, OH·OW]` in a per-thread buffer that fits in cache, and one GEMM with the
 //! weights `[FN, C·KH·KW]` writes that image's NCHW output directly (no transpose pass, no
 //! batch-sized column matrix). Weight gradients are summed per fixed block of images and the
@@ -266,6 +267,146 @@ fn col2im_image(col: &[f32], dx: &mut [f32], g: &Conv2dGeom) {
     }
 }
 
+/// Output pixels per image below which a convolution runs as one GEMM over the whole batch:
+/// image by image, a late ResNet stage (1×1 to 7×7 outputs, 512 channels) would be a
+/// matrix-vector product that rereads megabytes of weights per image.
+const BATCHED_BELOW_OHW: usize = 64;
+
+/// The columns of every image as rows: `[N·OH·OW, C·KH·KW]` (the GPU's im2col layout), each
+/// image's block the transpose of [`im2col_image`]'s.
+fn im2col_rows(x: &[f32], g: &Conv2dGeom) -> Vec<f32> {
+    let (ckk, ohw) = (g.c * g.kh * g.kw, g.out_h() * g.out_w());
+    let x_per = g.c * g.h * g.w;
+    let mut rows = vec![0f32; g.n * ohw * ckk];
+    rows.par_chunks_mut(ohw * ckk).enumerate().for_each_init(
+        || vec![0f32; ckk * ohw],
+        |col, (n, r)| {
+            im2col_image(&x[n * x_per..][..x_per], col, g);
+            for (k, line) in col.chunks_exact(ohw).enumerate() {
+                for (p, &v) in line.iter().enumerate() {
+                    r[p * ckk + k] = v;
+                }
+            }
+        },
+    );
+    rows
+}
+
+/// [`conv2d_forward`] for small outputs: one `[N·OH·OW, C·KH·KW] · Wᵀ` product, then the
+/// layout change to NCHW with the bias.
+fn conv2d_forward_batched(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    g: &Conv2dGeom,
+    fout: usize,
+) {
+    let (ckk, ohw) = (g.c * g.kh * g.kw, g.out_h() * g.out_w());
+    let rows = im2col_rows(x, g);
+    let mut prod = vec![0f32; g.n * ohw * fout];
+    let a = Mat {
+        data: &rows,
+        rs: ckk,
+        cs: 1,
+    };
+    let wt = Mat {
+        data: w,
+        rs: 1,
+        cs: ckk,
+    };
+    gemm(g.n * ohw, ckk, fout, 1.0, a, wt, 0.0, &mut prod);
+    out[..g.n * fout * ohw]
+        .par_chunks_mut(fout * ohw)
+        .zip(prod.par_chunks(ohw * fout))
+        .for_each(|(o, pr)| {
+            for (f, line) in o.chunks_exact_mut(ohw).enumerate() {
+                for (p, v) in line.iter_mut().enumerate() {
+                    *v = pr[p * fout + f] + b[f];
+                }
+            }
+        });
+}
+
+/// Backward of [`conv2d_forward_batched`]: `dW = doutᵀ · rows` and `drows = dout · W` as two
+/// batch-wide products, `dx` by col2im image by image.
+#[allow(clippy::too_many_arguments)]
+fn conv2d_backward_batched(
+    x: &[f32],
+    w: &[f32],
+    dout: &[f32],
+    dx: &mut [f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+    g: &Conv2dGeom,
+    fout: usize,
+) {
+    let (ckk, ohw) = (g.c * g.kh * g.kw, g.out_h() * g.out_w());
+    let rows = im2col_rows(x, g);
+    // dout [N, F, OH·OW] as rows [N·OH·OW, F].
+    let mut drows = vec![0f32; g.n * ohw * fout];
+    drows
+        .par_chunks_mut(ohw * fout)
+        .zip(dout.par_chunks(fout * ohw))
+        .for_each(|(r, d)| {
+            for (f, line) in d.chunks_exact(ohw).enumerate() {
+                for (p, &v) in line.iter().enumerate() {
+                    r[p * fout + f] = v;
+                }
+            }
+        });
+    let m = g.n * ohw;
+    let dt = Mat {
+        data: &drows,
+        rs: 1,
+        cs: fout,
+    };
+    let rm = Mat {
+        data: &rows,
+        rs: ckk,
+        cs: 1,
+    };
+    gemm(fout, m, ckk, 1.0, dt, rm, 0.0, &mut dw[..fout * ckk]);
+    let mut dcols = vec![0f32; m * ckk];
+    let dm = Mat {
+        data: &drows,
+        rs: fout,
+        cs: 1,
+    };
+    let wm = Mat {
+        data: w,
+        rs: ckk,
+        cs: 1,
+    };
+    gemm(m, fout, ckk, 1.0, dm, wm, 0.0, &mut dcols);
+    let x_per = g.c * g.h * g.w;
+    dx[..g.n * x_per]
+        .par_chunks_mut(x_per)
+        .zip(dcols.par_chunks(ohw * ckk))
+        .for_each_init(
+            || vec![0f32; ckk * ohw],
+            |col, (dx_n, dr)| {
+                for (k, line) in col.chunks_exact_mut(ohw).enumerate() {
+                    for (p, v) in line.iter_mut().enumerate() {
+                        *v = dr[p * ckk + k];
+                    }
+                }
+                col2im_image(col, dx_n, g);
+            },
+        );
+    for (f, d) in db[..fout].iter_mut().enumerate() {
+        let sum: f64 = (0..g.n)
+            .map(|n| {
+                dout[(n * fout + f) * ohw..][..ohw]
+                    .iter()
+                    .map(|&v| v as f64)
+                    .sum::<f64>()
+            })
+            .sum();
+        *d = sum as f32;
+    }
+}
+
 /// `out[n] = W · cols(x[n]) + b` for every image, in parallel. `w` is `[fout, C·KH·KW]`.
 pub(crate) fn conv2d_forward(
     x: &[f32],
@@ -276,6 +417,9 @@ pub(crate) fn conv2d_forward(
     fout: usize,
 ) {
     let (ckk, ohw) = (g.c * g.kh * g.kw, g.out_h() * g.out_w());
+    if ohw < BATCHED_BELOW_OHW {
+        return conv2d_forward_batched(x, w, b, out, g, fout);
+    }
     let x_per = g.c * g.h * g.w;
     out[..g.n * fout * ohw]
         .par_chunks_mut(fout * ohw)
@@ -319,6 +463,9 @@ pub(crate) fn conv2d_backward(
     fout: usize,
 ) {
     let (ckk, ohw) = (g.c * g.kh * g.kw, g.out_h() * g.out_w());
+    if ohw < BATCHED_BELOW_OHW {
+        return conv2d_backward_batched(x, w, dout, dx, dw, db, g, fout);
+    }
     let x_per = g.c * g.h * g.w;
     let blocks: Vec<(Vec<f32>, Vec<f64>)> = dx[..g.n * x_per]
         .par_chunks_mut(GRAD_BLOCK * x_per)
