@@ -235,6 +235,39 @@ impl BlockCopy {
     }
 }
 
+/// Random per-image augmentation (see `shaders/augment.wgsl`): image `i` of a batch draws its
+/// parameters from the counter hash of `(seed, offset + i)`, uniformly in `±` each bound.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AugmentSpec {
+    /// Largest rotation, degrees.
+    pub rotate: f32,
+    /// Largest relative scale change (0.1: 0.9×–1.1×).
+    pub scale: f32,
+    /// Largest shift, pixels.
+    pub shift: f32,
+    /// Mirror half of the images left to right (off for digits).
+    pub flip: bool,
+    /// Largest brightness change (added, images in [0, 1]).
+    pub brightness: f32,
+    /// Largest relative contrast change (around 0.5).
+    pub contrast: f32,
+    /// The epoch's seed.
+    pub seed: u32,
+    /// The batch's first position in the epoch.
+    pub offset: u32,
+}
+
+impl AugmentSpec {
+    /// The seven draws in [-1, 1) of image `k` (rotation, scale, shift x, shift y, flip,
+    /// brightness, contrast), as the kernel computes them.
+    pub fn draws(&self, k: u32) -> [f32; 7] {
+        std::array::from_fn(|j| {
+            2.0 * crate::rng::counter_uniform(self.seed, k.wrapping_mul(8).wrapping_add(j as u32))
+                - 1.0
+        })
+    }
+}
+
 /// Batch normalisation over a view `[n, c, s]`: channel `k`'s statistics run over its `n·s`
 /// values (`s = H·W` for BatchNorm2d, 1 for the per-feature form).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -643,6 +676,18 @@ pub trait Backend {
         w: usize,
         oh: usize,
         ow: usize,
+    ) -> Result<()>;
+    /// Augments a batch of `n` images `[c, h, w]` with [`AugmentSpec`] into `out`.
+    #[allow(clippy::too_many_arguments)]
+    fn augment(
+        &self,
+        x: &Self::Buf,
+        out: &mut Self::Buf,
+        n: usize,
+        c: usize,
+        h: usize,
+        w: usize,
+        spec: &AugmentSpec,
     ) -> Result<()>;
     /// The block copy of [`BlockCopy`] from `src` into `dst` (in place).
     fn copy_block(&self, src: &Self::Buf, dst: &mut Self::Buf, b: &BlockCopy) -> Result<()>;

@@ -1364,6 +1364,46 @@ impl Tensor {
         }
     }
 
+    /// Random augmentation of a batch of NCHW images in [0, 1] (`spec`: rotation, scale,
+    /// shift, flip, brightness, contrast; image `i` seeded by `(spec.seed, spec.offset + i)`,
+    /// so a seed gives the same images on every device). An input-pipeline op, like
+    /// [`Tensor::resize_bilinear`]: not differentiable.
+    pub fn augment(&self, spec: &crate::ops::AugmentSpec) -> Result<Tensor> {
+        const OP: &str = "augment";
+        want_float(OP, self, self.dtype)?;
+        let &[n, c, h, w] = self.dims() else {
+            return Err(Error::invalid(
+                OP,
+                format!("expected NCHW images, got {}", self.shape),
+            ));
+        };
+        let bounds = [
+            spec.rotate,
+            spec.scale,
+            spec.shift,
+            spec.brightness,
+            spec.contrast,
+        ];
+        if bounds.iter().any(|b| !b.is_finite() || *b < 0.0) || spec.scale >= 1.0 {
+            return Err(Error::invalid(
+                OP,
+                format!("bounds must be finite and ≥ 0 (scale < 1): {spec:?}"),
+            ));
+        }
+        if crate::autograd::wants_grad(&[self]) {
+            return Err(Error::invalid(
+                OP,
+                "not differentiable: augment inputs before they enter the graph (or detach)",
+            ));
+        }
+        let dt = self.dtype;
+        backend!(OP, dt, [self => x], |be| {
+            let mut out = be.alloc(n * c * h * w, dt, OP)?;
+            be.augment(x, &mut out, n, c, h, w, spec)?;
+            Ok(Tensor::from_parts(self.shape.clone(), dt, out.into()))
+        })
+    }
+
     /// Bilinear resize of an NCHW tensor to `[N, C, oh, ow]` (PyTorch's
     /// `interpolate(mode="bilinear", align_corners=False)`, no antialiasing: meant for
     /// enlarging inputs, as d2l resizes Fashion-MNIST to 224 or 96 pixels). An input-pipeline

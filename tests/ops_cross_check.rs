@@ -1033,6 +1033,75 @@ fn bilinear_resize() {
 }
 
 #[test]
+fn augmentation_is_the_same_on_every_device() {
+    use wgnn::data::Mnist;
+    use wgnn::ops::AugmentSpec;
+    let mnist = Mnist::load_default().unwrap();
+    let px: Vec<f32> = mnist.train.images[..6 * 784]
+        .iter()
+        .map(|&b| b as f32 / 255.0)
+        .collect();
+    let x = cpu_f32(px.clone(), [6, 1, 28, 28]);
+    let strong = AugmentSpec {
+        rotate: 15.0,
+        scale: 0.15,
+        shift: 3.0,
+        flip: true,
+        brightness: 0.2,
+        contrast: 0.3,
+        seed: 42,
+        offset: 100,
+    };
+    let outs = cross_check(
+        "augment (rotation, scale, shift, flip, brightness, contrast)",
+        Tol {
+            atol: 1e-5,
+            rtol: 0.0,
+        },
+        |dev| Ok(vec![x.to_device(dev)?.augment(&strong)?]),
+    );
+    let got = outs[0][0].f32s();
+    assert!(
+        got.iter().all(|v| (0.0..=1.0).contains(v)),
+        "values leave [0, 1]"
+    );
+    assert!(
+        common::max_abs_diff(got, &px) > 0.1,
+        "the images did not change"
+    );
+    // The same seed and position give the same image; another seed another one.
+    let again = vals(&x.augment(&strong).unwrap());
+    assert_eq!(again, got);
+    let other = vals(&x.augment(&AugmentSpec { seed: 43, ..strong }).unwrap());
+    assert!(common::max_abs_diff(&other, got) > 0.1);
+    // All bounds 0: the identity (up to the contrast formula's rounding).
+    let none = AugmentSpec {
+        rotate: 0.0,
+        scale: 0.0,
+        shift: 0.0,
+        flip: false,
+        brightness: 0.0,
+        contrast: 0.0,
+        ..strong
+    };
+    common::assert_close(
+        "augment with zero bounds",
+        &vals(&x.augment(&none).unwrap()),
+        &px,
+        1e-6,
+        0.0,
+    );
+    let e = x
+        .augment(&AugmentSpec {
+            scale: 1.5,
+            ..strong
+        })
+        .expect_err("scale ≥ 1")
+        .to_string();
+    assert!(e.contains("augment") && e.contains("scale"), "{e}");
+}
+
+#[test]
 fn relu_sigmoid_and_backward() {
     for (i, shape) in elementwise_shapes().into_iter().enumerate() {
         // Spread wide enough to saturate the sigmoid, with exact zeros for relu's boundary.

@@ -10,8 +10,8 @@
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::ops::{
-    Backend, BinaryOp, BlockCopy, BnGeom, Broadcast, Conv2dGeom, DropoutSpec, MatmulSpec,
-    OptimKind, OptimStep, Pool2dGeom, UnaryBwd, UnaryOp,
+    AugmentSpec, Backend, BinaryOp, BlockCopy, BnGeom, Broadcast, Conv2dGeom, DropoutSpec,
+    MatmulSpec, OptimKind, OptimStep, Pool2dGeom, UnaryBwd, UnaryOp,
 };
 use crate::rng::counter_uniform;
 use half::f16;
@@ -1152,6 +1152,62 @@ impl Backend for CpuBackend {
                     let top = xin[y0 * w + x0] * (1.0 - wx) + xin[y0 * w + x1] * wx;
                     let bottom = xin[y1 * w + x0] * (1.0 - wx) + xin[y1 * w + x1] * wx;
                     plane[oy * ow + ox] = top * (1.0 - wy) + bottom * wy;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn augment(
+        &self,
+        x: &CpuStorage,
+        out: &mut CpuStorage,
+        n: usize,
+        c: usize,
+        h: usize,
+        w: usize,
+        spec: &AugmentSpec,
+    ) -> Result<()> {
+        const OP: &str = "augment";
+        let (x, o) = (x.f32s(OP)?, out.f32s_mut(OP)?);
+        let plane = h * w;
+        let (cx, cy) = ((w as f32 - 1.0) * 0.5, (h as f32 - 1.0) * 0.5);
+        // The same f32 expressions, in the same order, as shaders/augment.wgsl.
+        for img in 0..n {
+            let d = spec.draws(spec.offset.wrapping_add(img as u32));
+            let theta = d[0] * spec.rotate * 0.017_453_292;
+            let s = 1.0 + d[1] * spec.scale;
+            let (tx, ty) = (d[2] * spec.shift, d[3] * spec.shift);
+            let flip = spec.flip && d[4] < 0.0;
+            let (b, con) = (d[5] * spec.brightness, 1.0 + d[6] * spec.contrast);
+            let (ct, st) = (theta.cos(), theta.sin());
+            for ch in 0..c {
+                let base = (img * c + ch) * plane;
+                let px = |yy: i64, xx: i64| -> f32 {
+                    if yy < 0 || xx < 0 || yy >= h as i64 || xx >= w as i64 {
+                        0.0
+                    } else {
+                        x[base + yy as usize * w + xx as usize]
+                    }
+                };
+                for y in 0..h {
+                    for xo in 0..w {
+                        let mut u = xo as f32 - cx;
+                        if flip {
+                            u = -u;
+                        }
+                        u -= tx;
+                        let v = y as f32 - cy - ty;
+                        let sx = (ct * u + st * v) / s + cx;
+                        let sy = (ct * v - st * u) / s + cy;
+                        let (x0, y0) = (sx.floor(), sy.floor());
+                        let (wx, wy) = (sx - x0, sy - y0);
+                        let (xi, yi) = (x0 as i64, y0 as i64);
+                        let top = px(yi, xi) * (1.0 - wx) + px(yi, xi + 1) * wx;
+                        let bottom = px(yi + 1, xi) * (1.0 - wx) + px(yi + 1, xi + 1) * wx;
+                        let val = top * (1.0 - wy) + bottom * wy;
+                        o[base + y * w + xo] = ((val - 0.5) * con + 0.5 + b).clamp(0.0, 1.0);
+                    }
                 }
             }
         }

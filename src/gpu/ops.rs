@@ -7,8 +7,8 @@ use super::pipelines::{KernelKey, Shader};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::ops::{
-    Backend, BinaryOp, BlockCopy, BnGeom, Broadcast, Conv2dGeom, DropoutSpec, MatmulSpec,
-    OptimKind, OptimStep, Pool2dGeom, UnaryBwd, UnaryOp,
+    AugmentSpec, Backend, BinaryOp, BlockCopy, BnGeom, Broadcast, Conv2dGeom, DropoutSpec,
+    MatmulSpec, OptimKind, OptimStep, Pool2dGeom, UnaryBwd, UnaryOp,
 };
 use bytemuck::{Pod, Zeroable};
 use std::sync::Arc;
@@ -1254,6 +1254,42 @@ impl Backend for Arc<GpuContext> {
         )
     }
 
+    fn augment(
+        &self,
+        x: &GpuBuffer,
+        out: &mut GpuBuffer,
+        n: usize,
+        c: usize,
+        h: usize,
+        w: usize,
+        spec: &AugmentSpec,
+    ) -> Result<()> {
+        const OP: &str = "augment";
+        let p = AugmentParams {
+            n: u32_of(OP, n)?,
+            c: u32_of(OP, c)?,
+            h: u32_of(OP, h)?,
+            w: u32_of(OP, w)?,
+            seed: spec.seed,
+            offset: spec.offset,
+            flip: spec.flip as u32,
+            _p0: 0,
+            rotate: spec.rotate,
+            scale: spec.scale,
+            shift: spec.shift,
+            brightness: spec.brightness,
+            contrast: spec.contrast,
+            _p1: [0.0; 3],
+        };
+        let groups = self.grid(n * c * h * w, 256)?;
+        self.dispatch(
+            &KernelKey::new(Shader::Augment, "augment"),
+            bytemuck::bytes_of(&p),
+            &[(1, &*out), (2, x)],
+            groups,
+        )
+    }
+
     fn copy_block(&self, src: &GpuBuffer, dst: &mut GpuBuffer, b: &BlockCopy) -> Result<()> {
         const OP: &str = "copy_block";
         let p = TransposeParams {
@@ -1299,6 +1335,25 @@ impl Backend for Arc<GpuContext> {
             groups,
         )
     }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct AugmentParams {
+    n: u32,
+    c: u32,
+    h: u32,
+    w: u32,
+    seed: u32,
+    offset: u32,
+    flip: u32,
+    _p0: u32,
+    rotate: f32,
+    scale: f32,
+    shift: f32,
+    brightness: f32,
+    contrast: f32,
+    _p1: [f32; 3],
 }
 
 #[repr(C)]

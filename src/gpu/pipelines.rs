@@ -41,11 +41,13 @@ pub enum Shader {
     Peak,
     /// `shaders/norm.wgsl`
     Norm,
+    /// `shaders/augment.wgsl`
+    Augment,
 }
 
 impl Shader {
     /// Every family (used by tests that compile them all).
-    pub const ALL: [Shader; 14] = [
+    pub const ALL: [Shader; 15] = [
         Shader::Matmul,
         Shader::Elementwise,
         Shader::Broadcast,
@@ -60,6 +62,7 @@ impl Shader {
         Shader::Scaler,
         Shader::Peak,
         Shader::Norm,
+        Shader::Augment,
     ];
 
     /// The WGSL source (without the dtype prefix).
@@ -79,6 +82,7 @@ impl Shader {
             Shader::Scaler => include_str!("../../shaders/scaler.wgsl"),
             Shader::Peak => include_str!("../../shaders/peak.wgsl"),
             Shader::Norm => include_str!("../../shaders/norm.wgsl"),
+            Shader::Augment => include_str!("../../shaders/augment.wgsl"),
         }
     }
 
@@ -99,6 +103,7 @@ impl Shader {
             Shader::Scaler => "scaler.wgsl",
             Shader::Peak => "peak.wgsl",
             Shader::Norm => "norm.wgsl",
+            Shader::Augment => "augment.wgsl",
         }
     }
 }
