@@ -48,6 +48,11 @@ pub struct TrainArgs {
     /// for mnist $WGNN_DATA first).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Augment the training batches on the device with the dataset's recipe: MNIST rotation
+    /// ±10°, scale ±10 %, shift ±2 px; Fashion-MNIST horizontal flips, shift ±2 px, scale ±10 %,
+    /// brightness and contrast ±10 % (digits are never flipped).
+    #[arg(long)]
+    pub augment: bool,
     /// Resize every batch to N×N pixels on the device (bilinear), as d2l does for the bigger
     /// nets.
     #[arg(long)]
@@ -79,6 +84,32 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+}
+
+/// The `--augment` recipe of `dataset` (seed and offset are set per batch by the trainer).
+pub fn augment_recipe(dataset: Dataset) -> crate::ops::AugmentSpec {
+    let base = crate::ops::AugmentSpec {
+        rotate: 0.0,
+        scale: 0.1,
+        shift: 2.0,
+        flip: false,
+        brightness: 0.0,
+        contrast: 0.0,
+        seed: 0,
+        offset: 0,
+    };
+    match dataset {
+        Dataset::Mnist => crate::ops::AugmentSpec {
+            rotate: 10.0,
+            ..base
+        },
+        Dataset::FashionMnist => crate::ops::AugmentSpec {
+            flip: true,
+            brightness: 0.1,
+            contrast: 0.1,
+            ..base
+        },
+    }
 }
 
 /// Loads MNIST, builds the model with `build` on the chosen device, trains and reports.
@@ -154,6 +185,9 @@ pub fn run_mnist(
         args.epochs,
         args.seed
     );
+    if args.augment {
+        println!("augmentation on the device: {:?}", augment_recipe(dataset));
+    }
     let cfg = TrainConfig {
         epochs: args.epochs,
         batch_size,
@@ -164,6 +198,7 @@ pub fn run_mnist(
         resume: args.resume.clone(),
         precision,
         lr_schedule,
+        augment: args.augment.then(|| augment_recipe(dataset)),
         ..TrainConfig::default()
     };
     let metrics = fit_validated(

@@ -719,3 +719,41 @@ fn d2l_models_follow_the_cpu_at_d2l_sizes() -> wgnn::Result<()> {
     }
     Ok(())
 }
+
+/// `--augment` changes what the net trains on, not what it is tested on, and a GPU step stays
+/// one submit with nothing uploaded.
+#[test]
+fn augmented_training_stays_on_the_device() -> wgnn::Result<()> {
+    use wgnn::cli::augment_recipe;
+    use wgnn::data::Dataset;
+    let train_split = slice(&mnist().train, 400);
+    let test_split = slice(&mnist().test, 100);
+    let mut devices = vec![Device::cpu()];
+    devices.extend(common::fresh_gpus());
+    for dev in devices {
+        let train = DeviceDataset::from_mnist(&train_split, &dev)?;
+        let test = DeviceDataset::from_mnist(&test_split, &dev)?;
+        let run = |augment| -> wgnn::Result<wgnn::train::Metrics> {
+            let mut model = small_net(&dev, 6)?;
+            let mut opt = Optimizer::adam(0.002, 0.9, 0.999);
+            let cfg = TrainConfig {
+                augment,
+                ..quiet(1, 50)
+            };
+            fit(&mut model, &cross_entropy, &mut opt, &train, &test, &cfg)
+        };
+        let plain = run(None)?;
+        let aug = run(Some(augment_recipe(Dataset::Mnist)))?;
+        let (lp, la) = (plain.epochs[0].train_loss, aug.epochs[0].train_loss);
+        println!("training: {dev}: train loss plain {lp:.4}, augmented {la:.4}");
+        assert!(
+            la.is_finite() && (la - lp).abs() > 1e-4,
+            "{dev}: augmentation changed nothing"
+        );
+        if dev.is_gpu() {
+            assert_eq!(aug.submits_per_step, 1.0, "{dev}");
+            assert_eq!(aug.bytes_uploaded_per_step, 0.0, "{dev}");
+        }
+    }
+    Ok(())
+}

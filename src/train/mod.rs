@@ -157,6 +157,9 @@ pub struct TrainConfig {
     pub precision: Precision,
     /// The learning-rate schedule over all `epochs` (from the optimizer's rate).
     pub lr_schedule: LrSchedule,
+    /// Augment every training batch on the device with these bounds (the seed and offset are
+    /// set per epoch and batch from `seed`); evaluation sees the images as they are.
+    pub augment: Option<crate::ops::AugmentSpec>,
 }
 
 impl Default for TrainConfig {
@@ -173,6 +176,7 @@ impl Default for TrainConfig {
             resume: None,
             precision: Precision::F32,
             lr_schedule: LrSchedule::Constant,
+            augment: None,
         }
     }
 }
@@ -471,6 +475,16 @@ pub fn fit_validated(
         for step in 0..steps_per_epoch {
             let count = cfg.batch_size.min(train.len() - offset);
             let (x, t) = train.batch(&order, offset, count)?;
+            let x = match &cfg.augment {
+                Some(a) => x.augment(&crate::ops::AugmentSpec {
+                    seed: crate::rng::hash_u32(
+                        cfg.seed as u32 ^ crate::rng::hash_u32(epoch as u32),
+                    ),
+                    offset: offset as u32,
+                    ..*a
+                })?,
+                None => x,
+            };
             let global_step = (epoch * steps_per_epoch + step) as u64;
             opt.set_lr(cfg.lr_schedule.lr(
                 base_lr,
