@@ -21,7 +21,9 @@ use wgnn::train::{LrSchedule, evaluate};
 use wgnn::{DType, Device, Result, Tensor};
 
 /// d2l's `Residual`: two 3×3 convs with batch norm, added to the input (through a strided
-/// 1×1 conv when the channels or the size change), then ReLU.
+/// 1×1 conv when the channels or the size change), then ReLU. (The library ships the same
+/// block as `wgnn::models::Residual`; it is written out here to show a module built from the
+/// public API alone.)
 struct Residual {
     conv1: Conv2d,
     bn1: BatchNorm,
