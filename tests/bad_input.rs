@@ -283,3 +283,18 @@ fn gpu_skips_are_reported_outside_the_capture() {
     assert!(!ok, "WGNN_REQUIRE_GPU=1 without an adapter passed:\n{text}");
     assert!(text.contains("no GPU adapter was found"), "{text}");
 }
+
+/// Evaluation with batches of 0 is an error (it used to loop forever), as is an empty set.
+#[test]
+fn evaluation_with_no_batches_is_an_error() -> wgnn::Result<()> {
+    use wgnn::data::DeviceDataset;
+    use wgnn::nn::{Init, Linear};
+    use wgnn::train::evaluate;
+    let cpu = Device::cpu();
+    let data = DeviceDataset::from_bytes(&[0u8; 2 * 4], &[1, 2], [1, 2, 2], 10, &cpu)?;
+    let mut model = Linear::new(4, 10, Init::He, 0, &cpu)?;
+    let m = message(evaluate(&mut model, &data, 0));
+    assert!(m.contains("evaluate") && m.contains("batches of 0"), "{m}");
+    assert!(evaluate(&mut model, &data, 1)? <= 1.0);
+    Ok(())
+}

@@ -280,22 +280,42 @@ pub fn evaluate_with(
     batch_size: usize,
     prepare: impl Fn(Tensor) -> Result<Tensor>,
 ) -> Result<f64> {
-    if data.is_empty() {
-        return Err(Error::invalid("evaluate", "empty dataset"));
+    Ok(eval_pass(model, data, batch_size, &prepare, None)?.1)
+}
+
+/// The evaluation loop behind [`evaluate_with`] and [`evaluate_loss`]: evaluation mode, no
+/// graph, accuracy (and with `loss_fn` the mean loss, computed in f32) counted on the device
+/// and read back once at the end; training mode is restored even on an error.
+fn eval_pass(
+    model: &mut dyn Module,
+    data: &DeviceDataset,
+    batch_size: usize,
+    prepare: &dyn Fn(Tensor) -> Result<Tensor>,
+    loss_fn: Option<&LossFn>,
+) -> Result<(f64, f64)> {
+    if data.is_empty() || batch_size == 0 {
+        return Err(Error::invalid(
+            "evaluate",
+            format!("{} examples in batches of {batch_size}", data.len()),
+        ));
     }
     let _no_grad = no_grad();
     model.eval();
     let device = data.device();
     let order = data.ordered()?;
     let mut correct = Tensor::zeros([1], DType::U32, &device)?;
+    let mut loss_sum = Tensor::zeros([1], DType::F32, &device)?;
     let mut offset = 0;
     let r = (|| -> Result<()> {
         while offset < data.len() {
             let count = batch_size.min(data.len() - offset);
             let (x, t) = data.batch(&order, offset, count)?;
-            model
-                .forward(&prepare(x)?)?
-                .count_correct_into(&t, &mut correct)?;
+            let out = model.forward(&prepare(x)?)?;
+            out.count_correct_into(&t, &mut correct)?;
+            if let Some(loss_fn) = loss_fn {
+                let loss = loss_fn(&out.to_dtype(DType::F32)?, &t)?;
+                loss_sum.axpy_(count as f32, &loss)?;
+            }
             device.flush()?;
             offset += count;
         }
@@ -303,8 +323,8 @@ pub fn evaluate_with(
     })();
     model.train();
     r?;
-    let n = correct.to_vec::<u32>()?[0];
-    Ok(n as f64 / data.len() as f64)
+    let v = Tensor::read_scalars(&[&loss_sum, &correct])?;
+    Ok((v[0] / data.len() as f64, v[1] / data.len() as f64))
 }
 
 /// One optimisation step on a batch: zero the gradients, forward, loss, backward, update.
@@ -367,34 +387,14 @@ pub fn evaluate_loss(
     data: &DeviceDataset,
     batch_size: usize,
 ) -> Result<(f64, f64)> {
-    if data.is_empty() || batch_size == 0 {
-        return Err(Error::invalid("evaluate", "empty dataset or batch size 0"));
-    }
-    let _no_grad = no_grad();
     let dtype = model.dtype();
-    model.eval();
-    let device = data.device();
-    let order = data.ordered()?;
-    let mut correct = Tensor::zeros([1], DType::U32, &device)?;
-    let mut loss_sum = Tensor::zeros([1], DType::F32, &device)?;
-    let mut offset = 0;
-    let r = (|| -> Result<()> {
-        while offset < data.len() {
-            let count = batch_size.min(data.len() - offset);
-            let (x, t) = data.batch(&order, offset, count)?;
-            let out = model.forward(&x.to_dtype(dtype)?)?;
-            out.count_correct_into(&t, &mut correct)?;
-            let loss = loss_fn(&out.to_dtype(DType::F32)?, &t)?;
-            loss_sum.axpy_(count as f32, &loss)?;
-            device.flush()?;
-            offset += count;
-        }
-        Ok(())
-    })();
-    model.train();
-    r?;
-    let v = Tensor::read_scalars(&[&loss_sum, &correct])?;
-    Ok((v[0] / data.len() as f64, v[1] / data.len() as f64))
+    eval_pass(
+        model,
+        data,
+        batch_size,
+        &|x| x.to_dtype(dtype),
+        Some(loss_fn),
+    )
 }
 
 /// [`fit`] with a validation set (held out from the training data) evaluated after every
