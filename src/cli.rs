@@ -4,7 +4,9 @@ use crate::data::{Dataset, DeviceDataset, Mnist};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::nn::{Sequential, cross_entropy};
+use crate::ops::AugmentSpec;
 use crate::optim::Optimizer;
+use crate::tensor::Tensor;
 use crate::train::{LrSchedule, Metrics, Precision, TrainConfig, fit_validated};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -49,10 +51,21 @@ pub struct TrainArgs {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Augment the training batches on the device with the dataset's recipe: MNIST rotation
-    /// ±10°, scale ±10 %, shift ±2 px; Fashion-MNIST horizontal flips, shift ±2 px, scale ±10 %,
-    /// brightness and contrast ±10 % (digits are never flipped).
+    /// ±10°, scale ±10 %, shift ±2 px and Simard's elastic distortion (α 34, σ 4 px);
+    /// Fashion-MNIST horizontal flips, shift ±2 px, scale ±10 %, brightness and contrast
+    /// ±10 % (digits are never flipped).
     #[arg(long)]
     pub augment: bool,
+    /// Augment with the dataset's recipe changed by comma-separated KEY=VALUE pairs (implies
+    /// --augment). Keys: rotate (degrees), scale (relative), shift (px), flip (true/false),
+    /// brightness, contrast, elastic-alpha (px, 0: off), elastic-sigma (px). Example:
+    /// `elastic-alpha=0,rotate=15`.
+    #[arg(long, value_name = "KEY=VALUE,...")]
+    pub augment_with: Option<String>,
+    /// Write a PNG grid of augmented training images (first row: 8 originals; below: the
+    /// versions the first 7 epochs train on) to FILE before training.
+    #[arg(long, value_name = "FILE")]
+    pub save_augmented: Option<PathBuf>,
     /// Resize every batch to N×N pixels on the device (bilinear), as d2l does for the bigger
     /// nets.
     #[arg(long)]
@@ -87,29 +100,97 @@ pub struct TrainArgs {
 }
 
 /// The `--augment` recipe of `dataset` (seed and offset are set per batch by the trainer).
-pub fn augment_recipe(dataset: Dataset) -> crate::ops::AugmentSpec {
-    let base = crate::ops::AugmentSpec {
-        rotate: 0.0,
+pub fn augment_recipe(dataset: Dataset) -> AugmentSpec {
+    let base = AugmentSpec {
         scale: 0.1,
         shift: 2.0,
-        flip: false,
-        brightness: 0.0,
-        contrast: 0.0,
-        seed: 0,
-        offset: 0,
+        ..AugmentSpec::NONE
     };
     match dataset {
-        Dataset::Mnist => crate::ops::AugmentSpec {
+        Dataset::Mnist => AugmentSpec {
             rotate: 10.0,
+            elastic_alpha: 34.0,
+            elastic_sigma: 4.0,
             ..base
         },
-        Dataset::FashionMnist => crate::ops::AugmentSpec {
+        Dataset::FashionMnist => AugmentSpec {
             flip: true,
             brightness: 0.1,
             contrast: 0.1,
             ..base
         },
     }
+}
+
+/// `recipe` changed by `--augment-with`'s comma-separated `KEY=VALUE` pairs.
+pub fn augment_overrides(recipe: AugmentSpec, pairs: &str) -> Result<AugmentSpec> {
+    const OPT: &str = "--augment-with";
+    let mut spec = recipe;
+    for pair in pairs.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(Error::invalid(OPT, format!("\"{pair}\" is not KEY=VALUE")));
+        };
+        let (key, value) = (key.trim(), value.trim());
+        if key == "flip" {
+            spec.flip = match value {
+                "true" | "1" | "on" => true,
+                "false" | "0" | "off" => false,
+                _ => {
+                    return Err(Error::invalid(
+                        OPT,
+                        format!("flip takes true or false, not \"{value}\""),
+                    ));
+                }
+            };
+            continue;
+        }
+        let v: f32 = value
+            .parse()
+            .map_err(|_| Error::invalid(OPT, format!("{key}: \"{value}\" is not a number")))?;
+        let field = match key {
+            "rotate" => &mut spec.rotate,
+            "scale" => &mut spec.scale,
+            "shift" => &mut spec.shift,
+            "brightness" => &mut spec.brightness,
+            "contrast" => &mut spec.contrast,
+            "elastic-alpha" => &mut spec.elastic_alpha,
+            "elastic-sigma" => &mut spec.elastic_sigma,
+            _ => {
+                return Err(Error::invalid(
+                    OPT,
+                    format!(
+                        "unknown key \"{key}\" (rotate, scale, shift, flip, brightness, \
+                         contrast, elastic-alpha, elastic-sigma)"
+                    ),
+                ));
+            }
+        };
+        *field = v;
+    }
+    Ok(spec)
+}
+
+/// Writes `--save-augmented`'s grid: the first (up to) 8 images of `train` in the top row,
+/// below them the versions epochs 0–6 of a run seeded `seed` train on.
+fn save_augmented(
+    path: &std::path::Path,
+    train: &DeviceDataset,
+    spec: &AugmentSpec,
+    seed: u64,
+) -> Result<()> {
+    let n = train.len().min(8);
+    let (x, _) = train.batch(&train.ordered()?, 0, n)?;
+    let mut rows = vec![x.clone()];
+    for epoch in 0..7 {
+        rows.push(x.augment(&spec.for_batch(seed, epoch, 0))?);
+    }
+    let all = Tensor::cat(&rows.iter().collect::<Vec<_>>(), 0)?;
+    crate::image::Image::grid(&all, n, 2)?.save_png(path)?;
+    println!(
+        "augmented samples: {} (top row: originals; rows 2–8: epochs 0–6)",
+        path.display()
+    );
+    Ok(())
 }
 
 /// Loads MNIST, builds the model with `build` on the chosen device, trains and reports.
@@ -185,8 +266,21 @@ pub fn run_mnist(
         args.epochs,
         args.seed
     );
-    if args.augment {
-        println!("augmentation on the device: {:?}", augment_recipe(dataset));
+    let augment = match &args.augment_with {
+        Some(pairs) => Some(augment_overrides(augment_recipe(dataset), pairs)?),
+        None => args.augment.then(|| augment_recipe(dataset)),
+    };
+    if let Some(spec) = &augment {
+        println!("augmentation on the device: {spec:?}");
+    }
+    if let Some(path) = &args.save_augmented {
+        let Some(spec) = &augment else {
+            return Err(Error::invalid(
+                "--save-augmented",
+                "needs --augment or --augment-with (there is nothing to show)",
+            ));
+        };
+        save_augmented(path, &train, spec, args.seed)?;
     }
     let cfg = TrainConfig {
         epochs: args.epochs,
@@ -198,7 +292,7 @@ pub fn run_mnist(
         resume: args.resume.clone(),
         precision,
         lr_schedule,
-        augment: args.augment.then(|| augment_recipe(dataset)),
+        augment,
         ..TrainConfig::default()
     };
     let metrics = fit_validated(

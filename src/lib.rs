@@ -79,6 +79,7 @@ pub mod device;
 pub mod dtype;
 pub mod error;
 pub mod gpu;
+pub mod image;
 pub mod models;
 pub mod nn;
 pub mod ops;

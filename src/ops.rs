@@ -251,6 +251,12 @@ pub struct AugmentSpec {
     pub brightness: f32,
     /// Largest relative contrast change (around 0.5).
     pub contrast: f32,
+    /// Elastic distortion strength α in pixels (Simard et al. 2003: 34 for MNIST; 0: off): the
+    /// displacement field is uniform noise in [-1, 1) smoothed by a normalised Gaussian of
+    /// width [`elastic_sigma`](Self::elastic_sigma), times α.
+    pub elastic_alpha: f32,
+    /// Width σ of the elastic field's Gaussian in pixels (Simard: 4; truncated at ⌈3σ⌉).
+    pub elastic_sigma: f32,
     /// The epoch's seed.
     pub seed: u32,
     /// The batch's first position in the epoch.
@@ -265,6 +271,48 @@ impl AugmentSpec {
             2.0 * crate::rng::counter_uniform(self.seed, k.wrapping_mul(8).wrapping_add(j as u32))
                 - 1.0
         })
+    }
+
+    /// No augmentation at all (every bound 0): a base for struct-update syntax.
+    pub const NONE: AugmentSpec = AugmentSpec {
+        rotate: 0.0,
+        scale: 0.0,
+        shift: 0.0,
+        flip: false,
+        brightness: 0.0,
+        contrast: 0.0,
+        elastic_alpha: 0.0,
+        elastic_sigma: 0.0,
+        seed: 0,
+        offset: 0,
+    };
+
+    /// This recipe as the trainer applies it to the batch at `offset` of `epoch` in a run
+    /// seeded `seed`: a fresh draw per epoch and image, the same on every device.
+    pub fn for_batch(&self, seed: u64, epoch: usize, offset: usize) -> AugmentSpec {
+        AugmentSpec {
+            seed: crate::rng::hash_u32(seed as u32 ^ crate::rng::hash_u32(epoch as u32)),
+            offset: offset as u32,
+            ..*self
+        }
+    }
+
+    /// Whether the elastic field is on.
+    pub fn elastic(&self) -> bool {
+        self.elastic_alpha > 0.0
+    }
+
+    /// Half-width of the elastic Gaussian in taps, ⌈3σ⌉.
+    pub fn elastic_radius(&self) -> usize {
+        (3.0 * self.elastic_sigma).ceil() as usize
+    }
+
+    /// Elastic noise in [-1, 1) of image `k` at padded index `idx` (direction-major over
+    /// `[2, h + 2r, w + 2r]`), as the kernel draws it.
+    pub fn elastic_noise(&self, k: u32, idx: u32) -> f32 {
+        let key =
+            crate::rng::hash_u32(k.wrapping_add(crate::rng::hash_u32(self.seed ^ 0x5bd1_e995)));
+        2.0 * crate::rng::counter_uniform(key, idx) - 1.0
     }
 }
 

@@ -1383,11 +1383,22 @@ impl Tensor {
             spec.shift,
             spec.brightness,
             spec.contrast,
+            spec.elastic_alpha,
+            spec.elastic_sigma,
         ];
         if bounds.iter().any(|b| !b.is_finite() || *b < 0.0) || spec.scale >= 1.0 {
             return Err(Error::invalid(
                 OP,
                 format!("bounds must be finite and ≥ 0 (scale < 1): {spec:?}"),
+            ));
+        }
+        if spec.elastic() && !(0.25..=32.0).contains(&spec.elastic_sigma) {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "elastic_sigma must be in [0.25, 32] pixels when elastic_alpha > 0, got {}",
+                    spec.elastic_sigma
+                ),
             ));
         }
         if crate::autograd::wants_grad(&[self]) {

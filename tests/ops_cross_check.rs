@@ -1049,11 +1049,13 @@ fn augmentation_is_the_same_on_every_device() {
         flip: true,
         brightness: 0.2,
         contrast: 0.3,
+        elastic_alpha: 34.0,
+        elastic_sigma: 4.0,
         seed: 42,
         offset: 100,
     };
     let outs = cross_check(
-        "augment (rotation, scale, shift, flip, brightness, contrast)",
+        "augment (rotation, scale, shift, flip, brightness, contrast, elastic)",
         Tol {
             atol: 1e-5,
             rtol: 0.0,
@@ -1074,15 +1076,62 @@ fn augmentation_is_the_same_on_every_device() {
     assert_eq!(again, got);
     let other = vals(&x.augment(&AugmentSpec { seed: 43, ..strong }).unwrap());
     assert!(common::max_abs_diff(&other, got) > 0.1);
+    // Elastic distortion alone (Simard's α 34, σ 4) moves strokes locally: the image changes
+    // but keeps roughly its ink, and it is again the same on every device.
+    let elastic = AugmentSpec {
+        elastic_alpha: 34.0,
+        elastic_sigma: 4.0,
+        seed: 42,
+        offset: 100,
+        ..AugmentSpec::NONE
+    };
+    let outs = cross_check(
+        "augment (elastic only)",
+        Tol {
+            atol: 1e-5,
+            rtol: 0.0,
+        },
+        |dev| Ok(vec![x.to_device(dev)?.augment(&elastic)?]),
+    );
+    let warped = outs[0][0].f32s();
+    assert!(
+        common::max_abs_diff(warped, &px) > 0.3,
+        "elastic: no change"
+    );
+    for img in 0..6 {
+        let ink = |v: &[f32]| v[img * 784..(img + 1) * 784].iter().sum::<f32>();
+        let (before, after) = (ink(&px), ink(warped));
+        assert!(
+            (after - before).abs() < 0.2 * before,
+            "image {img}: ink {before} became {after}"
+        );
+    }
+    // A weaker field moves pixels less.
+    let weak = vals(
+        &x.augment(&AugmentSpec {
+            elastic_alpha: 4.0,
+            ..elastic
+        })
+        .unwrap(),
+    );
+    let moved = |v: &[f32]| v.iter().zip(&px).map(|(a, b)| (a - b).abs()).sum::<f32>();
+    assert!(
+        moved(&weak) < 0.5 * moved(warped),
+        "α 4 moved as much as α 34"
+    );
+    let e = x
+        .augment(&AugmentSpec {
+            elastic_sigma: 0.0,
+            ..elastic
+        })
+        .expect_err("σ 0")
+        .to_string();
+    assert!(e.contains("elastic_sigma"), "{e}");
     // All bounds 0: the identity (up to the contrast formula's rounding).
     let none = AugmentSpec {
-        rotate: 0.0,
-        scale: 0.0,
-        shift: 0.0,
-        flip: false,
-        brightness: 0.0,
-        contrast: 0.0,
-        ..strong
+        seed: 42,
+        offset: 100,
+        ..AugmentSpec::NONE
     };
     common::assert_close(
         "augment with zero bounds",

@@ -1172,45 +1172,58 @@ impl Backend for CpuBackend {
         let (x, o) = (x.f32s(OP)?, out.f32s_mut(OP)?);
         let plane = h * w;
         let (cx, cy) = ((w as f32 - 1.0) * 0.5, (h as f32 - 1.0) * 0.5);
-        // The same f32 expressions, in the same order, as shaders/augment.wgsl.
-        for img in 0..n {
-            let d = spec.draws(spec.offset.wrapping_add(img as u32));
-            let theta = d[0] * spec.rotate * 0.017_453_292;
-            let s = 1.0 + d[1] * spec.scale;
-            let (tx, ty) = (d[2] * spec.shift, d[3] * spec.shift);
-            let flip = spec.flip && d[4] < 0.0;
-            let (b, con) = (d[5] * spec.brightness, 1.0 + d[6] * spec.contrast);
-            let (ct, st) = (theta.cos(), theta.sin());
-            for ch in 0..c {
-                let base = (img * c + ch) * plane;
-                let px = |yy: i64, xx: i64| -> f32 {
-                    if yy < 0 || xx < 0 || yy >= h as i64 || xx >= w as i64 {
-                        0.0
-                    } else {
-                        x[base + yy as usize * w + xx as usize]
-                    }
-                };
-                for y in 0..h {
-                    for xo in 0..w {
-                        let mut u = xo as f32 - cx;
-                        if flip {
-                            u = -u;
+        let taps = elastic_taps(spec);
+        // The same f32 expressions, in the same order, as shaders/augment.wgsl; images are
+        // independent, so they are split across the rayon pool.
+        let per_image = c * plane;
+        o[..n * per_image]
+            .par_chunks_mut(per_image)
+            .enumerate()
+            .for_each(|(img, o)| {
+                let k = spec.offset.wrapping_add(img as u32);
+                let field = elastic_field(spec, &taps, k, h, w);
+                let d = spec.draws(k);
+                let theta = d[0] * spec.rotate * 0.017_453_292;
+                let s = 1.0 + d[1] * spec.scale;
+                let (tx, ty) = (d[2] * spec.shift, d[3] * spec.shift);
+                let flip = spec.flip && d[4] < 0.0;
+                let (b, con) = (d[5] * spec.brightness, 1.0 + d[6] * spec.contrast);
+                let (ct, st) = (theta.cos(), theta.sin());
+                for ch in 0..c {
+                    let base = (img * c + ch) * plane;
+                    let o = &mut o[ch * plane..(ch + 1) * plane];
+                    let px = |yy: i64, xx: i64| -> f32 {
+                        if yy < 0 || xx < 0 || yy >= h as i64 || xx >= w as i64 {
+                            0.0
+                        } else {
+                            x[base + yy as usize * w + xx as usize]
                         }
-                        u -= tx;
-                        let v = y as f32 - cy - ty;
-                        let sx = (ct * u + st * v) / s + cx;
-                        let sy = (ct * v - st * u) / s + cy;
-                        let (x0, y0) = (sx.floor(), sy.floor());
-                        let (wx, wy) = (sx - x0, sy - y0);
-                        let (xi, yi) = (x0 as i64, y0 as i64);
-                        let top = px(yi, xi) * (1.0 - wx) + px(yi, xi + 1) * wx;
-                        let bottom = px(yi + 1, xi) * (1.0 - wx) + px(yi + 1, xi + 1) * wx;
-                        let val = top * (1.0 - wy) + bottom * wy;
-                        o[base + y * w + xo] = ((val - 0.5) * con + 0.5 + b).clamp(0.0, 1.0);
+                    };
+                    for y in 0..h {
+                        for xo in 0..w {
+                            let mut u = xo as f32 - cx;
+                            if flip {
+                                u = -u;
+                            }
+                            u -= tx;
+                            let v = y as f32 - cy - ty;
+                            let (ex, ey) = match &field {
+                                Some(f) => (f[y * w + xo], f[plane + y * w + xo]),
+                                None => (0.0, 0.0),
+                            };
+                            let sx = (ct * u + st * v) / s + cx + ex;
+                            let sy = (ct * v - st * u) / s + cy + ey;
+                            let (x0, y0) = (sx.floor(), sy.floor());
+                            let (wx, wy) = (sx - x0, sy - y0);
+                            let (xi, yi) = (x0 as i64, y0 as i64);
+                            let top = px(yi, xi) * (1.0 - wx) + px(yi, xi + 1) * wx;
+                            let bottom = px(yi + 1, xi) * (1.0 - wx) + px(yi + 1, xi + 1) * wx;
+                            let val = top * (1.0 - wy) + bottom * wy;
+                            o[y * w + xo] = ((val - 0.5) * con + 0.5 + b).clamp(0.0, 1.0);
+                        }
                     }
                 }
-            }
-        }
+            });
         Ok(())
     }
 
@@ -1240,6 +1253,58 @@ impl Backend for CpuBackend {
 }
 
 /// The CPU [`BlockCopy`], on raw elements of any dtype.
+/// The elastic field's normalised Gaussian taps `g(-r..=r)`, as `shaders/augment.wgsl`
+/// computes them (`tap(d) / norm`); empty when the field is off.
+fn elastic_taps(spec: &AugmentSpec) -> Vec<f32> {
+    if !spec.elastic() {
+        return Vec::new();
+    }
+    let r = spec.elastic_radius() as i64;
+    let tap = |d: i64| {
+        let t = d as f32 / spec.elastic_sigma;
+        (-0.5 * t * t).exp()
+    };
+    let mut norm = 0.0f32;
+    for d in -r..=r {
+        norm += tap(d);
+    }
+    (-r..=r).map(|d| tap(d) / norm).collect()
+}
+
+/// Image `k`'s elastic displacement `[2, h, w]` (x then y, in pixels), or `None` when off: the
+/// kernel's two passes (`elastic_rows`, then the vertical sum in `augment_elastic`).
+fn elastic_field(spec: &AugmentSpec, taps: &[f32], k: u32, h: usize, w: usize) -> Option<Vec<f32>> {
+    if taps.is_empty() {
+        return None;
+    }
+    let r = spec.elastic_radius();
+    let (ph, pw) = (h + 2 * r, w + 2 * r);
+    let mut rows = vec![0.0f32; 2 * ph * w];
+    for (i, out) in rows.iter_mut().enumerate() {
+        let (xo, yy, dir) = (i % w, (i / w) % ph, i / (w * ph));
+        let row = (dir * ph + yy) * pw;
+        let mut s = 0.0f32;
+        for (j, g) in taps.iter().enumerate() {
+            s += g * spec.elastic_noise(k, (row + xo + j) as u32);
+        }
+        *out = s;
+    }
+    let mut field = vec![0.0f32; 2 * h * w];
+    for y in 0..h {
+        for xo in 0..w {
+            let (mut dx, mut dy) = (0.0f32, 0.0f32);
+            for (j, g) in taps.iter().enumerate() {
+                let yy = y + j;
+                dx += g * rows[yy * w + xo];
+                dy += g * rows[(ph + yy) * w + xo];
+            }
+            field[y * w + xo] = spec.elastic_alpha * dx;
+            field[h * w + y * w + xo] = spec.elastic_alpha * dy;
+        }
+    }
+    Some(field)
+}
+
 fn copy_block_slices<T: Copy>(src: &[T], dst: &mut [T], b: &BlockCopy) {
     for o in 0..b.outer {
         let s = (o * b.src_dim + b.src_off) * b.inner;

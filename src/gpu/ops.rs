@@ -1273,19 +1273,38 @@ impl Backend for Arc<GpuContext> {
             seed: spec.seed,
             offset: spec.offset,
             flip: spec.flip as u32,
-            _p0: 0,
+            radius: u32_of(OP, spec.elastic_radius())?,
             rotate: spec.rotate,
             scale: spec.scale,
             shift: spec.shift,
             brightness: spec.brightness,
             contrast: spec.contrast,
-            _p1: [0.0; 3],
+            alpha: spec.elastic_alpha,
+            sigma: spec.elastic_sigma,
+            _p3: 0.0,
         };
         let groups = self.grid(n * c * h * w, 256)?;
+        if !spec.elastic() {
+            return self.dispatch(
+                &KernelKey::new(Shader::Augment, "augment"),
+                bytemuck::bytes_of(&p),
+                &[(1, &*out), (2, x)],
+                groups,
+            );
+        }
+        // The field's horizontal pass over every row the vertical pass reads.
+        let rows_len = n * 2 * (h + 2 * spec.elastic_radius()) * w;
+        let rows = self.alloc_buffer(rows_len, DType::F32, "augment: elastic rows")?;
         self.dispatch(
-            &KernelKey::new(Shader::Augment, "augment"),
+            &KernelKey::new(Shader::Augment, "elastic_rows"),
             bytemuck::bytes_of(&p),
-            &[(1, &*out), (2, x)],
+            &[(3, &rows)],
+            self.grid(rows_len, 256)?,
+        )?;
+        self.dispatch(
+            &KernelKey::new(Shader::Augment, "augment_elastic"),
+            bytemuck::bytes_of(&p),
+            &[(1, &*out), (2, x), (3, &rows)],
             groups,
         )
     }
@@ -1347,13 +1366,15 @@ struct AugmentParams {
     seed: u32,
     offset: u32,
     flip: u32,
-    _p0: u32,
+    radius: u32,
     rotate: f32,
     scale: f32,
     shift: f32,
     brightness: f32,
     contrast: f32,
-    _p1: [f32; 3],
+    alpha: f32,
+    sigma: f32,
+    _p3: f32,
 }
 
 #[repr(C)]

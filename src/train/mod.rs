@@ -476,13 +476,7 @@ pub fn fit_validated(
             let count = cfg.batch_size.min(train.len() - offset);
             let (x, t) = train.batch(&order, offset, count)?;
             let x = match &cfg.augment {
-                Some(a) => x.augment(&crate::ops::AugmentSpec {
-                    seed: crate::rng::hash_u32(
-                        cfg.seed as u32 ^ crate::rng::hash_u32(epoch as u32),
-                    ),
-                    offset: offset as u32,
-                    ..*a
-                })?,
+                Some(a) => x.augment(&a.for_batch(cfg.seed, epoch, offset))?,
                 None => x,
             };
             let global_step = (epoch * steps_per_epoch + step) as u64;

@@ -1,0 +1,209 @@
+//! PNG grids: the encoder writes what a decoder reads back, grids place images where they
+//! say, and `--save-augmented` writes the samples a run trains on.
+
+use clap::Parser;
+use flate2::read::ZlibDecoder;
+use std::io::Read;
+use wgnn::cli::{TrainArgs, augment_overrides, augment_recipe, run_mnist};
+use wgnn::data::Dataset;
+use wgnn::image::Image;
+use wgnn::{Device, Tensor};
+
+/// A minimal PNG reader for 8-bit grey/RGB files without interlace, checking every CRC.
+fn decode(png: &[u8]) -> Image {
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "signature");
+    let (mut pos, mut width, mut height, mut channels) = (8, 0, 0, 0);
+    let mut idat = Vec::new();
+    loop {
+        let len = u32::from_be_bytes(png[pos..pos + 4].try_into().unwrap()) as usize;
+        let kind = &png[pos + 4..pos + 8];
+        let data = &png[pos + 8..pos + 8 + len];
+        let crc = u32::from_be_bytes(png[pos + 8 + len..pos + 12 + len].try_into().unwrap());
+        let mut want = flate2::Crc::new();
+        want.update(kind);
+        want.update(data);
+        assert_eq!(crc, want.sum(), "CRC of {}", String::from_utf8_lossy(kind));
+        match kind {
+            b"IHDR" => {
+                width = u32::from_be_bytes(data[0..4].try_into().unwrap()) as usize;
+                height = u32::from_be_bytes(data[4..8].try_into().unwrap()) as usize;
+                assert_eq!(data[8], 8, "bit depth");
+                channels = match data[9] {
+                    0 => 1,
+                    2 => 3,
+                    t => panic!("colour type {t}"),
+                };
+                assert_eq!(&data[10..13], &[0, 0, 0]);
+            }
+            b"IDAT" => idat.extend_from_slice(data),
+            b"IEND" => break,
+            other => panic!("unexpected chunk {other:?}"),
+        }
+        pos += 12 + len;
+    }
+    let mut raw = Vec::new();
+    ZlibDecoder::new(&idat[..]).read_to_end(&mut raw).unwrap();
+    let stride = width * channels;
+    assert_eq!(raw.len(), height * (stride + 1));
+    let mut pixels = Vec::new();
+    for row in raw.chunks(stride + 1) {
+        assert_eq!(row[0], 0, "filter type");
+        pixels.extend_from_slice(&row[1..]);
+    }
+    Image {
+        width,
+        height,
+        channels,
+        pixels,
+    }
+}
+
+#[test]
+fn png_reads_back() -> wgnn::Result<()> {
+    let grey = Image {
+        width: 3,
+        height: 2,
+        channels: 1,
+        pixels: vec![0, 10, 20, 30, 40, 255],
+    };
+    assert_eq!(decode(&grey.png_bytes()?), grey);
+    let rgb = Image {
+        width: 2,
+        height: 2,
+        channels: 3,
+        pixels: (0..12).map(|v| v * 20).collect(),
+    };
+    assert_eq!(decode(&rgb.png_bytes()?), rgb);
+    let bad = Image {
+        pixels: vec![0; 5],
+        ..grey
+    };
+    let e = bad
+        .png_bytes()
+        .expect_err("5 bytes for 6 pixels")
+        .to_string();
+    assert!(e.contains("png_bytes") && e.contains("not 6"), "{e}");
+    Ok(())
+}
+
+#[test]
+fn grid_places_images_row_by_row() -> wgnn::Result<()> {
+    // Three 2×2 images, values 0, 0.5 and 1 (the last with one pixel over 1: clamped).
+    let mut v = vec![0.0f32; 4];
+    v.extend([0.5; 4]);
+    v.extend([1.0, 1.0, 1.0, 7.0]);
+    let batch = Tensor::from_vec(v, [3, 1, 2, 2], &Device::cpu())?;
+    let g = Image::grid(&batch, 2, 1)?;
+    assert_eq!((g.width, g.height, g.channels), (7, 7, 1));
+    let at = |x: usize, y: usize| g.pixels[y * g.width + x];
+    assert_eq!(at(0, 0), 128, "padding is grey");
+    assert_eq!((at(1, 1), at(2, 2)), (0, 0), "image 0 at the top left");
+    assert_eq!(
+        (at(4, 1), at(5, 2)),
+        (128, 128),
+        "image 1 at the top right (0.5)"
+    );
+    assert_eq!(
+        (at(1, 4), at(2, 5)),
+        (255, 255),
+        "image 2 below image 0, clamped"
+    );
+    assert_eq!(at(4, 4), 128, "the empty slot stays grey");
+    let e = Image::grid(
+        &Tensor::zeros([2, 2], wgnn::DType::F32, &Device::cpu())?,
+        2,
+        1,
+    )
+    .expect_err("not NCHW")
+    .to_string();
+    assert!(e.contains("Image::grid") && e.contains("NCHW"), "{e}");
+    Ok(())
+}
+
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+#[test]
+fn save_augmented_writes_what_the_run_trains_on() -> wgnn::Result<()> {
+    let dir = std::env::temp_dir().join(format!("wgnn-image-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("augmented.png");
+    let args = |extra: &[&str]| {
+        let mut argv = vec![
+            "test",
+            "--device",
+            "cpu",
+            "--epochs",
+            "1",
+            "--train-limit",
+            "20",
+            "--test-limit",
+            "20",
+            "--batch-size",
+            "10",
+            "--no-progress",
+        ];
+        argv.extend_from_slice(extra);
+        Args::parse_from(argv).train
+    };
+    let p = path.to_str().unwrap();
+    run_mnist(
+        &args(&["--augment", "--save-augmented", p]),
+        "lenet",
+        wgnn::models::lenet,
+    )?;
+    let img = decode(&std::fs::read(&path).unwrap());
+    // 8 columns and 8 rows of 28-px images with 2 px between and around them.
+    assert_eq!((img.width, img.height, img.channels), (242, 242, 1));
+    let tile = |row: usize, col: usize| -> Vec<u8> {
+        let (top, left) = (2 + row * 30, 2 + col * 30);
+        (0..28)
+            .flat_map(|y| img.pixels[(top + y) * 242 + left..][..28].to_vec())
+            .collect()
+    };
+    let mnist = wgnn::data::Mnist::load_default()?;
+    assert_eq!(
+        tile(0, 3),
+        mnist.train.images[3 * 784..4 * 784],
+        "top row: the originals"
+    );
+    assert!(
+        tile(1, 3) != tile(0, 3) && tile(2, 3) != tile(1, 3),
+        "epochs differ"
+    );
+
+    let e = run_mnist(
+        &args(&["--save-augmented", p]),
+        "lenet",
+        wgnn::models::lenet,
+    )
+    .expect_err("nothing to show")
+    .to_string();
+    assert!(
+        e.contains("--save-augmented") && e.contains("--augment"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    Ok(())
+}
+
+#[test]
+fn augment_with_overrides_the_recipe() -> wgnn::Result<()> {
+    let base = augment_recipe(Dataset::Mnist);
+    let s = augment_overrides(base, "elastic-alpha=0, rotate=15,flip=true")?;
+    assert_eq!((s.elastic_alpha, s.rotate, s.flip), (0.0, 15.0, true));
+    assert_eq!((s.scale, s.shift), (base.scale, base.shift));
+    for (bad, names) in [
+        ("rotate", "KEY=VALUE"),
+        ("tilt=3", "tilt"),
+        ("scale=big", "big"),
+        ("flip=maybe", "maybe"),
+    ] {
+        let e = augment_overrides(base, bad).expect_err(bad).to_string();
+        assert!(e.contains("--augment-with") && e.contains(names), "{e}");
+    }
+    Ok(())
+}
