@@ -526,6 +526,103 @@ mod tests {
         Mat { data, rs, cs: 1 }
     }
 
+    /// `alpha A B + beta C` in f64, A and B read through their strides.
+    #[allow(clippy::too_many_arguments)]
+    fn reference(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: f32,
+        a: Mat,
+        b: Mat,
+        beta: f32,
+        c: &[f32],
+    ) -> Vec<f32> {
+        let mut out = vec![0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let s: f64 = (0..k)
+                    .map(|p| {
+                        a.data[i * a.rs + p * a.cs] as f64 * b.data[p * b.rs + j * b.cs] as f64
+                    })
+                    .sum();
+                let old = if beta == 0.0 {
+                    0.0
+                } else {
+                    beta as f64 * c[i * n + j] as f64
+                };
+                out[i * n + j] = (alpha as f64 * s + old) as f32;
+            }
+        }
+        out
+    }
+
+    /// The single-threaded GEMM against an f64 reference: odd shapes, transposed operands,
+    /// alpha and beta; beta 0 never reads C (NaN there).
+    #[test]
+    fn sgemm_kernels_match_a_reference() {
+        let shapes = [
+            (1, 1, 1),
+            (3, 5, 7),
+            (8, 256, 32),
+            (9, 257, 33),
+            (16, 9, 784),
+            (64, 576, 49),
+            (121, 300, 70),
+            (5, 40, 1030),
+            (0, 3, 4),
+            (4, 0, 5),
+        ];
+        let mut seed = 1u32;
+        let mut rand = |len: usize| -> Vec<f32> {
+            (0..len)
+                .map(|_| {
+                    seed = crate::rng::hash_u32(seed);
+                    (seed >> 8) as f32 / 16_777_216.0 - 0.5
+                })
+                .collect()
+        };
+        for &(m, k, n) in &shapes {
+            for (ta, tb) in [(false, false), (true, false), (false, true)] {
+                for (alpha, beta) in [(1.0, 0.0), (0.5, 1.0), (-1.0, 0.25)] {
+                    let (a, b, c0) = (rand(m * k), rand(k * n), rand(m * n));
+                    let am = if ta {
+                        Mat {
+                            data: &a,
+                            rs: 1,
+                            cs: m.max(1),
+                        }
+                    } else {
+                        mat(&a, k)
+                    };
+                    let bm = if tb {
+                        Mat {
+                            data: &b,
+                            rs: 1,
+                            cs: k.max(1),
+                        }
+                    } else {
+                        mat(&b, n)
+                    };
+                    let want = reference(m, k, n, alpha, am, bm, beta, &c0);
+                    let mut c = if beta == 0.0 {
+                        vec![f32::NAN; m * n]
+                    } else {
+                        c0.clone()
+                    };
+                    sgemm(m, k, n, alpha, am, bm, beta, &mut c, n.max(1));
+                    for (i, (g, w)) in c.iter().zip(&want).enumerate() {
+                        assert!(
+                            (g - w).abs() <= 1e-5 * (1.0 + k as f32).sqrt(),
+                            "[{m}, {k}, {n}] ta {ta} tb {tb} alpha {alpha} \
+                                 beta {beta}: element {i} is {g}, want {w}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn sgemm_multiplies_inside_the_slices() {
         let a = [1.0, 2.0, 3.0, 4.0];

@@ -19,6 +19,37 @@ use ndarray::{ArrayView3, ArrayViewMut3};
 use rayon::prelude::*;
 
 mod gemm;
+
+/// `C = A B` for row-major `A [m, k]`, `B [k, n]` and `C [m, n]`, straight through the CPU
+/// backend's GEMM (split across the rayon pool, no tensor bookkeeping): for benchmarks of the
+/// kernel itself. Errors, changing nothing, when a slice is shorter than its shape.
+pub fn sgemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) -> Result<()> {
+    for (name, len, want) in [
+        ("A", a.len(), m * k),
+        ("B", b.len(), k * n),
+        ("C", c.len(), m * n),
+    ] {
+        if len < want {
+            return Err(Error::invalid(
+                "cpu::sgemm",
+                format!("{name} holds {len} values, [{m}, {k}, {n}] needs {want}"),
+            ));
+        }
+    }
+    let a = Mat {
+        data: a,
+        rs: k,
+        cs: 1,
+    };
+    let b = Mat {
+        data: b,
+        rs: n,
+        cs: 1,
+    };
+    gemm(m, k, n, 1.0, a, b, 0.0, c);
+    Ok(())
+}
+
 pub mod pool;
 use gemm::{Mat, gemm};
 
