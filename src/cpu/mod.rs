@@ -1310,13 +1310,18 @@ fn elastic_field(spec: &AugmentSpec, taps: &[f32], k: u32, h: usize, w: usize) -
     }
     let r = spec.elastic_radius();
     let (ph, pw) = (h + 2 * r, w + 2 * r);
+    // The kernel hashes each tap's noise where it needs it; here each padded pixel's noise
+    // is drawn once (the same values, summed in the same order).
+    let noise: Vec<f32> = (0..2 * ph * pw)
+        .map(|idx| spec.elastic_noise(k, idx as u32))
+        .collect();
     let mut rows = vec![0.0f32; 2 * ph * w];
     for (i, out) in rows.iter_mut().enumerate() {
         let (xo, yy, dir) = (i % w, (i / w) % ph, i / (w * ph));
-        let row = (dir * ph + yy) * pw;
+        let line = &noise[(dir * ph + yy) * pw + xo..][..taps.len()];
         let mut s = 0.0f32;
-        for (j, g) in taps.iter().enumerate() {
-            s += g * spec.elastic_noise(k, (row + xo + j) as u32);
+        for (g, v) in taps.iter().zip(line) {
+            s += g * v;
         }
         *out = s;
     }
