@@ -628,31 +628,38 @@ impl Backend for CpuBackend {
             .enumerate()
             .for_each(|(plane, (out, idx))| {
                 let base = plane * g.h * g.w;
-                let mut o = 0;
+                let src = &x[base..base + g.h * g.w];
+                // The window's rows and columns inside the image (padding taps skipped), so
+                // the inner loops test nothing but the comparison. The first maximum in
+                // row-major window order wins, as on the GPU.
+                let inside = |o: usize, k: usize, len: usize| {
+                    let lo = (o * g.stride).max(g.pad) - g.pad;
+                    let hi = (o * g.stride + k).min(len + g.pad).saturating_sub(g.pad);
+                    lo..hi.max(lo)
+                };
                 for oy in 0..oh {
+                    let rows = inside(oy, g.ph, g.h);
                     for ox in 0..ow {
+                        let cols = inside(ox, g.pw, g.w);
                         let mut best = f32::NEG_INFINITY;
                         let mut best_i = usize::MAX;
-                        for ky in 0..g.ph {
-                            let iy = (oy * g.stride + ky) as isize - g.pad as isize;
-                            if iy < 0 || iy as usize >= g.h {
-                                continue;
-                            }
-                            for kx in 0..g.pw {
-                                let ix = (ox * g.stride + kx) as isize - g.pad as isize;
-                                if ix < 0 || ix as usize >= g.w {
-                                    continue;
-                                }
-                                let i = base + iy as usize * g.w + ix as usize;
-                                if best_i == usize::MAX || x[i] > best {
-                                    best = x[i];
-                                    best_i = i;
+                        for iy in rows.clone() {
+                            let line = &src[iy * g.w..(iy + 1) * g.w];
+                            for ix in cols.clone() {
+                                let v = line[ix];
+                                if best_i == usize::MAX || v > best {
+                                    best = v;
+                                    best_i = iy * g.w + ix;
                                 }
                             }
                         }
+                        let o = oy * ow + ox;
                         out[o] = best;
-                        idx[o] = best_i as u32;
-                        o += 1;
+                        idx[o] = if best_i == usize::MAX {
+                            u32::MAX // an all-padding window (the GPU's sentinel too)
+                        } else {
+                            (base + best_i) as u32
+                        };
                     }
                 }
             });
