@@ -62,6 +62,12 @@ pub struct TrainArgs {
     /// `elastic-alpha=0,rotate=15`.
     #[arg(long, value_name = "KEY=VALUE,...")]
     pub augment_with: Option<String>,
+    /// Before training, time one training step layer by layer (forward and backward, the
+    /// device synchronised around each module, after one warm-up step) and print the split.
+    /// The two steps update batch-norm running statistics as training steps would; the
+    /// weights are not changed.
+    #[arg(long)]
+    pub profile: bool,
     /// Write a PNG grid of augmented training images (first row: 8 originals; below: the
     /// versions the first 7 epochs train on) to FILE before training.
     #[arg(long, value_name = "FILE")]
@@ -193,6 +199,33 @@ fn save_augmented(
     Ok(())
 }
 
+/// `--profile`: one warm-up step, then one timed layer by layer, printed as a table.
+fn profile(model: &mut Sequential, train: &DeviceDataset, batch_size: usize) -> Result<()> {
+    use crate::nn::ModuleExt;
+    let n = batch_size.min(train.len());
+    let (x, t) = train.batch(&train.ordered()?, 0, n)?;
+    let loss = |logits: &Tensor| cross_entropy(logits, &t);
+    model.profile_step(&x, &loss)?;
+    let times = model.profile_step(&x, &loss)?;
+    model.zero_grad();
+    let total: f64 = times.iter().map(|(_, f, b)| f + b).sum();
+    println!(
+        "one training step of {n} images, layer by layer ({:.1} ms in all):",
+        total * 1e3
+    );
+    println!("| module | forward ms | backward ms | share |");
+    println!("|---|---|---|---|");
+    for (name, f, b) in &times {
+        println!(
+            "| {name} | {:.2} | {:.2} | {:.1} % |",
+            f * 1e3,
+            b * 1e3,
+            100.0 * (f + b) / total
+        );
+    }
+    Ok(())
+}
+
 /// Loads MNIST, builds the model with `build` on the chosen device, trains and reports.
 pub fn run_mnist(
     args: &TrainArgs,
@@ -254,6 +287,9 @@ pub fn run_mnist(
     let batch_size = args.batch_size.unwrap_or(100);
     let mut model = build(&device, args.seed)?;
     print!("{}", model.layer_summary());
+    if args.profile {
+        profile(&mut model, &train, args.batch_size.unwrap_or(100))?;
+    }
     let mut opt = Optimizer::by_name(&args.optimizer, args.lr)?;
     if let Some(lambda) = args.weight_decay {
         opt = opt.with_weight_decay(lambda);

@@ -47,7 +47,7 @@ const fn case(x: [usize; 4], f: usize, kh: usize, kw: usize, stride: usize, pad:
 /// Batches 1, 3, 5 (5 > 4 spans two of the CPU's weight-gradient blocks of 4 images), channels
 /// 1 and 3, filters 1, 4, 7, kernels 1x1, 3x3, 5x5 and 2x3 / 3x2, strides 1–3, pads 0–2,
 /// non-square inputs, and a kernel larger than the unpadded input.
-const SMALL: [Case; 15] = [
+const SMALL: [Case; 16] = [
     case([1, 1, 5, 5], 1, 3, 3, 1, 0),
     case([3, 3, 7, 9], 4, 3, 3, 1, 1),
     case([5, 3, 7, 9], 7, 3, 3, 2, 1),
@@ -66,6 +66,9 @@ const SMALL: [Case; 15] = [
     case([2, 3, 1, 1], 4, 5, 5, 1, 2),
     case([2, 3, 1, 1], 4, 3, 3, 1, 1),
     case([2, 2, 2, 2], 3, 5, 5, 2, 2),
+    // No tap reaches the image at all: every output is the bias (the CPU's batched path keeps
+    // only live taps, here none).
+    case([2, 2, 1, 1], 3, 1, 1, 2, 1),
 ];
 
 /// The convolutions of the book's DeepConvNet (3x3, stride 1) at batch 2.

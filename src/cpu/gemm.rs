@@ -272,28 +272,122 @@ fn col2im_image(col: &[f32], dx: &mut [f32], g: &Conv2dGeom) {
 /// matrix-vector product that rereads megabytes of weights per image.
 const BATCHED_BELOW_OHW: usize = 64;
 
-/// The columns of every image as rows: `[N·OH·OW, C·KH·KW]` (the GPU's im2col layout), each
-/// image's block the transpose of [`im2col_image`]'s.
-fn im2col_rows(x: &[f32], g: &Conv2dGeom) -> Vec<f32> {
-    let (ckk, ohw) = (g.c * g.kh * g.kw, g.out_h() * g.out_w());
-    let x_per = g.c * g.h * g.w;
-    let mut rows = vec![0f32; g.n * ohw * ckk];
-    rows.par_chunks_mut(ohw * ckk).enumerate().for_each_init(
-        || vec![0f32; ckk * ohw],
-        |col, (n, r)| {
-            im2col_image(&x[n * x_per..][..x_per], col, g);
-            for (k, line) in col.chunks_exact(ohw).enumerate() {
-                for (p, &v) in line.iter().enumerate() {
-                    r[p * ckk + k] = v;
-                }
-            }
-        },
-    );
-    rows
+/// The kernel taps of a small convolution that reach the image for at least one output pixel
+/// (`ys` rows, `xs` columns). The others multiply padding only: a 3×3 convolution with pad 1
+/// on a 1×1 map (ResNet-18's last stage at 28 px) has one live tap of nine, and the batched
+/// path below leaves the dead ones out of its products altogether.
+struct LiveTaps {
+    ys: Vec<usize>,
+    xs: Vec<usize>,
 }
 
-/// [`conv2d_forward`] for small outputs: one `[N·OH·OW, C·KH·KW] · Wᵀ` product, then the
-/// layout change to NCHW with the bias.
+impl LiveTaps {
+    fn of(g: &Conv2dGeom) -> LiveTaps {
+        let live = |out: usize, k: usize, len: usize| -> Vec<usize> {
+            (0..k)
+                .filter(|&t| {
+                    let (lo, hi) = valid_range(out, t, g.stride, g.pad, len);
+                    lo < hi
+                })
+                .collect()
+        };
+        LiveTaps {
+            ys: live(g.out_h(), g.kh, g.h),
+            xs: live(g.out_w(), g.kw, g.w),
+        }
+    }
+
+    /// Columns of the product: `C · live rows · live columns`.
+    fn ckk(&self, g: &Conv2dGeom) -> usize {
+        g.c * self.ys.len() * self.xs.len()
+    }
+
+    /// Calls `f(k, tap)` for each live tap `(c, ky, kx)` in column order, `tap` being its
+    /// index in the full `[C, KH, KW]` weight row.
+    fn each(&self, g: &Conv2dGeom, mut f: impl FnMut(usize, usize)) {
+        let mut k = 0;
+        for c in 0..g.c {
+            for &ky in &self.ys {
+                for &kx in &self.xs {
+                    f(k, (c * g.kh + ky) * g.kw + kx);
+                    k += 1;
+                }
+            }
+        }
+    }
+
+    /// The live columns of the weights `[fout, C·KH·KW]` as `[fout, ckk]`.
+    fn weights(&self, w: &[f32], g: &Conv2dGeom, fout: usize) -> Vec<f32> {
+        let (full, ckk) = (g.c * g.kh * g.kw, self.ckk(g));
+        let mut out = vec![0f32; fout * ckk];
+        for f in 0..fout {
+            self.each(g, |k, tap| out[f * ckk + k] = w[f * full + tap]);
+        }
+        out
+    }
+
+    /// Every image's live columns as rows, `[N·OH·OW, ckk]`, written in place (pixel by
+    /// pixel, no transposition), padding as 0.
+    fn rows(&self, x: &[f32], g: &Conv2dGeom) -> Vec<f32> {
+        let (ckk, ohw, ow) = (self.ckk(g), g.out_h() * g.out_w(), g.out_w());
+        let x_per = g.c * g.h * g.w;
+        let mut rows = vec![0f32; g.n * ohw * ckk];
+        if ckk == 0 {
+            return rows; // every output lies in the padding
+        }
+        rows.par_chunks_mut(ohw * ckk)
+            .enumerate()
+            .for_each(|(n, r)| {
+                let img = &x[n * x_per..][..x_per];
+                for (p, row) in r.chunks_exact_mut(ckk).enumerate() {
+                    let mut k = 0;
+                    for c in 0..g.c {
+                        let plane = &img[c * g.h * g.w..][..g.h * g.w];
+                        for &ky in &self.ys {
+                            let iy = ((p / ow) * g.stride + ky).wrapping_sub(g.pad);
+                            for &kx in &self.xs {
+                                let ix = ((p % ow) * g.stride + kx).wrapping_sub(g.pad);
+                                // Padding taps wrap below 0 to huge values: one test each.
+                                row[k] = if iy < g.h && ix < g.w {
+                                    plane[iy * g.w + ix]
+                                } else {
+                                    0.0
+                                };
+                                k += 1;
+                            }
+                        }
+                    }
+                }
+            });
+        rows
+    }
+
+    /// Adjoint of [`LiveTaps::rows`] for one image: adds its rows `[OH·OW, ckk]` into `dx`
+    /// (zeroed first), in a fixed order.
+    fn add_rows(&self, r: &[f32], dx: &mut [f32], g: &Conv2dGeom) {
+        let (ckk, ow) = (self.ckk(g), g.out_w());
+        dx.fill(0.0);
+        for (p, row) in r.chunks_exact(ckk).enumerate() {
+            let mut k = 0;
+            for c in 0..g.c {
+                let plane = &mut dx[c * g.h * g.w..][..g.h * g.w];
+                for &ky in &self.ys {
+                    let iy = ((p / ow) * g.stride + ky).wrapping_sub(g.pad);
+                    for &kx in &self.xs {
+                        let ix = ((p % ow) * g.stride + kx).wrapping_sub(g.pad);
+                        if iy < g.h && ix < g.w {
+                            plane[iy * g.w + ix] += row[k];
+                        }
+                        k += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`conv2d_forward`] for small outputs: one `[N·OH·OW, ckk] · W'ᵀ` product over the live
+/// taps ([`LiveTaps`]), then the layout change to NCHW with the bias.
 fn conv2d_forward_batched(
     x: &[f32],
     w: &[f32],
@@ -302,8 +396,11 @@ fn conv2d_forward_batched(
     g: &Conv2dGeom,
     fout: usize,
 ) {
-    let (ckk, ohw) = (g.c * g.kh * g.kw, g.out_h() * g.out_w());
-    let rows = im2col_rows(x, g);
+    let ohw = g.out_h() * g.out_w();
+    let live = LiveTaps::of(g);
+    let ckk = live.ckk(g);
+    let rows = live.rows(x, g);
+    let wl = live.weights(w, g, fout);
     let mut prod = vec![0f32; g.n * ohw * fout];
     let a = Mat {
         data: &rows,
@@ -311,7 +408,7 @@ fn conv2d_forward_batched(
         cs: 1,
     };
     let wt = Mat {
-        data: w,
+        data: &wl,
         rs: 1,
         cs: ckk,
     };
@@ -328,8 +425,9 @@ fn conv2d_forward_batched(
         });
 }
 
-/// Backward of [`conv2d_forward_batched`]: `dW = doutᵀ · rows` and `drows = dout · W` as two
-/// batch-wide products, `dx` by col2im image by image.
+/// Backward of [`conv2d_forward_batched`]: `dW' = doutᵀ · rows` and `drows = dout · W'` as two
+/// batch-wide products over the live taps (the dead taps' weight gradients are 0), `dx` by
+/// adding the rows back image by image.
 #[allow(clippy::too_many_arguments)]
 fn conv2d_backward_batched(
     x: &[f32],
@@ -341,8 +439,11 @@ fn conv2d_backward_batched(
     g: &Conv2dGeom,
     fout: usize,
 ) {
-    let (ckk, ohw) = (g.c * g.kh * g.kw, g.out_h() * g.out_w());
-    let rows = im2col_rows(x, g);
+    let ohw = g.out_h() * g.out_w();
+    let live = LiveTaps::of(g);
+    let ckk = live.ckk(g);
+    let rows = live.rows(x, g);
+    let wl = live.weights(w, g, fout);
     // dout [N, F, OH·OW] as rows [N·OH·OW, F].
     let mut drows = vec![0f32; g.n * ohw * fout];
     drows
@@ -366,7 +467,13 @@ fn conv2d_backward_batched(
         rs: ckk,
         cs: 1,
     };
-    gemm(fout, m, ckk, 1.0, dt, rm, 0.0, &mut dw[..fout * ckk]);
+    let mut dwl = vec![0f32; fout * ckk];
+    gemm(fout, m, ckk, 1.0, dt, rm, 0.0, &mut dwl);
+    let full = g.c * g.kh * g.kw;
+    dw[..fout * full].fill(0.0);
+    for f in 0..fout {
+        live.each(g, |k, tap| dw[f * full + tap] = dwl[f * ckk + k]);
+    }
     let mut dcols = vec![0f32; m * ckk];
     let dm = Mat {
         data: &drows,
@@ -374,26 +481,20 @@ fn conv2d_backward_batched(
         cs: 1,
     };
     let wm = Mat {
-        data: w,
+        data: &wl,
         rs: ckk,
         cs: 1,
     };
     gemm(m, fout, ckk, 1.0, dm, wm, 0.0, &mut dcols);
     let x_per = g.c * g.h * g.w;
-    dx[..g.n * x_per]
-        .par_chunks_mut(x_per)
-        .zip(dcols.par_chunks(ohw * ckk))
-        .for_each_init(
-            || vec![0f32; ckk * ohw],
-            |col, (dx_n, dr)| {
-                for (k, line) in col.chunks_exact_mut(ohw).enumerate() {
-                    for (p, v) in line.iter_mut().enumerate() {
-                        *v = dr[p * ckk + k];
-                    }
-                }
-                col2im_image(col, dx_n, g);
-            },
-        );
+    if ckk == 0 {
+        dx[..g.n * x_per].fill(0.0); // no tap reaches the image
+    } else {
+        dx[..g.n * x_per]
+            .par_chunks_mut(x_per)
+            .zip(dcols.par_chunks(ohw * ckk))
+            .for_each(|(dx_n, dr)| live.add_rows(dr, dx_n, g));
+    }
     for (f, d) in db[..fout].iter_mut().enumerate() {
         let sum: f64 = (0..g.n)
             .map(|n| {
