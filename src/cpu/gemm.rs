@@ -335,25 +335,28 @@ impl LiveTaps {
         if ckk == 0 {
             return rows; // every output lies in the padding
         }
+        let nx = self.xs.len();
         rows.par_chunks_mut(ohw * ckk)
             .enumerate()
             .for_each(|(n, r)| {
                 let img = &x[n * x_per..][..x_per];
                 for (p, row) in r.chunks_exact_mut(ckk).enumerate() {
-                    let mut k = 0;
-                    for c in 0..g.c {
-                        let plane = &img[c * g.h * g.w..][..g.h * g.w];
+                    let (oy, ox) = (p / ow, p % ow);
+                    // One line of live columns per (channel, live row) of the window.
+                    let mut lines = row.chunks_exact_mut(nx);
+                    for plane in img.chunks_exact(g.h * g.w) {
                         for &ky in &self.ys {
-                            let iy = ((p / ow) * g.stride + ky).wrapping_sub(g.pad);
-                            for &kx in &self.xs {
-                                let ix = ((p % ow) * g.stride + kx).wrapping_sub(g.pad);
-                                // Padding taps wrap below 0 to huge values: one test each.
-                                row[k] = if iy < g.h && ix < g.w {
-                                    plane[iy * g.w + ix]
-                                } else {
-                                    0.0
-                                };
-                                k += 1;
+                            let Some(line) = lines.next() else { return };
+                            // Padding taps wrap below 0 to huge values: one test each.
+                            let iy = (oy * g.stride + ky).wrapping_sub(g.pad);
+                            if iy >= g.h {
+                                line.fill(0.0);
+                                continue;
+                            }
+                            let src = &plane[iy * g.w..][..g.w];
+                            for (v, &kx) in line.iter_mut().zip(&self.xs) {
+                                let ix = (ox * g.stride + kx).wrapping_sub(g.pad);
+                                *v = if ix < g.w { src[ix] } else { 0.0 };
                             }
                         }
                     }
@@ -367,18 +370,23 @@ impl LiveTaps {
     fn add_rows(&self, r: &[f32], dx: &mut [f32], g: &Conv2dGeom) {
         let (ckk, ow) = (self.ckk(g), g.out_w());
         dx.fill(0.0);
+        let nx = self.xs.len();
         for (p, row) in r.chunks_exact(ckk).enumerate() {
-            let mut k = 0;
-            for c in 0..g.c {
-                let plane = &mut dx[c * g.h * g.w..][..g.h * g.w];
+            let (oy, ox) = (p / ow, p % ow);
+            let mut lines = row.chunks_exact(nx);
+            for plane in dx.chunks_exact_mut(g.h * g.w) {
                 for &ky in &self.ys {
-                    let iy = ((p / ow) * g.stride + ky).wrapping_sub(g.pad);
-                    for &kx in &self.xs {
-                        let ix = ((p % ow) * g.stride + kx).wrapping_sub(g.pad);
-                        if iy < g.h && ix < g.w {
-                            plane[iy * g.w + ix] += row[k];
+                    let Some(line) = lines.next() else { return };
+                    let iy = (oy * g.stride + ky).wrapping_sub(g.pad);
+                    if iy >= g.h {
+                        continue;
+                    }
+                    let dst = &mut plane[iy * g.w..][..g.w];
+                    for (&v, &kx) in line.iter().zip(&self.xs) {
+                        let ix = (ox * g.stride + kx).wrapping_sub(g.pad);
+                        if ix < g.w {
+                            dst[ix] += v;
                         }
-                        k += 1;
                     }
                 }
             }
