@@ -331,7 +331,8 @@ impl LiveTaps {
     fn rows(&self, x: &[f32], g: &Conv2dGeom) -> Vec<f32> {
         let (ckk, ohw, ow) = (self.ckk(g), g.out_h() * g.out_w(), g.out_w());
         let x_per = g.c * g.h * g.w;
-        let mut rows = vec![0f32; g.n * ohw * ckk];
+        // Every element is written below: a recycled buffer needs no clearing.
+        let mut rows = super::pool::take_f32(g.n * ohw * ckk);
         if ckk == 0 {
             return rows; // every output lies in the padding
         }
@@ -409,7 +410,7 @@ fn conv2d_forward_batched(
     let ckk = live.ckk(g);
     let rows = live.rows(x, g);
     let wl = live.weights(w, g, fout);
-    let mut prod = vec![0f32; g.n * ohw * fout];
+    let mut prod = super::pool::take_f32(g.n * ohw * fout); // written by the GEMM (beta 0)
     let a = Mat {
         data: &rows,
         rs: ckk,
@@ -431,6 +432,8 @@ fn conv2d_forward_batched(
                 }
             }
         });
+    super::pool::give_f32(rows);
+    super::pool::give_f32(prod);
 }
 
 /// Backward of [`conv2d_forward_batched`]: `dW' = doutᵀ · rows` and `drows = dout · W'` as two
@@ -453,7 +456,7 @@ fn conv2d_backward_batched(
     let rows = live.rows(x, g);
     let wl = live.weights(w, g, fout);
     // dout [N, F, OH·OW] as rows [N·OH·OW, F].
-    let mut drows = vec![0f32; g.n * ohw * fout];
+    let mut drows = super::pool::take_f32(g.n * ohw * fout); // fully written below
     drows
         .par_chunks_mut(ohw * fout)
         .zip(dout.par_chunks(fout * ohw))
@@ -482,7 +485,7 @@ fn conv2d_backward_batched(
     for f in 0..fout {
         live.each(g, |k, tap| dw[f * full + tap] = dwl[f * ckk + k]);
     }
-    let mut dcols = vec![0f32; m * ckk];
+    let mut dcols = super::pool::take_f32(m * ckk); // written by the GEMM (beta 0)
     let dm = Mat {
         data: &drows,
         rs: fout,
@@ -502,6 +505,9 @@ fn conv2d_backward_batched(
             .par_chunks_mut(x_per)
             .zip(dcols.par_chunks(ohw * ckk))
             .for_each(|(dx_n, dr)| live.add_rows(dr, dx_n, g));
+    }
+    for v in [rows, drows, dcols] {
+        super::pool::give_f32(v);
     }
     for (f, d) in db[..fout].iter_mut().enumerate() {
         let sum: f64 = (0..g.n)
