@@ -199,6 +199,43 @@ fn save_augmented(
     Ok(())
 }
 
+/// Test accuracy per class, by name, and the three commonest confusions ("Shirt taken for
+/// T-shirt/top 112×"), from the predictions and the true labels.
+pub fn class_report(dataset: Dataset, preds: &[u32], labels: &[u8]) -> String {
+    let names = dataset.class_names();
+    let mut confusion = [[0usize; 10]; 10];
+    for (&p, &t) in preds.iter().zip(labels) {
+        if (p as usize) < 10 && (t as usize) < 10 {
+            confusion[t as usize][p as usize] += 1;
+        }
+    }
+    let mut s = String::from("test accuracy per class:");
+    for (c, row) in confusion.iter().enumerate() {
+        let total: usize = row.iter().sum();
+        if total > 0 {
+            let acc = 100.0 * row[c] as f64 / total as f64;
+            s += &format!(" {} {acc:.1}%,", names[c]);
+        }
+    }
+    s.pop();
+    s.push('\n');
+    let mut errors: Vec<(usize, usize, usize)> = (0..10)
+        .flat_map(|t| (0..10).map(move |p| (t, p)))
+        .filter(|&(t, p)| t != p && confusion[t][p] > 0)
+        .map(|(t, p)| (confusion[t][p], t, p))
+        .collect();
+    errors.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    if !errors.is_empty() {
+        let top: Vec<String> = errors
+            .iter()
+            .take(3)
+            .map(|&(n, t, p)| format!("{} taken for {} {n}×", names[t], names[p]))
+            .collect();
+        s += &format!("commonest confusions: {}\n", top.join(", "));
+    }
+    s
+}
+
 /// `--profile`: one warm-up step, then one timed layer by layer, printed as a table.
 fn profile(model: &mut Sequential, train: &DeviceDataset, batch_size: usize) -> Result<()> {
     use crate::nn::ModuleExt;
@@ -347,6 +384,8 @@ pub fn run_mnist(
         metrics.images_per_sec,
         metrics.device
     );
+    let preds = crate::train::predict(&mut model, &test, batch_size)?;
+    print!("{}", class_report(dataset, &preds, &test_split.labels));
     if precision == Precision::Mixed {
         println!(
             "mixed precision: final loss scale {}, {} steps skipped",

@@ -524,3 +524,44 @@ fn seeded_validation_split() {
         );
     }
 }
+
+/// `predict` gives one class per image, in order, agreeing with `evaluate`; the class report
+/// names Fashion-MNIST's classes and counts the confusions.
+#[test]
+fn predictions_and_the_class_report() -> wgnn::Result<()> {
+    use wgnn::cli::class_report;
+    use wgnn::data::{Dataset, DeviceDataset, Mnist};
+    use wgnn::train::{evaluate, predict};
+    let fashion = Mnist::load(&Dataset::FashionMnist.default_dir())?;
+    let test = fashion.test.take(130);
+    let dev = wgnn::Device::cpu();
+    let data = DeviceDataset::from_mnist(&test, &dev)?;
+    let mut model = wgnn::models::lenet(&dev, 3)?;
+    let preds = predict(&mut model, &data, 50)?;
+    assert_eq!(preds.len(), 130);
+    assert!(preds.iter().all(|&p| p < 10));
+    let right = preds
+        .iter()
+        .zip(&test.labels)
+        .filter(|(p, t)| **p == **t as u32)
+        .count();
+    let acc = evaluate(&mut model, &data, 50)?;
+    assert!(
+        (acc - right as f64 / 130.0).abs() < 1e-12,
+        "{acc} vs {right}/130"
+    );
+
+    // Labels 6 (Shirt) ×3: one right, two taken for 0 (T-shirt/top); 7 (Sneaker) ×1, right.
+    let report = class_report(Dataset::FashionMnist, &[6, 0, 0, 7], &[6, 6, 6, 7]);
+    assert!(report.contains("Shirt 33.3%"), "{report}");
+    assert!(report.contains("Sneaker 100.0%"), "{report}");
+    assert!(
+        !report.contains("Trouser"),
+        "classes without examples are left out: {report}"
+    );
+    assert!(
+        report.contains("Shirt taken for T-shirt/top 2×"),
+        "{report}"
+    );
+    Ok(())
+}

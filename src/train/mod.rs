@@ -280,7 +280,27 @@ pub fn evaluate_with(
     batch_size: usize,
     prepare: impl Fn(Tensor) -> Result<Tensor>,
 ) -> Result<f64> {
-    Ok(eval_pass(model, data, batch_size, &prepare, None)?.1)
+    Ok(eval_pass(model, data, batch_size, &prepare, None, None)?.1)
+}
+
+/// The class `model` predicts for every example of `data`, in order (evaluation mode, no
+/// graph; restores training mode): the argmax of each output row, read back batch by batch.
+pub fn predict(
+    model: &mut dyn Module,
+    data: &DeviceDataset,
+    batch_size: usize,
+) -> Result<Vec<u32>> {
+    let dtype = model.dtype();
+    let mut preds = Vec::with_capacity(data.len());
+    eval_pass(
+        model,
+        data,
+        batch_size,
+        &|x| x.to_dtype(dtype),
+        None,
+        Some(&mut preds),
+    )?;
+    Ok(preds)
 }
 
 /// The evaluation loop behind [`evaluate_with`] and [`evaluate_loss`]: evaluation mode, no
@@ -292,6 +312,7 @@ fn eval_pass(
     batch_size: usize,
     prepare: &dyn Fn(Tensor) -> Result<Tensor>,
     loss_fn: Option<&LossFn>,
+    mut preds: Option<&mut Vec<u32>>,
 ) -> Result<(f64, f64)> {
     if data.is_empty() || batch_size == 0 {
         return Err(Error::invalid(
@@ -312,6 +333,10 @@ fn eval_pass(
             let (x, t) = data.batch(&order, offset, count)?;
             let out = model.forward(&prepare(x)?)?;
             out.count_correct_into(&t, &mut correct)?;
+            if let Some(p) = preds.as_deref_mut() {
+                let rows = out.reshape([count, out.numel() / count])?;
+                p.extend(rows.to_dtype(DType::F32)?.argmax_rows()?.to_vec::<u32>()?);
+            }
             if let Some(loss_fn) = loss_fn {
                 let loss = loss_fn(&out.to_dtype(DType::F32)?, &t)?;
                 loss_sum.axpy_(count as f32, &loss)?;
@@ -394,6 +419,7 @@ pub fn evaluate_loss(
         batch_size,
         &|x| x.to_dtype(dtype),
         Some(loss_fn),
+        None,
     )
 }
 
