@@ -68,6 +68,12 @@ pub struct TrainArgs {
     /// weights are not changed.
     #[arg(long)]
     pub profile: bool,
+    /// Write pictures of the run into DIR: learning curves (loss.png, accuracy.png), the
+    /// misclassified test images with true → predicted labels (misclassified.png) and the
+    /// first convolution's filters before and after training (filters_before.png,
+    /// filters_after.png).
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
     /// Write a PNG grid of augmented training images (first row: 8 originals; below: the
     /// versions the first 7 epochs train on) to FILE before training.
     #[arg(long, value_name = "FILE")]
@@ -199,6 +205,76 @@ fn save_augmented(
     Ok(())
 }
 
+/// The first 4-D parameter (a convolution's weights `[F, C, KH, KW]`) as a grid of its
+/// filters, each scaled to [0, 1] on its own and enlarged to about 48 px (channel 0 only when
+/// C is neither 1 nor 3); `None` for a model without one.
+fn first_conv_filters(model: &mut Sequential) -> Result<Option<crate::image::Image>> {
+    use crate::nn::ModuleExt;
+    let Some(w) = model
+        .named_parameters()
+        .into_iter()
+        .map(|(_, p)| p.value().clone())
+        .find(|v| v.dims().len() == 4)
+    else {
+        return Ok(None);
+    };
+    let &[f, c, kh, kw] = w.dims() else {
+        return Ok(None);
+    };
+    let keep = if c == 3 { 3 } else { 1 };
+    let v = w.to_dtype(crate::DType::F32)?.to_vec::<f32>()?;
+    let mut out = Vec::with_capacity(f * keep * kh * kw);
+    for filter in v.chunks_exact(c * kh * kw) {
+        let vals = &filter[..keep * kh * kw];
+        let lo = vals.iter().copied().fold(f32::INFINITY, f32::min);
+        let hi = vals.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let span = if hi > lo { hi - lo } else { 1.0 };
+        out.extend(vals.iter().map(|x| (x - lo) / span));
+    }
+    let t = Tensor::from_vec(out, [f, keep, kh, kw], &Device::cpu())?;
+    let cols = f.min(8);
+    let factor = (48 / kh.max(kw)).max(1);
+    Ok(Some(
+        crate::image::Image::grid(&t, cols, 1)?.upscaled(factor),
+    ))
+}
+
+/// Writes `misclassified.png`: up to 40 test images the model got wrong, captioned
+/// "true → predicted" with the dataset's class names (no file when it got none wrong).
+fn misclassified(
+    dir: &std::path::Path,
+    dataset: Dataset,
+    test: &DeviceDataset,
+    preds: &[u32],
+    labels: &[u8],
+) -> Result<Option<PathBuf>> {
+    let names = dataset.class_names();
+    let wrong: Vec<u32> = preds
+        .iter()
+        .zip(labels)
+        .enumerate()
+        .filter(|(_, (p, t))| **p != **t as u32)
+        .map(|(i, _)| i as u32)
+        .take(40)
+        .collect();
+    let path = dir.join("misclassified.png");
+    if wrong.is_empty() {
+        return Ok(None);
+    }
+    let order = Tensor::from_vec(wrong.clone(), [wrong.len()], &test.device())?;
+    let (x, _) = test.batch(&order, 0, wrong.len())?;
+    let captions: Vec<String> = wrong
+        .iter()
+        .map(|&i| {
+            let (t, p) = (labels[i as usize] as usize, preds[i as usize] as usize);
+            format!("{} → {}", names[t], names.get(p).copied().unwrap_or("?"))
+        })
+        .collect();
+    let scale = if x.dims()[2] <= 32 { 3 } else { 1 };
+    crate::plot::captioned_grid(&x, &captions, 8, scale)?.save_png(&path)?;
+    Ok(Some(path))
+}
+
 /// Test accuracy per class, by name, and the three commonest confusions ("Shirt taken for
 /// T-shirt/top 112×"), from the predictions and the true labels.
 pub fn class_report(dataset: Dataset, preds: &[u32], labels: &[u8]) -> String {
@@ -324,6 +400,7 @@ pub fn run_mnist(
     let batch_size = args.batch_size.unwrap_or(100);
     let mut model = build(&device, args.seed)?;
     print!("{}", model.layer_summary());
+    let filters_before = first_conv_filters(&mut model)?;
     if args.profile {
         profile(&mut model, &train, args.batch_size.unwrap_or(100))?;
     }
@@ -386,6 +463,24 @@ pub fn run_mnist(
     );
     let preds = crate::train::predict(&mut model, &test, batch_size)?;
     print!("{}", class_report(dataset, &preds, &test_split.labels));
+    if let Some(dir) = &args.plots {
+        let mut written = crate::plot::learning_curves(&metrics, name, dir)?;
+        written.extend(misclassified(
+            dir,
+            dataset,
+            &test,
+            &preds,
+            &test_split.labels,
+        )?);
+        if let (Some(before), Some(after)) = (filters_before, first_conv_filters(&mut model)?) {
+            for (img, file) in [(before, "filters_before.png"), (after, "filters_after.png")] {
+                img.save_png(dir.join(file))?;
+                written.push(dir.join(file));
+            }
+        }
+        let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+        println!("plots: {}", names.join(", "));
+    }
     if precision == Precision::Mixed {
         println!(
             "mixed precision: final loss scale {}, {} steps skipped",

@@ -79,6 +79,25 @@ impl Image {
         Ok(img)
     }
 
+    /// This image enlarged `factor` times (each pixel a `factor`×`factor` block).
+    pub fn upscaled(&self, factor: usize) -> Image {
+        let f = factor.max(1);
+        let (w, c) = (self.width * f, self.channels);
+        let mut pixels = Vec::with_capacity(self.pixels.len() * f * f);
+        for y in 0..self.height * f {
+            for x in 0..w {
+                let o = ((y / f) * self.width + x / f) * c;
+                pixels.extend_from_slice(&self.pixels[o..o + c]);
+            }
+        }
+        Image {
+            width: w,
+            height: self.height * f,
+            channels: c,
+            pixels,
+        }
+    }
+
     /// The PNG file's bytes (8-bit, no interlace, filter 0 on every row).
     pub fn png_bytes(&self) -> Result<Vec<u8>> {
         let expected = self.width * self.height * self.channels;

@@ -150,11 +150,33 @@ fn save_augmented_writes_what_the_run_trains_on() -> wgnn::Result<()> {
         Args::parse_from(argv).train
     };
     let p = path.to_str().unwrap();
+    let plots = dir.join("plots");
     run_mnist(
-        &args(&["--augment", "--save-augmented", p]),
+        &args(&[
+            "--augment",
+            "--save-augmented",
+            p,
+            "--plots",
+            plots.to_str().unwrap(),
+            "--val-split",
+            "10",
+        ]),
         "lenet",
         wgnn::models::lenet,
     )?;
+    // --plots: the curves, the errors of an untrained-ish LeNet, and its 6 first filters
+    // (5×5, enlarged 9× with 1 px borders: 6 columns of 46 px and 1 more).
+    for name in ["loss.png", "accuracy.png", "misclassified.png"] {
+        let img = decode(&std::fs::read(plots.join(name)).unwrap());
+        assert!(img.width >= 200 && img.height >= 100, "{name}: {}×{}", img.width, img.height);
+    }
+    let f = decode(&std::fs::read(plots.join("filters_after.png")).unwrap());
+    assert_eq!((f.width, f.height), ((6 * 6 + 1) * 9, 7 * 9));
+    assert_ne!(
+        std::fs::read(plots.join("filters_before.png")).unwrap(),
+        std::fs::read(plots.join("filters_after.png")).unwrap(),
+        "training changed the filters"
+    );
     let img = decode(&std::fs::read(&path).unwrap());
     // 8 columns and 8 rows of 28-px images with 2 px between and around them.
     assert_eq!((img.width, img.height, img.channels), (242, 242, 1));
@@ -205,5 +227,37 @@ fn augment_with_overrides_the_recipe() -> wgnn::Result<()> {
         let e = augment_overrides(base, bad).expect_err(bad).to_string();
         assert!(e.contains("--augment-with") && e.contains(names), "{e}");
     }
+    Ok(())
+}
+
+#[test]
+fn line_charts_draw_their_series_and_refuse_nothing_to_draw() -> wgnn::Result<()> {
+    use wgnn::plot::{LineChart, PALETTE, Series};
+    let chart = LineChart {
+        title: "loss".into(),
+        x_label: "epoch".into(),
+        y_label: "loss".into(),
+        series: vec![
+            Series::new("train", vec![(1.0, 2.0), (2.0, 1.0), (3.0, 0.5)]),
+            Series::new("validation", vec![(1.0, 2.2), (2.0, f64::NAN), (3.0, 0.9)]),
+        ],
+        y_range: None,
+    };
+    let img = decode(&chart.render(400, 300)?.png_bytes()?);
+    assert_eq!((img.width, img.height, img.channels), (400, 300, 3));
+    let count = |c: [u8; 3]| img.pixels.chunks_exact(3).filter(|p| *p == c).count();
+    // Each series' colour is drawn (line, dots, legend swatch), and text is dark.
+    assert!(count(PALETTE[0]) > 100, "train: {}", count(PALETTE[0]));
+    assert!(count(PALETTE[1]) > 40, "validation: {}", count(PALETTE[1]));
+    assert!(img.pixels.chunks_exact(3).any(|p| p.iter().all(|&v| v < 60)), "no text");
+    let empty = LineChart {
+        title: "nothing".into(),
+        series: vec![Series::new("nan", vec![(f64::NAN, 1.0)])],
+        ..LineChart::default()
+    };
+    let e = empty.render(400, 300).expect_err("no finite point").to_string();
+    assert!(e.contains("nothing") && e.contains("no finite point"), "{e}");
+    let e = chart.render(50, 50).expect_err("too small").to_string();
+    assert!(e.contains("too small"), "{e}");
     Ok(())
 }
