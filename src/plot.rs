@@ -210,7 +210,11 @@ impl LineChart {
                 (lo - 1.0, hi + 1.0)
             }
         };
-        let (x_lo, x_hi) = span(pts().map(|p| p.0).collect());
+        let (x_lo, x_hi) = {
+            let (lo, hi) = span(pts().map(|p| p.0).collect());
+            let pad = 0.03 * (hi - lo);
+            (lo - pad, hi + pad)
+        };
         let (y_lo, y_hi) = match self.y_range {
             Some(r) => r,
             None => {
@@ -310,7 +314,22 @@ impl LineChart {
                 .map(|(_, s)| cv.text_width(&s.name, 13.0))
                 .fold(0.0, f64::max);
             let (bw, bh) = (text_w + 46.0, 8.0 + 19.0 * named.len() as f64);
-            let (bx, by) = (right - bw - 8.0, top + 8.0);
+            // Top right, unless more of the data lies there than at the bottom right.
+            let bx = right - bw - 8.0;
+            let covered = |by: f64| {
+                pts()
+                    .filter(|p| {
+                        let (x, y) = (sx(p.0), sy(p.1));
+                        x >= bx - 4.0 && x <= bx + bw + 4.0 && y >= by - 4.0 && y <= by + bh + 4.0
+                    })
+                    .count()
+            };
+            let (top_y, bottom_y) = (top + 8.0, bottom - bh - 8.0);
+            let by = if covered(bottom_y) < covered(top_y) {
+                bottom_y
+            } else {
+                top_y
+            };
             cv.rect(
                 bx as i64,
                 by as i64,

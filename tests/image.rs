@@ -160,6 +160,8 @@ fn save_augmented_writes_what_the_run_trains_on() -> wgnn::Result<()> {
             plots.to_str().unwrap(),
             "--val-split",
             "10",
+            "--metrics-out",
+            dir.join("m.json").to_str().unwrap(),
         ]),
         "lenet",
         wgnn::models::lenet,
@@ -168,8 +170,21 @@ fn save_augmented_writes_what_the_run_trains_on() -> wgnn::Result<()> {
     // (5×5, enlarged 9× with 1 px borders: 6 columns of 46 px and 1 more).
     for name in ["loss.png", "accuracy.png", "misclassified.png"] {
         let img = decode(&std::fs::read(plots.join(name)).unwrap());
-        assert!(img.width >= 200 && img.height >= 100, "{name}: {}×{}", img.width, img.height);
+        assert!(
+            img.width >= 200 && img.height >= 100,
+            "{name}: {}×{}",
+            img.width,
+            img.height
+        );
     }
+    // The metrics file reads back (what the `plot` example draws from).
+    let m = wgnn::train::Metrics::read_json(&dir.join("m.json"))?;
+    assert_eq!(
+        (m.epochs.len(), m.epochs[0].val_accuracy.is_some()),
+        (1, true)
+    );
+    let again = wgnn::plot::learning_curves(&m, "again", dir.join("again"))?;
+    assert_eq!(again.len(), 2);
     let f = decode(&std::fs::read(plots.join("filters_after.png")).unwrap());
     assert_eq!((f.width, f.height), ((6 * 6 + 1) * 9, 7 * 9));
     assert_ne!(
@@ -249,14 +264,25 @@ fn line_charts_draw_their_series_and_refuse_nothing_to_draw() -> wgnn::Result<()
     // Each series' colour is drawn (line, dots, legend swatch), and text is dark.
     assert!(count(PALETTE[0]) > 100, "train: {}", count(PALETTE[0]));
     assert!(count(PALETTE[1]) > 40, "validation: {}", count(PALETTE[1]));
-    assert!(img.pixels.chunks_exact(3).any(|p| p.iter().all(|&v| v < 60)), "no text");
+    assert!(
+        img.pixels
+            .chunks_exact(3)
+            .any(|p| p.iter().all(|&v| v < 60)),
+        "no text"
+    );
     let empty = LineChart {
         title: "nothing".into(),
         series: vec![Series::new("nan", vec![(f64::NAN, 1.0)])],
         ..LineChart::default()
     };
-    let e = empty.render(400, 300).expect_err("no finite point").to_string();
-    assert!(e.contains("nothing") && e.contains("no finite point"), "{e}");
+    let e = empty
+        .render(400, 300)
+        .expect_err("no finite point")
+        .to_string();
+    assert!(
+        e.contains("nothing") && e.contains("no finite point"),
+        "{e}"
+    );
     let e = chart.render(50, 50).expect_err("too small").to_string();
     assert!(e.contains("too small"), "{e}");
     Ok(())

@@ -29,12 +29,12 @@ use crate::nn::{Module, ModuleExt};
 use crate::optim::{LossScaler, Optimizer};
 use crate::tensor::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Instant;
 
 /// The arithmetic of training.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// f32 everywhere.
@@ -88,7 +88,7 @@ impl Precision {
 }
 
 /// How the learning rate moves over a run, per step.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LrSchedule {
     /// The optimizer's rate throughout (the book's runs).
@@ -182,7 +182,7 @@ impl Default for TrainConfig {
 }
 
 /// Figures of one epoch.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EpochMetrics {
     /// 1-based epoch number.
     pub epoch: usize,
@@ -205,7 +205,7 @@ pub struct EpochMetrics {
 }
 
 /// The result of a run (also the `--metrics-out` JSON).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Metrics {
     /// The device trained on.
     pub device: String,
@@ -242,7 +242,7 @@ pub struct Metrics {
 }
 
 /// The running mean loss of an epoch at one of its steps.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LossPoint {
     /// 1-based epoch.
     pub epoch: usize,
@@ -253,6 +253,13 @@ pub struct LossPoint {
 }
 
 impl Metrics {
+    /// Reads metrics written by [`Metrics::write_json`] (`--metrics-out`).
+    pub fn read_json(path: &std::path::Path) -> Result<Metrics> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::data(path, format!("not a wgnn metrics file: {e}")))
+    }
+
     /// Writes the metrics as pretty JSON.
     pub fn write_json(&self, path: &std::path::Path) -> Result<()> {
         let json = serde_json::to_string_pretty(self)
