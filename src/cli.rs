@@ -501,3 +501,150 @@ pub fn run_mnist(
     }
     Ok(metrics)
 }
+
+/// One contender of a [`compare_runs`] experiment: a name, its model and its optimizer.
+pub struct Contender {
+    /// Row and legend label.
+    pub name: String,
+    /// The model, freshly initialised.
+    pub model: Sequential,
+    /// Its optimizer.
+    pub opt: Optimizer,
+}
+
+/// What [`compare_runs`] measured: per contender, the mean training loss of each block of
+/// `every` iterations and the final test accuracy.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Comparison {
+    /// Contender names, in order.
+    pub names: Vec<String>,
+    /// Iterations per block.
+    pub every: usize,
+    /// Iterations in all.
+    pub iterations: usize,
+    /// `mean_loss[block][contender]`.
+    pub mean_loss: Vec<Vec<f64>>,
+    /// Test accuracy of each contender after training.
+    pub test_accuracy: Vec<f64>,
+}
+
+/// The book's ch.6 experiment loop: each contender trains `iterations` steps of `batch_size`
+/// on `train` (the same seeded batches for all), reporting its mean loss per `every`
+/// iterations (one readback per block), then is evaluated on `test`. Prints one line per
+/// contender as it finishes.
+pub fn compare_runs(
+    contenders: Vec<Contender>,
+    train: &DeviceDataset,
+    test: &DeviceDataset,
+    iterations: usize,
+    batch_size: usize,
+    every: usize,
+    seed: u64,
+) -> Result<Comparison> {
+    if every == 0 || batch_size == 0 || iterations == 0 || batch_size > train.len() {
+        return Err(Error::invalid(
+            "compare_runs",
+            format!(
+                "every {every}, batch {batch_size} and iterations {iterations} must be positive, \
+                 the batch at most the {} training examples",
+                train.len()
+            ),
+        ));
+    }
+    let device = train.device();
+    let blocks = iterations.div_ceil(every);
+    let mut cmp = Comparison {
+        names: contenders.iter().map(|c| c.name.clone()).collect(),
+        every,
+        iterations,
+        mean_loss: vec![vec![0f64; contenders.len()]; blocks],
+        test_accuracy: Vec::new(),
+    };
+    for (j, mut c) in contenders.into_iter().enumerate() {
+        let t0 = Instant::now();
+        let (mut epoch, mut offset) = (0, 0);
+        let mut order = train.shuffled(seed, epoch)?;
+        let mut block_sum = Tensor::zeros([1], crate::DType::F32, &device)?;
+        for it in 0..iterations {
+            if offset + batch_size > train.len() {
+                epoch += 1;
+                order = train.shuffled(seed, epoch)?;
+                offset = 0;
+            }
+            let (x, t) = train.batch(&order, offset, batch_size)?;
+            offset += batch_size;
+            let (loss, _) =
+                crate::train::train_step(&mut c.model, &cross_entropy, &mut c.opt, &x, &t)?;
+            block_sum.axpy_(1.0, &loss)?;
+            if (it + 1) % every == 0 || it + 1 == iterations {
+                let n = (it % every + 1) as f64;
+                cmp.mean_loss[it / every][j] = block_sum.item()? as f64 / n;
+                block_sum.fill_(0.0)?;
+            } else {
+                device.flush()?;
+            }
+        }
+        let acc = crate::train::evaluate(&mut c.model, test, 500)?;
+        println!(
+            "{:>12}: {iterations} iterations in {:.1} s, final block loss {:.4}, test accuracy {:.2}%",
+            c.name,
+            t0.elapsed().as_secs_f64(),
+            cmp.mean_loss[blocks - 1][j],
+            100.0 * acc
+        );
+        cmp.test_accuracy.push(acc);
+    }
+    Ok(cmp)
+}
+
+impl Comparison {
+    /// The loss table as Markdown, with a last row of test accuracies.
+    pub fn table(&self) -> String {
+        let mut s = String::from("| iterations |");
+        self.names.iter().for_each(|n| s += &format!(" {n} |"));
+        s += "\n|---|";
+        self.names.iter().for_each(|_| s += "---|");
+        s.push('\n');
+        for (b, row) in self.mean_loss.iter().enumerate() {
+            let end = ((b + 1) * self.every).min(self.iterations);
+            s += &format!("| {}–{} |", b * self.every + 1, end);
+            row.iter().for_each(|v| s += &format!(" {v:.4} |"));
+            s.push('\n');
+        }
+        s += "| test accuracy |";
+        self.test_accuracy
+            .iter()
+            .for_each(|a| s += &format!(" {:.2} % |", 100.0 * a));
+        s.push('\n');
+        s
+    }
+
+    /// The loss curves as a chart (x: iterations at each block's end; y: its mean loss).
+    pub fn chart(&self, title: &str) -> crate::plot::LineChart {
+        let series = self
+            .names
+            .iter()
+            .enumerate()
+            .map(|(j, n)| {
+                let pts = self
+                    .mean_loss
+                    .iter()
+                    .enumerate()
+                    .map(|(b, row)| (((b + 1) * self.every).min(self.iterations) as f64, row[j]))
+                    .collect();
+                crate::plot::Series {
+                    name: n.clone(),
+                    points: pts,
+                    markers: false,
+                }
+            })
+            .collect();
+        crate::plot::LineChart {
+            title: title.into(),
+            x_label: "iterations".into(),
+            y_label: "training loss (mean per block)".into(),
+            series,
+            y_range: None,
+        }
+    }
+}

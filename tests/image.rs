@@ -287,3 +287,46 @@ fn line_charts_draw_their_series_and_refuse_nothing_to_draw() -> wgnn::Result<()
     assert!(e.contains("too small"), "{e}");
     Ok(())
 }
+
+/// The ch.6 experiment loop: the same batches for every contender, one row per block, the
+/// chart has one line per contender, bad settings are refused by name.
+#[test]
+fn comparisons_tabulate_and_draw() -> wgnn::Result<()> {
+    use wgnn::cli::{Contender, compare_runs};
+    use wgnn::data::{DeviceDataset, Mnist};
+    use wgnn::models::{MlpConfig, mlp};
+    use wgnn::optim::Optimizer;
+    let mnist = Mnist::load_default()?;
+    let dev = Device::cpu();
+    let train = DeviceDataset::from_mnist(&mnist.train.take(600), &dev)?;
+    let test = DeviceDataset::from_mnist(&mnist.test.take(100), &dev)?;
+    let make = |name: &str, lr: f32| -> wgnn::Result<Contender> {
+        Ok(Contender {
+            name: name.into(),
+            model: mlp(&MlpConfig::new(&[784, 30, 10]), &dev, 1)?,
+            opt: Optimizer::by_name("sgd", Some(lr))?,
+        })
+    };
+    let cmp = compare_runs(
+        vec![make("still", 0.0)?, make("moving", 0.1)?],
+        &train,
+        &test,
+        25,
+        50,
+        10,
+        0,
+    )?;
+    assert_eq!(cmp.mean_loss.len(), 3, "blocks of 10, 10 and 5 iterations");
+    // lr 0 never changes the weights: its accuracy is the untrained net's; lr 0.1 learns.
+    assert!(cmp.mean_loss[2][1] < cmp.mean_loss[2][0], "{:?}", cmp.mean_loss);
+    let table = cmp.table();
+    assert!(table.contains("| 21–25 |") && table.contains("| still | moving |"), "{table}");
+    let chart = cmp.chart("t");
+    assert_eq!(chart.series.len(), 2);
+    assert_eq!(chart.series[1].points.last(), Some(&(25.0, cmp.mean_loss[2][1])));
+    let e = compare_runs(vec![make("x", 0.1)?], &train, &test, 10, 1000, 5, 0)
+        .expect_err("batch larger than the data")
+        .to_string();
+    assert!(e.contains("compare_runs") && e.contains("600"), "{e}");
+    Ok(())
+}
