@@ -318,12 +318,22 @@ fn comparisons_tabulate_and_draw() -> wgnn::Result<()> {
     )?;
     assert_eq!(cmp.mean_loss.len(), 3, "blocks of 10, 10 and 5 iterations");
     // lr 0 never changes the weights: its accuracy is the untrained net's; lr 0.1 learns.
-    assert!(cmp.mean_loss[2][1] < cmp.mean_loss[2][0], "{:?}", cmp.mean_loss);
+    assert!(
+        cmp.mean_loss[2][1] < cmp.mean_loss[2][0],
+        "{:?}",
+        cmp.mean_loss
+    );
     let table = cmp.table();
-    assert!(table.contains("| 21–25 |") && table.contains("| still | moving |"), "{table}");
+    assert!(
+        table.contains("| 21–25 |") && table.contains("| still | moving |"),
+        "{table}"
+    );
     let chart = cmp.chart("t");
     assert_eq!(chart.series.len(), 2);
-    assert_eq!(chart.series[1].points.last(), Some(&(25.0, cmp.mean_loss[2][1])));
+    assert_eq!(
+        chart.series[1].points.last(),
+        Some(&(25.0, cmp.mean_loss[2][1]))
+    );
     let e = compare_runs(vec![make("x", 0.1)?], &train, &test, 10, 1000, 5, 0)
         .expect_err("batch larger than the data")
         .to_string();
