@@ -314,9 +314,8 @@ impl LineChart {
                 .map(|(_, s)| cv.text_width(&s.name, 13.0))
                 .fold(0.0, f64::max);
             let (bw, bh) = (text_w + 46.0, 8.0 + 19.0 * named.len() as f64);
-            // Top right, unless more of the data lies there than at the bottom right.
-            let bx = right - bw - 8.0;
-            let covered = |by: f64| {
+            // The corner that hides the fewest data points (top right on a tie).
+            let covered = |(bx, by): (f64, f64)| {
                 pts()
                     .filter(|p| {
                         let (x, y) = (sx(p.0), sy(p.1));
@@ -324,12 +323,12 @@ impl LineChart {
                     })
                     .count()
             };
-            let (top_y, bottom_y) = (top + 8.0, bottom - bh - 8.0);
-            let by = if covered(bottom_y) < covered(top_y) {
-                bottom_y
-            } else {
-                top_y
-            };
+            let (xr, xl) = (right - bw - 8.0, left + 8.0);
+            let (yt, yb) = (top + 8.0, bottom - bh - 8.0);
+            let (bx, by) = [(xr, yt), (xr, yb), (xl, yt), (xl, yb)]
+                .into_iter()
+                .min_by_key(|&corner| covered(corner))
+                .unwrap_or((xr, yt));
             cv.rect(
                 bx as i64,
                 by as i64,
@@ -507,4 +506,33 @@ pub fn captioned_grid(
         );
     }
     Ok(cv.img)
+}
+
+/// Lays equally sized images (charts) out `cols` to a row on white, for a figure of small
+/// multiples such as the book's 4×4 batch-norm panels.
+pub fn tile(images: &[Image], cols: usize) -> Result<Image> {
+    let Some(first) = images.first() else {
+        return Err(Error::invalid("plot::tile", "no images to lay out"));
+    };
+    let (w, h, c) = (first.width, first.height, first.channels);
+    if cols == 0
+        || images
+            .iter()
+            .any(|i| (i.width, i.height, i.channels) != (w, h, c))
+    {
+        return Err(Error::invalid(
+            "plot::tile",
+            format!("need at least one column and images all {w}×{h}×{c}"),
+        ));
+    }
+    let rows = images.len().div_ceil(cols);
+    let mut out = Image::filled(cols * w, rows * h, c, 255)?;
+    for (k, img) in images.iter().enumerate() {
+        let (top, left) = ((k / cols) * h, (k % cols) * w);
+        for y in 0..h {
+            let dst = ((top + y) * out.width + left) * c;
+            out.pixels[dst..dst + w * c].copy_from_slice(&img.pixels[y * w * c..(y + 1) * w * c]);
+        }
+    }
+    Ok(out)
 }

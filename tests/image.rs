@@ -285,6 +285,14 @@ fn line_charts_draw_their_series_and_refuse_nothing_to_draw() -> wgnn::Result<()
     );
     let e = chart.render(50, 50).expect_err("too small").to_string();
     assert!(e.contains("too small"), "{e}");
+    // Small multiples: three 300×200 panels two to a row.
+    let p = chart.render(300, 200)?;
+    let t = wgnn::plot::tile(&[p.clone(), p.clone(), p.clone()], 2)?;
+    assert_eq!((t.width, t.height), (600, 400));
+    assert_eq!(&t.pixels[..300 * 3], &p.pixels[..300 * 3], "panel 0 at the top left");
+    let other = chart.render(320, 200)?;
+    let e = wgnn::plot::tile(&[p, other], 2).expect_err("sizes differ").to_string();
+    assert!(e.contains("plot::tile"), "{e}");
     Ok(())
 }
 
