@@ -289,9 +289,15 @@ fn line_charts_draw_their_series_and_refuse_nothing_to_draw() -> wgnn::Result<()
     let p = chart.render(300, 200)?;
     let t = wgnn::plot::tile(&[p.clone(), p.clone(), p.clone()], 2)?;
     assert_eq!((t.width, t.height), (600, 400));
-    assert_eq!(&t.pixels[..300 * 3], &p.pixels[..300 * 3], "panel 0 at the top left");
+    assert_eq!(
+        &t.pixels[..300 * 3],
+        &p.pixels[..300 * 3],
+        "panel 0 at the top left"
+    );
     let other = chart.render(320, 200)?;
-    let e = wgnn::plot::tile(&[p, other], 2).expect_err("sizes differ").to_string();
+    let e = wgnn::plot::tile(&[p, other], 2)
+        .expect_err("sizes differ")
+        .to_string();
     assert!(e.contains("plot::tile"), "{e}");
     Ok(())
 }
