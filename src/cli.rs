@@ -74,6 +74,10 @@ pub struct TrainArgs {
     /// filters_after.png).
     #[arg(long, value_name = "DIR")]
     pub plots: Option<PathBuf>,
+    /// Write TensorBoard event files into DIR while training (scalars per logged step and per
+    /// epoch; with --plots also the pictures at the end): `tensorboard --logdir DIR`.
+    #[arg(long, value_name = "DIR")]
+    pub tensorboard: Option<PathBuf>,
     /// Write a PNG grid of augmented training images (first row: 8 originals; below: the
     /// versions the first 7 epochs train on) to FILE before training.
     #[arg(long, value_name = "FILE")]
@@ -443,6 +447,7 @@ pub fn run_mnist(
         precision,
         lr_schedule,
         augment,
+        tensorboard: args.tensorboard.clone(),
         ..TrainConfig::default()
     };
     let metrics = fit_validated(
@@ -480,6 +485,18 @@ pub fn run_mnist(
         }
         let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
         println!("plots: {}", names.join(", "));
+        if let Some(tb) = &args.tensorboard {
+            // The pictures too, as images in a second event file of the same run.
+            let mut w = crate::tensorboard::SummaryWriter::new(tb)?;
+            let step = metrics.epochs.len() as i64;
+            for p in &written {
+                let png = std::fs::read(p).map_err(|e| Error::io(p, e))?;
+                let tag = p
+                    .file_stem()
+                    .map_or("plot".into(), |s| s.to_string_lossy().into_owned());
+                w.add_png(&format!("plots/{tag}"), &png, step)?;
+            }
+        }
     }
     if precision == Precision::Mixed {
         println!(

@@ -89,6 +89,7 @@ pub mod rng;
 pub mod shape;
 pub mod tensor;
 mod tensor_ops;
+pub mod tensorboard;
 pub mod train;
 
 pub use device::{AdapterSummary, Device};

@@ -162,6 +162,10 @@ fn save_augmented_writes_what_the_run_trains_on() -> wgnn::Result<()> {
             "10",
             "--metrics-out",
             dir.join("m.json").to_str().unwrap(),
+            "--tensorboard",
+            dir.join("tb").to_str().unwrap(),
+            "--log-every",
+            "1",
         ]),
         "lenet",
         wgnn::models::lenet,
@@ -175,6 +179,29 @@ fn save_augmented_writes_what_the_run_trains_on() -> wgnn::Result<()> {
             "{name}: {}×{}",
             img.width,
             img.height
+        );
+    }
+    // --tensorboard: the scalars of the run (two logged steps of 10 images, one epoch) in one
+    // event file, the five pictures in another.
+    let mut tags = Vec::new();
+    for entry in std::fs::read_dir(dir.join("tb")).unwrap() {
+        for e in wgnn::tensorboard::read_events(entry.unwrap().path())? {
+            tags.push((e.tag, e.step));
+        }
+    }
+    tags.sort();
+    for want in [
+        ("train/loss_running", 1),
+        ("train/loss_running", 2),
+        ("train/accuracy", 2),
+        ("val/loss", 2),
+        ("test/accuracy", 2),
+        ("plots/misclassified", 1),
+        ("plots/filters_after", 1),
+    ] {
+        assert!(
+            tags.iter().any(|(t, s)| (t.as_str(), *s) == want),
+            "{want:?} not in {tags:?}"
         );
     }
     // The metrics file reads back (what the `plot` example draws from).
@@ -352,5 +379,54 @@ fn comparisons_tabulate_and_draw() -> wgnn::Result<()> {
         .expect_err("batch larger than the data")
         .to_string();
     assert!(e.contains("compare_runs") && e.contains("600"), "{e}");
+    Ok(())
+}
+
+/// TensorBoard event files: what the writer writes reads back, CRCs included, and a flipped
+/// byte is caught.
+#[test]
+fn tensorboard_events_read_back() -> wgnn::Result<()> {
+    use wgnn::tensorboard::{SummaryWriter, Value, read_events};
+    let dir = std::env::temp_dir().join(format!("wgnn-tb-{}", std::process::id()));
+    let mut w = SummaryWriter::new(&dir)?;
+    w.add_scalar("train/loss", 2.5, 10)?;
+    w.add_scalar("test/accuracy", 0.875, 20)?;
+    let img = Image {
+        width: 2,
+        height: 1,
+        channels: 1,
+        pixels: vec![0, 255],
+    };
+    w.add_image("plots/tiny", &img, 20)?;
+    let path = w.path().to_path_buf();
+    drop(w);
+    let events = read_events(&path)?;
+    assert_eq!(events.len(), 3);
+    assert_eq!((events[0].tag.as_str(), events[0].step), ("train/loss", 10));
+    assert_eq!(events[0].value, Value::Scalar(2.5));
+    assert_eq!(events[1].value, Value::Scalar(0.875));
+    match &events[2].value {
+        Value::Png {
+            height,
+            width,
+            channels,
+            png,
+        } => {
+            assert_eq!((*height, *width, *channels), (1, 2, 1));
+            assert_eq!(decode(png), img);
+        }
+        other => panic!("not an image: {other:?}"),
+    }
+    assert!(
+        events[0].wall_time > 1.7e9,
+        "wall time in seconds since 1970"
+    );
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 10;
+    bytes[last] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let e = read_events(&path).expect_err("corrupted").to_string();
+    assert!(e.contains("CRC mismatch"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
     Ok(())
 }

@@ -160,6 +160,11 @@ pub struct TrainConfig {
     /// Augment every training batch on the device with these bounds (the seed and offset are
     /// set per epoch and batch from `seed`); evaluation sees the images as they are.
     pub augment: Option<crate::ops::AugmentSpec>,
+    /// Write TensorBoard event files into this directory as training goes: the running loss
+    /// at every logged step (`train/loss_running`) and, per epoch, `train/loss`,
+    /// `train/accuracy`, `val/loss`, `val/accuracy`, `test/accuracy` and `lr`, at the global
+    /// step.
+    pub tensorboard: Option<PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -177,6 +182,7 @@ impl Default for TrainConfig {
             precision: Precision::F32,
             lr_schedule: LrSchedule::Constant,
             augment: None,
+            tensorboard: None,
         }
     }
 }
@@ -494,6 +500,10 @@ pub fn fit_validated(
     let base_lr = opt.lr();
     let mut epochs = Vec::new();
     let mut loss_log = Vec::new();
+    let mut board = match &cfg.tensorboard {
+        Some(dir) => Some(crate::tensorboard::SummaryWriter::new(dir)?),
+        None => None,
+    };
     let mut total_steps = 0u64;
     let mut step_counters = crate::gpu::Counters::default();
     for epoch in first_epoch..cfg.epochs {
@@ -556,6 +566,10 @@ pub fn fit_validated(
                     step: step + 1,
                     mean_loss: mean,
                 });
+                if let Some(b) = &mut board {
+                    let at = (epoch * steps_per_epoch + step + 1) as i64;
+                    b.add_scalar("train/loss_running", mean as f32, at)?;
+                }
                 if cfg.verbose && !cfg.progress {
                     println!(
                         "  epoch {} step {:>5}/{steps_per_epoch}: mean loss {mean:.6}, train acc {:.2}%, {ips:.0} img/s",
@@ -616,6 +630,21 @@ pub fn fit_validated(
                 m.seconds,
                 m.eval_seconds
             );
+        }
+        if let Some(b) = &mut board {
+            let at = ((epoch + 1) * steps_per_epoch) as i64;
+            let mut scalars = vec![
+                ("train/loss", m.train_loss),
+                ("train/accuracy", m.train_accuracy),
+                ("test/accuracy", m.test_accuracy),
+                ("lr", opt.lr() as f64),
+            ];
+            if let Some((l, a)) = validation {
+                scalars.extend([("val/loss", l), ("val/accuracy", a)]);
+            }
+            for (tag, v) in scalars {
+                b.add_scalar(tag, v as f32, at)?;
+            }
         }
         epochs.push(m);
         if let Some(dir) = &cfg.checkpoint_dir {
