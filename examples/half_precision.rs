@@ -114,6 +114,7 @@ fn run(args: Args) -> wgnn::Result<()> {
         epochs: args.epochs,
         seed: args.seed,
         progress: false,
+        verbose: true,
         log_every: 100,
         ..TrainConfig::default()
     };

@@ -448,6 +448,7 @@ pub fn run_mnist(
         lr_schedule,
         augment,
         tensorboard: args.tensorboard.clone(),
+        verbose: true,
         ..TrainConfig::default()
     };
     let metrics = fit_validated(

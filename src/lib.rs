@@ -72,6 +72,7 @@
 
 pub mod autograd;
 pub mod bench;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod cpu;
 pub mod data;
@@ -84,6 +85,7 @@ pub mod models;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+#[cfg(feature = "plots")]
 pub mod plot;
 pub mod rng;
 pub mod shape;

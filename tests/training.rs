@@ -757,3 +757,52 @@ fn augmented_training_stays_on_the_device() -> wgnn::Result<()> {
     }
     Ok(())
 }
+
+/// A library caller of `fit` with the default configuration gets nothing on stdout (checked
+/// in a child process running this test with the output uncaptured).
+#[test]
+fn fit_is_silent_by_default() -> wgnn::Result<()> {
+    const CHILD: &str = "WGNN_SILENT_FIT_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        let mnist = Mnist::load_default()?;
+        let cpu = Device::cpu();
+        let train = DeviceDataset::from_mnist(&mnist.train.take(200), &cpu)?;
+        let test = DeviceDataset::from_mnist(&mnist.test.take(50), &cpu)?;
+        let mut model = mlp(&MlpConfig::new(&[784, 20, 10]), &cpu, 0)?;
+        let mut opt = Optimizer::by_name("sgd", Some(0.1))?;
+        let cfg = TrainConfig {
+            epochs: 2,
+            ..TrainConfig::default()
+        };
+        let m = fit(&mut model, &cross_entropy, &mut opt, &train, &test, &cfg)?;
+        assert_eq!(m.epochs.len(), 2);
+        return Ok(());
+    }
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "fit_is_silent_by_default",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .expect("run the child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child failed: {stdout}");
+    // Only libtest's own lines (with the output uncaptured, anything fit printed would sit
+    // between them).
+    let extra: Vec<&str> = stdout
+        .lines()
+        .filter(|l| {
+            !l.trim().is_empty()
+                && !l.starts_with("running ")
+                && !l.starts_with("test ")
+                && !l.starts_with("successes:")
+                && !l.starts_with("    fit_is_silent_by_default")
+        })
+        .collect();
+    assert!(extra.is_empty(), "fit printed: {extra:?}");
+    assert!(stdout.contains("1 passed"), "{stdout}");
+    Ok(())
+}

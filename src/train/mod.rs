@@ -28,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::nn::{Module, ModuleExt};
 use crate::optim::{LossScaler, Optimizer};
 use crate::tensor::Tensor;
+#[cfg(feature = "cli")]
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -145,9 +146,11 @@ pub struct TrainConfig {
     pub eval_batch_size: usize,
     /// Steps between loss readbacks for the progress bar.
     pub log_every: usize,
-    /// Show an indicatif progress bar (it also hides itself when stderr is not a terminal).
+    /// Show an indicatif progress bar on stderr (it also hides itself when stderr is not a
+    /// terminal; needs the `cli` feature). Off by default.
     pub progress: bool,
-    /// Print a one-line summary per epoch.
+    /// Print a one-line summary per epoch on stdout. Off by default: a library caller of
+    /// [`fit`] gets no output unless it asks.
     pub verbose: bool,
     /// Write `epoch-N.safetensors` and `last.safetensors` here after every epoch.
     pub checkpoint_dir: Option<PathBuf>,
@@ -175,8 +178,8 @@ impl Default for TrainConfig {
             seed: 0,
             eval_batch_size: 200,
             log_every: 50,
-            progress: true,
-            verbose: true,
+            progress: false,
+            verbose: false,
             checkpoint_dir: None,
             resume: None,
             precision: Precision::F32,
@@ -699,6 +702,23 @@ pub fn fit_validated(
     })
 }
 
+/// Without the `cli` feature there is no progress bar: this stands in for indicatif's.
+#[cfg(not(feature = "cli"))]
+struct ProgressBar;
+
+#[cfg(not(feature = "cli"))]
+impl ProgressBar {
+    fn set_position(&self, _: u64) {}
+    fn set_message(&self, _: String) {}
+    fn finish_and_clear(&self) {}
+}
+
+#[cfg(not(feature = "cli"))]
+fn progress_bar(_: &TrainConfig, _: usize, _: usize, _: usize) -> ProgressBar {
+    ProgressBar
+}
+
+#[cfg(feature = "cli")]
 fn progress_bar(cfg: &TrainConfig, len: usize, epoch: usize, epochs: usize) -> ProgressBar {
     if !cfg.progress {
         return ProgressBar::hidden();
