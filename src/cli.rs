@@ -104,9 +104,17 @@ pub struct TrainArgs {
     #[arg(long, default_value = "f32")]
     pub precision: String,
     /// Learning-rate schedule over the run: constant (the book's), cosine (down to 0 at the
-    /// last step) or flat-cosine (constant for the first half of the epochs, then cosine).
+    /// last step), flat-cosine (constant for the first half of the epochs, then cosine) or
+    /// step:EVERY:GAMMA (times GAMMA every EVERY epochs).
     #[arg(long, default_value = "constant")]
     pub lr_schedule: String,
+    /// Ramp the learning rate up linearly over the first N epochs.
+    #[arg(long, default_value_t = 0)]
+    pub warmup_epochs: usize,
+    /// Stop when the validation accuracy has not improved for N epochs (needs --val-split);
+    /// with --checkpoint-dir, best.safetensors keeps the best epoch.
+    #[arg(long)]
+    pub patience: Option<usize>,
     /// Steps between loss readbacks for the progress bar.
     #[arg(long, default_value_t = 50)]
     pub log_every: usize,
@@ -449,6 +457,8 @@ pub fn run_mnist(
         augment,
         tensorboard: args.tensorboard.clone(),
         verbose: true,
+        warmup_epochs: args.warmup_epochs,
+        patience: args.patience,
         ..TrainConfig::default()
     };
     let metrics = fit_validated(
@@ -467,6 +477,7 @@ pub fn run_mnist(
         metrics.images_per_sec,
         metrics.device
     );
+    println!("{}", metrics.summary());
     let preds = crate::train::predict(&mut model, &test, batch_size)?;
     print!("{}", class_report(dataset, &preds, &test_split.labels));
     if let Some(dir) = &args.plots {

@@ -806,3 +806,60 @@ fn fit_is_silent_by_default() -> wgnn::Result<()> {
     assert!(stdout.contains("1 passed"), "{stdout}");
     Ok(())
 }
+
+/// Early stopping on the validation accuracy keeps the best epoch's checkpoint and says so;
+/// without a validation set it is refused; warmup starts the rate near 0.
+#[test]
+fn early_stopping_best_checkpoint_and_warmup() -> wgnn::Result<()> {
+    let mnist = Mnist::load_default()?;
+    let cpu = Device::cpu();
+    let (rest, held) = mnist.train.take(400).split_off_seeded(100, 0)?;
+    let train = DeviceDataset::from_mnist(&rest, &cpu)?;
+    let val = DeviceDataset::from_mnist(&held, &cpu)?;
+    let test = DeviceDataset::from_mnist(&mnist.test.take(100), &cpu)?;
+    let dir = temp_dir("early-stop");
+    let mut model = mlp(&MlpConfig::new(&[784, 20, 10]), &cpu, 0)?;
+    // Rate 0: the weights never change, so epoch 1 stays the best and patience 2 stops the
+    // run after epoch 3 of 10.
+    let mut opt = Optimizer::by_name("sgd", Some(0.0))?;
+    let cfg = TrainConfig {
+        patience: Some(2),
+        checkpoint_dir: Some(dir.clone()),
+        ..quiet(10, 50)
+    };
+    let m = fit_validated(
+        &mut model,
+        &cross_entropy,
+        &mut opt,
+        &train,
+        Some(&val),
+        &test,
+        &cfg,
+    )?;
+    assert_eq!((m.epochs.len(), m.stopped_early), (3, true));
+    assert_eq!(m.best_epoch.map(|b| b.0), Some(1));
+    assert!(dir.join("best.safetensors").exists() && dir.join("epoch-3.safetensors").exists());
+    assert!(m.summary().contains("best validation") && m.summary().contains("stopped early"));
+    let e = fit(&mut model, &cross_entropy, &mut opt, &train, &test, &cfg)
+        .expect_err("no validation set")
+        .to_string();
+    assert!(e.contains("validation"), "{e}");
+
+    // Warmup over 2 epochs of 6 steps: a model trained for 1 epoch with warmup moved less
+    // than one trained at the full rate from the start.
+    let moved = |warmup: usize| -> wgnn::Result<f32> {
+        let mut model = mlp(&MlpConfig::new(&[784, 20, 10]), &cpu, 0)?;
+        let before = model.named_parameters()[0].1.value().to_vec::<f32>()?;
+        let mut opt = Optimizer::by_name("sgd", Some(0.1))?;
+        let cfg = TrainConfig {
+            warmup_epochs: warmup,
+            ..quiet(1, 50)
+        };
+        fit(&mut model, &cross_entropy, &mut opt, &train, &test, &cfg)?;
+        let after = model.named_parameters()[0].1.value().to_vec::<f32>()?;
+        Ok(before.iter().zip(&after).map(|(a, b)| (a - b).abs()).sum())
+    };
+    let (plain, warm) = (moved(0)?, moved(2)?);
+    assert!(warm < 0.5 * plain, "warmup moved {warm}, full rate {plain}");
+    Ok(())
+}

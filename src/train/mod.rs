@@ -89,7 +89,7 @@ impl Precision {
 }
 
 /// How the learning rate moves over a run, per step.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LrSchedule {
     /// The optimizer's rate throughout (the book's runs).
@@ -101,18 +101,46 @@ pub enum LrSchedule {
     /// The base rate for the first half of the epochs (rounded up), then half a cosine down
     /// to 0 over the rest. A one-epoch run is the constant-rate run.
     FlatCosine,
+    /// The base rate times `gamma` after every `every` epochs (PyTorch's `StepLR`).
+    Step {
+        /// Epochs between decays.
+        every: u32,
+        /// Factor per decay.
+        gamma: f32,
+    },
 }
 
 impl LrSchedule {
-    /// Parses `constant`, `cosine` or `flat-cosine`.
+    /// Parses `constant`, `cosine`, `flat-cosine` or `step:EVERY:GAMMA` (e.g. `step:10:0.1`).
     pub fn parse(spec: &str) -> Result<LrSchedule> {
-        match spec.to_ascii_lowercase().as_str() {
+        const OPT: &str = "--lr-schedule";
+        let lower = spec.to_ascii_lowercase();
+        if let Some(rest) = lower.strip_prefix("step:") {
+            let bad = || {
+                Error::invalid(
+                    OPT,
+                    format!(
+                        "\"{spec}\": want step:EVERY:GAMMA with EVERY ≥ 1 epochs and 0 < GAMMA ≤ 1"
+                    ),
+                )
+            };
+            let (every, gamma) = rest.split_once(':').ok_or_else(bad)?;
+            let every: u32 = every.parse().map_err(|_| bad())?;
+            let gamma: f32 = gamma.parse().map_err(|_| bad())?;
+            if every == 0 || !(gamma > 0.0 && gamma <= 1.0) {
+                return Err(bad());
+            }
+            return Ok(LrSchedule::Step { every, gamma });
+        }
+        match lower.as_str() {
             "constant" => Ok(LrSchedule::Constant),
             "cosine" => Ok(LrSchedule::Cosine),
             "flat-cosine" => Ok(LrSchedule::FlatCosine),
             other => Err(Error::invalid(
-                "--lr-schedule",
-                format!("unknown schedule \"{other}\" (constant, cosine, flat-cosine)"),
+                OPT,
+                format!(
+                    "unknown schedule \"{other}\" (constant, cosine, flat-cosine, step:EVERY:GAMMA)"
+                ),
             )),
         }
     }
@@ -122,6 +150,10 @@ impl LrSchedule {
         let total = steps_per_epoch * epochs;
         let flat = match self {
             LrSchedule::Constant => return base,
+            LrSchedule::Step { every, gamma } => {
+                let decays = (step / steps_per_epoch.max(1)) / every.max(1) as u64;
+                return (base as f64 * (gamma as f64).powi(decays as i32)) as f32;
+            }
             LrSchedule::Cosine => 0,
             LrSchedule::FlatCosine => steps_per_epoch * epochs.div_ceil(2),
         };
@@ -168,6 +200,13 @@ pub struct TrainConfig {
     /// `train/accuracy`, `val/loss`, `val/accuracy`, `test/accuracy` and `lr`, at the global
     /// step.
     pub tensorboard: Option<PathBuf>,
+    /// Ramp the rate linearly up from near 0 over this many first epochs (on top of the
+    /// schedule), as a warmup.
+    pub warmup_epochs: usize,
+    /// Stop when the validation accuracy has not improved for this many epochs (needs a
+    /// validation set). With `checkpoint_dir`, `best.safetensors` holds the best epoch's
+    /// weights either way.
+    pub patience: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -186,6 +225,8 @@ impl Default for TrainConfig {
             lr_schedule: LrSchedule::Constant,
             augment: None,
             tensorboard: None,
+            warmup_epochs: 0,
+            patience: None,
         }
     }
 }
@@ -248,6 +289,12 @@ pub struct Metrics {
     pub loss_scale: f64,
     /// Steps skipped by the loss scaler for non-finite gradients.
     pub skipped_steps: u64,
+    /// The epoch with the best validation accuracy and that accuracy (with a validation set).
+    #[serde(default)]
+    pub best_epoch: Option<(usize, f64)>,
+    /// Whether early stopping ended the run before its last epoch.
+    #[serde(default)]
+    pub stopped_early: bool,
 }
 
 /// The running mean loss of an epoch at one of its steps.
@@ -262,6 +309,29 @@ pub struct LossPoint {
 }
 
 impl Metrics {
+    /// The run in one line: final test accuracy, the best validation epoch (with a
+    /// validation set), epochs run, throughput and training time.
+    pub fn summary(&self) -> String {
+        let secs: f64 = self.epochs.iter().map(|e| e.seconds + e.eval_seconds).sum();
+        let best = match self.best_epoch {
+            Some((e, a)) => format!(", best validation {:.2}% at epoch {e}", 100.0 * a),
+            None => String::new(),
+        };
+        let stop = if self.stopped_early {
+            " (stopped early)"
+        } else {
+            ""
+        };
+        format!(
+            "summary: test accuracy {:.2}%{best}; {} epochs{stop}, {:.0} images/s, {:.0} s on {}",
+            100.0 * self.test_accuracy,
+            self.epochs.len(),
+            self.images_per_sec,
+            secs,
+            self.device
+        )
+    }
+
     /// Reads metrics written by [`Metrics::write_json`] (`--metrics-out`).
     pub fn read_json(path: &std::path::Path) -> Result<Metrics> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
@@ -503,6 +573,18 @@ pub fn fit_validated(
     let base_lr = opt.lr();
     let mut epochs = Vec::new();
     let mut loss_log = Vec::new();
+    if cfg.patience.is_some() && val.is_none() {
+        return Err(Error::invalid(
+            "fit",
+            "early stopping (patience) needs a validation set: hold one out (--val-split)",
+        ));
+    }
+    if cfg.patience == Some(0) {
+        return Err(Error::invalid("fit", "patience must be at least 1 epoch"));
+    }
+    // (epoch, validation accuracy) of the best epoch so far, and whether patience ran out.
+    let mut best: Option<(usize, f64)> = None;
+    let mut stopped_early = false;
     let mut board = match &cfg.tensorboard {
         Some(dir) => Some(crate::tensorboard::SummaryWriter::new(dir)?),
         None => None,
@@ -526,12 +608,20 @@ pub fn fit_validated(
                 None => x,
             };
             let global_step = (epoch * steps_per_epoch + step) as u64;
-            opt.set_lr(cfg.lr_schedule.lr(
-                base_lr,
-                global_step,
-                steps_per_epoch as u64,
-                cfg.epochs as u64,
-            ));
+            let warmup = (cfg.warmup_epochs * steps_per_epoch) as u64;
+            let ramp = if global_step < warmup {
+                (global_step + 1) as f32 / warmup as f32
+            } else {
+                1.0
+            };
+            opt.set_lr(
+                ramp * cfg.lr_schedule.lr(
+                    base_lr,
+                    global_step,
+                    steps_per_epoch as u64,
+                    cfg.epochs as u64,
+                ),
+            );
             let (loss, out) = match &mut scaler {
                 Some(s) => train_step_mixed(model, loss_fn, opt, s, &x, &t)?,
                 None => train_step(model, loss_fn, opt, &x, &t)?,
@@ -649,14 +739,40 @@ pub fn fit_validated(
                 b.add_scalar(tag, v as f32, at)?;
             }
         }
+        let improved = match (validation, best) {
+            (Some((_, a)), Some((_, b))) => a > b,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if improved {
+            best = validation.map(|(_, a)| (epoch + 1, a));
+        }
         epochs.push(m);
         if let Some(dir) = &cfg.checkpoint_dir {
-            for name in [
+            let mut names = vec![
                 format!("epoch-{}.safetensors", epoch + 1),
                 "last.safetensors".to_string(),
-            ] {
+            ];
+            if improved {
+                names.push("best.safetensors".to_string());
+            }
+            for name in names {
                 checkpoint::save(&dir.join(name), model, opt, epoch + 1)?;
             }
+        }
+        if let (Some(p), Some((b, acc))) = (cfg.patience, best)
+            && epoch + 1 - b >= p
+            && epoch + 1 < cfg.epochs
+        {
+            if cfg.verbose {
+                println!(
+                    "early stop after epoch {}: validation accuracy {:.2}% at epoch {b} not bettered in {p} epochs",
+                    epoch + 1,
+                    100.0 * acc
+                );
+            }
+            stopped_early = true;
+            break;
         }
     }
     opt.set_lr(base_lr);
@@ -699,6 +815,8 @@ pub fn fit_validated(
         lr_schedule: cfg.lr_schedule,
         loss_scale,
         skipped_steps,
+        best_epoch: best,
+        stopped_early,
     })
 }
 
@@ -760,5 +878,21 @@ mod tests {
         );
         let e = LrSchedule::parse("linear").unwrap_err().to_string();
         assert!(e.contains("--lr-schedule") && e.contains("linear"), "{e}");
+        // Step: ×0.1 after every 10 epochs of 600 steps.
+        let step = LrSchedule::parse("step:10:0.1").unwrap();
+        assert_eq!(
+            step,
+            LrSchedule::Step {
+                every: 10,
+                gamma: 0.1
+            }
+        );
+        assert_eq!(lr(step, 5999, 600, 30), 0.001);
+        assert!((lr(step, 6000, 600, 30) / 0.0001 - 1.0).abs() < 1e-6);
+        assert!((lr(step, 12_000, 600, 30) / 0.00001 - 1.0).abs() < 1e-6);
+        for bad in ["step:0:0.1", "step:10:1.5", "step:10", "step:x:0.1"] {
+            let e = LrSchedule::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("step:EVERY:GAMMA"), "{bad}: {e}");
+        }
     }
 }
