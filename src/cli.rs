@@ -69,7 +69,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub profile: bool,
     /// Write pictures of the run into DIR: learning curves (loss.png, accuracy.png), the
-    /// misclassified test images with true → predicted labels (misclassified.png) and the
+    /// misclassified test images with true → predicted labels (misclassified.png; the most
+    /// confident errors in confident_errors.png) and the
     /// first convolution's filters before and after training (filters_before.png,
     /// filters_after.png).
     #[arg(long, value_name = "DIR")]
@@ -251,40 +252,57 @@ fn first_conv_filters(model: &mut Sequential) -> Result<Option<crate::image::Ima
     ))
 }
 
-/// Writes `misclassified.png`: up to 40 test images the model got wrong, captioned
-/// "true → predicted" with the dataset's class names (no file when it got none wrong).
+/// Writes `misclassified.png` (the first 40 test images the model got wrong, captioned
+/// "true → predicted" with the dataset's class names, as the book's `misclassified_mnist.py`)
+/// and `confident_errors.png` (the 40 errors it was surest of, with that probability); none
+/// when it got everything right.
 fn misclassified(
     dir: &std::path::Path,
     dataset: Dataset,
     test: &DeviceDataset,
-    preds: &[u32],
+    scored: &[(u32, f32)],
     labels: &[u8],
-) -> Result<Option<PathBuf>> {
+) -> Result<Vec<PathBuf>> {
     let names = dataset.class_names();
-    let wrong: Vec<u32> = preds
+    let mut wrong: Vec<u32> = scored
         .iter()
         .zip(labels)
         .enumerate()
-        .filter(|(_, (p, t))| **p != **t as u32)
+        .filter(|(_, (p, t))| p.0 != **t as u32)
         .map(|(i, _)| i as u32)
-        .take(40)
         .collect();
-    let path = dir.join("misclassified.png");
     if wrong.is_empty() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    let order = Tensor::from_vec(wrong.clone(), [wrong.len()], &test.device())?;
-    let (x, _) = test.batch(&order, 0, wrong.len())?;
-    let captions: Vec<String> = wrong
-        .iter()
-        .map(|&i| {
-            let (t, p) = (labels[i as usize] as usize, preds[i as usize] as usize);
-            format!("{} → {}", names[t], names.get(p).copied().unwrap_or("?"))
-        })
-        .collect();
-    let scale = if x.dims()[2] <= 32 { 3 } else { 1 };
-    crate::plot::captioned_grid(&x, &captions, 8, scale)?.save_png(&path)?;
-    Ok(Some(path))
+    let first: Vec<u32> = wrong.iter().copied().take(40).collect();
+    wrong.sort_by(|&a, &b| scored[b as usize].1.total_cmp(&scored[a as usize].1));
+    wrong.truncate(40);
+    let mut written = Vec::new();
+    for (file, picks, with_prob) in [
+        ("misclassified.png", first, false),
+        ("confident_errors.png", wrong, true),
+    ] {
+        let order = Tensor::from_vec(picks.clone(), [picks.len()], &test.device())?;
+        let (x, _) = test.batch(&order, 0, picks.len())?;
+        let captions: Vec<String> = picks
+            .iter()
+            .map(|&i| {
+                let (p, prob) = scored[i as usize];
+                let (t, p) = (labels[i as usize] as usize, p as usize);
+                let text = format!("{} → {}", names[t], names.get(p).copied().unwrap_or("?"));
+                if with_prob {
+                    format!("{text} ({:.0}%)", 100.0 * prob)
+                } else {
+                    text
+                }
+            })
+            .collect();
+        let scale = if x.dims()[2] <= 32 { 3 } else { 1 };
+        let path = dir.join(file);
+        crate::plot::captioned_grid(&x, &captions, 8, scale)?.save_png(&path)?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 /// Test accuracy per class, by name, and the three commonest confusions ("Shirt taken for
@@ -478,7 +496,8 @@ pub fn run_mnist(
         metrics.device
     );
     println!("{}", metrics.summary());
-    let preds = crate::train::predict(&mut model, &test, batch_size)?;
+    let scored = crate::train::predict_confidence(&mut model, &test, batch_size)?;
+    let preds: Vec<u32> = scored.iter().map(|p| p.0).collect();
     print!("{}", class_report(dataset, &preds, &test_split.labels));
     if let Some(dir) = &args.plots {
         let mut written = crate::plot::learning_curves(&metrics, name, dir)?;
@@ -486,7 +505,7 @@ pub fn run_mnist(
             dir,
             dataset,
             &test,
-            &preds,
+            &scored,
             &test_split.labels,
         )?);
         if let (Some(before), Some(after)) = (filters_before, first_conv_filters(&mut model)?) {

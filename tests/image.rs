@@ -172,7 +172,12 @@ fn save_augmented_writes_what_the_run_trains_on() -> wgnn::Result<()> {
     )?;
     // --plots: the curves, the errors of an untrained-ish LeNet, and its 6 first filters
     // (5×5, enlarged 9× with 1 px borders: 6 columns of 46 px and 1 more).
-    for name in ["loss.png", "accuracy.png", "misclassified.png"] {
+    for name in [
+        "loss.png",
+        "accuracy.png",
+        "misclassified.png",
+        "confident_errors.png",
+    ] {
         let img = decode(&std::fs::read(plots.join(name)).unwrap());
         assert!(
             img.width >= 200 && img.height >= 100,
@@ -197,6 +202,7 @@ fn save_augmented_writes_what_the_run_trains_on() -> wgnn::Result<()> {
         ("val/loss", 2),
         ("test/accuracy", 2),
         ("plots/misclassified", 1),
+        ("plots/confident_errors", 1),
         ("plots/filters_after", 1),
     ] {
         assert!(

@@ -376,6 +376,19 @@ pub fn predict(
     data: &DeviceDataset,
     batch_size: usize,
 ) -> Result<Vec<u32>> {
+    Ok(predict_confidence(model, data, batch_size)?
+        .into_iter()
+        .map(|(class, _)| class)
+        .collect())
+}
+
+/// [`predict`] with each prediction's softmax probability (how sure the model is): the
+/// first largest output of each row and its probability.
+pub fn predict_confidence(
+    model: &mut dyn Module,
+    data: &DeviceDataset,
+    batch_size: usize,
+) -> Result<Vec<(u32, f32)>> {
     let dtype = model.dtype();
     let mut preds = Vec::with_capacity(data.len());
     eval_pass(
@@ -398,7 +411,7 @@ fn eval_pass(
     batch_size: usize,
     prepare: &dyn Fn(Tensor) -> Result<Tensor>,
     loss_fn: Option<&LossFn>,
-    mut preds: Option<&mut Vec<u32>>,
+    mut preds: Option<&mut Vec<(u32, f32)>>,
 ) -> Result<(f64, f64)> {
     if data.is_empty() || batch_size == 0 {
         return Err(Error::invalid(
@@ -420,8 +433,19 @@ fn eval_pass(
             let out = model.forward(&prepare(x)?)?;
             out.count_correct_into(&t, &mut correct)?;
             if let Some(p) = preds.as_deref_mut() {
-                let rows = out.reshape([count, out.numel() / count])?;
-                p.extend(rows.to_dtype(DType::F32)?.argmax_rows()?.to_vec::<u32>()?);
+                let classes = out.numel() / count;
+                let probs = out
+                    .reshape([count, classes])?
+                    .to_dtype(DType::F32)?
+                    .softmax()?
+                    .to_vec::<f32>()?;
+                p.extend(probs.chunks_exact(classes).map(|row| {
+                    let best = row
+                        .iter()
+                        .enumerate()
+                        .fold(0, |b, (i, &v)| if v > row[b] { i } else { b });
+                    (best as u32, row[best])
+                }));
             }
             if let Some(loss_fn) = loss_fn {
                 let loss = loss_fn(&out.to_dtype(DType::F32)?, &t)?;
