@@ -118,11 +118,13 @@ fn run(args: Args) -> wgnn::Result<()> {
                         name: "plain".into(),
                         points: plain,
                         markers: false,
+                        bars: false,
                     },
                     Series {
                         name: "batch norm".into(),
                         points: bn,
                         markers: false,
+                        bars: false,
                     },
                 ],
                 y_range: Some((0.0, 1.02)),

@@ -158,6 +158,7 @@ fn run(args: Args) -> wgnn::Result<()> {
                     name: format!("lr {:.1e}, decay {:.1e}", t.lr, t.decay),
                     points: t.val.clone(),
                     markers: false,
+                    bars: false,
                 })
                 .collect(),
             y_range: Some((0.0, 1.02)),

@@ -144,6 +144,7 @@ fn run(args: Args) -> wgnn::Result<()> {
                     name: format!("{name}, {kind}"),
                     points: pts,
                     markers: false,
+                    bars: false,
                 });
             }
         }

@@ -45,6 +45,10 @@ struct Args {
     /// Draw the loss curves into this PNG file.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Draw the book's activation histograms (`weight_init_activation_histogram.py`) into
+    /// this PNG file: 1,000 random inputs through 5 layers of 100 units, per initialisation.
+    #[arg(long)]
+    histograms: Option<PathBuf>,
 }
 
 fn main() {
@@ -96,5 +100,65 @@ fn run(args: Args) -> wgnn::Result<()> {
             .save_png(path)?;
         println!("figure: {}", path.display());
     }
+    if let Some(path) = &args.histograms {
+        histograms(path, args.seed)?;
+    }
+    Ok(())
+}
+
+/// The book's activation-distribution experiment: 1,000 inputs drawn from N(0, 1), 100
+/// features, through 5 layers of 100 units (no bias) with each weight scale and activation;
+/// a 30-bin histogram over [0, 1] of every layer's activations, one row per setting.
+fn histograms(path: &std::path::Path, seed: u64) -> wgnn::Result<()> {
+    use wgnn::plot::{LineChart, Series, tile};
+    use wgnn::{Device, Tensor};
+    let cpu = Device::cpu();
+    let settings: [(&str, f32, bool); 4] = [
+        ("std 1, sigmoid", 1.0, false),
+        ("std 0.01, sigmoid", 0.01, false),
+        ("Xavier, sigmoid", (1.0f32 / 100.0).sqrt(), false),
+        ("He, ReLU", (2.0f32 / 100.0).sqrt(), true),
+    ];
+    let x0 = Tensor::randn([1000, 100], 0.0, 1.0, seed, &cpu)?;
+    let mut panels = Vec::new();
+    println!("\nstandard deviation of the activations, layers 1–5:");
+    for (name, std, relu) in settings {
+        let mut x = x0.clone();
+        let mut row = Vec::new();
+        for layer in 0..5 {
+            let w = Tensor::randn([100, 100], 0.0, std, seed + 1 + layer as u64, &cpu)?;
+            let a = x.matmul(&w, false, false)?;
+            x = if relu { a.relu()? } else { a.sigmoid()? };
+            let v = x.to_vec::<f32>()?;
+            let mut counts = [0usize; 30];
+            for &z in v.iter().filter(|z| (0.0..=1.0).contains(*z)) {
+                counts[((z * 30.0) as usize).min(29)] += 1;
+            }
+            let mean = v.iter().map(|&z| z as f64).sum::<f64>() / v.len() as f64;
+            let var = v.iter().map(|&z| (z as f64 - mean).powi(2)).sum::<f64>() / v.len() as f64;
+            row.push(format!("{:.3}", var.sqrt()));
+            let points = counts
+                .iter()
+                .enumerate()
+                .map(|(b, &c)| ((b as f64 + 0.5) / 30.0, c as f64))
+                .collect();
+            let chart = LineChart {
+                title: format!("{name}: layer {}", layer + 1),
+                x_label: "activation".into(),
+                y_label: "count".into(),
+                series: vec![Series {
+                    name: String::new(),
+                    points,
+                    markers: false,
+                    bars: true,
+                }],
+                y_range: None,
+            };
+            panels.push(chart.render(300, 210)?);
+        }
+        println!("  {name:>18}: {}", row.join(", "));
+    }
+    tile(&panels, 5)?.save_png(path)?;
+    println!("histograms: {}", path.display());
     Ok(())
 }

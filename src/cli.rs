@@ -684,6 +684,7 @@ impl Comparison {
                     name: n.clone(),
                     points: pts,
                     markers: false,
+                    bars: false,
                 }
             })
             .collect();

@@ -30,6 +30,9 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
     /// Also mark each point with a dot (for short series such as per-epoch figures).
     pub markers: bool,
+    /// Draw bars from 0 up to each point instead of a line (a histogram: points at the bin
+    /// centres, bars as wide as the spacing of the points).
+    pub bars: bool,
 }
 
 impl Series {
@@ -39,6 +42,7 @@ impl Series {
             name: name.into(),
             points,
             markers: true,
+            bars: false,
         }
     }
 }
@@ -283,6 +287,30 @@ impl LineChart {
         // The series, clipped to the plot area by skipping points outside the y range.
         for (i, s) in self.series.iter().enumerate() {
             let c = PALETTE[i % PALETTE.len()];
+            if s.bars {
+                let width = s
+                    .points
+                    .windows(2)
+                    .map(|w| (w[1].0 - w[0].0).abs())
+                    .fold(f64::INFINITY, f64::min);
+                let half = if width.is_finite() { 0.45 * width } else { 0.5 };
+                for &(x, y) in s
+                    .points
+                    .iter()
+                    .filter(|(x, y)| x.is_finite() && y.is_finite())
+                {
+                    let (x0, x1) = (sx(x - half), sx(x + half));
+                    let (y0, y1) = (sy(y.clamp(y_lo, y_hi)), sy(0f64.clamp(y_lo, y_hi)));
+                    cv.rect(
+                        x0.round() as i64,
+                        y0.min(y1).round() as i64,
+                        x1.round() as i64,
+                        y0.max(y1).round() as i64,
+                        c,
+                    );
+                }
+                continue;
+            }
             let inside =
                 |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && y >= y_lo && y <= y_hi;
             let mut prev: Option<(f64, f64)> = None;
@@ -407,6 +435,7 @@ pub fn learning_curves(
             name: "train (running mean within the epoch)".into(),
             points: steps,
             markers: false,
+            bars: false,
         });
     }
     loss.series.push(Series::new(
