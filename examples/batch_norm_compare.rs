@@ -16,7 +16,7 @@ use wgnn::models::{MlpConfig, mlp};
 use wgnn::nn::{Init, cross_entropy};
 use wgnn::optim::Optimizer;
 use wgnn::plot::{LineChart, Series, tile};
-use wgnn::train::{evaluate, train_step};
+use wgnn::train::{evaluate, train_epoch};
 use wgnn::{Device, Error};
 
 /// Batch norm vs none at 16 weight scales.
@@ -82,11 +82,15 @@ fn run(args: Args) -> wgnn::Result<()> {
             let mut opt = Optimizer::by_name("sgd", Some(0.01))?;
             let mut acc = Vec::new();
             for epoch in 0..args.epochs {
-                let order = train.shuffled(args.seed, epoch)?;
-                for offset in (0..train.len() - BATCH + 1).step_by(BATCH) {
-                    let (x, t) = train.batch(&order, offset, BATCH)?;
-                    train_step(&mut model, &cross_entropy, &mut opt, &x, &t)?;
-                }
+                train_epoch(
+                    &mut model,
+                    &cross_entropy,
+                    &mut opt,
+                    &train,
+                    BATCH,
+                    args.seed,
+                    epoch,
+                )?;
                 acc.push(((epoch + 1) as f64, evaluate(&mut model, &train, BATCH)?));
             }
             curves.push(acc);

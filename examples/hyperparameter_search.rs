@@ -17,7 +17,7 @@ use wgnn::nn::cross_entropy;
 use wgnn::optim::Optimizer;
 use wgnn::plot::{LineChart, Series};
 use wgnn::rng::SplitMix64;
-use wgnn::train::{evaluate, train_step};
+use wgnn::train::{evaluate, train_epoch};
 use wgnn::{Device, Error};
 
 /// Random search of learning rate and weight decay on a validation split.
@@ -110,11 +110,15 @@ fn run(args: Args) -> wgnn::Result<()> {
         let mut opt = Optimizer::by_name("sgd", Some(lr))?.with_weight_decay(decay);
         let mut curve = Vec::new();
         for epoch in 0..args.epochs {
-            let order = train.shuffled(args.seed, epoch)?;
-            for offset in (0..train.len() - BATCH + 1).step_by(BATCH) {
-                let (x, t) = train.batch(&order, offset, BATCH)?;
-                train_step(&mut model, &cross_entropy, &mut opt, &x, &t)?;
-            }
+            train_epoch(
+                &mut model,
+                &cross_entropy,
+                &mut opt,
+                &train,
+                BATCH,
+                args.seed,
+                epoch,
+            )?;
             curve.push(((epoch + 1) as f64, evaluate(&mut model, &val, BATCH)?));
         }
         let last = curve.last().map_or(0.0, |p| p.1);

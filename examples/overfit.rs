@@ -17,7 +17,7 @@ use wgnn::models::{MlpConfig, mlp};
 use wgnn::nn::cross_entropy;
 use wgnn::optim::Optimizer;
 use wgnn::plot::{LineChart, Series};
-use wgnn::train::{evaluate, train_step};
+use wgnn::train::{evaluate, train_epoch};
 use wgnn::{Device, Error};
 
 /// Over-fitting on 300 images, and what weight decay and dropout do about it.
@@ -93,11 +93,15 @@ fn run(args: Args) -> wgnn::Result<()> {
         let mut opt = Optimizer::by_name("sgd", Some(0.01))?.with_weight_decay(lambda);
         let (mut tr, mut te) = (Vec::new(), Vec::new());
         for epoch in 0..args.epochs {
-            let order = train.shuffled(args.seed, epoch)?;
-            for offset in (0..train.len() - BATCH + 1).step_by(BATCH) {
-                let (x, t) = train.batch(&order, offset, BATCH)?;
-                train_step(&mut model, &cross_entropy, &mut opt, &x, &t)?;
-            }
+            train_epoch(
+                &mut model,
+                &cross_entropy,
+                &mut opt,
+                &train,
+                BATCH,
+                args.seed,
+                epoch,
+            )?;
             let e = (epoch + 1) as f64;
             tr.push((e, evaluate(&mut model, &train, BATCH)?));
             te.push((e, evaluate(&mut model, &test, 500)?));

@@ -462,6 +462,31 @@ fn eval_pass(
     Ok((v[0] / data.len() as f64, v[1] / data.len() as f64))
 }
 
+/// One epoch of full batches (a last partial batch is dropped, as the book's loops do) in
+/// the seeded shuffled order of `epoch`, one [`train_step`] each; nothing is read back.
+pub fn train_epoch(
+    model: &mut dyn Module,
+    loss_fn: &LossFn,
+    opt: &mut Optimizer,
+    data: &DeviceDataset,
+    batch_size: usize,
+    seed: u64,
+    epoch: usize,
+) -> Result<()> {
+    if batch_size == 0 || batch_size > data.len() {
+        return Err(Error::invalid(
+            "train_epoch",
+            format!("batch of {batch_size} from {} examples", data.len()),
+        ));
+    }
+    let order = data.shuffled(seed, epoch)?;
+    for offset in (0..=data.len() - batch_size).step_by(batch_size) {
+        let (x, t) = data.batch(&order, offset, batch_size)?;
+        train_step(model, loss_fn, opt, &x, &t)?;
+    }
+    Ok(())
+}
+
 /// One optimisation step on a batch: zero the gradients, forward, loss, backward, update.
 /// Returns `(loss [1], output)`, still on the device.
 pub fn train_step(
