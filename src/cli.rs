@@ -79,8 +79,9 @@ pub struct TrainArgs {
     /// epoch; with --plots also the pictures at the end): `tensorboard --logdir DIR`.
     #[arg(long, value_name = "DIR")]
     pub tensorboard: Option<PathBuf>,
-    /// Write a PNG grid of augmented training images (first row: 8 originals; below: the
-    /// versions the first 7 epochs train on) to FILE before training.
+    /// Write a PNG grid of augmented training images (first row: 8 originals; below:
+    /// seven augmented versions of each, drawn as the trainer draws them with the seeds of
+    /// epochs 0–6) to FILE before training.
     #[arg(long, value_name = "FILE")]
     pub save_augmented: Option<PathBuf>,
     /// Resize every batch to N×N pixels on the device (bilinear), as d2l does for the bigger
@@ -196,7 +197,8 @@ pub fn augment_overrides(recipe: AugmentSpec, pairs: &str) -> Result<AugmentSpec
 }
 
 /// Writes `--save-augmented`'s grid: the first (up to) 8 images of `train` in the top row,
-/// below them the versions epochs 0–6 of a run seeded `seed` train on.
+/// below them seven augmented versions, each row drawn with the recipe and the seed the
+/// trainer uses in epochs 0–6 of a run seeded `seed` (the batch position as in a first batch).
 fn save_augmented(
     path: &std::path::Path,
     train: &DeviceDataset,
@@ -212,7 +214,7 @@ fn save_augmented(
     let all = Tensor::cat(&rows.iter().collect::<Vec<_>>(), 0)?;
     crate::image::Image::grid(&all, n, 2)?.save_png(path)?;
     println!(
-        "augmented samples: {} (top row: originals; rows 2–8: epochs 0–6)",
+        "augmented samples: {} (top row: originals; rows 2–8: seeds of epochs 0–6)",
         path.display()
     );
     Ok(())

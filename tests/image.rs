@@ -1,5 +1,6 @@
-//! PNG grids: the encoder writes what a decoder reads back, grids place images where they
-//! say, and `--save-augmented` writes the samples a run trains on.
+//! Pictures: the PNG encoder writes what a decoder reads back, grids place images where they
+//! say, charts draw their series, and a run's `--save-augmented`, `--plots` and
+//! `--tensorboard` write what they promise (TensorBoard's records read back, CRCs checked).
 
 use clap::Parser;
 use flate2::read::ZlibDecoder;
@@ -127,7 +128,7 @@ struct Args {
 }
 
 #[test]
-fn save_augmented_writes_what_the_run_trains_on() -> wgnn::Result<()> {
+fn save_augmented_plots_and_tensorboard_from_a_run() -> wgnn::Result<()> {
     let dir = std::env::temp_dir().join(format!("wgnn-image-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("augmented.png");
