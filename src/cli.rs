@@ -51,7 +51,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Augment the training batches on the device with the dataset's recipe: MNIST rotation
-    /// ±10°, scale ±10 %, shift ±2 px and Simard's elastic distortion (α 34, σ 4 px);
+    /// ±10°, scale ±10 %, shift ±2 px (Simard's elastic distortion: add
+    /// `--augment-with elastic-alpha=34`);
     /// Fashion-MNIST horizontal flips, shift ±2 px, scale ±10 %, brightness and contrast
     /// ±10 % (digits are never flipped).
     #[arg(long)]
@@ -133,9 +134,11 @@ pub fn augment_recipe(dataset: Dataset) -> AugmentSpec {
         ..AugmentSpec::NONE
     };
     match dataset {
+        // Elastic distortion (Simard's α 34, σ 4: `--augment-with elastic-alpha=34,
+        // elastic-sigma=4`) lost to this affine recipe on a validation split (DeepConvNet,
+        // 16 epochs: 99.12 % against 99.60 %), so it is not in the default.
         Dataset::Mnist => AugmentSpec {
             rotate: 10.0,
-            elastic_alpha: 34.0,
             elastic_sigma: 4.0,
             ..base
         },
