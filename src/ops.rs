@@ -655,14 +655,15 @@ pub trait Backend {
         g: &Conv2dGeom,
         fout: usize,
     ) -> Result<()>;
-    /// Convolution backward: `dx`, `dw`, `db` from the input `x`, weights and `dout`.
+    /// Convolution backward: `dx`, `dw`, `db` from the input `x`, weights and `dout`; `dx` is
+    /// skipped when `None` (an input nothing differentiates, such as the images).
     #[allow(clippy::too_many_arguments)]
     fn conv2d_bwd(
         &self,
         x: &Self::Buf,
         w: &Self::Buf,
         dout: &Self::Buf,
-        dx: &mut Self::Buf,
+        dx: Option<&mut Self::Buf>,
         dw: &mut Self::Buf,
         db: &mut Self::Buf,
         g: &Conv2dGeom,

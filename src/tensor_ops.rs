@@ -86,7 +86,13 @@ impl RoundToF16 for (Tensor, Tensor) {
     }
 }
 
-impl RoundToF16 for (Tensor, Tensor, Tensor) {
+impl<T: RoundToF16> RoundToF16 for Option<T> {
+    fn round_to_f16(self) -> Result<Self> {
+        self.map(T::round_to_f16).transpose()
+    }
+}
+
+impl<A: RoundToF16, B: RoundToF16, C: RoundToF16> RoundToF16 for (A, B, C) {
     fn round_to_f16(self) -> Result<Self> {
         Ok((
             self.0.round_to_f16()?,
@@ -780,9 +786,11 @@ impl Tensor {
         })?;
         // The fused backward kernel gives dx, dw and db in one pass over the columns.
         let (x, wt) = (self.detach(), w.detach());
+        // The images of a first layer need no gradient: its dx is skipped, not thrown away.
+        let need_dx = self.node.is_some();
         Ok(record(out, OP, &[self, w, b], move |d| {
-            let (dx, dw, db) = x.conv2d_backward(&wt, d, stride, pad)?;
-            Ok(vec![Some(dx), Some(dw), Some(db)])
+            let (dx, dw, db) = x.conv2d_backward_parts(&wt, d, stride, pad, need_dx)?;
+            Ok(vec![dx, Some(dw), Some(db)])
         }))
     }
 
@@ -794,6 +802,22 @@ impl Tensor {
         stride: usize,
         pad: usize,
     ) -> Result<(Tensor, Tensor, Tensor)> {
+        let (dx, dw, db) = self.conv2d_backward_parts(w, dout, stride, pad, true)?;
+        match dx {
+            Some(dx) => Ok((dx, dw, db)),
+            None => Err(Error::invalid("conv2d_backward", "dx was not computed")),
+        }
+    }
+
+    /// [`Tensor::conv2d_backward`] with `dx` computed only when `need_dx`.
+    fn conv2d_backward_parts(
+        &self,
+        w: &Tensor,
+        dout: &Tensor,
+        stride: usize,
+        pad: usize,
+        need_dx: bool,
+    ) -> Result<(Option<Tensor>, Tensor, Tensor)> {
         const OP: &str = "conv2d_backward";
         let g = conv_check(OP, self, w, stride, pad)?;
         let fout = w.dims()[0];
@@ -809,12 +833,16 @@ impl Tensor {
         want_float(OP, dout, self.dtype)?;
         let dt = self.dtype;
         backend!(OP, dt, [self => x, w => wb, dout => d], |be| {
-            let mut dx = be.alloc(self.numel(), dt, OP)?;
+            let mut dx = if need_dx {
+                Some(be.alloc(self.numel(), dt, OP)?)
+            } else {
+                None
+            };
             let mut dw = be.alloc(w.numel(), dt, OP)?;
             let mut db = be.alloc(fout, dt, OP)?;
-            be.conv2d_bwd(x, wb, d, &mut dx, &mut dw, &mut db, &g, fout)?;
+            be.conv2d_bwd(x, wb, d, dx.as_mut(), &mut dw, &mut db, &g, fout)?;
             Ok((
-                Tensor::from_parts(self.shape.clone(), dt, dx.into()),
+                dx.map(|dx| Tensor::from_parts(self.shape.clone(), dt, dx.into())),
                 Tensor::from_parts(w.shape.clone(), dt, dw.into()),
                 Tensor::from_parts(Shape::new([fout]), dt, db.into()),
             ))

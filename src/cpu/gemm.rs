@@ -2,7 +2,8 @@
 //!
 //! `gemm` splits C into row (or column) blocks across the rayon pool; every element is still
 //! computed by one sequential kernel call, so results do not depend on the thread count.
-//! The convolution runs image by image in parallel, Caffe-style (below 64 output pixels per
+//! Where the direct AVX-512 convolution of `direct.rs` does not apply, the convolution runs
+//! image by image in parallel, Caffe-style (below 64 output pixels per
 //! image it is instead one GEMM over the whole batch, see `BATCHED_BELOW_OHW`): each image's columns are
 //! built `[C·KH·KW, OH·OW]` in a per-thread buffer that fits in cache, and one GEMM with the
 //! weights `[FN, C·KH·KW]` writes that image's NCHW output directly (no transpose pass, no
@@ -444,7 +445,7 @@ fn conv2d_backward_batched(
     x: &[f32],
     w: &[f32],
     dout: &[f32],
-    dx: &mut [f32],
+    dx: Option<&mut [f32]>,
     dw: &mut [f32],
     db: &mut [f32],
     g: &Conv2dGeom,
@@ -485,7 +486,6 @@ fn conv2d_backward_batched(
     for f in 0..fout {
         live.each(g, |k, tap| dw[f * full + tap] = dwl[f * ckk + k]);
     }
-    let mut dcols = super::pool::take_f32(m * ckk); // written by the GEMM (beta 0)
     let dm = Mat {
         data: &drows,
         rs: fout,
@@ -496,15 +496,19 @@ fn conv2d_backward_batched(
         rs: ckk,
         cs: 1,
     };
-    gemm(m, fout, ckk, 1.0, dm, wm, 0.0, &mut dcols);
     let x_per = g.c * g.h * g.w;
-    if ckk == 0 {
-        dx[..g.n * x_per].fill(0.0); // no tap reaches the image
-    } else {
-        dx[..g.n * x_per]
-            .par_chunks_mut(x_per)
-            .zip(dcols.par_chunks(ohw * ckk))
-            .for_each(|(dx_n, dr)| live.add_rows(dr, dx_n, g));
+    let mut dcols = Vec::new();
+    if let Some(dx) = dx {
+        dcols = super::pool::take_f32(m * ckk); // written by the GEMM (beta 0)
+        gemm(m, fout, ckk, 1.0, dm, wm, 0.0, &mut dcols);
+        if ckk == 0 {
+            dx[..g.n * x_per].fill(0.0); // no tap reaches the image
+        } else {
+            dx[..g.n * x_per]
+                .par_chunks_mut(x_per)
+                .zip(dcols.par_chunks(ohw * ckk))
+                .for_each(|(dx_n, dr)| live.add_rows(dr, dx_n, g));
+        }
     }
     for v in [rows, drows, dcols] {
         super::pool::give_f32(v);
@@ -522,7 +526,8 @@ fn conv2d_backward_batched(
     }
 }
 
-/// `out[n] = W · cols(x[n]) + b` for every image, in parallel. `w` is `[fout, C·KH·KW]`.
+/// `out = W ⋆ x + b`, `w` being `[fout, C·KH·KW]`: the direct AVX-512 convolution where it
+/// applies (`direct.rs`), one batch-wide GEMM for small outputs, else im2col image by image.
 pub(crate) fn conv2d_forward(
     x: &[f32],
     w: &[f32],
@@ -531,10 +536,47 @@ pub(crate) fn conv2d_forward(
     g: &Conv2dGeom,
     fout: usize,
 ) {
-    let (ckk, ohw) = (g.c * g.kh * g.kw, g.out_h() * g.out_w());
-    if ohw < BATCHED_BELOW_OHW {
-        return conv2d_forward_batched(x, w, b, out, g, fout);
+    if super::direct::applies(g) {
+        super::direct::forward(x, w, b, out, g, fout)
+    } else if g.out_h() * g.out_w() < BATCHED_BELOW_OHW {
+        conv2d_forward_batched(x, w, b, out, g, fout)
+    } else {
+        conv2d_forward_columns(x, w, b, out, g, fout)
     }
+}
+
+/// Backward of [`conv2d_forward`], by the same choice of path.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv2d_backward(
+    x: &[f32],
+    w: &[f32],
+    dout: &[f32],
+    dx: Option<&mut [f32]>,
+    dw: &mut [f32],
+    db: &mut [f32],
+    g: &Conv2dGeom,
+    fout: usize,
+) {
+    if super::direct::applies(g) {
+        super::direct::backward(x, w, dout, dx, dw, db, g, fout)
+    } else if g.out_h() * g.out_w() < BATCHED_BELOW_OHW {
+        conv2d_backward_batched(x, w, dout, dx, dw, db, g, fout)
+    } else {
+        conv2d_backward_columns(x, w, dout, dx, dw, db, g, fout)
+    }
+}
+
+/// `out[n] = W · cols(x[n]) + b` for every image, in parallel, the columns of one image at a
+/// time in a per-thread buffer.
+pub(crate) fn conv2d_forward_columns(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    g: &Conv2dGeom,
+    fout: usize,
+) {
+    let (ckk, ohw) = (g.c * g.kh * g.kw, g.out_h() * g.out_w());
     let x_per = g.c * g.h * g.w;
     out[..g.n * fout * ohw]
         .par_chunks_mut(fout * ohw)
@@ -562,36 +604,49 @@ pub(crate) fn conv2d_forward(
 }
 
 /// Images per weight-gradient block: blocks are summed in order, whatever the thread count.
-const GRAD_BLOCK: usize = 4;
+pub(crate) const GRAD_BLOCK: usize = 4;
 
-/// Backward of [`conv2d_forward`]: `dx` per image, `dw = Σ dout[n] · cols(x[n])ᵀ`,
+/// `dx [n, x_per]` cut into the weight-gradient blocks of [`GRAD_BLOCK`] images, or as many
+/// `None`s when `dx` is not wanted.
+pub(crate) fn grad_blocks(
+    dx: Option<&mut [f32]>,
+    n: usize,
+    x_per: usize,
+) -> Vec<Option<&mut [f32]>> {
+    match dx {
+        Some(dx) => dx[..n * x_per]
+            .chunks_mut(GRAD_BLOCK * x_per)
+            .map(Some)
+            .collect(),
+        None => (0..n.div_ceil(GRAD_BLOCK)).map(|_| None).collect(),
+    }
+}
+
+/// Backward of [`conv2d_forward_columns`]: `dx` per image, `dw = Σ dout[n] · cols(x[n])ᵀ`,
 /// `db = Σ dout`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn conv2d_backward(
+pub(crate) fn conv2d_backward_columns(
     x: &[f32],
     w: &[f32],
     dout: &[f32],
-    dx: &mut [f32],
+    dx: Option<&mut [f32]>,
     dw: &mut [f32],
     db: &mut [f32],
     g: &Conv2dGeom,
     fout: usize,
 ) {
     let (ckk, ohw) = (g.c * g.kh * g.kw, g.out_h() * g.out_w());
-    if ohw < BATCHED_BELOW_OHW {
-        return conv2d_backward_batched(x, w, dout, dx, dw, db, g, fout);
-    }
     let x_per = g.c * g.h * g.w;
-    let blocks: Vec<(Vec<f32>, Vec<f64>)> = dx[..g.n * x_per]
-        .par_chunks_mut(GRAD_BLOCK * x_per)
+    let blocks: Vec<(Vec<f32>, Vec<f64>)> = grad_blocks(dx, g.n, x_per)
+        .into_par_iter()
         .enumerate()
-        .map(|(blk, dx_blk)| {
+        .map(|(blk, mut dx_blk)| {
             let mut col = vec![0f32; ckk * ohw];
             let mut dcol = vec![0f32; ckk * ohw];
             let mut dw_part = vec![0f32; fout * ckk];
             let mut db_part = vec![0f64; fout];
-            for (j, dx_n) in dx_blk.chunks_exact_mut(x_per).enumerate() {
-                let n = blk * GRAD_BLOCK + j;
+            for n in blk * GRAD_BLOCK..g.n.min((blk + 1) * GRAD_BLOCK) {
+                let j = n - blk * GRAD_BLOCK;
                 let d = &dout[n * fout * ohw..][..fout * ohw];
                 im2col_image(&x[n * x_per..][..x_per], &mut col, g);
                 let dm = Mat {
@@ -606,14 +661,16 @@ pub(crate) fn conv2d_backward(
                     cs: ohw,
                 };
                 sgemm(fout, ohw, ckk, 1.0, dm, col_t, 1.0, &mut dw_part, ckk);
-                // dcol = Wᵀ [ckk, fout] · dout_n [fout, ohw]
-                let w_t = Mat {
-                    data: w,
-                    rs: 1,
-                    cs: ckk,
-                };
-                sgemm(ckk, fout, ohw, 1.0, w_t, dm, 0.0, &mut dcol, ohw);
-                col2im_image(&dcol, dx_n, g);
+                if let Some(dx_blk) = dx_blk.as_deref_mut() {
+                    // dcol = Wᵀ [ckk, fout] · dout_n [fout, ohw]
+                    let w_t = Mat {
+                        data: w,
+                        rs: 1,
+                        cs: ckk,
+                    };
+                    sgemm(ckk, fout, ohw, 1.0, w_t, dm, 0.0, &mut dcol, ohw);
+                    col2im_image(&dcol, &mut dx_blk[j * x_per..][..x_per], g);
+                }
                 for (f, line) in d.chunks_exact(ohw).enumerate() {
                     db_part[f] += line.iter().map(|&v| v as f64).sum::<f64>();
                 }

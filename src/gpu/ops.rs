@@ -1056,7 +1056,7 @@ impl Backend for Arc<GpuContext> {
         x: &GpuBuffer,
         w: &GpuBuffer,
         dout: &GpuBuffer,
-        dx: &mut GpuBuffer,
+        dx: Option<&mut GpuBuffer>,
         dw: &mut GpuBuffer,
         db: &mut GpuBuffer,
         g: &Conv2dGeom,
@@ -1080,6 +1080,9 @@ impl Backend for Arc<GpuContext> {
             beta: 0.0,
         };
         self.matmul(&d2, &col, dw, &dw_spec)?;
+        let Some(dx) = dx else {
+            return Ok(()); // nothing differentiates the input
+        };
         let dcol_spec = MatmulSpec {
             m: rows,
             n: ckk,
