@@ -29,7 +29,7 @@
 //! the im2col path and for the cross-checks. Elsewhere (other CPUs, other strides) the im2col
 //! path runs unchanged.
 
-use super::gemm::{GRAD_BLOCK, grad_blocks};
+use super::gemm::grad_blocks;
 use crate::ops::Conv2dGeom;
 use rayon::prelude::*;
 use std::sync::OnceLock;
@@ -42,6 +42,9 @@ const TQ: usize = 48;
 const WF: usize = 4;
 /// Taps per register tile of the weight-gradient kernel.
 const WK: usize = 6;
+/// Images per weight-gradient block (summed in order, whatever the thread count): each
+/// block ends in one horizontal sum per weight, so blocks are larger than the im2col path's.
+const GRAD_BLOCK: usize = 10;
 /// Output pixels per image below which the batched GEMM is used instead.
 const MIN_OUT_PIXELS: usize = 64;
 
@@ -288,7 +291,7 @@ pub(crate) fn backward(
     let wf = flipped_by_tap(w, g, fout);
     let taps = xg.offs.len();
     let (x_per, d_per) = (g.c * g.h * g.w, fout * oh * ow);
-    let blocks: Vec<(Vec<f32>, Vec<f64>)> = grad_blocks(dx, g.n, x_per)
+    let blocks: Vec<(Vec<f32>, Vec<f64>)> = grad_blocks(dx, g.n, x_per, GRAD_BLOCK)
         .into_par_iter()
         .zip(x[..g.n * x_per].par_chunks(GRAD_BLOCK * x_per))
         .zip(dout[..g.n * d_per].par_chunks(GRAD_BLOCK * d_per))
@@ -320,7 +323,8 @@ pub(crate) fn backward(
                 .chunks_exact(xg.len)
                 .zip(dys.chunks_exact(fout * xg.qr))
                 .collect();
-            wgrad(&pairs, &xg.offs, fout, xg.qr, &mut dw_part);
+            let qlen = (oh * xg.wp).div_ceil(16) * 16;
+            wgrad(&pairs, &xg.offs, fout, xg.qr, qlen, &mut dw_part);
             (dw_part, db_part)
         })
         .collect();
@@ -358,10 +362,18 @@ fn conv(x: &[f32], offs: &[usize], wt: &[f32], fout: usize, qr: usize, out: &mut
     unreachable!("direct conv: no kernel for this architecture ({fp} filters)");
 }
 
-/// `dw[f·taps + k] = Σ_(x, dy) Σ_(q < qr) dy[f·qr + q] · x[offs[k] + q]` (overwriting `dw`).
+/// `dw[f·taps + k] = Σ_(x, dy) Σ_(q < qlen) dy[f·qr + q] · x[offs[k] + q]` (overwriting `dw`),
+/// `qr` being the row stride of `dy`.
 /// Panics (a bug of the caller) when an operand is too short.
-fn wgrad(imgs: &[(&[f32], &[f32])], offs: &[usize], fout: usize, qr: usize, dw: &mut [f32]) {
-    assert!(qr % 16 == 0 && dw.len() >= fout * offs.len());
+fn wgrad(
+    imgs: &[(&[f32], &[f32])],
+    offs: &[usize],
+    fout: usize,
+    qr: usize,
+    qlen: usize,
+    dw: &mut [f32],
+) {
+    assert!(qlen % 16 == 0 && qlen <= qr && dw.len() >= fout * offs.len());
     for (x, dy) in imgs {
         assert!(dy.len() >= fout * qr);
         assert!(offs.iter().all(|&o| o + qr <= x.len()));
@@ -371,7 +383,7 @@ fn wgrad(imgs: &[(&[f32], &[f32])], offs: &[usize], fout: usize, qr: usize, dw: 
         assert!(has_avx512(), "direct conv: called without AVX-512F");
         // SAFETY: AVX-512F is present and every run read (`dy` rows f·qr .. f·qr + qr for
         // f < fout, tap runs in `x`) was checked above; `dw` holds fout × taps.
-        unsafe { avx512::wgrad(imgs, offs, fout, qr, dw) }
+        unsafe { avx512::wgrad(imgs, offs, fout, qr, qlen, dw) }
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!(
@@ -444,6 +456,7 @@ mod avx512 {
         offs: &[usize],
         fout: usize,
         qr: usize,
+        qlen: usize,
         dw: &mut [f32],
     ) {
         let taps = offs.len();
@@ -461,7 +474,7 @@ mod avx512 {
                 let mut acc = [[_mm512_setzero_ps(); WK]; WF];
                 for (x, dy) in imgs {
                     let (xp, dp) = (x.as_ptr(), dy.as_ptr());
-                    for q in (0..qr).step_by(16) {
+                    for q in (0..qlen).step_by(16) {
                         let mut d = [_mm512_setzero_ps(); WF];
                         for (v, &f) in d.iter_mut().zip(&fs) {
                             // SAFETY: f < fout rows of qr, checked by the caller.

@@ -604,21 +604,22 @@ pub(crate) fn conv2d_forward_columns(
 }
 
 /// Images per weight-gradient block: blocks are summed in order, whatever the thread count.
-pub(crate) const GRAD_BLOCK: usize = 4;
+const GRAD_BLOCK: usize = 4;
 
-/// `dx [n, x_per]` cut into the weight-gradient blocks of [`GRAD_BLOCK`] images, or as many
-/// `None`s when `dx` is not wanted.
+/// `dx [n, x_per]` cut into weight-gradient blocks of `block` images, or as many `None`s
+/// when `dx` is not wanted.
 pub(crate) fn grad_blocks(
     dx: Option<&mut [f32]>,
     n: usize,
     x_per: usize,
+    block: usize,
 ) -> Vec<Option<&mut [f32]>> {
     match dx {
         Some(dx) => dx[..n * x_per]
-            .chunks_mut(GRAD_BLOCK * x_per)
+            .chunks_mut(block * x_per)
             .map(Some)
             .collect(),
-        None => (0..n.div_ceil(GRAD_BLOCK)).map(|_| None).collect(),
+        None => (0..n.div_ceil(block)).map(|_| None).collect(),
     }
 }
 
@@ -637,7 +638,7 @@ pub(crate) fn conv2d_backward_columns(
 ) {
     let (ckk, ohw) = (g.c * g.kh * g.kw, g.out_h() * g.out_w());
     let x_per = g.c * g.h * g.w;
-    let blocks: Vec<(Vec<f32>, Vec<f64>)> = grad_blocks(dx, g.n, x_per)
+    let blocks: Vec<(Vec<f32>, Vec<f64>)> = grad_blocks(dx, g.n, x_per, GRAD_BLOCK)
         .into_par_iter()
         .enumerate()
         .map(|(blk, mut dx_blk)| {

@@ -285,36 +285,17 @@ impl Backend for CpuBackend {
             &mut out.f32s_mut("binary")?[..n],
         );
         let f = binary_fn(op);
-        for ((o, &a), &b) in o.iter_mut().zip(x).zip(y) {
-            *o = f(a, b);
-        }
+        par_elementwise3(o, x, y, |o, x, y| {
+            for ((o, &a), &b) in o.iter_mut().zip(x).zip(y) {
+                *o = f(a, b);
+            }
+        });
         Ok(())
     }
 
     fn unary(&self, op: UnaryOp, x: &CpuStorage, out: &mut CpuStorage, n: usize) -> Result<()> {
         let (x, o) = (&x.f32s("unary")?[..n], &mut out.f32s_mut("unary")?[..n]);
-        match op {
-            UnaryOp::Relu => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.max(0.0)),
-            UnaryOp::Sigmoid => o
-                .iter_mut()
-                .zip(x)
-                .for_each(|(o, &v)| *o = 1.0 / (1.0 + (-v).exp())),
-            UnaryOp::Scale(a) => o.iter_mut().zip(x).for_each(|(o, &v)| *o = a * v),
-            UnaryOp::Copy => o.copy_from_slice(x),
-            UnaryOp::Recip => o.iter_mut().zip(x).for_each(|(o, &v)| *o = 1.0 / v),
-            UnaryOp::SqrtEps(e) => o.iter_mut().zip(x).for_each(|(o, &v)| *o = (v + e).sqrt()),
-            UnaryOp::Tanh => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.tanh()),
-            UnaryOp::LeakyRelu(a) => o
-                .iter_mut()
-                .zip(x)
-                .for_each(|(o, &v)| *o = if v > 0.0 { v } else { a * v }),
-            UnaryOp::Exp => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.exp()),
-            UnaryOp::Log => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.ln()),
-            UnaryOp::Softplus => o
-                .iter_mut()
-                .zip(x)
-                .for_each(|(o, &v)| *o = v.max(0.0) + (-v.abs()).exp().ln_1p()),
-        }
+        par_elementwise(o, x, |o, x| unary_slices(op, x, o));
         Ok(())
     }
 
@@ -331,32 +312,15 @@ impl Backend for CpuBackend {
             &saved.f32s("unary_bwd")?[..n],
             &mut dx.f32s_mut("unary_bwd")?[..n],
         );
-        for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(s) {
-            *d = match op {
-                UnaryBwd::Relu => {
-                    if v > 0.0 {
-                        g
-                    } else {
-                        0.0
-                    }
-                }
-                UnaryBwd::Sigmoid => g * v * (1.0 - v),
-                UnaryBwd::Tanh => g * (1.0 - v * v),
-                UnaryBwd::LeakyRelu(a) => {
-                    if v > 0.0 {
-                        g
-                    } else {
-                        a * g
-                    }
-                }
-            };
-        }
+        par_elementwise3(dx, dy, s, |dx, dy, s| unary_bwd_slices(op, dy, s, dx));
         Ok(())
     }
 
     fn axpy(&self, alpha: f32, x: &CpuStorage, y: &mut CpuStorage, n: usize) -> Result<()> {
         let (x, y) = (&x.f32s("axpy")?[..n], &mut y.f32s_mut("axpy")?[..n]);
-        y.iter_mut().zip(x).for_each(|(y, &x)| *y += alpha * x);
+        par_elementwise(y, x, |y, x| {
+            y.iter_mut().zip(x).for_each(|(y, &x)| *y += alpha * x)
+        });
         Ok(())
     }
 
@@ -632,6 +596,9 @@ impl Backend for CpuBackend {
             .for_each(|(plane, (out, idx))| {
                 let base = plane * g.h * g.w;
                 let src = &x[base..base + g.h * g.w];
+                if (g.ph, g.pw, g.stride, g.pad) == (2, 2, 2, 0) {
+                    return max_pool_2x2(src, base, g.w, ow, out, idx);
+                }
                 // The window's rows and columns inside the image (padding taps skipped), so
                 // the inner loops test nothing but the comparison. The first maximum in
                 // row-major window order wins, as on the GPU.
@@ -681,20 +648,39 @@ impl Backend for CpuBackend {
             idx.u32s("max_pool2d_backward")?,
             dx.f32s_mut("max_pool2d_backward")?,
         );
-        let len = g.n * g.c * g.h * g.w;
-        dx[..len].fill(0.0);
-        let on = g.n * g.c * g.out_h() * g.out_w();
-        for (&i, &d) in idx[..on].iter().zip(dy) {
-            let i = i as usize;
-            if i >= len {
-                return Err(Error::invalid(
-                    "max_pool2d_backward",
-                    format!("argmax index {i} out of range for an input of {len} elements"),
-                ));
-            }
-            dx[i] += d;
+        // Every window lies in one plane, so planes scatter in parallel; an index outside
+        // its own plane is an error (it would be a race, or an index past the input).
+        let (plane, oplane) = (g.h * g.w, g.out_h() * g.out_w());
+        let planes = g.n * g.c;
+        let bad: Option<(usize, usize)> = dx[..planes * plane]
+            .par_chunks_mut(plane)
+            .zip(idx[..planes * oplane].par_chunks(oplane))
+            .zip(dy[..planes * oplane].par_chunks(oplane))
+            .enumerate()
+            .map(|(p, ((dx, idx), dy))| {
+                dx.fill(0.0);
+                let base = p * plane;
+                for (&i, &d) in idx.iter().zip(dy) {
+                    match (i as usize).checked_sub(base).filter(|&j| j < plane) {
+                        Some(j) => dx[j] += d,
+                        None => return Some((i as usize, p)),
+                    }
+                }
+                None
+            })
+            .find_first(Option::is_some)
+            .flatten();
+        match bad {
+            None => Ok(()),
+            Some((i, p)) => Err(Error::invalid(
+                "max_pool2d_backward",
+                format!(
+                    "argmax index {i} of plane {p} lies outside that plane's {plane} input \
+                     elements (input of {} elements)",
+                    planes * plane
+                ),
+            )),
         }
-        Ok(())
     }
 
     fn argmax_rows(
@@ -1357,6 +1343,108 @@ fn copy_block_slices<T: Copy>(src: &[T], dst: &mut [T], b: &BlockCopy) {
         let d = (o * b.dst_dim + b.dst_off) * b.inner;
         let n = b.len * b.inner;
         dst[d..d + n].copy_from_slice(&src[s..s + n]);
+    }
+}
+
+/// One plane of a 2×2 max-pool with stride 2 and no padding: the four window values compared
+/// in row-major order, the first maximum winning (as the general loop and the GPU).
+fn max_pool_2x2(src: &[f32], base: usize, w: usize, ow: usize, out: &mut [f32], idx: &mut [u32]) {
+    for (oy, (out, idx)) in out
+        .chunks_exact_mut(ow)
+        .zip(idx.chunks_exact_mut(ow))
+        .enumerate()
+    {
+        let top = 2 * oy * w;
+        let (r0, r1) = (&src[top..top + w], &src[top + w..top + 2 * w]);
+        for (ox, (o, i)) in out.iter_mut().zip(idx.iter_mut()).enumerate() {
+            let x = 2 * ox;
+            let (mut best, mut at) = (r0[x], top + x);
+            for (v, j) in [
+                (r0[x + 1], top + x + 1),
+                (r1[x], top + w + x),
+                (r1[x + 1], top + w + x + 1),
+            ] {
+                if v > best {
+                    best = v;
+                    at = j;
+                }
+            }
+            *o = best;
+            *i = (base + at) as u32;
+        }
+    }
+}
+
+/// Elements per task of the parallel elementwise ops: large enough that rayon's hand-off
+/// costs nothing next to the work; slices below two of them run on the calling thread.
+const ELEMENTWISE_CHUNK: usize = 1 << 15;
+
+/// `f` over matching chunks of `o` and `x`, split across the rayon pool when they are large.
+/// Each element is computed by the same code on any thread count.
+fn par_elementwise(o: &mut [f32], x: &[f32], f: impl Fn(&mut [f32], &[f32]) + Sync) {
+    if o.len() < 2 * ELEMENTWISE_CHUNK {
+        f(o, x);
+    } else {
+        o.par_chunks_mut(ELEMENTWISE_CHUNK)
+            .zip(x.par_chunks(ELEMENTWISE_CHUNK))
+            .for_each(|(o, x)| f(o, x));
+    }
+}
+
+/// [`par_elementwise`] with two inputs.
+fn par_elementwise3(
+    o: &mut [f32],
+    x: &[f32],
+    y: &[f32],
+    f: impl Fn(&mut [f32], &[f32], &[f32]) + Sync,
+) {
+    if o.len() < 2 * ELEMENTWISE_CHUNK {
+        f(o, x, y);
+    } else {
+        o.par_chunks_mut(ELEMENTWISE_CHUNK)
+            .zip(x.par_chunks(ELEMENTWISE_CHUNK))
+            .zip(y.par_chunks(ELEMENTWISE_CHUNK))
+            .for_each(|((o, x), y)| f(o, x, y));
+    }
+}
+
+/// `o = op(x)` elementwise, one loop per op (so each vectorises on its own).
+fn unary_slices(op: UnaryOp, x: &[f32], o: &mut [f32]) {
+    match op {
+        UnaryOp::Relu => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.max(0.0)),
+        UnaryOp::Sigmoid => o
+            .iter_mut()
+            .zip(x)
+            .for_each(|(o, &v)| *o = 1.0 / (1.0 + (-v).exp())),
+        UnaryOp::Scale(a) => o.iter_mut().zip(x).for_each(|(o, &v)| *o = a * v),
+        UnaryOp::Copy => o.copy_from_slice(x),
+        UnaryOp::Recip => o.iter_mut().zip(x).for_each(|(o, &v)| *o = 1.0 / v),
+        UnaryOp::SqrtEps(e) => o.iter_mut().zip(x).for_each(|(o, &v)| *o = (v + e).sqrt()),
+        UnaryOp::Tanh => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.tanh()),
+        UnaryOp::LeakyRelu(a) => o
+            .iter_mut()
+            .zip(x)
+            .for_each(|(o, &v)| *o = if v > 0.0 { v } else { a * v }),
+        UnaryOp::Exp => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.exp()),
+        UnaryOp::Log => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.ln()),
+        UnaryOp::Softplus => o
+            .iter_mut()
+            .zip(x)
+            .for_each(|(o, &v)| *o = v.max(0.0) + (-v.abs()).exp().ln_1p()),
+    }
+}
+
+/// `dx = dy · op'(saved)` elementwise, `saved` being what the forward kept (its input for
+/// ReLU, its output for sigmoid and tanh).
+fn unary_bwd_slices(op: UnaryBwd, dy: &[f32], s: &[f32], dx: &mut [f32]) {
+    let pairs = dx.iter_mut().zip(dy.iter().zip(s));
+    match op {
+        UnaryBwd::Relu => pairs.for_each(|(d, (&g, &v))| *d = if v > 0.0 { g } else { 0.0 }),
+        UnaryBwd::Sigmoid => pairs.for_each(|(d, (&g, &v))| *d = g * v * (1.0 - v)),
+        UnaryBwd::Tanh => pairs.for_each(|(d, (&g, &v))| *d = g * (1.0 - v * v)),
+        UnaryBwd::LeakyRelu(a) => {
+            pairs.for_each(|(d, (&g, &v))| *d = if v > 0.0 { g } else { a * g })
+        }
     }
 }
 
