@@ -29,7 +29,7 @@
 //! the im2col path and for the cross-checks. Elsewhere (other CPUs, other strides) the im2col
 //! path runs unchanged.
 
-use super::gemm::grad_blocks;
+use super::gemm::{grad_blocks, sum_f64};
 use crate::ops::Conv2dGeom;
 use rayon::prelude::*;
 use std::sync::OnceLock;
@@ -315,7 +315,7 @@ pub(crate) fn backward(
                     dg.gather(&flat, g.c, &mut dx_blk[j * x_per..][..x_per], None);
                 }
                 for (f, line) in d.chunks_exact(oh * ow).enumerate() {
-                    db_part[f] += line.iter().map(|&v| v as f64).sum::<f64>();
+                    db_part[f] += sum_f64(line);
                 }
             }
             let mut dw_part = vec![0f32; fout * taps];

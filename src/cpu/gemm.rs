@@ -181,6 +181,20 @@ pub(crate) fn gemm(
     }
 }
 
+/// `Σ v` in f64, with eight running sums (added in a fixed order at the end) so that the loop
+/// is not one long chain of dependent additions: a bias gradient sums a million values a step.
+pub(crate) fn sum_f64(v: &[f32]) -> f64 {
+    let mut acc = [0f64; 8];
+    let mut chunks = v.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += x as f64;
+        }
+    }
+    let tail: f64 = chunks.remainder().iter().map(|&x| x as f64).sum();
+    acc.iter().sum::<f64>() + tail
+}
+
 /// The output columns `ox` whose input column `ox·stride + k - pad` lies inside `0..w`.
 fn valid_range(out: usize, k: usize, stride: usize, pad: usize, w: usize) -> (usize, usize) {
     // ox·stride + k ≥ pad  ⇔  ox ≥ ceil((pad - k) / stride);  ox·stride + k - pad < w.
@@ -515,12 +529,7 @@ fn conv2d_backward_batched(
     }
     for (f, d) in db[..fout].iter_mut().enumerate() {
         let sum: f64 = (0..g.n)
-            .map(|n| {
-                dout[(n * fout + f) * ohw..][..ohw]
-                    .iter()
-                    .map(|&v| v as f64)
-                    .sum::<f64>()
-            })
+            .map(|n| sum_f64(&dout[(n * fout + f) * ohw..][..ohw]))
             .sum();
         *d = sum as f32;
     }
@@ -673,7 +682,7 @@ pub(crate) fn conv2d_backward_columns(
                     col2im_image(&dcol, &mut dx_blk[j * x_per..][..x_per], g);
                 }
                 for (f, line) in d.chunks_exact(ohw).enumerate() {
-                    db_part[f] += line.iter().map(|&v| v as f64).sum::<f64>();
+                    db_part[f] += sum_f64(line);
                 }
             }
             (dw_part, db_part)

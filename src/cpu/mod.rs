@@ -412,7 +412,7 @@ impl Backend for CpuBackend {
             .iter_mut()
             .zip(x[..rows * cols].chunks_exact(cols))
         {
-            *o = alpha * row.iter().map(|&v| v as f64).sum::<f64>() as f32;
+            *o = alpha * gemm::sum_f64(row) as f32;
         }
         Ok(())
     }

@@ -86,8 +86,14 @@ impl Sequential {
         let mut outputs = Vec::with_capacity(self.layers.len());
         let mut h = x.clone();
         dev.sync()?;
-        for (name, layer) in &mut self.layers {
-            let input = h.detach().requiring_grad()?;
+        for (i, (name, layer)) in self.layers.iter_mut().enumerate() {
+            // As in training, nothing differentiates the images themselves: the first
+            // layer's input takes no gradient (a convolution then skips its dx).
+            let input = if i == 0 {
+                h.detach()
+            } else {
+                h.detach().requiring_grad()?
+            };
             let t = std::time::Instant::now();
             h = layer.forward(&input)?;
             dev.sync()?;
