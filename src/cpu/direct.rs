@@ -297,10 +297,12 @@ pub(crate) fn backward(
         .zip(dout[..g.n * d_per].par_chunks(GRAD_BLOCK * d_per))
         .map(|((mut dx_blk, x_blk), d_blk)| {
             let imgs = x_blk.len() / x_per;
-            let mut xps = vec![0f32; imgs * xg.len];
-            let mut dys = vec![0f32; imgs * fout * xg.qr];
-            let mut dpad = vec![0f32; dg.len];
-            let mut flat = vec![0f32; g.c * dg.qr];
+            // Recycled buffers (megabytes a block): each is fully written before it is read.
+            let take = super::pool::take_f32;
+            let mut xps = take(imgs * xg.len);
+            let mut dys = take(imgs * fout * xg.qr);
+            let mut dpad = take(dg.len);
+            let mut flat = take(g.c * dg.qr);
             let mut db_part = vec![0f64; fout];
             for j in 0..imgs {
                 let d = &d_blk[j * d_per..][..d_per];
@@ -325,6 +327,9 @@ pub(crate) fn backward(
                 .collect();
             let qlen = (oh * xg.wp).div_ceil(16) * 16;
             wgrad(&pairs, &xg.offs, fout, xg.qr, qlen, &mut dw_part);
+            for v in [xps, dys, dpad, flat] {
+                super::pool::give_f32(v);
+            }
             (dw_part, db_part)
         })
         .collect();
