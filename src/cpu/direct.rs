@@ -18,10 +18,11 @@
 //! The backward pass uses the same two ideas:
 //! - `dx` is this forward kernel run on `dout` padded by `k − 1 − pad`, with the weights
 //!   flipped and transposed (`W'[c, f, ky, kx] = W[f, c, kh−1−ky, kw−1−kx]`);
-//! - `dW[f, (c, ky, kx)] = Σ_q dout_flat[f, q] · xpad[c, ky·Wp + kx + q]`, `dout_flat` being
-//!   `dout` on the padded grid with zeros in the thrown-away columns: a register tile of
-//!   [`WF`] filters × [`WK`] taps of dot products along `q`, summed over a fixed block of images
-//!   and the blocks added in order, so results do not depend on the thread count.
+//! - `dW[f, (c, ky, kx)] = Σ_(oy, ox) dout[f, oy, ox] · xpad[c, ky·Wp + kx + oy·Wp + ox]` over
+//!   the kept pixels only, vectorised over the filters (`dout` transposed to `[pixel, f]`): a
+//!   register tile of up to 64 filters × 6 taps (16 × 24 for 16 filters) accumulates along the
+//!   pixels with no horizontal sums, over a fixed block of images, and the blocks are added
+//!   in order, so results do not depend on the thread count.
 //!
 //! The path is taken when the CPU has AVX-512F, the stride is 1, `pad < kernel size` (so the
 //! backward padding `k − 1 − pad` exists) and the output has at least 64 pixels (below that the
@@ -38,12 +39,9 @@ use std::sync::OnceLock;
 const MR: usize = 8;
 /// Pixels per register tile of the convolution kernel: three 16-lane vectors.
 const TQ: usize = 48;
-/// Filters per register tile of the weight-gradient kernel.
-const WF: usize = 4;
-/// Taps per register tile of the weight-gradient kernel.
-const WK: usize = 6;
-/// Images per weight-gradient block (summed in order, whatever the thread count): each
-/// block ends in one horizontal sum per weight, so blocks are larger than the im2col path's.
+/// Images per weight-gradient block (the blocks are summed in order, whatever the thread
+/// count): each block's tiles reload their accumulators, so blocks are larger than the im2col
+/// path's.
 const GRAD_BLOCK: usize = 10;
 /// Output pixels per image below which the batched GEMM is used instead.
 const MIN_OUT_PIXELS: usize = 64;
@@ -176,17 +174,18 @@ impl Flat {
         }
     }
 
-    /// Lays `src [ch, oh, ow]` on this grid's flat output positions (`dst [ch, qr]`), zeros in
-    /// the thrown-away columns and the tail: the form the weight-gradient kernel reads.
-    fn spread(&self, src: &[f32], ch: usize, dst: &mut [f32]) {
-        dst[..ch * self.qr].fill(0.0);
-        for (s, d) in src
-            .chunks_exact(self.oh * self.ow)
-            .zip(dst.chunks_exact_mut(self.qr))
-            .take(ch)
-        {
-            for (row, line) in s.chunks_exact(self.ow).enumerate() {
-                d[row * self.wp..][..self.ow].copy_from_slice(line);
+    /// `src [ch, oh, ow]` transposed to `dst [oh·ow, chp]`, `chp` = `ch` rounded up to 16
+    /// with zero columns: the form the weight-gradient kernel reads, one vector of filters
+    /// per output pixel.
+    fn transpose_out(&self, src: &[f32], ch: usize, dst: &mut [f32]) {
+        let (ohw, chp) = (self.oh * self.ow, ch.div_ceil(16) * 16);
+        let dst = &mut dst[..ohw * chp];
+        if chp != ch {
+            dst.fill(0.0);
+        }
+        for (f, plane) in src.chunks_exact(ohw).take(ch).enumerate() {
+            for (p, &v) in plane.iter().enumerate() {
+                dst[p * chp + f] = v;
             }
         }
     }
@@ -300,7 +299,8 @@ pub(crate) fn backward(
             // Recycled buffers (megabytes a block): each is fully written before it is read.
             let take = super::pool::take_f32;
             let mut xps = take(imgs * xg.len);
-            let mut dys = take(imgs * fout * xg.qr);
+            let dt_len = oh * ow * fout.div_ceil(16) * 16;
+            let mut dts = take(imgs * dt_len);
             let mut dpad = take(dg.len);
             let mut flat = take(g.c * dg.qr);
             let mut db_part = vec![0f64; fout];
@@ -310,7 +310,7 @@ pub(crate) fn backward(
                     &x_blk[j * x_per..][..x_per],
                     &mut xps[j * xg.len..][..xg.len],
                 );
-                xg.spread(d, fout, &mut dys[j * fout * xg.qr..][..fout * xg.qr]);
+                xg.transpose_out(d, fout, &mut dts[j * dt_len..][..dt_len]);
                 if let Some(dx_blk) = dx_blk.as_deref_mut() {
                     dg.fill(d, &mut dpad);
                     conv(&dpad, &dg.offs, &wf, g.c, dg.qr, &mut flat);
@@ -323,11 +323,10 @@ pub(crate) fn backward(
             let mut dw_part = vec![0f32; fout * taps];
             let pairs: Vec<(&[f32], &[f32])> = xps
                 .chunks_exact(xg.len)
-                .zip(dys.chunks_exact(fout * xg.qr))
+                .zip(dts.chunks_exact(dt_len))
                 .collect();
-            let qlen = (oh * xg.wp).div_ceil(16) * 16;
-            wgrad(&pairs, &xg.offs, fout, xg.qr, qlen, &mut dw_part);
-            for v in [xps, dys, dpad, flat] {
+            wgrad(&pairs, &xg.offs, fout, (oh, ow, xg.wp), &mut dw_part);
+            for v in [xps, dts, dpad, flat] {
                 super::pool::give_f32(v);
             }
             (dw_part, db_part)
@@ -367,28 +366,42 @@ fn conv(x: &[f32], offs: &[usize], wt: &[f32], fout: usize, qr: usize, out: &mut
     unreachable!("direct conv: no kernel for this architecture ({fp} filters)");
 }
 
-/// `dw[f·taps + k] = Σ_(x, dy) Σ_(q < qlen) dy[f·qr + q] · x[offs[k] + q]` (overwriting `dw`),
-/// `qr` being the row stride of `dy`.
-/// Panics (a bug of the caller) when an operand is too short.
+/// `dw[f·taps + k] = Σ_(x, dt) Σ_(oy < oh, ox < ow) dt[(oy·ow + ox)·fp + f] · x[offs[k] + oy·wp + ox]`
+/// (overwriting `dw`), `dt` being `dout` transposed by [`Flat::transpose_out`] (`fp` = `fout`
+/// rounded up to 16). Panics (a bug of the caller) when an operand is too short.
 fn wgrad(
     imgs: &[(&[f32], &[f32])],
     offs: &[usize],
     fout: usize,
-    qr: usize,
-    qlen: usize,
+    (oh, ow, wp): (usize, usize, usize),
     dw: &mut [f32],
 ) {
-    assert!(qlen % 16 == 0 && qlen <= qr && dw.len() >= fout * offs.len());
-    for (x, dy) in imgs {
-        assert!(dy.len() >= fout * qr);
-        assert!(offs.iter().all(|&o| o + qr <= x.len()));
+    let fp = fout.div_ceil(16) * 16;
+    assert!(fout > 0 && oh > 0 && ow > 0 && ow <= wp && dw.len() >= fout * offs.len());
+    let reach = (oh - 1) * wp + ow;
+    for (x, dt) in imgs {
+        assert!(dt.len() >= oh * ow * fp);
+        assert!(offs.iter().all(|&o| o + reach <= x.len()));
     }
     #[cfg(target_arch = "x86_64")]
     {
+        use avx512::wgrad_tiles as t;
         assert!(has_avx512(), "direct conv: called without AVX-512F");
-        // SAFETY: AVX-512F is present and every run read (`dy` rows f·qr .. f·qr + qr for
-        // f < fout, tap runs in `x`) was checked above; `dw` holds fout × taps.
-        unsafe { avx512::wgrad(imgs, offs, fout, qr, qlen, dw) }
+        let grid = (oh, ow, wp);
+        // SAFETY: AVX-512F is present and every read was checked above: `dt` rows of `fp`
+        // for all oh·ow pixels, tap runs `offs[k] .. offs[k] + reach` in `x`; `dw` holds
+        // fout × taps.
+        unsafe {
+            match fp / 16 {
+                // 16 filters: as many taps as there are, up to 24 (3×3 on one channel: 9).
+                1 if offs.len() <= 9 => t::<1, 9>(imgs, offs, fout, grid, dw),
+                1 if offs.len() <= 12 => t::<1, 12>(imgs, offs, fout, grid, dw),
+                1 => t::<1, 24>(imgs, offs, fout, grid, dw),
+                2 => t::<2, 12>(imgs, offs, fout, grid, dw),
+                3 => t::<3, 8>(imgs, offs, fout, grid, dw),
+                _ => t::<4, 6>(imgs, offs, fout, grid, dw),
+            }
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!(
@@ -399,7 +412,7 @@ fn wgrad(
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{MR, TQ, WF, WK};
+    use super::{MR, TQ};
     use std::arch::x86_64::*;
 
     /// Vectors per pixel tile.
@@ -451,52 +464,67 @@ mod avx512 {
         }
     }
 
-    /// See [`super::wgrad`].
+    /// See [`super::wgrad`]: a register tile of `NF` vectors of 16 filters × `NK` taps
+    /// (`NF·NK` = 24 accumulators), one vector load per filter vector and one broadcast per
+    /// tap for each output pixel. The sums run along the pixels inside the accumulators, so
+    /// no horizontal sums are needed; only the kept output pixels are visited.
     ///
     /// # Safety
     /// AVX-512F must be present, and the operands as long as [`super::wgrad`] checks.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn wgrad(
+    pub(super) unsafe fn wgrad_tiles<const NF: usize, const NK: usize>(
         imgs: &[(&[f32], &[f32])],
         offs: &[usize],
         fout: usize,
-        qr: usize,
-        qlen: usize,
+        (oh, ow, wp): (usize, usize, usize),
         dw: &mut [f32],
     ) {
-        let taps = offs.len();
-        for f0 in (0..fout).step_by(WF) {
-            // Tails repeat the last filter / tap; their sums are not stored.
-            let mut fs = [0usize; WF];
-            for (r, f) in fs.iter_mut().enumerate() {
-                *f = (f0 + r).min(fout - 1) * qr;
+        let (taps, fp) = (offs.len(), fout.div_ceil(16) * 16);
+        for f0 in (0..fp).step_by(16 * NF) {
+            // Tails repeat the last filter vector / tap; their sums are not stored.
+            let mut fv = [0usize; NF];
+            for (v, f) in fv.iter_mut().enumerate() {
+                *f = (f0 + 16 * v).min(fp - 16);
             }
-            for k0 in (0..taps).step_by(WK) {
-                let mut ks = [0usize; WK];
+            for k0 in (0..taps).step_by(NK) {
+                let mut ks = [0usize; NK];
                 for (j, k) in ks.iter_mut().enumerate() {
                     *k = offs[(k0 + j).min(taps - 1)];
                 }
-                let mut acc = [[_mm512_setzero_ps(); WK]; WF];
-                for (x, dy) in imgs {
-                    let (xp, dp) = (x.as_ptr(), dy.as_ptr());
-                    for q in (0..qlen).step_by(16) {
-                        let mut d = [_mm512_setzero_ps(); WF];
-                        for (v, &f) in d.iter_mut().zip(&fs) {
-                            // SAFETY: f < fout rows of qr, checked by the caller.
-                            *v = unsafe { _mm512_loadu_ps(dp.add(f + q)) };
-                        }
-                        for (j, &k) in ks.iter().enumerate() {
-                            // SAFETY: offs[k] + qr <= x.len(), checked by the caller.
-                            let xv = unsafe { _mm512_loadu_ps(xp.add(k + q)) };
-                            for (row, &dv) in acc.iter_mut().zip(&d) {
-                                row[j] = _mm512_fmadd_ps(dv, xv, row[j]);
+                let mut acc = [[_mm512_setzero_ps(); NF]; NK];
+                for (x, dt) in imgs {
+                    let (xp, dp) = (x.as_ptr(), dt.as_ptr());
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let (p, q) = ((oy * ow + ox) * fp, oy * wp + ox);
+                            let mut d = [_mm512_setzero_ps(); NF];
+                            for (dv, &f) in d.iter_mut().zip(&fv) {
+                                // SAFETY: p + f + 16 <= oh·ow·fp <= dt.len() (caller).
+                                *dv = unsafe { _mm512_loadu_ps(dp.add(p + f)) };
+                            }
+                            for (row, &k) in acc.iter_mut().zip(&ks) {
+                                // SAFETY: k + q < offs[k] + reach <= x.len() (caller).
+                                let b = _mm512_set1_ps(unsafe { *xp.add(k + q) });
+                                for (a, &dv) in row.iter_mut().zip(&d) {
+                                    *a = _mm512_fmadd_ps(b, dv, *a);
+                                }
                             }
                         }
                     }
                 }
-                for (r, row) in acc.iter().enumerate().take(fout - f0) {
-                    for (j, a) in row.iter().enumerate().take(taps - k0) {
-                        dw[(f0 + r) * taps + k0 + j] = _mm512_reduce_add_ps(*a);
+                let mut lanes = [0f32; 16];
+                for (j, row) in acc.iter().enumerate().take(taps - k0) {
+                    for (v, a) in row.iter().enumerate() {
+                        let f_base = f0 + 16 * v;
+                        if f_base >= fp {
+                            break;
+                        }
+                        // SAFETY: `lanes` holds 16 floats.
+                        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), *a) };
+                        for (l, &val) in lanes.iter().enumerate().take(fout.saturating_sub(f_base))
+                        {
+                            dw[(f_base + l) * taps + k0 + j] = val;
+                        }
                     }
                 }
             }
