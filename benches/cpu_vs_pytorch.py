@@ -46,7 +46,7 @@ def torch_run(py, model, threads, limit):
             cmd += ["--train-limit", str(limit)]
         run(cmd)
         out = json.load(open(f.name))
-    return out["images_per_sec"], out["eval_images_per_sec"], out["framework"]
+    return out["images_per_sec"], out["eval_images_per_sec"], out["framework"], out["epochs"][-1]["test_accuracy"]
 
 
 def wgnn_run(example, threads, limit):
@@ -61,7 +61,7 @@ def wgnn_run(example, threads, limit):
         run(cmd, env=dict(os.environ, RAYON_NUM_THREADS=str(threads)))
         out = json.load(open(f.name))
     last = out["epochs"][-1]
-    return out["images_per_sec"], out["test_examples"] / last["eval_seconds"]
+    return out["images_per_sec"], out["test_examples"] / last["eval_seconds"], out["test_accuracy"]
 
 
 def mean(v):
@@ -87,27 +87,33 @@ def main():
     for m in models:
         example, limit = MODELS[m]
         limit = args.train_limit or limit
-        t_train, t_eval, w_train, w_eval = [], [], [], []
+        t_train, t_eval, w_train, w_eval, t_acc, w_acc = [], [], [], [], [], []
         print(f"{m}: {args.rounds} rounds of PyTorch then wgnn, {args.threads} threads, "
               f"{limit or 60000} training images per run", flush=True)
         for _ in range(args.rounds):
-            tr, ev, version = torch_run(args.python, m, args.threads, limit)
+            tr, ev, version, acc = torch_run(args.python, m, args.threads, limit)
             t_train.append(tr)
             t_eval.append(ev)
-            tr, ev = wgnn_run(example, args.threads, limit)
+            t_acc.append(acc)
+            tr, ev, acc = wgnn_run(example, args.threads, limit)
             w_train.append(tr)
             w_eval.append(ev)
+            w_acc.append(acc)
         rows.append({"model": m, "train_images": limit or 60000,
                      "pytorch_train": t_train, "wgnn_train": w_train,
                      "pytorch_eval": t_eval, "wgnn_eval": w_eval,
+                     "pytorch_test_accuracy": t_acc, "wgnn_test_accuracy": w_acc,
                      "train_ratio": mean(w_train) / mean(t_train), "eval_ratio": mean(w_eval) / mean(t_eval)})
     fmt = lambda v: " / ".join(f"{x:,.0f}" for x in v)
     print(f"\n{version} vs wgnn, CPU, {args.threads} threads, runs alternating PyTorch/wgnn (images/s):\n")
-    print("| model | training: PyTorch | training: wgnn | ratio | evaluation: PyTorch | evaluation: wgnn | ratio |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model | training: PyTorch | training: wgnn | ratio | evaluation: PyTorch | evaluation: wgnn | ratio "
+          "| test acc. after the run: PyTorch / wgnn |")
+    print("|---|---|---|---|---|---|---|---|")
+    pct = lambda v: " / ".join(f"{100 * x:.2f}" for x in v)
     for r in rows:
         print(f"| {r['model']} | {fmt(r['pytorch_train'])} | {fmt(r['wgnn_train'])} | {r['train_ratio']:.2f}× "
-              f"| {fmt(r['pytorch_eval'])} | {fmt(r['wgnn_eval'])} | {r['eval_ratio']:.2f}× |")
+              f"| {fmt(r['pytorch_eval'])} | {fmt(r['wgnn_eval'])} | {r['eval_ratio']:.2f}× "
+              f"| {pct(r['pytorch_test_accuracy'])} / {pct(r['wgnn_test_accuracy'])} % |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"pytorch": version, "threads": args.threads, "rows": rows}, f, indent=2)

@@ -106,6 +106,33 @@ unsafe fn sgemm_raw(
     }
     debug_assert!(reach(m, k, a.rs, a.cs) <= a.data.len());
     debug_assert!(reach(k, n, b.rs, b.cs) <= b.data.len());
+    #[cfg(target_arch = "x86_64")]
+    if super::avx512::available() {
+        // SAFETY: the kernel is available, and the operands and C are as this fn's contract.
+        unsafe { super::avx512::sgemm(m, k, n, alpha, a, b, beta, c, ldc) };
+        return;
+    }
+    // SAFETY: as this fn's contract.
+    unsafe { sgemm_matrixmultiply(m, k, n, alpha, a, b, beta, c, ldc) }
+}
+
+/// [`sgemm_raw`] on matrixmultiply's kernels (AVX2/FMA where present), the path of every CPU
+/// without AVX-512F and of `WGNN_CPU_GEMM=matrixmultiply`.
+///
+/// # Safety
+/// As [`sgemm_raw`].
+#[allow(clippy::too_many_arguments)] // the BLAS signature: dimensions, scalars, operands
+unsafe fn sgemm_matrixmultiply(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: Mat,
+    b: Mat,
+    beta: f32,
+    c: *mut f32,
+    ldc: usize,
+) {
     // SAFETY: the operands are in bounds and C is exclusively ours, by this fn's contract.
     unsafe {
         matrixmultiply::sgemm(
@@ -750,7 +777,9 @@ mod tests {
             (9, 257, 33),
             (16, 9, 784),
             (64, 576, 49),
-            (121, 300, 70),
+            (12, 256, 32),
+            (13, 513, 65),
+            (145, 300, 70),
             (5, 40, 1030),
             (0, 3, 4),
             (4, 0, 5),
@@ -792,13 +821,23 @@ mod tests {
                     } else {
                         c0.clone()
                     };
+                    let mut c_mm = c.clone();
+                    // The dispatched kernel (AVX-512 where the CPU has it), then matrixmultiply.
                     sgemm(m, k, n, alpha, am, bm, beta, &mut c, n.max(1));
-                    for (i, (g, w)) in c.iter().zip(&want).enumerate() {
-                        assert!(
-                            (g - w).abs() <= 1e-5 * (1.0 + k as f32).sqrt(),
-                            "[{m}, {k}, {n}] ta {ta} tb {tb} alpha {alpha} \
+                    if m > 0 && n > 0 {
+                        // SAFETY: the operands and C are exactly their shapes.
+                        unsafe {
+                            sgemm_matrixmultiply(m, k, n, alpha, am, bm, beta, c_mm.as_mut_ptr(), n)
+                        };
+                    }
+                    for (kernel, c) in [("dispatched", &c), ("matrixmultiply", &c_mm)] {
+                        for (i, (g, w)) in c.iter().zip(&want).enumerate() {
+                            assert!(
+                                (g - w).abs() <= 1e-5 * (1.0 + k as f32).sqrt(),
+                                "{kernel} [{m}, {k}, {n}] ta {ta} tb {tb} alpha {alpha} \
                                  beta {beta}: element {i} is {g}, want {w}"
-                        );
+                            );
+                        }
                     }
                 }
             }

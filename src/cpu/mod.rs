@@ -20,6 +20,8 @@ use half::f16;
 use ndarray::{ArrayView3, ArrayViewMut3};
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod direct;
 mod gemm;
 
