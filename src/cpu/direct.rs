@@ -349,7 +349,7 @@ pub(crate) fn backward(
 fn conv(x: &[f32], offs: &[usize], wt: &[f32], fout: usize, qr: usize, out: &mut [f32]) {
     let fp = fout.div_ceil(MR) * MR;
     assert!(
-        qr % TQ == 0,
+        qr.is_multiple_of(TQ),
         "direct conv: {qr} pixels is not a whole number of tiles"
     );
     assert!(wt.len() >= offs.len() * fp && out.len() >= fout * qr);
