@@ -778,6 +778,35 @@ impl Tensor {
             ));
         }
         want_float(OP, b, self.dtype)?;
+        // A GPU builds the column matrix [N·OH·OW, C·KH·KW] in one storage binding: a batch
+        // whose columns exceed the adapter's binding limit runs in chunks of images, joined
+        // with `cat` (so autograd sees ordinary narrow/conv/cat ops, and each chunk's backward
+        // fits as well).
+        if let Device::Gpu(ctx) = self.device() {
+            let per_image =
+                (g.col_rows() / g.n.max(1)) as u64 * g.col_cols() as u64 * self.dtype.size() as u64;
+            let fit = (ctx.max_tensor_bytes() / per_image.max(1)) as usize;
+            if fit == 0 {
+                return Err(Error::invalid(
+                    OP,
+                    format!(
+                        "one image's columns take {per_image} bytes, more than this adapter's \
+                         {}-byte storage binding",
+                        ctx.max_tensor_bytes()
+                    ),
+                ));
+            }
+            if fit < g.n {
+                let chunks = (0..g.n)
+                    .step_by(fit)
+                    .map(|i| {
+                        self.narrow(0, i, fit.min(g.n - i))?
+                            .conv2d(w, b, stride, pad)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                return Tensor::cat(&chunks.iter().collect::<Vec<_>>(), 0);
+            }
+        }
         let dt = self.dtype;
         let out = backend!(OP, dt, [self => x, w => wb, b => bb], |be| {
             let mut out = be.alloc(g.n * fout * g.out_h() * g.out_w(), dt, OP)?;

@@ -1808,3 +1808,33 @@ fn reductions_longer_than_a_thread_may_loop() {
         },
     );
 }
+
+/// A batch whose column matrix is larger than one storage binding (300·784·144 floats,
+/// 135 MB, over lavapipe's 128 MiB) runs on a GPU in chunks of images joined with `cat`:
+/// output and all three gradients as on the CPU. (On an adapter with larger bindings the
+/// batch fits and runs whole: the same comparison.)
+#[test]
+fn convolution_larger_than_a_binding_runs_in_chunks() {
+    let (x, w, b) = (
+        randn([300, 16, 28, 28], 1.0, 80),
+        randn([16, 16, 3, 3], 1.0, 81),
+        randn([16], 1.0, 82),
+    );
+    let dout = randn([300, 16, 28, 28], 1.0, 83);
+    cross_check(
+        "conv2d over 135 MB of columns",
+        Tol::sum(300 * 784),
+        |dev| {
+            let xs = x.to_device(dev)?.requiring_grad()?;
+            let ws = w.to_device(dev)?.requiring_grad()?;
+            let bs = b.to_device(dev)?.requiring_grad()?;
+            let out = xs.conv2d(&ws, &bs, 1, 1)?;
+            out.backward_with(&dout.to_device(dev)?)?;
+            let grad = |t: &Tensor| {
+                t.grad()
+                    .ok_or_else(|| wgnn::Error::invalid("test", "no gradient"))
+            };
+            Ok(vec![out.clone(), grad(&xs)?, grad(&ws)?, grad(&bs)?])
+        },
+    );
+}
