@@ -763,8 +763,10 @@ impl Tensor {
     }
 
     /// 2-D convolution of this NCHW tensor with weights `[F, C, KH, KW]` and bias `[F]` →
-    /// `[N, F, OH, OW]`. The CPU runs it image by image (columns in cache, one GEMM per image);
-    /// a GPU runs the book's im2col + matmul + layout change.
+    /// `[N, F, OH, OW]`. The CPU runs it image by image (a direct AVX-512 convolution for
+    /// stride 1 where the CPU has AVX-512, else columns in cache and one GEMM per image); a GPU
+    /// runs the book's im2col + matmul + layout change, in chunks of images when the columns
+    /// exceed one storage binding.
     pub fn conv2d(&self, w: &Tensor, b: &Tensor, stride: usize, pad: usize) -> Result<Tensor> {
         const OP: &str = "conv2d";
         let g = conv_check(OP, self, w, stride, pad)?;

@@ -332,16 +332,7 @@ pub(crate) fn backward(
             (dw_part, db_part)
         })
         .collect();
-    dw[..fout * taps].fill(0.0);
-    let mut db64 = vec![0f64; fout];
-    for (dw_part, db_part) in &blocks {
-        dw.iter_mut().zip(dw_part).for_each(|(a, b)| *a += b);
-        db64.iter_mut().zip(db_part).for_each(|(a, b)| *a += b);
-    }
-    db[..fout]
-        .iter_mut()
-        .zip(&db64)
-        .for_each(|(a, &b)| *a = b as f32);
+    super::gemm::add_blocks(&blocks, &mut dw[..fout * taps], &mut db[..fout]);
 }
 
 /// `out[f·qr + q] = Σ_k wt[k·fp + f] · x[offs[k] + q]` for `f < fout`, `q < qr`, with `fp` =

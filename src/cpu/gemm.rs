@@ -642,6 +642,18 @@ pub(crate) fn conv2d_forward_columns(
 /// Images per weight-gradient block: blocks are summed in order, whatever the thread count.
 const GRAD_BLOCK: usize = 4;
 
+/// Adds the per-block `(dW, db)` partial sums in block order into `dw` and `db` (db summed in
+/// f64), so the result is the same on any number of threads.
+pub(crate) fn add_blocks(blocks: &[(Vec<f32>, Vec<f64>)], dw: &mut [f32], db: &mut [f32]) {
+    dw.fill(0.0);
+    let mut db64 = vec![0f64; db.len()];
+    for (dw_part, db_part) in blocks {
+        dw.iter_mut().zip(dw_part).for_each(|(a, b)| *a += b);
+        db64.iter_mut().zip(db_part).for_each(|(a, b)| *a += b);
+    }
+    db.iter_mut().zip(&db64).for_each(|(a, &b)| *a = b as f32);
+}
+
 /// `dx [n, x_per]` cut into weight-gradient blocks of `block` images, or as many `None`s
 /// when `dx` is not wanted.
 pub(crate) fn grad_blocks(
@@ -715,16 +727,7 @@ pub(crate) fn conv2d_backward_columns(
             (dw_part, db_part)
         })
         .collect();
-    dw[..fout * ckk].fill(0.0);
-    let mut db64 = vec![0f64; fout];
-    for (dw_part, db_part) in &blocks {
-        dw.iter_mut().zip(dw_part).for_each(|(a, b)| *a += b);
-        db64.iter_mut().zip(db_part).for_each(|(a, b)| *a += b);
-    }
-    db[..fout]
-        .iter_mut()
-        .zip(&db64)
-        .for_each(|(a, &b)| *a = b as f32);
+    add_blocks(&blocks, &mut dw[..fout * ckk], &mut db[..fout]);
 }
 
 #[cfg(test)]
