@@ -15,6 +15,7 @@
 use clap::Parser;
 use serde::Serialize;
 use std::path::PathBuf;
+use std::time::Instant;
 use wgnn::bench::{copy_bandwidth_gbs, fma_peak_gflops, time_median};
 use wgnn::data::{DeviceDataset, Mnist};
 use wgnn::models::deep_convnet;
@@ -39,6 +40,9 @@ struct Args {
     /// Also write the rows as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Sections to run, comma-separated: matmul, conv, memory, step, split (default all).
+    #[arg(long, default_value = "matmul,conv,memory,step,split")]
+    sections: String,
 }
 
 #[derive(Serialize, Clone)]
@@ -110,6 +114,15 @@ fn run(args: Args) -> Result<()> {
         }
     };
     let reps = if args.quick { 3 } else { 7 };
+    let known = ["matmul", "conv", "memory", "step", "split"];
+    let sections: Vec<&str> = args.sections.split(',').map(str::trim).collect();
+    if let Some(bad) = sections.iter().find(|s| !known.contains(s)) {
+        return Err(wgnn::Error::invalid(
+            "--sections",
+            format!("unknown section \"{bad}\" (one of {})", known.join(", ")),
+        ));
+    }
+    let want = |s: &str| sections.contains(&s);
     let mnist = Mnist::load_default()?;
     let batch_split = mnist.train.take(BATCH * 4);
     let mut rows: Vec<Row> = Vec::new();
@@ -154,7 +167,7 @@ fn run(args: Args) -> Result<()> {
                 &[256, 512, 1024, 2048, 4096]
             };
             let mut last = 0.0;
-            for &n in sizes {
+            for &n in sizes.iter().filter(|_| want("matmul")) {
                 if last * 8.0 > if args.quick { 2.0 } else { 10.0 } {
                     break;
                 }
@@ -172,7 +185,7 @@ fn run(args: Args) -> Result<()> {
             }
 
             // (b) conv layers.
-            for (name, cin, cout, hw, pad) in CONVS {
+            for (name, cin, cout, hw, pad) in CONVS.into_iter().filter(|_| want("conv")) {
                 let x = rand(&[BATCH, cin, hw, hw], dtype, 3, dev)?;
                 let w = rand(&[cout, cin, 3, 3], dtype, 4, dev)?;
                 let bias = rand(&[cout], dtype, 5, dev)?;
@@ -187,37 +200,39 @@ fn run(args: Args) -> Result<()> {
             }
 
             // (c) memory-bound ops at pool1's input / the logits.
-            let x = rand(&[BATCH, 16, 28, 28], dtype, 7, dev)?;
-            let bytes = (x.numel() * dtype.size()) as f64;
-            let secs = time_median(dev, reps, || x.max_pool2d(2, 2, 2, 0).map(|_| ()))?;
-            push(
-                "memory",
-                "max-pool 2×2 forward".into(),
-                secs,
-                bytes * 1.25 + bytes / dtype.size() as f64,
-                false,
-            );
-            let secs = time_median(dev, reps, || x.relu().map(|_| ()))?;
-            push("memory", "ReLU forward".into(), secs, 2.0 * bytes, false);
-            let logits = rand(&[BATCH, 10], dtype, 8, dev)?;
-            let labels = Tensor::from_vec(
-                (0..BATCH as u32).map(|i| i % 10).collect::<Vec<_>>(),
-                [BATCH],
-                dev,
-            )?;
-            let secs = time_median(dev, reps, || {
-                let (_, probs) = logits.softmax_cross_entropy(&labels)?;
-                probs
-                    .softmax_cross_entropy_backward(&labels, 1.0)
-                    .map(|_| ())
-            })?;
-            push(
-                "memory",
-                "softmax-CE forward+backward".into(),
-                secs,
-                (logits.numel() * dtype.size() * 4) as f64,
-                false,
-            );
+            if want("memory") {
+                let x = rand(&[BATCH, 16, 28, 28], dtype, 7, dev)?;
+                let bytes = (x.numel() * dtype.size()) as f64;
+                let secs = time_median(dev, reps, || x.max_pool2d(2, 2, 2, 0).map(|_| ()))?;
+                push(
+                    "memory",
+                    "max-pool 2×2 forward".into(),
+                    secs,
+                    bytes * 1.25 + bytes / dtype.size() as f64,
+                    false,
+                );
+                let secs = time_median(dev, reps, || x.relu().map(|_| ()))?;
+                push("memory", "ReLU forward".into(), secs, 2.0 * bytes, false);
+                let logits = rand(&[BATCH, 10], dtype, 8, dev)?;
+                let labels = Tensor::from_vec(
+                    (0..BATCH as u32).map(|i| i % 10).collect::<Vec<_>>(),
+                    [BATCH],
+                    dev,
+                )?;
+                let secs = time_median(dev, reps, || {
+                    let (_, probs) = logits.softmax_cross_entropy(&labels)?;
+                    probs
+                        .softmax_cross_entropy_backward(&labels, 1.0)
+                        .map(|_| ())
+                })?;
+                push(
+                    "memory",
+                    "softmax-CE forward+backward".into(),
+                    secs,
+                    (logits.numel() * dtype.size() * 4) as f64,
+                    false,
+                );
+            }
 
             // (d) a full training step (f16 ⇒ the mixed-precision step).
             let data = DeviceDataset::from_mnist(&batch_split, dev)?;
@@ -237,35 +252,57 @@ fn run(args: Args) -> Result<()> {
                 };
                 dev.flush()
             };
-            step()?;
-            dev.sync()?;
-            let before = dev.counters();
-            step()?;
-            let c = dev.counters().since(&before);
-            let secs = time_median(dev, reps.min(5), &mut step)?;
-            let step_flops = 3.0 * train_flops_forward();
-            push(
-                "step",
-                format!(
-                    "DeepConvNet training step ({} img/s)",
-                    (BATCH as f64 / secs).round()
-                ),
-                secs,
-                step_flops,
-                true,
-            );
-            accounting.push(format!(
-                "{} {}: {} submits, {} dispatches, {} bytes uploaded, {} bytes read back per training step",
+            if want("step") {
+                // Memory: the pool's footprint after one step from a trimmed pool (every buffer
+                // the step needed at once, rounded to size classes, plus the model and data).
+                if let Some(ctx) = dev.gpu_context() {
+                    dev.sync()?;
+                    ctx.trim_pool();
+                }
+                step()?;
+                dev.sync()?;
+                let held = dev.counters().live_buffer_bytes;
+                let before = dev.counters();
+                step()?;
+                let c = dev.counters().since(&before);
+                // Host time to record and submit one step (the GPU is idle at the start and
+                // its execution is not waited for): the median of several.
+                let mut record = Vec::new();
+                for _ in 0..reps.max(5) {
+                    dev.sync()?;
+                    let t = Instant::now();
+                    step()?;
+                    record.push(t.elapsed().as_secs_f64());
+                }
+                dev.sync()?;
+                record.sort_by(f64::total_cmp);
+                let record_ms = record[record.len() / 2] * 1e3;
+                let secs = time_median(dev, reps.min(5), &mut step)?;
+                let step_flops = 3.0 * train_flops_forward();
+                push(
+                    "step",
+                    format!(
+                        "DeepConvNet training step ({} img/s)",
+                        (BATCH as f64 / secs).round()
+                    ),
+                    secs,
+                    step_flops,
+                    true,
+                );
+                accounting.push(format!(
+                "{} {}: {} submits, {} dispatches, {} bytes uploaded, {} bytes read back per training step; host records a step in {record_ms:.2} ms; GPU memory after a step from a trimmed pool {:.1} MB",
                 b.label,
                 dtype.name(),
                 c.submits,
                 c.dispatches,
                 c.bytes_uploaded,
-                c.bytes_read_back
+                c.bytes_read_back,
+                held as f64 / 1e6
             ));
+            }
 
             // (e) the step's time split by layer (synchronised per layer).
-            if dtype == DType::F32 {
+            if dtype == DType::F32 && want("split") {
                 let times = model.profile_step(&bx, &|logits| cross_entropy(logits, &bt))?;
                 let total: f64 = times.iter().map(|t| t.1 + t.2).sum();
                 for (name, f, bw) in times {

@@ -1,23 +1,41 @@
-// Matrix product C = alpha * op(A) · op(B) + beta * C, row-major, f32 accumulation.
+// GEMM C = alpha * A · B (+ beta * C), f32 accumulation — for plain matrix products and, as
+// implicit GEMM, for convolutions, whose column matrix is never materialised: the operand
+// loaders read the NCHW tensors through the convolution's index map.
 //
 // `T` (the storage scalar) is defined by the prefix the pipeline cache prepends.
-// Layout: A is [M, K] (or [K, M] when TRANS_A), B is [K, N] (or [N, K] when TRANS_B),
-// C is [M, N]. Transposes are override constants, so each variant compiles branch-free.
+//
+// MODE (override constant) picks what A, B and C are:
+// 0 matmul     A [M, K] (or [K, M] when TRANS_A), B [K, N] (or [N, K] when TRANS_B),
+//              C [M, N] row-major. BIAS adds bias[col], RELU clamps (a fused affine epilogue).
+// 1 conv fwd   rows = filters f (M = F), cols = output pixels (n, oy, ox) (N = N·OH·OW),
+//              K = (c, ky, kx): A = weights [F, C·KH·KW], B = the image under the window.
+//              The epilogue adds bias[f] (BIAS), applies RELU and stores NCHW.
+// 2 conv dx    rows = input channels c (M = C), cols = input pixels (n, iy, ix),
+//              K = (f, ky, kx): A = weights w[f, c, ky, kx], B = dout at the output pixel whose
+//              window puts tap (ky, kx) on (iy, ix) (none where the stride skips it). NCHW store.
+// 3 conv dW    rows = filters f (M = F), cols = (c, ky, kx) plus one column of ones (N = C·KH·KW
+//              + 1, so the last column is the bias gradient), K = (n, oy, ox) — always split:
+//              each split writes raw f32 sums to part[z, M, N] and `conv_dw_final` adds them.
+// In modes 2 and 3, MASK multiplies dout by (y > 0): a fused ReLU backward.
 //
 // Two kernels, chosen per adapter (see gpu/ops.rs `MatmulKernel`):
-// * matmul_rb     — register-blocked, no shared memory: 8x8 threads, 4x4 outputs each, a
-//                   32x32 tile per workgroup. Best on CPU-like adapters (lavapipe), where
-//                   barriers are costly and caches do the reuse.
-// * matmul_tiled  — shared-memory tiled: 16x16 threads, 4x4 outputs each, a 64x64 tile per
-//                   workgroup, K in steps of 16. The usual choice for real GPUs, where the
-//                   tile in workgroup memory saves 16x the global reads.
+// * `*_rb`    register-blocked, no workgroup memory: 64 threads (RB_WX x RB_WY, RB_WY from M),
+//             4 rows x 8 cols each. Best on CPU-like adapters (lavapipe), where barriers are costly
+//             and caches do the reuse; its K loop walks the convolution taps incrementally.
+// * `*_tiled` workgroup-memory tiles BM x BN x TK, 256 threads with 4x4 outputs each. BM (16,
+//             32 or 64: an override constant chosen from M) sets the shape — 16 x 256 for the
+//             skinny conv GEMMs (M = filters), 64 x 64 for square ones; TK = min(16, 2048 / BN).
+//             A thread's outputs are strided by the thread grid, so the inner loop reads
+//             consecutive workgroup words across a warp (no bank conflicts) and stores coalesce.
+//             The index maps are evaluated once per thread (its tile row and column) and once
+//             per k step (into workgroup memory), not per element.
 // Out-of-range rows/columns are clamped on load (rb) or zero-filled (tiled) and masked on
-// store, so any M, N, K ≥ 1 is valid.
+// store, so any M, N, K >= 1 is valid.
 //
 // Split-K (`_part` entries): workgroup z covers K range [z * k_chunk, (z + 1) * k_chunk) and
-// writes its raw f32 sums to part[z, M, N]; reduce.wgsl's column sums add the splits into C
-// with alpha and beta. Used when K is long (conv weight gradients: K = N·OH·OW), which both
-// fills a GPU whose C is small and keeps every thread's loop short — lavapipe stops an
+// writes its raw f32 sums to part[z, M, N]; reduce.wgsl's column sums (or `conv_dw_final`)
+// add the splits. Used when K is long (conv weight gradients: K = N·OH·OW), which both fills
+// a GPU whose C is small and keeps every thread's loop short — lavapipe stops an
 // invocation's loops after 65,535 iterations.
 
 struct Params {
@@ -27,18 +45,50 @@ struct Params {
     alpha: f32,
     beta: f32,
     k_chunk: u32,
+    splits: u32,
+    _p0: u32,
+    // Convolution geometry (modes 1-3): input [nb, c, h, w], filters [f, c, kh, kw].
+    c: u32,
+    h: u32,
+    w: u32,
+    f: u32,
+    kh: u32,
+    kw: u32,
+    stride: u32,
+    pad: u32,
+    oh: u32,
+    ow: u32,
     _p1: u32,
     _p2: u32,
 }
 
+override MODE: u32 = 0u;
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
+override BIAS: bool = false;
+override RELU: bool = false;
+override MASK: bool = false;
+// Tiled kernel shape: BM rows per workgroup (16, 32, 64); the rest follows.
+override BM: u32 = 64u;
+override WY: u32 = BM / 4u;
+override WX: u32 = 256u / WY;
+override BN: u32 = WX * 4u;
+override TK: u32 = min(16u, 2048u / BN);
+// Register-blocked kernel: threads along rows (RB_WY x RB_M rows per workgroup, chosen from M).
+override RB_WY: u32 = 8u;
+override RB_WX: u32 = 64u / RB_WY;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> c: array<T>;
 @group(0) @binding(2) var<storage, read> a: array<T>;
 @group(0) @binding(3) var<storage, read> b: array<T>;
 @group(0) @binding(4) var<storage, read_write> part: array<f32>;
+@group(0) @binding(5) var<storage, read> bias: array<T>;
+@group(0) @binding(6) var<storage, read> y: array<T>;
+@group(0) @binding(7) var<storage, read_write> db: array<T>;
+
+// ---- index maps: what a row, a column and a k step mean in each mode ----------------------
+// Each is a vec4<i32>; the loaders combine one row, one k and one column map.
 
 // The K range of split `z`.
 fn k_range(z: u32) -> vec2<u32> {
@@ -46,158 +96,385 @@ fn k_range(z: u32) -> vec2<u32> {
     return vec2<u32>(k0, min(k0 + p.k_chunk, p.k));
 }
 
-fn load_a(row: u32, kk: u32) -> f32 {
-    if (TRANS_A) {
-        return f32(a[kk * p.m + row]);
+fn row_map(row: u32) -> vec4<i32> {
+    if (MODE == 0u) {
+        return vec4<i32>(i32(row), 0, 0, 0);
     }
-    return f32(a[row * p.k + kk]);
+    if (MODE == 2u) {
+        // channel c: its filter taps start at c·KH·KW inside each filter
+        return vec4<i32>(i32(row * p.kh * p.kw), 0, 0, 0);
+    }
+    // modes 1 and 3: filter f — its weights (mode 1), its dout plane (mode 3)
+    if (MODE == 1u) {
+        return vec4<i32>(i32(row * p.c * p.kh * p.kw), 0, 0, 0);
+    }
+    return vec4<i32>(i32(row * p.oh * p.ow), 0, 0, 0);
 }
 
-fn load_b(kk: u32, col: u32) -> f32 {
-    if (TRANS_B) {
-        return f32(b[col * p.k + kk]);
+fn col_map(col: u32) -> vec4<i32> {
+    if (MODE == 0u) {
+        return vec4<i32>(i32(col), 0, 0, 0);
     }
-    return f32(b[kk * p.n + col]);
+    if (MODE == 1u) {
+        // output pixel (n, oy, ox): image base, top-left tap
+        let ohw = p.oh * p.ow;
+        let n = col / ohw;
+        let q = col % ohw;
+        let oy = q / p.ow;
+        let ox = q % p.ow;
+        return vec4<i32>(i32(n * p.c * p.h * p.w), i32(oy * p.stride) - i32(p.pad),
+                         i32(ox * p.stride) - i32(p.pad), 0);
+    }
+    if (MODE == 2u) {
+        // input pixel (n, iy, ix): dout image base, iy + pad, ix + pad
+        let hw = p.h * p.w;
+        let n = col / hw;
+        let q = col % hw;
+        return vec4<i32>(i32(n * p.f * p.oh * p.ow), i32(q / p.w + p.pad), i32(q % p.w + p.pad), 0);
+    }
+    // mode 3: tap (ch, ky, kx) or the ones column (w = 1)
+    let taps = p.kh * p.kw;
+    if (col >= p.c * taps) {
+        return vec4<i32>(0, 0, 0, 1);
+    }
+    let ch = col / taps;
+    let t = col % taps;
+    return vec4<i32>(i32(ch * p.h * p.w), i32(t / p.kw), i32(t % p.kw), 0);
 }
 
-fn store_row(row: u32, col0: u32, v: vec4<f32>) {
-    if (row >= p.m) {
-        return;
+fn k_map(kk: u32) -> vec4<i32> {
+    if (MODE == 0u) {
+        return vec4<i32>(i32(kk), 0, 0, 0);
     }
-    for (var j = 0u; j < 4u; j++) {
-        let col = col0 + j;
-        if (col < p.n) {
-            let i = row * p.n + col;
-            var r = p.alpha * v[j];
-            if (p.beta != 0.0) {
-                r += p.beta * f32(c[i]);
+    if (MODE == 1u) {
+        // tap (ch, ky, kx): weight column kk, channel plane, ky, kx
+        let taps = p.kh * p.kw;
+        let ch = kk / taps;
+        let t = kk % taps;
+        return vec4<i32>(i32(kk), i32(ch * p.h * p.w), i32(t / p.kw), i32(t % p.kw));
+    }
+    if (MODE == 2u) {
+        // (fi, ky, kx): weight offset fi·C·KH·KW + ky·KW + kx, dout plane, ky, kx
+        let taps = p.kh * p.kw;
+        let fi = kk / taps;
+        let t = kk % taps;
+        let ky = t / p.kw;
+        let kx = t % p.kw;
+        return vec4<i32>(i32(fi * p.c * taps + ky * p.kw + kx), i32(fi * p.oh * p.ow), i32(ky), i32(kx));
+    }
+    // mode 3: output pixel (n, oy, ox): dout offset n·F·OH·OW + q, image base, top-left tap
+    let ohw = p.oh * p.ow;
+    let n = kk / ohw;
+    let q = kk % ohw;
+    return vec4<i32>(i32(n * p.f * ohw + q), i32(n * p.c * p.h * p.w),
+                     i32((q / p.ow) * p.stride) - i32(p.pad), i32((q % p.ow) * p.stride) - i32(p.pad));
+}
+
+// The map of step kk + 1 from that of kk, without divisions (the register-blocked K loop).
+fn k_next(km: vec4<i32>, kk: u32) -> vec4<i32> {
+    if (MODE == 0u) {
+        return km + vec4<i32>(1, 0, 0, 0);
+    }
+    if (MODE == 1u) {
+        var r = km + vec4<i32>(1, 0, 0, 1);
+        if (r.w == i32(p.kw)) {
+            r.w = 0;
+            r.z += 1;
+            if (r.z == i32(p.kh)) {
+                r.z = 0;
+                r.y += i32(p.h * p.w);
             }
-            c[i] = T(r);
+        }
+        return r;
+    }
+    if (MODE == 2u) {
+        var r = km + vec4<i32>(1, 0, 0, 1);
+        if (r.w == i32(p.kw)) {
+            r.w = 0;
+            r.z += 1;
+            if (r.z == i32(p.kh)) {
+                r.z = 0;
+                r.y += i32(p.oh * p.ow);
+                // next filter: weight offset jumps by C·KH·KW minus the KH·KW walked
+                r.x += i32(p.c * p.kh * p.kw) - i32(p.kh * p.kw);
+            }
+        }
+        return r;
+    }
+    // mode 3: next output pixel
+    var r = km + vec4<i32>(1, 0, 0, i32(p.stride));
+    if (r.w == i32(p.ow * p.stride) - i32(p.pad)) {
+        r.w = -i32(p.pad);
+        r.z += i32(p.stride);
+        if (r.z == i32(p.oh * p.stride) - i32(p.pad)) {
+            r.z = -i32(p.pad);
+            r.y += i32(p.c * p.h * p.w);
+            r.x += i32((p.f - 1u) * p.oh * p.ow);
         }
     }
+    return r;
 }
 
-fn store_part(z: u32, row: u32, col0: u32, v: vec4<f32>) {
-    if (row >= p.m) {
+// Whether element (y, x) of a [h, w] plane exists.
+fn inside(yy: i32, xx: i32, hh: u32, ww: u32) -> bool {
+    return yy >= 0 && xx >= 0 && yy < i32(hh) && xx < i32(ww);
+}
+
+// A dout value `v` read at flat index i, times the ReLU mask (y[i] > 0) when MASK.
+fn masked(v: f32, i: i32) -> f32 {
+    if (MASK && f32(y[i]) <= 0.0) {
+        return 0.0;
+    }
+    return v;
+}
+
+fn load_a(rm: vec4<i32>, km: vec4<i32>, row: u32, kk: u32) -> f32 {
+    if (MODE == 0u) {
+        if (TRANS_A) {
+            return f32(a[kk * p.m + row]);
+        }
+        return f32(a[row * p.k + kk]);
+    }
+    if (MODE == 1u) {
+        return f32(a[rm.x + km.x]);
+    }
+    if (MODE == 2u) {
+        return f32(a[rm.x + km.x]);
+    }
+    // mode 3: dout[n, f, q]
+    let i = rm.x + km.x;
+    return masked(f32(a[i]), i);
+}
+
+fn load_b(km: vec4<i32>, cm: vec4<i32>, kk: u32, col: u32) -> f32 {
+    if (MODE == 0u) {
+        if (TRANS_B) {
+            return f32(b[col * p.k + kk]);
+        }
+        return f32(b[kk * p.n + col]);
+    }
+    if (MODE == 1u) {
+        let yy = cm.y + km.z;
+        let xx = cm.z + km.w;
+        if (inside(yy, xx, p.h, p.w)) {
+            return f32(b[cm.x + km.y + yy * i32(p.w) + xx]);
+        }
+        return 0.0;
+    }
+    if (MODE == 2u) {
+        var ty = cm.y - km.z;
+        var tx = cm.z - km.w;
+        if (p.stride != 1u) {
+            let s = i32(p.stride);
+            if (ty < 0 || tx < 0 || ty % s != 0 || tx % s != 0) {
+                return 0.0;
+            }
+            ty = ty / s;
+            tx = tx / s;
+        }
+        if (inside(ty, tx, p.oh, p.ow)) {
+            let i = cm.x + km.y + ty * i32(p.ow) + tx;
+            return masked(f32(b[i]), i);
+        }
+        return 0.0;
+    }
+    // mode 3: the image under tap (ky, kx) of output pixel kk, or 1
+    if (cm.w == 1) {
+        return 1.0;
+    }
+    let yy = km.z + cm.y;
+    let xx = km.w + cm.z;
+    if (inside(yy, xx, p.h, p.w)) {
+        return f32(b[km.y + cm.x + yy * i32(p.w) + xx]);
+    }
+    return 0.0;
+}
+
+// ---- epilogues ------------------------------------------------------------------------------
+
+fn store(row: u32, col: u32, v: f32) {
+    if (row >= p.m || col >= p.n) {
         return;
     }
-    for (var j = 0u; j < 4u; j++) {
-        let col = col0 + j;
-        if (col < p.n) {
-            part[(z * p.m + row) * p.n + col] = v[j];
+    if (MODE == 0u) {
+        let i = row * p.n + col;
+        var r = p.alpha * v;
+        if (p.beta != 0.0) {
+            r += p.beta * f32(c[i]);
         }
+        if (BIAS) {
+            r += f32(bias[col]);
+        }
+        if (RELU) {
+            r = max(r, 0.0);
+        }
+        c[i] = T(r);
+        return;
+    }
+    if (MODE == 1u) {
+        let ohw = p.oh * p.ow;
+        var r = v;
+        if (BIAS) {
+            r += f32(bias[row]);
+        }
+        if (RELU) {
+            r = max(r, 0.0);
+        }
+        c[((col / ohw) * p.f + row) * ohw + col % ohw] = T(r);
+        return;
+    }
+    // mode 2: dx[n, c, iy, ix]
+    let hw = p.h * p.w;
+    c[((col / hw) * p.c + row) * hw + col % hw] = T(v);
+}
+
+fn store_part(z: u32, row: u32, col: u32, v: f32) {
+    if (row < p.m && col < p.n) {
+        part[(z * p.m + row) * p.n + col] = v;
     }
 }
 
-// The 4x4 outputs at (row0, col0) over K range kr.
-fn rb_sums(row0: u32, col0: u32, kr: vec2<u32>) -> array<vec4<f32>, 4> {
-    let r = min(vec4<u32>(row0, row0 + 1u, row0 + 2u, row0 + 3u), vec4<u32>(p.m - 1u));
-    let q = min(vec4<u32>(col0, col0 + 1u, col0 + 2u, col0 + 3u), vec4<u32>(p.n - 1u));
-    var acc: array<vec4<f32>, 4>;
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
-    for (var kk = kr.x; kk < kr.y; kk++) {
-        let bv = vec4<f32>(load_b(kk, q.x), load_b(kk, q.y), load_b(kk, q.z), load_b(kk, q.w));
-        acc0 = fma(vec4<f32>(load_a(r.x, kk)), bv, acc0);
-        acc1 = fma(vec4<f32>(load_a(r.y, kk)), bv, acc1);
-        acc2 = fma(vec4<f32>(load_a(r.z, kk)), bv, acc2);
-        acc3 = fma(vec4<f32>(load_a(r.w, kk)), bv, acc3);
+// ---- register-blocked kernel ----------------------------------------------------------------
+
+const RB_M: u32 = 4u;
+const RB_N: u32 = 8u;
+
+// The RB_M x RB_N outputs at (row0, col0) over K range kr.
+fn rb_sums(row0: u32, col0: u32, kr: vec2<u32>) -> array<array<f32, 8>, 4> {
+    var rows: array<u32, 4>;
+    var rms: array<vec4<i32>, 4>;
+    for (var i = 0u; i < RB_M; i++) {
+        rows[i] = min(row0 + i, p.m - 1u);
+        rms[i] = row_map(rows[i]);
     }
-    acc[0] = acc0;
-    acc[1] = acc1;
-    acc[2] = acc2;
-    acc[3] = acc3;
+    var cols: array<u32, 8>;
+    var cms: array<vec4<i32>, 8>;
+    for (var j = 0u; j < RB_N; j++) {
+        cols[j] = min(col0 + j, p.n - 1u);
+        cms[j] = col_map(cols[j]);
+    }
+    var acc: array<array<f32, 8>, 4>;
+    for (var i = 0u; i < RB_M; i++) {
+        for (var j = 0u; j < RB_N; j++) {
+            acc[i][j] = 0.0;
+        }
+    }
+    var km = k_map(kr.x);
+    for (var kk = kr.x; kk < kr.y; kk++) {
+        var av: array<f32, 4>;
+        for (var i = 0u; i < RB_M; i++) {
+            av[i] = load_a(rms[i], km, rows[i], kk);
+        }
+        for (var j = 0u; j < RB_N; j++) {
+            let bv = load_b(km, cms[j], kk, cols[j]);
+            for (var i = 0u; i < RB_M; i++) {
+                acc[i][j] = fma(av[i], bv, acc[i][j]);
+            }
+        }
+        km = k_next(km, kk);
+    }
     return acc;
 }
 
-@compute @workgroup_size(8, 8)
+@compute @workgroup_size(RB_WX, RB_WY)
 fn matmul_rb(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let col0 = gid.x * 4u;
-    let row0 = gid.y * 4u;
+    let col0 = gid.x * RB_N;
+    let row0 = gid.y * RB_M;
     if (row0 >= p.m || col0 >= p.n) {
         return;
     }
     let acc = rb_sums(row0, col0, k_range(0u));
-    for (var i = 0u; i < 4u; i++) {
-        store_row(row0 + i, col0, acc[i]);
+    for (var i = 0u; i < RB_M; i++) {
+        for (var j = 0u; j < RB_N; j++) {
+            store(row0 + i, col0 + j, acc[i][j]);
+        }
     }
 }
 
-@compute @workgroup_size(8, 8)
+@compute @workgroup_size(RB_WX, RB_WY)
 fn matmul_rb_part(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let col0 = gid.x * 4u;
-    let row0 = gid.y * 4u;
+    let col0 = gid.x * RB_N;
+    let row0 = gid.y * RB_M;
     if (row0 >= p.m || col0 >= p.n) {
         return;
     }
     let acc = rb_sums(row0, col0, k_range(gid.z));
-    for (var i = 0u; i < 4u; i++) {
-        store_part(gid.z, row0 + i, col0, acc[i]);
+    for (var i = 0u; i < RB_M; i++) {
+        for (var j = 0u; j < RB_N; j++) {
+            store_part(gid.z, row0 + i, col0 + j, acc[i][j]);
+        }
     }
 }
 
-const TILE: u32 = 64u;
-const TILE_K: u32 = 16u;
-// k-major tiles: tile_a[kk * TILE + row], tile_b[kk * TILE + col].
-var<workgroup> tile_a: array<f32, 1024>;
-var<workgroup> tile_b: array<f32, 1024>;
+// ---- workgroup-tiled kernel -----------------------------------------------------------------
 
-// The workgroup's 64x64 tile over K range kr; this thread's 4x4 outputs. Called from
-// uniform control flow (it has barriers).
+// k-major tiles: tile_a[kk * BM + row], tile_b[kk * BN + col]; TK·BM <= 1024, TK·BN <= 2048.
+var<workgroup> tile_a: array<f32, 1024>;
+var<workgroup> tile_b: array<f32, 2048>;
+var<workgroup> kmap: array<vec4<i32>, 16>;
+
+// The workgroup's BM x BN tile over K range kr; this thread's 4x4 outputs, at rows
+// ty + i·WY and columns tx + j·WX. Called from uniform control flow (it has barriers).
 fn tiled_sums(wg: vec3<u32>, lid: vec3<u32>, kr: vec2<u32>) -> array<vec4<f32>, 4> {
-    let tid = lid.y * 16u + lid.x;
-    let row_base = wg.y * TILE;
-    let col_base = wg.x * TILE;
+    let tid = lid.y * WX + lid.x;
+    let row_base = wg.y * BM;
+    let col_base = wg.x * BN;
+    // 256 is a multiple of BM and BN, so in the convolution modes a thread loads one tile
+    // row and one tile column throughout: their index maps are computed once.
+    let my_rm = row_map(min(row_base + tid % BM, p.m - 1u));
+    let my_cm = col_map(min(col_base + tid % BN, p.n - 1u));
     var acc: array<vec4<f32>, 4>;
     for (var i = 0u; i < 4u; i++) {
         acc[i] = vec4<f32>(0.0);
     }
-    for (var k0 = kr.x; k0 < kr.y; k0 += TILE_K) {
-        // 1024 elements per tile, 4 per thread; consecutive threads walk the contiguous axis.
-        for (var i = 0u; i < 4u; i++) {
-            let e = tid + i * 256u;
+    for (var k0 = kr.x; k0 < kr.y; k0 += TK) {
+        if (tid < TK) {
+            kmap[tid] = k_map(min(k0 + tid, p.k - 1u));
+        }
+        workgroupBarrier();
+        // TK·BM elements of A; consecutive threads along the contiguous axis of plain A
+        for (var e = tid; e < TK * BM; e += 256u) {
             var kk: u32;
             var rr: u32;
-            if (TRANS_A) {
-                rr = e % TILE;
-                kk = e / TILE;
+            if (MODE == 0u && !TRANS_A) {
+                kk = e % TK;
+                rr = e / TK;
             } else {
-                kk = e % TILE_K;
-                rr = e / TILE_K;
+                rr = e % BM;
+                kk = e / BM;
             }
             let gr = row_base + rr;
             let gk = k0 + kk;
             var v = 0.0;
             if (gr < p.m && gk < kr.y) {
-                v = load_a(gr, gk);
+                v = load_a(my_rm, kmap[kk], gr, gk);
             }
-            tile_a[kk * TILE + rr] = v;
-
+            tile_a[kk * BM + rr] = v;
+        }
+        for (var e = tid; e < TK * BN; e += 256u) {
+            var kk: u32;
             var cc: u32;
-            var kb: u32;
-            if (TRANS_B) {
-                kb = e % TILE_K;
-                cc = e / TILE_K;
+            if (MODE == 0u && TRANS_B) {
+                kk = e % TK;
+                cc = e / TK;
             } else {
-                cc = e % TILE;
-                kb = e / TILE;
+                cc = e % BN;
+                kk = e / BN;
             }
             let gc = col_base + cc;
-            let gkb = k0 + kb;
-            var w = 0.0;
-            if (gc < p.n && gkb < kr.y) {
-                w = load_b(gkb, gc);
+            let gk = k0 + kk;
+            var v = 0.0;
+            if (gc < p.n && gk < kr.y) {
+                v = load_b(kmap[kk], my_cm, gk, gc);
             }
-            tile_b[kb * TILE + cc] = w;
+            tile_b[kk * BN + cc] = v;
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < TILE_K; kk++) {
-            let ao = kk * TILE + lid.y * 4u;
-            let bo = kk * TILE + lid.x * 4u;
-            let av = vec4<f32>(tile_a[ao], tile_a[ao + 1u], tile_a[ao + 2u], tile_a[ao + 3u]);
-            let bv = vec4<f32>(tile_b[bo], tile_b[bo + 1u], tile_b[bo + 2u], tile_b[bo + 3u]);
+        for (var kk = 0u; kk < TK; kk++) {
+            let ao = kk * BM + lid.y;
+            let bo = kk * BN + lid.x;
+            let av = vec4<f32>(tile_a[ao], tile_a[ao + WY], tile_a[ao + 2u * WY], tile_a[ao + 3u * WY]);
+            let bv = vec4<f32>(tile_b[bo], tile_b[bo + WX], tile_b[bo + 2u * WX], tile_b[bo + 3u * WX]);
             acc[0] = fma(vec4<f32>(av.x), bv, acc[0]);
             acc[1] = fma(vec4<f32>(av.y), bv, acc[1]);
             acc[2] = fma(vec4<f32>(av.z), bv, acc[2]);
@@ -208,22 +485,46 @@ fn tiled_sums(wg: vec3<u32>, lid: vec3<u32>, kr: vec2<u32>) -> array<vec4<f32>, 
     return acc;
 }
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(WX, WY)
 fn matmul_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let acc = tiled_sums(wg, lid, k_range(0u));
-    let row0 = wg.y * TILE + lid.y * 4u;
-    let col0 = wg.x * TILE + lid.x * 4u;
     for (var i = 0u; i < 4u; i++) {
-        store_row(row0 + i, col0, acc[i]);
+        for (var j = 0u; j < 4u; j++) {
+            store(wg.y * BM + lid.y + i * WY, wg.x * BN + lid.x + j * WX, acc[i][j]);
+        }
     }
 }
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(WX, WY)
 fn matmul_tiled_part(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let acc = tiled_sums(wg, lid, k_range(wg.z));
-    let row0 = wg.y * TILE + lid.y * 4u;
-    let col0 = wg.x * TILE + lid.x * 4u;
     for (var i = 0u; i < 4u; i++) {
-        store_part(wg.z, row0 + i, col0, acc[i]);
+        for (var j = 0u; j < 4u; j++) {
+            store_part(wg.z, wg.y * BM + lid.y + i * WY, wg.x * BN + lid.x + j * WX, acc[i][j]);
+        }
+    }
+}
+
+// ---- conv weight-gradient finish -------------------------------------------------------------
+
+// part [splits, F, C·KH·KW + 1] → dw [F, C·KH·KW] and db [F] (the last column), summed over
+// the splits in order (deterministic). One thread per (f, column).
+@compute @workgroup_size(256)
+fn conv_dw_final(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i >= p.m * p.n) {
+        return;
+    }
+    var s = 0.0;
+    for (var z = 0u; z < p.splits; z++) {
+        s += part[z * p.m * p.n + i];
+    }
+    let f = i / p.n;
+    let j = i % p.n;
+    let ckk = p.n - 1u;
+    if (j < ckk) {
+        c[f * ckk + j] = T(s);
+    } else {
+        db[f] = T(s);
     }
 }

@@ -765,8 +765,9 @@ impl Tensor {
     /// 2-D convolution of this NCHW tensor with weights `[F, C, KH, KW]` and bias `[F]` →
     /// `[N, F, OH, OW]`. The CPU runs it image by image (a direct AVX-512 convolution for
     /// stride 1 where the CPU has AVX-512, else columns in cache and one GEMM per image); a GPU
-    /// runs the book's im2col + matmul + layout change, in chunks of images when the columns
-    /// exceed one storage binding.
+    /// runs it as one implicit-GEMM dispatch (bias and NCHW layout fused, no column matrix),
+    /// or, with [`ConvPath::Im2col`](crate::gpu::ConvPath), as the book's im2col + matmul +
+    /// layout change, in chunks of images when the columns exceed one storage binding.
     pub fn conv2d(&self, w: &Tensor, b: &Tensor, stride: usize, pad: usize) -> Result<Tensor> {
         const OP: &str = "conv2d";
         let g = conv_check(OP, self, w, stride, pad)?;
@@ -780,11 +781,13 @@ impl Tensor {
             ));
         }
         want_float(OP, b, self.dtype)?;
-        // A GPU builds the column matrix [N·OH·OW, C·KH·KW] in one storage binding: a batch
+        // The im2col path builds the column matrix [N·OH·OW, C·KH·KW] in one binding: a batch
         // whose columns exceed the adapter's binding limit runs in chunks of images, joined
         // with `cat` (so autograd sees ordinary narrow/conv/cat ops, and each chunk's backward
         // fits as well).
-        if let Device::Gpu(ctx) = self.device() {
+        if let Device::Gpu(ctx) = self.device()
+            && ctx.conv_path() == crate::gpu::ConvPath::Im2col
+        {
             let per_image =
                 (g.col_rows() / g.n.max(1)) as u64 * g.col_cols() as u64 * self.dtype.size() as u64;
             let fit = (ctx.max_tensor_bytes() / per_image.max(1)) as usize;

@@ -3,12 +3,12 @@
 
 use super::buffers::{BufferPool, GpuBuffer, size_class};
 use super::encoder::{ARENA_BYTES, Pending};
-use super::ops::MatmulKernel;
+use super::ops::{ConvPath, MatmulKernel};
 use super::pipelines::{KernelKey, PipelineCache};
 use crate::device::{AdapterSummary, INSTALL_HINT};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use wgpu::util::DeviceExt;
 
@@ -66,6 +66,9 @@ pub struct GpuContext {
     read_back: AtomicU64,
     error: Arc<Mutex<Option<String>>>,
     pub(crate) matmul_kernel: AtomicU8,
+    pub(crate) conv_path: AtomicU8,
+    /// The tiled kernel's forced rows per workgroup (0: chosen per shape).
+    pub(crate) tile_rows: AtomicU32,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -132,6 +135,8 @@ impl GpuContext {
             read_back: AtomicU64::new(0),
             error,
             matmul_kernel: AtomicU8::new(kernel as u8),
+            conv_path: AtomicU8::new(ConvPath::from_env().unwrap_or(ConvPath::Implicit) as u8),
+            tile_rows: AtomicU32::new(0),
         })
     }
 

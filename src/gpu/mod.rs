@@ -4,7 +4,8 @@
 //! - `pipelines.rs` WGSL sources and the lazy pipeline cache
 //! - `buffers.rs`   the size-classed buffer pool and [`GpuBuffer`]
 //! - `encoder.rs`   the pending command encoder and the per-dispatch uniform arena
-//! - `ops.rs`       the [`Backend`](crate::ops::Backend) implementation (dispatches)
+//! - `ops/`         the [`Backend`](crate::ops::Backend) implementation (dispatches); `ops/gemm.rs`
+//!                  matrix products and convolutions (implicit GEMM)
 
 mod buffers;
 mod context;
@@ -14,7 +15,7 @@ mod pipelines;
 
 pub use buffers::GpuBuffer;
 pub use context::{Counters, GpuContext};
-pub use ops::MatmulKernel;
+pub use ops::{ConvPath, MatmulKernel};
 pub use pipelines::Shader;
 
 /// The key of a kernel (for the benchmark microkernels in [`crate::bench`]).

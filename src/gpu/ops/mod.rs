@@ -1,5 +1,6 @@
-//! The GPU [`Backend`]: each method packs its parameters, picks a kernel and records one
-//! dispatch (two for none here) into the pending encoder. Nothing here waits for the GPU.
+//! The GPU [`Backend`]: each method packs its parameters, picks a kernel and records its
+//! dispatches into the pending encoder. Nothing here waits for the GPU. Op families with more
+//! than one kernel path live in their own file beside their shader (`gemm.rs` ↔ `matmul.wgsl`).
 
 use super::buffers::GpuBuffer;
 use super::context::GpuContext;
@@ -12,68 +13,10 @@ use crate::ops::{
 };
 use bytemuck::{Pod, Zeroable};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
-/// Which matmul kernel a context uses (see `shaders/matmul.wgsl`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum MatmulKernel {
-    /// Register-blocked, no workgroup memory: fastest on CPU-like adapters (lavapipe, ~4×
-    /// the tiled kernel there), because barriers are expensive and caches do the reuse.
-    RegisterBlocked = 0,
-    /// Workgroup-memory tiled 64×64×16 with 4×4 per thread: the choice for real GPUs.
-    Tiled = 1,
-}
-
-impl MatmulKernel {
-    /// The default for an adapter type: register-blocked on software (Cpu) adapters,
-    /// tiled everywhere else.
-    pub fn default_for(t: wgpu::DeviceType) -> MatmulKernel {
-        if t == wgpu::DeviceType::Cpu {
-            MatmulKernel::RegisterBlocked
-        } else {
-            MatmulKernel::Tiled
-        }
-    }
-
-    /// `WGNN_MATMUL=rb|tiled` overrides the default.
-    pub fn from_env() -> Option<MatmulKernel> {
-        match std::env::var("WGNN_MATMUL").ok()?.as_str() {
-            "rb" | "register-blocked" => Some(MatmulKernel::RegisterBlocked),
-            "tiled" => Some(MatmulKernel::Tiled),
-            _ => None,
-        }
-    }
-}
-
-impl GpuContext {
-    /// The matmul kernel in use.
-    pub fn matmul_kernel(&self) -> MatmulKernel {
-        if self.matmul_kernel.load(Ordering::Relaxed) == MatmulKernel::Tiled as u8 {
-            MatmulKernel::Tiled
-        } else {
-            MatmulKernel::RegisterBlocked
-        }
-    }
-
-    /// Chooses the matmul kernel (tests cross-check both on every adapter).
-    pub fn set_matmul_kernel(&self, k: MatmulKernel) {
-        self.matmul_kernel.store(k as u8, Ordering::Relaxed);
-    }
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct MatmulParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    alpha: f32,
-    beta: f32,
-    /// K per split (= k when not split).
-    k_chunk: u32,
-    _pad: [u32; 2],
-}
+mod gemm;
+pub(crate) use gemm::Epilogue;
+pub use gemm::{ConvPath, MatmulKernel};
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Default)]
@@ -147,10 +90,6 @@ impl RowParams {
 /// partials and those summed again, so no thread loops long: lavapipe cuts every invocation
 /// off after 65,535 loop iterations, and on a real GPU one thread per column would idle it.
 const SUM_BLOCK: usize = 1024;
-
-/// The K range one split-K matmul workgroup covers; larger K is split into chunks summed
-/// in f32 by the column-sum kernels (see [`SUM_BLOCK`] for why no thread may loop long).
-const SPLIT_K: usize = 8192;
 
 /// Shared by im2col.wgsl and pool.wgsl (kernel = pool window).
 #[repr(C)]
@@ -337,17 +276,6 @@ impl GpuContext {
         )
     }
 
-    /// How many K chunks a matmul is split into: 1 up to [`SPLIT_K`], then one per
-    /// `SPLIT_K`, as far as the f32 partials fit one binding and one dispatch dimension.
-    fn k_splits(&self, s: &MatmulSpec) -> usize {
-        if s.k <= SPLIT_K {
-            return 1;
-        }
-        let per_split = (s.m * s.n * 4).max(1) as u64;
-        let fit = (self.max_binding / per_split).min(self.max_groups as u64) as usize;
-        s.k.div_ceil(SPLIT_K).min(fit).max(1)
-    }
-
     /// `out [cols] = alpha * Σ_rows x [rows, cols] + beta * out`, in blocks of [`SUM_BLOCK`]
     /// rows (f32 partials between the stages).
     fn column_sums(
@@ -471,70 +399,7 @@ impl Backend for Arc<GpuContext> {
         c: &mut GpuBuffer,
         s: &MatmulSpec,
     ) -> Result<()> {
-        const OP: &str = "matmul";
-        for t in [b, &*c] {
-            if t.dtype != a.dtype || !a.dtype.is_float() {
-                return Err(Error::DTypeMismatch {
-                    op: OP,
-                    expected: a.dtype,
-                    got: t.dtype,
-                });
-            }
-        }
-        let p = MatmulParams {
-            m: u32_of(OP, s.m)?,
-            n: u32_of(OP, s.n)?,
-            k: u32_of(OP, s.k)?,
-            alpha: s.alpha,
-            beta: s.beta,
-            k_chunk: u32_of(OP, s.k)?,
-            _pad: [0; 2],
-        };
-        if s.k == 0 {
-            // An empty inner dimension: C = beta * C, which is zeros when beta is 0.
-            if s.beta == 0.0 {
-                return self.fill(c, 0.0, s.m * s.n);
-            }
-            let mut tmp = self.alloc_buffer(s.m * s.n, c.dtype, OP)?;
-            self.unary(UnaryOp::Scale(s.beta), c, &mut tmp, s.m * s.n)?;
-            return self.copy_into(&tmp, c);
-        }
-        // (entry, its split-K entry, output tile edge)
-        let (entry, part_entry, tile) = match self.matmul_kernel() {
-            MatmulKernel::RegisterBlocked => ("matmul_rb", "matmul_rb_part", 32),
-            MatmulKernel::Tiled => ("matmul_tiled", "matmul_tiled_part", 64),
-        };
-        let groups = [s.n.div_ceil(tile) as u32, s.m.div_ceil(tile) as u32, 1];
-        let splits = self.k_splits(s);
-        if splits <= 1 {
-            let key = KernelKey::new(Shader::Matmul, entry)
-                .constant("TRANS_A", s.trans_a as u32)
-                .constant("TRANS_B", s.trans_b as u32);
-            return self.dispatch(
-                &key,
-                bytemuck::bytes_of(&p),
-                &[(1, c), (2, a), (3, b)],
-                groups,
-            );
-        }
-        // Split-K: raw f32 sums per K chunk, then summed into C with alpha and beta.
-        let chunk = s.k.div_ceil(splits).next_multiple_of(16);
-        let splits = s.k.div_ceil(chunk);
-        let p = MatmulParams {
-            k_chunk: u32_of(OP, chunk)?,
-            ..p
-        };
-        let part = self.alloc_buffer(splits * s.m * s.n, DType::F32, "split-K partials")?;
-        let key = KernelKey::new(Shader::Matmul, part_entry)
-            .constant("TRANS_A", s.trans_a as u32)
-            .constant("TRANS_B", s.trans_b as u32);
-        self.dispatch(
-            &key,
-            bytemuck::bytes_of(&p),
-            &[(4, &part), (2, a), (3, b)],
-            [groups[0], groups[1], u32_of(OP, splits)?],
-        )?;
-        self.sum_partials(part, splits, s.m * s.n, c, s.alpha, s.beta)
+        self.gemm_matmul(a, b, c, s, Epilogue::default())
     }
 
     fn binary(
@@ -1027,28 +892,7 @@ impl Backend for Arc<GpuContext> {
         g: &Conv2dGeom,
         fout: usize,
     ) -> Result<()> {
-        // im2col → col · Wᵀ → + b → [N, OH·OW, F] to NCHW: the book's formulation, 4 dispatches.
-        let (rows, ckk, ohw) = (g.col_rows(), g.col_cols(), g.out_h() * g.out_w());
-        let mut col = self.alloc_buffer(rows * ckk, x.dtype, "conv2d columns")?;
-        self.im2col(x, &mut col, g)?;
-        let mut prod = self.alloc_buffer(rows * fout, x.dtype, "conv2d product")?;
-        let spec = MatmulSpec {
-            m: rows,
-            n: fout,
-            k: ckk,
-            trans_a: false,
-            trans_b: true,
-            alpha: 1.0,
-            beta: 0.0,
-        };
-        self.matmul(&col, w, &mut prod, &spec)?;
-        let mut biased = self.alloc_buffer(rows * fout, x.dtype, "conv2d product")?;
-        let bc = Broadcast {
-            dims: [1, 1, rows, fout],
-            bdims: [1, 1, 1, fout],
-        };
-        self.broadcast(BinaryOp::Add, &prod, b, &mut biased, &bc)?;
-        self.transpose(&biased, out, g.n, ohw, fout)
+        self.conv_forward(x, w, b, out, g, fout, false)
     }
 
     fn conv2d_bwd(
@@ -1062,38 +906,7 @@ impl Backend for Arc<GpuContext> {
         g: &Conv2dGeom,
         fout: usize,
     ) -> Result<()> {
-        let (rows, ckk, ohw) = (g.col_rows(), g.col_cols(), g.out_h() * g.out_w());
-        let mut d2 = self.alloc_buffer(rows * fout, x.dtype, "conv2d_backward dout")?;
-        self.transpose(dout, &mut d2, g.n, fout, ohw)?;
-        self.sum_rows(&d2, db, rows, fout, 1.0)?;
-        // The columns are rebuilt rather than kept from the forward: one cheap dispatch
-        // instead of holding the largest tensor of the step between forward and backward.
-        let mut col = self.alloc_buffer(rows * ckk, x.dtype, "conv2d columns")?;
-        self.im2col(x, &mut col, g)?;
-        let dw_spec = MatmulSpec {
-            m: fout,
-            n: ckk,
-            k: rows,
-            trans_a: true,
-            trans_b: false,
-            alpha: 1.0,
-            beta: 0.0,
-        };
-        self.matmul(&d2, &col, dw, &dw_spec)?;
-        let Some(dx) = dx else {
-            return Ok(()); // nothing differentiates the input
-        };
-        let dcol_spec = MatmulSpec {
-            m: rows,
-            n: ckk,
-            k: fout,
-            trans_a: false,
-            trans_b: false,
-            alpha: 1.0,
-            beta: 0.0,
-        };
-        self.matmul(&d2, w, &mut col, &dcol_spec)?;
-        self.col2im(&col, dx, g)
+        self.conv_backward(x, w, dout, None, dx, dw, db, g, fout)
     }
 
     fn gather_rows(

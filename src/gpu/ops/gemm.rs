@@ -1,0 +1,621 @@
+//! The GEMM family (`shaders/matmul.wgsl`): matrix products and convolutions as implicit GEMM.
+//!
+//! One WGSL GEMM core serves four modes (plain matmul, conv forward, conv input gradient, conv
+//! weight + bias gradient); each mode's operand loaders read the NCHW tensors through the
+//! convolution's index map, so no column matrix exists. The explicit im2col formulation stays
+//! as the reference path ([`ConvPath::Im2col`], `WGNN_GPU_CONV=im2col`) that tests compare with.
+//!
+//! Work splitting is chosen per adapter: on CPU-like adapters (lavapipe) K is split only past
+//! [`SPLIT_K`] (few cores, and an invocation may loop at most 65,535 times there); on GPUs the
+//! split aims at [`GPU_TARGET_GROUPS`] workgroups so a small output still fills the device.
+
+use super::super::buffers::GpuBuffer;
+use super::super::context::GpuContext;
+use super::super::pipelines::{KernelKey, Shader};
+use super::u32_of;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::ops::{Backend, BinaryOp, Broadcast, Conv2dGeom, MatmulSpec, UnaryOp};
+use bytemuck::{Pod, Zeroable};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Which matmul kernel a context uses (see `shaders/matmul.wgsl`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum MatmulKernel {
+    /// Register-blocked, no workgroup memory: fastest on CPU-like adapters (lavapipe, ~4×
+    /// the tiled kernel there), because barriers are expensive and caches do the reuse.
+    RegisterBlocked = 0,
+    /// Workgroup-memory tiles (16×256, 32×128 or 64×64 by the shape), 4×4 per thread: the
+    /// choice for real GPUs.
+    Tiled = 1,
+}
+
+impl MatmulKernel {
+    /// The default for an adapter type: register-blocked on software (Cpu) adapters,
+    /// tiled everywhere else.
+    pub fn default_for(t: wgpu::DeviceType) -> MatmulKernel {
+        if t == wgpu::DeviceType::Cpu {
+            MatmulKernel::RegisterBlocked
+        } else {
+            MatmulKernel::Tiled
+        }
+    }
+
+    /// `WGNN_MATMUL=rb|tiled` overrides the default.
+    pub fn from_env() -> Option<MatmulKernel> {
+        match std::env::var("WGNN_MATMUL").ok()?.as_str() {
+            "rb" | "register-blocked" => Some(MatmulKernel::RegisterBlocked),
+            "tiled" => Some(MatmulKernel::Tiled),
+            _ => None,
+        }
+    }
+}
+
+/// How a GPU runs convolutions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ConvPath {
+    /// Implicit GEMM: one dispatch forward (bias and layout fused), two for the weight and
+    /// bias gradients, one for the input gradient; no column matrix.
+    Implicit = 0,
+    /// The book's formulation: im2col, matmul, bias add and layout change (4 dispatches
+    /// forward), columns rebuilt and col2im in the backward. The reference in tests.
+    Im2col = 1,
+}
+
+impl ConvPath {
+    /// `WGNN_GPU_CONV=implicit|im2col` overrides the default (implicit).
+    pub fn from_env() -> Option<ConvPath> {
+        match std::env::var("WGNN_GPU_CONV").ok()?.as_str() {
+            "implicit" => Some(ConvPath::Implicit),
+            "im2col" => Some(ConvPath::Im2col),
+            _ => None,
+        }
+    }
+}
+
+impl GpuContext {
+    /// The matmul kernel in use.
+    pub fn matmul_kernel(&self) -> MatmulKernel {
+        if self.matmul_kernel.load(Ordering::Relaxed) == MatmulKernel::Tiled as u8 {
+            MatmulKernel::Tiled
+        } else {
+            MatmulKernel::RegisterBlocked
+        }
+    }
+
+    /// Chooses the matmul kernel (tests cross-check both on every adapter).
+    pub fn set_matmul_kernel(&self, k: MatmulKernel) {
+        self.matmul_kernel.store(k as u8, Ordering::Relaxed);
+    }
+
+    /// The convolution path in use.
+    pub fn conv_path(&self) -> ConvPath {
+        if self.conv_path.load(Ordering::Relaxed) == ConvPath::Im2col as u8 {
+            ConvPath::Im2col
+        } else {
+            ConvPath::Implicit
+        }
+    }
+
+    /// Chooses the convolution path (tests compare both).
+    pub fn set_conv_path(&self, p: ConvPath) {
+        self.conv_path.store(p as u8, Ordering::Relaxed);
+    }
+
+    /// Rows per workgroup of the tiled kernel: `Some(16 | 32 | 64)` forces one shape (tests
+    /// run every shape over the same problems), `None` chooses from M.
+    pub fn set_tile_rows(&self, rows: Option<u32>) {
+        self.tile_rows.store(rows.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// The tiled kernel's rows per workgroup for an M-row product: the smallest of 16, 32, 64
+    /// that covers M (skinny tiles for the conv GEMMs, whose M is the filter count).
+    fn tile_rows_for(&self, m: usize) -> u32 {
+        match self.tile_rows.load(Ordering::Relaxed) {
+            r @ (16 | 32 | 64) => r,
+            _ if m <= 16 => 16,
+            _ if m <= 32 => 32,
+            _ => 64,
+        }
+    }
+}
+
+/// The uniform block of matmul.wgsl (`struct Params`).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Default)]
+pub(super) struct MatmulParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    alpha: f32,
+    beta: f32,
+    /// K per split (= k when not split).
+    k_chunk: u32,
+    splits: u32,
+    _p0: u32,
+    c: u32,
+    h: u32,
+    w: u32,
+    f: u32,
+    kh: u32,
+    kw: u32,
+    stride: u32,
+    pad: u32,
+    oh: u32,
+    ow: u32,
+    _p1: u32,
+    _p2: u32,
+}
+
+// The WGSL struct is 20 four-byte fields; a field added on one side only fails here.
+const _: () = assert!(std::mem::size_of::<MatmulParams>() == 80);
+
+/// The K range one split-K workgroup covers on CPU-like adapters; larger K is split into
+/// chunks summed in f32 (no invocation may loop long: lavapipe cuts loops at 65,535).
+pub(super) const SPLIT_K: usize = 8192;
+
+/// Workgroups a split-K GEMM aims at on a GPU (a few per compute unit of a large GPU).
+const GPU_TARGET_GROUPS: usize = 1024;
+
+/// The shortest K chunk worth a split on a GPU.
+const GPU_MIN_CHUNK: usize = 256;
+
+/// What one GEMM dispatch computes (see the MODE table in matmul.wgsl).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Matmul = 0,
+    ConvForward = 1,
+    ConvInputGrad = 2,
+    ConvWeightGrad = 3,
+}
+
+/// One GEMM: sizes, mode, fused epilogue and operands.
+struct Gemm<'a> {
+    mode: Mode,
+    p: MatmulParams,
+    trans_a: bool,
+    trans_b: bool,
+    relu: bool,
+    a: &'a GpuBuffer,
+    b: &'a GpuBuffer,
+    bias: Option<&'a GpuBuffer>,
+    /// The ReLU output whose mask multiplies dout (modes 2 and 3).
+    mask: Option<&'a GpuBuffer>,
+}
+
+impl GpuContext {
+    /// The split count for an M×N×K product with `tiles` output workgroups.
+    fn splits_for(&self, m: usize, n: usize, k: usize, tiles: usize) -> usize {
+        let cpu_like = self.summary().device_type == wgpu::DeviceType::Cpu;
+        let wanted = if cpu_like {
+            k.div_ceil(SPLIT_K)
+        } else {
+            GPU_TARGET_GROUPS
+                .div_ceil(tiles.max(1))
+                .min(k / GPU_MIN_CHUNK)
+                .max(1)
+        };
+        // Every split's chunk stays under lavapipe's loop limit, and the f32 partials fit
+        // one binding and one dispatch dimension.
+        let floor = k.div_ceil(60_000);
+        let per_split = (m * n * 4).max(1) as u64;
+        let fit = (self.max_binding / per_split).min(self.max_groups as u64) as usize;
+        wanted.max(floor).min(fit).max(1)
+    }
+
+    /// Workgroup grid `[x, y]`, entry names and override constants of a GEMM of this shape.
+    fn gemm_plan(&self, g: &Gemm) -> ([usize; 2], &'static str, KernelKey) {
+        let (m, n) = (g.p.m as usize, g.p.n as usize);
+        let base = |entry: &'static str| {
+            KernelKey::new(Shader::Matmul, entry)
+                .constant("MODE", g.mode as u32)
+                .constant("TRANS_A", g.trans_a as u32)
+                .constant("TRANS_B", g.trans_b as u32)
+                .constant("BIAS", g.bias.is_some() as u32)
+                .constant("RELU", g.relu as u32)
+                .constant("MASK", g.mask.is_some() as u32)
+        };
+        match self.matmul_kernel() {
+            MatmulKernel::RegisterBlocked => {
+                // 64 threads of 4 rows x 8 columns; rows of threads just cover a small M.
+                let wy = m.div_ceil(4).next_power_of_two().clamp(1, 8);
+                let wx = 64 / wy;
+                let key = base("matmul_rb").constant("RB_WY", wy as u32);
+                (
+                    [n.div_ceil(wx * 8), m.div_ceil(wy * 4)],
+                    "matmul_rb_part",
+                    key,
+                )
+            }
+            MatmulKernel::Tiled => {
+                let bm = self.tile_rows_for(m);
+                // 256 threads: BM / 4 rows of threads, so BN = 4 · 256 / (BM / 4).
+                let bn = 4 * 256 / (bm as usize / 4);
+                let key = base("matmul_tiled").constant("BM", bm);
+                (
+                    [n.div_ceil(bn), m.div_ceil(bm as usize)],
+                    "matmul_tiled_part",
+                    key,
+                )
+            }
+        }
+    }
+
+    /// Records one GEMM into `out`.
+    fn gemm(self: &Arc<Self>, g: Gemm, out: GemmOut) -> Result<()> {
+        const OP: &str = "matmul";
+        let (m, n, k) = (g.p.m as usize, g.p.n as usize, g.p.k as usize);
+        let ([gx, gy], part_entry, key) = self.gemm_plan(&g);
+        let weight_grad = g.mode == Mode::ConvWeightGrad;
+        let splits = if weight_grad || k > SPLIT_K {
+            self.splits_for(m, n, k, gx * gy)
+        } else {
+            1
+        };
+        let bias = g.bias.unwrap_or(g.a);
+        let mask = g.mask.unwrap_or(g.a);
+        if let (1, GemmOut::C(c)) = (splits, &out) {
+            let p = MatmulParams {
+                k_chunk: g.p.k,
+                splits: 1,
+                ..g.p
+            };
+            return self.dispatch(
+                &key,
+                bytemuck::bytes_of(&p),
+                &[(1, c), (2, g.a), (3, g.b), (5, bias), (6, mask)],
+                [u32_of(OP, gx)?, u32_of(OP, gy)?, 1],
+            );
+        }
+        let chunk = k.div_ceil(splits.max(1)).next_multiple_of(16);
+        let splits = k.div_ceil(chunk).max(1);
+        let p = MatmulParams {
+            k_chunk: u32_of(OP, chunk)?,
+            splits: u32_of(OP, splits)?,
+            ..g.p
+        };
+        let part = self.alloc_buffer(splits * m * n, DType::F32, "split-K partials")?;
+        let part_key = KernelKey {
+            entry: part_entry,
+            ..key
+        };
+        self.dispatch(
+            &part_key,
+            bytemuck::bytes_of(&p),
+            &[(4, &part), (2, g.a), (3, g.b), (6, mask)],
+            [u32_of(OP, gx)?, u32_of(OP, gy)?, u32_of(OP, splits)?],
+        )?;
+        match out {
+            GemmOut::C(c) => self.sum_partials(part, splits, m * n, c, g.p.alpha, g.p.beta),
+            GemmOut::WeightGrad { dw, db } => self.dispatch(
+                &KernelKey::new(Shader::Matmul, "conv_dw_final"),
+                bytemuck::bytes_of(&p),
+                &[(1, &*dw), (4, &part), (7, &*db)],
+                self.grid(m * n, 256)?,
+            ),
+        }
+    }
+}
+
+/// Where a GEMM's result goes.
+enum GemmOut<'a> {
+    /// The output matrix (or NCHW tensor).
+    C(&'a mut GpuBuffer),
+    /// Mode 3: the weight gradient `[F, C·KH·KW]` and the bias gradient `[F]`.
+    WeightGrad {
+        dw: &'a mut GpuBuffer,
+        db: &'a mut GpuBuffer,
+    },
+}
+
+fn conv_params(op: &'static str, g: &Conv2dGeom, fout: usize) -> Result<MatmulParams> {
+    Ok(MatmulParams {
+        alpha: 1.0,
+        c: u32_of(op, g.c)?,
+        h: u32_of(op, g.h)?,
+        w: u32_of(op, g.w)?,
+        f: u32_of(op, fout)?,
+        kh: u32_of(op, g.kh)?,
+        kw: u32_of(op, g.kw)?,
+        stride: u32_of(op, g.stride)?,
+        pad: u32_of(op, g.pad)?,
+        oh: u32_of(op, g.out_h())?,
+        ow: u32_of(op, g.out_w())?,
+        ..Default::default()
+    })
+}
+
+/// The fused epilogue of a GEMM: `+ bias` (per output column of a matmul, per filter of a
+/// convolution), then ReLU.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Epilogue<'a> {
+    pub bias: Option<&'a GpuBuffer>,
+    pub relu: bool,
+}
+
+impl GpuContext {
+    /// `C = alpha · op(A) · op(B) + beta · C`, then the epilogue.
+    pub(super) fn gemm_matmul(
+        self: &Arc<Self>,
+        a: &GpuBuffer,
+        b: &GpuBuffer,
+        c: &mut GpuBuffer,
+        s: &MatmulSpec,
+        epi: Epilogue,
+    ) -> Result<()> {
+        const OP: &str = "matmul";
+        for t in [b, &*c] {
+            if t.dtype != a.dtype || !a.dtype.is_float() {
+                return Err(Error::DTypeMismatch {
+                    op: OP,
+                    expected: a.dtype,
+                    got: t.dtype,
+                });
+            }
+        }
+        if s.k == 0 {
+            // An empty inner dimension: C = beta * C (+ bias, ReLU).
+            let mn = s.m * s.n;
+            if s.beta == 0.0 {
+                self.fill(c, 0.0, mn)?;
+            } else {
+                let mut tmp = self.alloc_buffer(mn, c.dtype, OP)?;
+                self.unary(UnaryOp::Scale(s.beta), c, &mut tmp, mn)?;
+                self.copy_into(&tmp, c)?;
+            }
+            if let Some(bias) = epi.bias {
+                let mut tmp = self.alloc_buffer(mn, c.dtype, OP)?;
+                let bc = Broadcast {
+                    dims: [1, 1, s.m, s.n],
+                    bdims: [1, 1, 1, s.n],
+                };
+                self.broadcast(BinaryOp::Add, c, bias, &mut tmp, &bc)?;
+                self.copy_into(&tmp, c)?;
+            }
+            if epi.relu {
+                let mut tmp = self.alloc_buffer(mn, c.dtype, OP)?;
+                self.unary(UnaryOp::Relu, c, &mut tmp, mn)?;
+                self.copy_into(&tmp, c)?;
+            }
+            return Ok(());
+        }
+        let k_split = s.k > SPLIT_K;
+        if k_split && (epi.bias.is_some() || epi.relu) {
+            // The epilogue runs on the summed splits: product first, then bias and ReLU.
+            self.gemm_matmul(a, b, c, s, Epilogue::default())?;
+            let plain = MatmulSpec {
+                k: 0,
+                beta: 1.0,
+                ..*s
+            };
+            return self.gemm_matmul(a, b, c, &plain, epi);
+        }
+        let p = MatmulParams {
+            m: u32_of(OP, s.m)?,
+            n: u32_of(OP, s.n)?,
+            k: u32_of(OP, s.k)?,
+            alpha: s.alpha,
+            beta: s.beta,
+            ..Default::default()
+        };
+        self.gemm(
+            Gemm {
+                mode: Mode::Matmul,
+                p,
+                trans_a: s.trans_a,
+                trans_b: s.trans_b,
+                relu: epi.relu,
+                a,
+                b,
+                bias: epi.bias,
+                mask: None,
+            },
+            GemmOut::C(c),
+        )
+    }
+
+    /// Convolution forward into NCHW `out`, bias (and ReLU) fused.
+    pub(super) fn conv_forward(
+        self: &Arc<Self>,
+        x: &GpuBuffer,
+        w: &GpuBuffer,
+        b: &GpuBuffer,
+        out: &mut GpuBuffer,
+        g: &Conv2dGeom,
+        fout: usize,
+        relu: bool,
+    ) -> Result<()> {
+        const OP: &str = "conv2d";
+        if self.conv_path() == ConvPath::Im2col {
+            self.conv_forward_im2col(x, w, b, out, g, fout)?;
+            if relu {
+                let n = g.n * fout * g.out_h() * g.out_w();
+                let mut tmp = self.alloc_buffer(n, out.dtype, OP)?;
+                self.unary(UnaryOp::Relu, out, &mut tmp, n)?;
+                self.copy_into(&tmp, out)?;
+            }
+            return Ok(());
+        }
+        let p = MatmulParams {
+            m: u32_of(OP, fout)?,
+            n: u32_of(OP, g.col_rows())?,
+            k: u32_of(OP, g.col_cols())?,
+            ..conv_params(OP, g, fout)?
+        };
+        self.gemm(
+            Gemm {
+                mode: Mode::ConvForward,
+                p,
+                trans_a: false,
+                trans_b: false,
+                relu,
+                a: w,
+                b: x,
+                bias: Some(b),
+                mask: None,
+            },
+            GemmOut::C(out),
+        )
+    }
+
+    /// Convolution backward: `dw`, `db` and (when asked) `dx` from `dout`; with `relu_out`,
+    /// dout is first multiplied by the mask `relu_out > 0` (a fused ReLU backward).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn conv_backward(
+        self: &Arc<Self>,
+        x: &GpuBuffer,
+        w: &GpuBuffer,
+        dout: &GpuBuffer,
+        relu_out: Option<&GpuBuffer>,
+        dx: Option<&mut GpuBuffer>,
+        dw: &mut GpuBuffer,
+        db: &mut GpuBuffer,
+        g: &Conv2dGeom,
+        fout: usize,
+    ) -> Result<()> {
+        const OP: &str = "conv2d_backward";
+        if self.conv_path() == ConvPath::Im2col {
+            let masked;
+            let dout = match relu_out {
+                Some(y) => {
+                    let n = g.n * fout * g.out_h() * g.out_w();
+                    let mut d = self.alloc_buffer(n, dout.dtype, OP)?;
+                    self.unary_bwd(crate::ops::UnaryBwd::Relu, dout, y, &mut d, n)?;
+                    masked = d;
+                    &masked
+                }
+                None => dout,
+            };
+            return self.conv_backward_im2col(x, w, dout, dx, dw, db, g, fout);
+        }
+        let geo = conv_params(OP, g, fout)?;
+        // dW and db: [F, C·KH·KW + 1] over K = N·OH·OW, always split.
+        let p = MatmulParams {
+            m: u32_of(OP, fout)?,
+            n: u32_of(OP, g.col_cols() + 1)?,
+            k: u32_of(OP, g.col_rows())?,
+            ..geo
+        };
+        self.gemm(
+            Gemm {
+                mode: Mode::ConvWeightGrad,
+                p,
+                trans_a: false,
+                trans_b: false,
+                relu: false,
+                a: dout,
+                b: x,
+                bias: None,
+                mask: relu_out,
+            },
+            GemmOut::WeightGrad { dw, db },
+        )?;
+        let Some(dx) = dx else {
+            return Ok(()); // nothing differentiates the input
+        };
+        // dx: [C, N·H·W] over K = F·KH·KW.
+        let p = MatmulParams {
+            m: u32_of(OP, g.c)?,
+            n: u32_of(OP, g.n * g.h * g.w)?,
+            k: u32_of(OP, fout * g.kh * g.kw)?,
+            ..geo
+        };
+        self.gemm(
+            Gemm {
+                mode: Mode::ConvInputGrad,
+                p,
+                trans_a: false,
+                trans_b: false,
+                relu: false,
+                a: w,
+                b: dout,
+                bias: None,
+                mask: relu_out,
+            },
+            GemmOut::C(dx),
+        )
+    }
+
+    /// The book's formulation: im2col → col · Wᵀ → + b → [N, OH·OW, F] to NCHW.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_forward_im2col(
+        self: &Arc<Self>,
+        x: &GpuBuffer,
+        w: &GpuBuffer,
+        b: &GpuBuffer,
+        out: &mut GpuBuffer,
+        g: &Conv2dGeom,
+        fout: usize,
+    ) -> Result<()> {
+        let (rows, ckk, ohw) = (g.col_rows(), g.col_cols(), g.out_h() * g.out_w());
+        let mut col = self.alloc_buffer(rows * ckk, x.dtype, "conv2d columns")?;
+        self.im2col(x, &mut col, g)?;
+        let mut prod = self.alloc_buffer(rows * fout, x.dtype, "conv2d product")?;
+        let spec = MatmulSpec {
+            m: rows,
+            n: fout,
+            k: ckk,
+            trans_a: false,
+            trans_b: true,
+            alpha: 1.0,
+            beta: 0.0,
+        };
+        self.matmul(&col, w, &mut prod, &spec)?;
+        let mut biased = self.alloc_buffer(rows * fout, x.dtype, "conv2d product")?;
+        let bc = Broadcast {
+            dims: [1, 1, rows, fout],
+            bdims: [1, 1, 1, fout],
+        };
+        self.broadcast(BinaryOp::Add, &prod, b, &mut biased, &bc)?;
+        self.transpose(&biased, out, g.n, ohw, fout)
+    }
+
+    /// The book's backward: db = Σ dout, dW = doutᵀ · col, dx = col2im(dout · W).
+    #[allow(clippy::too_many_arguments)]
+    fn conv_backward_im2col(
+        self: &Arc<Self>,
+        x: &GpuBuffer,
+        w: &GpuBuffer,
+        dout: &GpuBuffer,
+        dx: Option<&mut GpuBuffer>,
+        dw: &mut GpuBuffer,
+        db: &mut GpuBuffer,
+        g: &Conv2dGeom,
+        fout: usize,
+    ) -> Result<()> {
+        let (rows, ckk, ohw) = (g.col_rows(), g.col_cols(), g.out_h() * g.out_w());
+        let mut d2 = self.alloc_buffer(rows * fout, x.dtype, "conv2d_backward dout")?;
+        self.transpose(dout, &mut d2, g.n, fout, ohw)?;
+        self.sum_rows(&d2, db, rows, fout, 1.0)?;
+        // The columns are rebuilt rather than kept from the forward.
+        let mut col = self.alloc_buffer(rows * ckk, x.dtype, "conv2d columns")?;
+        self.im2col(x, &mut col, g)?;
+        let dw_spec = MatmulSpec {
+            m: fout,
+            n: ckk,
+            k: rows,
+            trans_a: true,
+            trans_b: false,
+            alpha: 1.0,
+            beta: 0.0,
+        };
+        self.matmul(&d2, &col, dw, &dw_spec)?;
+        let Some(dx) = dx else {
+            return Ok(());
+        };
+        let dcol_spec = MatmulSpec {
+            m: rows,
+            n: ckk,
+            k: fout,
+            trans_a: false,
+            trans_b: false,
+            alpha: 1.0,
+            beta: 0.0,
+        };
+        self.matmul(&d2, w, &mut col, &dcol_spec)?;
+        self.col2im(&col, dx, g)
+    }
+}
