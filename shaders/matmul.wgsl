@@ -116,30 +116,36 @@ fn col_map(col: u32) -> vec4<i32> {
         return vec4<i32>(i32(col), 0, 0, 0);
     }
     if (MODE == 1u) {
-        // output pixel (n, oy, ox): image base, top-left tap
+        // output pixel (n, oy, ox): offset of its window's top-left tap in x, and that tap
         let ohw = p.oh * p.ow;
         let n = col / ohw;
         let q = col % ohw;
-        let oy = q / p.ow;
-        let ox = q % p.ow;
-        return vec4<i32>(i32(n * p.c * p.h * p.w), i32(oy * p.stride) - i32(p.pad),
-                         i32(ox * p.stride) - i32(p.pad), 0);
+        let y0 = i32((q / p.ow) * p.stride) - i32(p.pad);
+        let x0 = i32((q % p.ow) * p.stride) - i32(p.pad);
+        return vec4<i32>(i32(n * p.c * p.h * p.w) + y0 * i32(p.w) + x0, y0, x0, 0);
     }
     if (MODE == 2u) {
-        // input pixel (n, iy, ix): dout image base, iy + pad, ix + pad
+        // input pixel (n, iy, ix): (dout offset of output pixel (iy + pad, ix + pad) — where
+        // tap (0, 0) would come from at stride 1 —, iy + pad, ix + pad, dout image base)
         let hw = p.h * p.w;
         let n = col / hw;
         let q = col % hw;
-        return vec4<i32>(i32(n * p.f * p.oh * p.ow), i32(q / p.w + p.pad), i32(q % p.w + p.pad), 0);
+        let ty = i32(q / p.w + p.pad);
+        let tx = i32(q % p.w + p.pad);
+        let base = i32(n * p.f * p.oh * p.ow);
+        return vec4<i32>(base + ty * i32(p.ow) + tx, ty, tx, base);
     }
-    // mode 3: tap (ch, ky, kx) or the ones column (w = 1)
+    // mode 3: tap (ch, ky, kx) — (its offset in an image, ky, kx, 0) — or the ones column,
+    // whose tap lies outside every image (so the load gives 0) and w = 1 adds the one.
     let taps = p.kh * p.kw;
     if (col >= p.c * taps) {
-        return vec4<i32>(0, 0, 0, 1);
+        return vec4<i32>(0, -1073741824, 0, 1);
     }
     let ch = col / taps;
     let t = col % taps;
-    return vec4<i32>(i32(ch * p.h * p.w), i32(t / p.kw), i32(t % p.kw), 0);
+    let ky = t / p.kw;
+    let kx = t % p.kw;
+    return vec4<i32>(i32(ch * p.h * p.w + ky * p.w + kx), i32(ky), i32(kx), 0);
 }
 
 fn k_map(kk: u32) -> vec4<i32> {
@@ -147,77 +153,90 @@ fn k_map(kk: u32) -> vec4<i32> {
         return vec4<i32>(i32(kk), 0, 0, 0);
     }
     if (MODE == 1u) {
-        // tap (ch, ky, kx): weight column kk, channel plane, ky, kx
+        // tap (ch, ky, kx): (weight column, its offset in an image, ky, kx)
         let taps = p.kh * p.kw;
         let ch = kk / taps;
         let t = kk % taps;
-        return vec4<i32>(i32(kk), i32(ch * p.h * p.w), i32(t / p.kw), i32(t % p.kw));
+        let ky = t / p.kw;
+        let kx = t % p.kw;
+        return vec4<i32>(i32(kk), i32(ch * p.h * p.w + ky * p.w + kx), i32(ky), i32(kx));
     }
     if (MODE == 2u) {
-        // (fi, ky, kx): weight offset fi·C·KH·KW + ky·KW + kx, dout plane, ky, kx
+        // (fi, ky, kx): (weight offset fi·C·KH·KW + ky·KW + kx, fi·OH·OW - ky·OW - kx, ky, kx)
         let taps = p.kh * p.kw;
         let fi = kk / taps;
         let t = kk % taps;
         let ky = t / p.kw;
         let kx = t % p.kw;
-        return vec4<i32>(i32(fi * p.c * taps + ky * p.kw + kx), i32(fi * p.oh * p.ow), i32(ky), i32(kx));
+        return vec4<i32>(i32(fi * p.c * taps + ky * p.kw + kx),
+                         i32(fi * p.oh * p.ow) - i32(ky * p.ow) - i32(kx), i32(ky), i32(kx));
     }
-    // mode 3: output pixel (n, oy, ox): dout offset n·F·OH·OW + q, image base, top-left tap
+    // mode 3: output pixel (n, oy, ox): (dout offset n·F·OH·OW + q, offset of its window's
+    // top-left tap in x, y0, x0)
     let ohw = p.oh * p.ow;
     let n = kk / ohw;
     let q = kk % ohw;
-    return vec4<i32>(i32(n * p.f * ohw + q), i32(n * p.c * p.h * p.w),
-                     i32((q / p.ow) * p.stride) - i32(p.pad), i32((q % p.ow) * p.stride) - i32(p.pad));
+    let y0 = i32((q / p.ow) * p.stride) - i32(p.pad);
+    let x0 = i32((q % p.ow) * p.stride) - i32(p.pad);
+    return vec4<i32>(i32(n * p.f * ohw + q), i32(n * p.c * p.h * p.w) + y0 * i32(p.w) + x0, y0, x0);
 }
 
 // The map of step kk + 1 from that of kk, without divisions (the register-blocked K loop).
 fn k_next(km: vec4<i32>, kk: u32) -> vec4<i32> {
+    let hw = i32(p.h * p.w);
+    let kw = i32(p.kw);
+    let kh = i32(p.kh);
     if (MODE == 0u) {
         return km + vec4<i32>(1, 0, 0, 0);
     }
     if (MODE == 1u) {
-        var r = km + vec4<i32>(1, 0, 0, 1);
-        if (r.w == i32(p.kw)) {
+        var r = km + vec4<i32>(1, 1, 0, 1);
+        if (r.w == kw) {
             r.w = 0;
             r.z += 1;
-            if (r.z == i32(p.kh)) {
+            r.y += i32(p.w) - kw;
+            if (r.z == kh) {
                 r.z = 0;
-                r.y += i32(p.h * p.w);
+                r.y += hw - kh * i32(p.w);
             }
         }
         return r;
     }
     if (MODE == 2u) {
-        var r = km + vec4<i32>(1, 0, 0, 1);
-        if (r.w == i32(p.kw)) {
+        let ow = i32(p.ow);
+        var r = km + vec4<i32>(1, -1, 0, 1);
+        if (r.w == kw) {
             r.w = 0;
             r.z += 1;
-            if (r.z == i32(p.kh)) {
+            r.y += kw - ow;
+            if (r.z == kh) {
                 r.z = 0;
-                r.y += i32(p.oh * p.ow);
-                // next filter: weight offset jumps by C·KH·KW minus the KH·KW walked
-                r.x += i32(p.c * p.kh * p.kw) - i32(p.kh * p.kw);
+                // next filter: its weights start C·KH·KW further; its dout plane OH·OW
+                r.x += i32(p.c * p.kh * p.kw) - kh * kw;
+                r.y += i32(p.oh) * ow + kh * ow;
             }
         }
         return r;
     }
     // mode 3: next output pixel
-    var r = km + vec4<i32>(1, 0, 0, i32(p.stride));
-    if (r.w == i32(p.ow * p.stride) - i32(p.pad)) {
+    let s = i32(p.stride);
+    var r = km + vec4<i32>(1, s, 0, s);
+    if (r.w == i32(p.ow) * s - i32(p.pad)) {
         r.w = -i32(p.pad);
-        r.z += i32(p.stride);
-        if (r.z == i32(p.oh * p.stride) - i32(p.pad)) {
+        r.z += s;
+        r.y += s * i32(p.w) - i32(p.ow) * s;
+        if (r.z == i32(p.oh) * s - i32(p.pad)) {
             r.z = -i32(p.pad);
-            r.y += i32(p.c * p.h * p.w);
+            r.y += i32(p.c) * hw - i32(p.oh) * s * i32(p.w);
             r.x += i32((p.f - 1u) * p.oh * p.ow);
         }
     }
     return r;
 }
 
-// Whether element (y, x) of a [h, w] plane exists.
+// Whether element (y, x) of a [h, w] plane exists (negative values wrap to large ones).
 fn inside(yy: i32, xx: i32, hh: u32, ww: u32) -> bool {
-    return yy >= 0 && xx >= 0 && yy < i32(hh) && xx < i32(ww);
+    return u32(yy) < hh && u32(xx) < ww;
 }
 
 // A dout value `v` read at flat index i, times the ReLU mask (y[i] > 0) when MASK.
@@ -235,15 +254,13 @@ fn load_a(rm: vec4<i32>, km: vec4<i32>, row: u32, kk: u32) -> f32 {
         }
         return f32(a[row * p.k + kk]);
     }
-    if (MODE == 1u) {
-        return f32(a[rm.x + km.x]);
+    if (MODE == 3u) {
+        // dout[n, f, q]
+        let i = rm.x + km.x;
+        return masked(f32(a[i]), i);
     }
-    if (MODE == 2u) {
-        return f32(a[rm.x + km.x]);
-    }
-    // mode 3: dout[n, f, q]
-    let i = rm.x + km.x;
-    return masked(f32(a[i]), i);
+    // modes 1 and 2: weights
+    return f32(a[rm.x + km.x]);
 }
 
 fn load_b(km: vec4<i32>, cm: vec4<i32>, kk: u32, col: u32) -> f32 {
@@ -254,16 +271,18 @@ fn load_b(km: vec4<i32>, cm: vec4<i32>, kk: u32, col: u32) -> f32 {
         return f32(b[kk * p.n + col]);
     }
     if (MODE == 1u) {
-        let yy = cm.y + km.z;
-        let xx = cm.z + km.w;
-        if (inside(yy, xx, p.h, p.w)) {
-            return f32(b[cm.x + km.y + yy * i32(p.w) + xx]);
+        // x under tap (ky, kx) of the window at (y0, x0)
+        var v = 0.0;
+        if (inside(cm.y + km.z, cm.z + km.w, p.h, p.w)) {
+            v = f32(b[cm.x + km.y]);
         }
-        return 0.0;
+        return v;
     }
     if (MODE == 2u) {
+        // dout at the output pixel whose tap (ky, kx) lands on this input pixel
         var ty = cm.y - km.z;
         var tx = cm.z - km.w;
+        var i = cm.x + km.y;
         if (p.stride != 1u) {
             let s = i32(p.stride);
             if (ty < 0 || tx < 0 || ty % s != 0 || tx % s != 0) {
@@ -271,23 +290,21 @@ fn load_b(km: vec4<i32>, cm: vec4<i32>, kk: u32, col: u32) -> f32 {
             }
             ty = ty / s;
             tx = tx / s;
+            // the filter's plane: km.y + ky·OW + kx = fi·OH·OW
+            i = cm.w + km.y + km.z * i32(p.ow) + km.w + ty * i32(p.ow) + tx;
         }
+        var v = 0.0;
         if (inside(ty, tx, p.oh, p.ow)) {
-            let i = cm.x + km.y + ty * i32(p.ow) + tx;
-            return masked(f32(b[i]), i);
+            v = masked(f32(b[i]), i);
         }
-        return 0.0;
+        return v;
     }
-    // mode 3: the image under tap (ky, kx) of output pixel kk, or 1
-    if (cm.w == 1) {
-        return 1.0;
+    // mode 3: x under tap (ky, kx) of output pixel kk's window, plus 1 in the ones column
+    var v = f32(cm.w);
+    if (inside(km.z + cm.y, km.w + cm.z, p.h, p.w)) {
+        v = f32(b[km.y + cm.x]);
     }
-    let yy = km.z + cm.y;
-    let xx = km.w + cm.z;
-    if (inside(yy, xx, p.h, p.w)) {
-        return f32(b[km.y + cm.x + yy * i32(p.w) + xx]);
-    }
-    return 0.0;
+    return v;
 }
 
 // ---- epilogues ------------------------------------------------------------------------------
@@ -336,13 +353,14 @@ fn store_part(z: u32, row: u32, col: u32, v: f32) {
 
 // ---- register-blocked kernel ----------------------------------------------------------------
 
-const RB_M: u32 = 4u;
-const RB_N: u32 = 8u;
+// Outputs per thread: RB_M rows x RB_N columns (each 4 or 8).
+override RB_M: u32 = 4u;
+override RB_N: u32 = 8u;
 
 // The RB_M x RB_N outputs at (row0, col0) over K range kr.
-fn rb_sums(row0: u32, col0: u32, kr: vec2<u32>) -> array<array<f32, 8>, 4> {
-    var rows: array<u32, 4>;
-    var rms: array<vec4<i32>, 4>;
+fn rb_sums(row0: u32, col0: u32, kr: vec2<u32>) -> array<array<f32, 8>, 8> {
+    var rows: array<u32, 8>;
+    var rms: array<vec4<i32>, 8>;
     for (var i = 0u; i < RB_M; i++) {
         rows[i] = min(row0 + i, p.m - 1u);
         rms[i] = row_map(rows[i]);
@@ -353,7 +371,7 @@ fn rb_sums(row0: u32, col0: u32, kr: vec2<u32>) -> array<array<f32, 8>, 4> {
         cols[j] = min(col0 + j, p.n - 1u);
         cms[j] = col_map(cols[j]);
     }
-    var acc: array<array<f32, 8>, 4>;
+    var acc: array<array<f32, 8>, 8>;
     for (var i = 0u; i < RB_M; i++) {
         for (var j = 0u; j < RB_N; j++) {
             acc[i][j] = 0.0;
@@ -361,7 +379,7 @@ fn rb_sums(row0: u32, col0: u32, kr: vec2<u32>) -> array<array<f32, 8>, 4> {
     }
     var km = k_map(kr.x);
     for (var kk = kr.x; kk < kr.y; kk++) {
-        var av: array<f32, 4>;
+        var av: array<f32, 8>;
         for (var i = 0u; i < RB_M; i++) {
             av[i] = load_a(rms[i], km, rows[i], kk);
         }

@@ -157,6 +157,12 @@ const _: () = assert!(std::mem::size_of::<MatmulParams>() == 80);
 /// chunks summed in f32 (no invocation may loop long: lavapipe cuts loops at 65,535).
 pub(super) const SPLIT_K: usize = 8192;
 
+/// Threads with outputs a split-K GEMM aims at on a CPU-like adapter.
+const CPU_MIN_THREADS: usize = 256;
+
+/// The shortest K chunk worth a split on a CPU-like adapter.
+const CPU_MIN_CHUNK: usize = 512;
+
 /// Workgroups a split-K GEMM aims at on a GPU (a few per compute unit of a large GPU).
 const GPU_TARGET_GROUPS: usize = 1024;
 
@@ -187,11 +193,18 @@ struct Gemm<'a> {
 }
 
 impl GpuContext {
-    /// The split count for an M×N×K product with `tiles` output workgroups.
-    fn splits_for(&self, m: usize, n: usize, k: usize, tiles: usize) -> usize {
+    /// The split count for an M×N×K product with `tiles` output workgroups of which
+    /// `threads` threads have outputs.
+    fn splits_for(&self, m: usize, n: usize, k: usize, tiles: usize, threads: usize) -> usize {
         let cpu_like = self.summary().device_type == wgpu::DeviceType::Cpu;
         let wanted = if cpu_like {
-            k.div_ceil(SPLIT_K)
+            // Chunks of SPLIT_K, or more splits (of at least CPU_MIN_CHUNK) when too few
+            // threads have outputs to keep the SIMD lanes of every core busy.
+            k.div_ceil(SPLIT_K).max(
+                CPU_MIN_THREADS
+                    .div_ceil(threads.max(1))
+                    .min(k / CPU_MIN_CHUNK),
+            )
         } else {
             GPU_TARGET_GROUPS
                 .div_ceil(tiles.max(1))
@@ -207,7 +220,8 @@ impl GpuContext {
     }
 
     /// Workgroup grid `[x, y]`, entry names and override constants of a GEMM of this shape.
-    fn gemm_plan(&self, g: &Gemm) -> ([usize; 2], &'static str, KernelKey) {
+    /// The last element is the number of threads that have outputs.
+    fn gemm_plan(&self, g: &Gemm) -> ([usize; 2], &'static str, KernelKey, usize) {
         let (m, n) = (g.p.m as usize, g.p.n as usize);
         let base = |entry: &'static str| {
             KernelKey::new(Shader::Matmul, entry)
@@ -220,14 +234,25 @@ impl GpuContext {
         };
         match self.matmul_kernel() {
             MatmulKernel::RegisterBlocked => {
-                // 64 threads of 4 rows x 8 columns; rows of threads just cover a small M.
-                let wy = m.div_ceil(4).next_power_of_two().clamp(1, 8);
+                // 64 threads of RB_M rows x RB_N columns; rows of threads just cover a small
+                // M. The convolutions' B loads (the image under a window) cost more than their
+                // A loads, so they take more rows than columns per thread.
+                let (rm, rn) = match g.mode {
+                    Mode::Matmul => (4, 8),
+                    _ if m >= 8 => (8, 4),
+                    _ => (m.next_power_of_two(), 8),
+                };
+                let wy = m.div_ceil(rm).next_power_of_two().clamp(1, 8);
                 let wx = 64 / wy;
-                let key = base("matmul_rb").constant("RB_WY", wy as u32);
+                let key = base("matmul_rb")
+                    .constant("RB_WY", wy as u32)
+                    .constant("RB_M", rm as u32)
+                    .constant("RB_N", rn as u32);
                 (
-                    [n.div_ceil(wx * 8), m.div_ceil(wy * 4)],
+                    [n.div_ceil(wx * rn), m.div_ceil(wy * rm)],
                     "matmul_rb_part",
                     key,
+                    m.div_ceil(rm) * n.div_ceil(rn),
                 )
             }
             MatmulKernel::Tiled => {
@@ -239,6 +264,7 @@ impl GpuContext {
                     [n.div_ceil(bn), m.div_ceil(bm as usize)],
                     "matmul_tiled_part",
                     key,
+                    m.div_ceil(4) * n.div_ceil(4),
                 )
             }
         }
@@ -248,10 +274,10 @@ impl GpuContext {
     fn gemm(self: &Arc<Self>, g: Gemm, out: GemmOut) -> Result<()> {
         const OP: &str = "matmul";
         let (m, n, k) = (g.p.m as usize, g.p.n as usize, g.p.k as usize);
-        let ([gx, gy], part_entry, key) = self.gemm_plan(&g);
+        let ([gx, gy], part_entry, key, threads) = self.gemm_plan(&g);
         let weight_grad = g.mode == Mode::ConvWeightGrad;
         let splits = if weight_grad || k > SPLIT_K {
-            self.splits_for(m, n, k, gx * gy)
+            self.splits_for(m, n, k, gx * gy, threads)
         } else {
             1
         };
