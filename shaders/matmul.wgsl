@@ -74,9 +74,6 @@ override WY: u32 = BM / 4u;
 override WX: u32 = 256u / WY;
 override BN: u32 = WX * 4u;
 override TK: u32 = min(16u, 2048u / BN);
-// Register-blocked kernel: threads along rows (RB_WY x RB_M rows per workgroup, chosen from M).
-override RB_WY: u32 = 8u;
-override RB_WX: u32 = 64u / RB_WY;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> c: array<T>;
@@ -352,26 +349,30 @@ fn store_part(z: u32, row: u32, col: u32, v: f32) {
 }
 
 // ---- register-blocked kernel ----------------------------------------------------------------
+// A workgroup is 64 threads in a row: it owns RB_M rows (the same for every thread, so A's
+// loads are uniform across the workgroup: one scalar load on a CPU-like adapter, a broadcast
+// on a GPU) and 64·RB_N columns, thread t taking columns t, t + 64, … (consecutive threads on
+// consecutive columns of B).
 
-// Outputs per thread: RB_M rows x RB_N columns (each 4 or 8).
-override RB_M: u32 = 4u;
-override RB_N: u32 = 8u;
+// Outputs per thread: RB_M rows (1-16) x RB_N columns (1-4).
+override RB_M: u32 = 8u;
+override RB_N: u32 = 4u;
 
-// The RB_M x RB_N outputs at (row0, col0) over K range kr.
-fn rb_sums(row0: u32, col0: u32, kr: vec2<u32>) -> array<array<f32, 8>, 8> {
-    var rows: array<u32, 8>;
-    var rms: array<vec4<i32>, 8>;
+// The RB_M x RB_N outputs of rows row0.. and columns col0 + 64·j over K range kr.
+fn rb_sums(row0: u32, col0: u32, kr: vec2<u32>) -> array<array<f32, 4>, 16> {
+    var rows: array<u32, 16>;
+    var rms: array<vec4<i32>, 16>;
     for (var i = 0u; i < RB_M; i++) {
         rows[i] = min(row0 + i, p.m - 1u);
         rms[i] = row_map(rows[i]);
     }
-    var cols: array<u32, 8>;
-    var cms: array<vec4<i32>, 8>;
+    var cols: array<u32, 4>;
+    var cms: array<vec4<i32>, 4>;
     for (var j = 0u; j < RB_N; j++) {
-        cols[j] = min(col0 + j, p.n - 1u);
+        cols[j] = min(col0 + j * 64u, p.n - 1u);
         cms[j] = col_map(cols[j]);
     }
-    var acc: array<array<f32, 8>, 8>;
+    var acc: array<array<f32, 4>, 16>;
     for (var i = 0u; i < RB_M; i++) {
         for (var j = 0u; j < RB_N; j++) {
             acc[i][j] = 0.0;
@@ -379,14 +380,14 @@ fn rb_sums(row0: u32, col0: u32, kr: vec2<u32>) -> array<array<f32, 8>, 8> {
     }
     var km = k_map(kr.x);
     for (var kk = kr.x; kk < kr.y; kk++) {
-        var av: array<f32, 8>;
-        for (var i = 0u; i < RB_M; i++) {
-            av[i] = load_a(rms[i], km, rows[i], kk);
-        }
+        var bv: array<f32, 4>;
         for (var j = 0u; j < RB_N; j++) {
-            let bv = load_b(km, cms[j], kk, cols[j]);
-            for (var i = 0u; i < RB_M; i++) {
-                acc[i][j] = fma(av[i], bv, acc[i][j]);
+            bv[j] = load_b(km, cms[j], kk, cols[j]);
+        }
+        for (var i = 0u; i < RB_M; i++) {
+            let av = load_a(rms[i], km, rows[i], kk);
+            for (var j = 0u; j < RB_N; j++) {
+                acc[i][j] = fma(av, bv[j], acc[i][j]);
             }
         }
         km = k_next(km, kk);
@@ -394,32 +395,32 @@ fn rb_sums(row0: u32, col0: u32, kr: vec2<u32>) -> array<array<f32, 8>, 8> {
     return acc;
 }
 
-@compute @workgroup_size(RB_WX, RB_WY)
-fn matmul_rb(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let col0 = gid.x * RB_N;
-    let row0 = gid.y * RB_M;
-    if (row0 >= p.m || col0 >= p.n) {
+@compute @workgroup_size(64)
+fn matmul_rb(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row0 = wg.y * RB_M;
+    let col0 = wg.x * 64u * RB_N + lid.x;
+    if (col0 >= p.n) {
         return;
     }
     let acc = rb_sums(row0, col0, k_range(0u));
     for (var i = 0u; i < RB_M; i++) {
         for (var j = 0u; j < RB_N; j++) {
-            store(row0 + i, col0 + j, acc[i][j]);
+            store(row0 + i, col0 + j * 64u, acc[i][j]);
         }
     }
 }
 
-@compute @workgroup_size(RB_WX, RB_WY)
-fn matmul_rb_part(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let col0 = gid.x * RB_N;
-    let row0 = gid.y * RB_M;
-    if (row0 >= p.m || col0 >= p.n) {
+@compute @workgroup_size(64)
+fn matmul_rb_part(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row0 = wg.y * RB_M;
+    let col0 = wg.x * 64u * RB_N + lid.x;
+    if (col0 >= p.n) {
         return;
     }
-    let acc = rb_sums(row0, col0, k_range(gid.z));
+    let acc = rb_sums(row0, col0, k_range(wg.z));
     for (var i = 0u; i < RB_M; i++) {
         for (var j = 0u; j < RB_N; j++) {
-            store_part(gid.z, row0 + i, col0 + j, acc[i][j]);
+            store_part(wg.z, row0 + i, col0 + j * 64u, acc[i][j]);
         }
     }
 }
@@ -544,5 +545,186 @@ fn conv_dw_final(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
         c[f * ckk + j] = T(s);
     } else {
         db[f] = T(s);
+    }
+}
+
+// ---- register-blocked kernel with vec4 loads (plain matmul) --------------------------------
+// Mode 0 when the contiguous axes allow 16-byte loads (Rust checks: K % 4 == 0 where A or B
+// runs along K, M % 4 == 0 for a transposed A, N % 4 == 0 for a plain B): a thread computes 4
+// rows x 8 columns from 4x4 blocks loaded as vec4 and turned k-major with `transpose`. On
+// lavapipe every load that differs across invocations costs a per-invocation memory access,
+// so one vec4 load instead of four scalar ones is most of the speed (~2x there).
+
+@group(0) @binding(8) var<storage, read> a4: array<vec4<T>>;
+@group(0) @binding(9) var<storage, read> b4: array<vec4<T>>;
+
+// The 4x4 block of A at rows row0.. and k 4·kq.., as am[i][t] = A[row0 + i, 4·kq + t].
+fn a_block(row0: u32, kq: u32) -> mat4x4<f32> {
+    if (TRANS_A) {
+        // a is [K, M]: one vec4 holds 4 rows at one k
+        let m4 = p.m / 4u;
+        let r = row0 / 4u;
+        return transpose(mat4x4<f32>(vec4<f32>(a4[(kq * 4u) * m4 + r]),
+                                     vec4<f32>(a4[(kq * 4u + 1u) * m4 + r]),
+                                     vec4<f32>(a4[(kq * 4u + 2u) * m4 + r]),
+                                     vec4<f32>(a4[(kq * 4u + 3u) * m4 + r])));
+    }
+    let k4 = p.k / 4u;
+    let last = p.m - 1u;
+    return mat4x4<f32>(vec4<f32>(a4[min(row0, last) * k4 + kq]),
+                       vec4<f32>(a4[min(row0 + 1u, last) * k4 + kq]),
+                       vec4<f32>(a4[min(row0 + 2u, last) * k4 + kq]),
+                       vec4<f32>(a4[min(row0 + 3u, last) * k4 + kq]));
+}
+
+// The 4x4 block of B at k 4·kq.. and columns 4·cq.., as bm[t][j] = B[4·kq + t, 4·cq + j].
+fn b_block(kq: u32, cq: u32) -> mat4x4<f32> {
+    if (TRANS_B) {
+        // b is [N, K]: one vec4 holds 4 k of one column
+        let k4 = p.k / 4u;
+        let last = p.n - 1u;
+        let c0 = cq * 4u;
+        return transpose(mat4x4<f32>(vec4<f32>(b4[min(c0, last) * k4 + kq]),
+                                     vec4<f32>(b4[min(c0 + 1u, last) * k4 + kq]),
+                                     vec4<f32>(b4[min(c0 + 2u, last) * k4 + kq]),
+                                     vec4<f32>(b4[min(c0 + 3u, last) * k4 + kq])));
+    }
+    let n4 = p.n / 4u;
+    let q = min(cq, n4 - 1u);
+    return mat4x4<f32>(vec4<f32>(b4[(kq * 4u) * n4 + q]),
+                       vec4<f32>(b4[(kq * 4u + 1u) * n4 + q]),
+                       vec4<f32>(b4[(kq * 4u + 2u) * n4 + q]),
+                       vec4<f32>(b4[(kq * 4u + 3u) * n4 + q]));
+}
+
+// Rows row0..+8 x columns col0..+8 over K range kr (multiples of 4): acc[2i + j] holds
+// row i, columns 4j..4j+3. Written out in full: llvmpipe keeps the 64 sums in registers
+// only so.
+fn rb4_sums(row0: u32, col0: u32, kr: vec2<u32>) -> array<vec4<f32>, 16> {
+    var c0 = vec4<f32>(0.0);
+    var c1 = vec4<f32>(0.0);
+    var c2 = vec4<f32>(0.0);
+    var c3 = vec4<f32>(0.0);
+    var c4 = vec4<f32>(0.0);
+    var c5 = vec4<f32>(0.0);
+    var c6 = vec4<f32>(0.0);
+    var c7 = vec4<f32>(0.0);
+    var c8 = vec4<f32>(0.0);
+    var c9 = vec4<f32>(0.0);
+    var c10 = vec4<f32>(0.0);
+    var c11 = vec4<f32>(0.0);
+    var c12 = vec4<f32>(0.0);
+    var c13 = vec4<f32>(0.0);
+    var c14 = vec4<f32>(0.0);
+    var c15 = vec4<f32>(0.0);
+    let cq = col0 / 4u;
+    for (var kq = kr.x / 4u; kq < kr.y / 4u; kq++) {
+        let a0 = a_block(row0 + 0u, kq);
+        let a1 = a_block(row0 + 4u, kq);
+        let p0 = b_block(kq, cq + 0u);
+        let p1 = b_block(kq, cq + 1u);
+        let b00 = p0[0u];
+        let b10 = p1[0u];
+        c0 = fma(vec4<f32>(a0[0u].x), b00, c0);
+        c1 = fma(vec4<f32>(a0[0u].x), b10, c1);
+        c2 = fma(vec4<f32>(a0[1u].x), b00, c2);
+        c3 = fma(vec4<f32>(a0[1u].x), b10, c3);
+        c4 = fma(vec4<f32>(a0[2u].x), b00, c4);
+        c5 = fma(vec4<f32>(a0[2u].x), b10, c5);
+        c6 = fma(vec4<f32>(a0[3u].x), b00, c6);
+        c7 = fma(vec4<f32>(a0[3u].x), b10, c7);
+        c8 = fma(vec4<f32>(a1[0u].x), b00, c8);
+        c9 = fma(vec4<f32>(a1[0u].x), b10, c9);
+        c10 = fma(vec4<f32>(a1[1u].x), b00, c10);
+        c11 = fma(vec4<f32>(a1[1u].x), b10, c11);
+        c12 = fma(vec4<f32>(a1[2u].x), b00, c12);
+        c13 = fma(vec4<f32>(a1[2u].x), b10, c13);
+        c14 = fma(vec4<f32>(a1[3u].x), b00, c14);
+        c15 = fma(vec4<f32>(a1[3u].x), b10, c15);
+        let b01 = p0[1u];
+        let b11 = p1[1u];
+        c0 = fma(vec4<f32>(a0[0u].y), b01, c0);
+        c1 = fma(vec4<f32>(a0[0u].y), b11, c1);
+        c2 = fma(vec4<f32>(a0[1u].y), b01, c2);
+        c3 = fma(vec4<f32>(a0[1u].y), b11, c3);
+        c4 = fma(vec4<f32>(a0[2u].y), b01, c4);
+        c5 = fma(vec4<f32>(a0[2u].y), b11, c5);
+        c6 = fma(vec4<f32>(a0[3u].y), b01, c6);
+        c7 = fma(vec4<f32>(a0[3u].y), b11, c7);
+        c8 = fma(vec4<f32>(a1[0u].y), b01, c8);
+        c9 = fma(vec4<f32>(a1[0u].y), b11, c9);
+        c10 = fma(vec4<f32>(a1[1u].y), b01, c10);
+        c11 = fma(vec4<f32>(a1[1u].y), b11, c11);
+        c12 = fma(vec4<f32>(a1[2u].y), b01, c12);
+        c13 = fma(vec4<f32>(a1[2u].y), b11, c13);
+        c14 = fma(vec4<f32>(a1[3u].y), b01, c14);
+        c15 = fma(vec4<f32>(a1[3u].y), b11, c15);
+        let b02 = p0[2u];
+        let b12 = p1[2u];
+        c0 = fma(vec4<f32>(a0[0u].z), b02, c0);
+        c1 = fma(vec4<f32>(a0[0u].z), b12, c1);
+        c2 = fma(vec4<f32>(a0[1u].z), b02, c2);
+        c3 = fma(vec4<f32>(a0[1u].z), b12, c3);
+        c4 = fma(vec4<f32>(a0[2u].z), b02, c4);
+        c5 = fma(vec4<f32>(a0[2u].z), b12, c5);
+        c6 = fma(vec4<f32>(a0[3u].z), b02, c6);
+        c7 = fma(vec4<f32>(a0[3u].z), b12, c7);
+        c8 = fma(vec4<f32>(a1[0u].z), b02, c8);
+        c9 = fma(vec4<f32>(a1[0u].z), b12, c9);
+        c10 = fma(vec4<f32>(a1[1u].z), b02, c10);
+        c11 = fma(vec4<f32>(a1[1u].z), b12, c11);
+        c12 = fma(vec4<f32>(a1[2u].z), b02, c12);
+        c13 = fma(vec4<f32>(a1[2u].z), b12, c13);
+        c14 = fma(vec4<f32>(a1[3u].z), b02, c14);
+        c15 = fma(vec4<f32>(a1[3u].z), b12, c15);
+        let b03 = p0[3u];
+        let b13 = p1[3u];
+        c0 = fma(vec4<f32>(a0[0u].w), b03, c0);
+        c1 = fma(vec4<f32>(a0[0u].w), b13, c1);
+        c2 = fma(vec4<f32>(a0[1u].w), b03, c2);
+        c3 = fma(vec4<f32>(a0[1u].w), b13, c3);
+        c4 = fma(vec4<f32>(a0[2u].w), b03, c4);
+        c5 = fma(vec4<f32>(a0[2u].w), b13, c5);
+        c6 = fma(vec4<f32>(a0[3u].w), b03, c6);
+        c7 = fma(vec4<f32>(a0[3u].w), b13, c7);
+        c8 = fma(vec4<f32>(a1[0u].w), b03, c8);
+        c9 = fma(vec4<f32>(a1[0u].w), b13, c9);
+        c10 = fma(vec4<f32>(a1[1u].w), b03, c10);
+        c11 = fma(vec4<f32>(a1[1u].w), b13, c11);
+        c12 = fma(vec4<f32>(a1[2u].w), b03, c12);
+        c13 = fma(vec4<f32>(a1[2u].w), b13, c13);
+        c14 = fma(vec4<f32>(a1[3u].w), b03, c14);
+        c15 = fma(vec4<f32>(a1[3u].w), b13, c15);
+    }
+    return array<vec4<f32>, 16>(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15);
+}
+
+@compute @workgroup_size(64)
+fn matmul_rb4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row0 = wg.y * 8u;
+    let col0 = (wg.x * 64u + lid.x) * 8u;
+    if (row0 >= p.m || col0 >= p.n) {
+        return;
+    }
+    let acc = rb4_sums(row0, col0, k_range(0u));
+    for (var i = 0u; i < 8u; i++) {
+        for (var j = 0u; j < 8u; j++) {
+            store(row0 + i, col0 + j, acc[i * 2u + j / 4u][j % 4u]);
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn matmul_rb4_part(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row0 = wg.y * 8u;
+    let col0 = (wg.x * 64u + lid.x) * 8u;
+    if (row0 >= p.m || col0 >= p.n) {
+        return;
+    }
+    let acc = rb4_sums(row0, col0, k_range(wg.z));
+    for (var i = 0u; i < 8u; i++) {
+        for (var j = 0u; j < 8u; j++) {
+            store_part(wg.z, row0 + i, col0 + j, acc[i * 2u + j / 4u][j % 4u]);
+        }
     }
 }

@@ -15,7 +15,8 @@
 
 mod common;
 
-use std::sync::Once;
+use std::sync::{Mutex, MutexGuard, Once};
+use wgnn::gpu::{ConvPath, MatmulKernel};
 use wgnn::ops::Conv2dGeom;
 use wgnn::{Device, Result, Tensor};
 
@@ -266,9 +267,76 @@ fn check_cases(cases: &[Case], seed: u64) {
         let want = composition(c, &ops).unwrap();
         let mag = composition(c, &ops.abs()).unwrap();
         for dev in &devs {
-            let what = format!("{} on {dev}", c.name());
-            let got = fused(c, &ops.to_device(dev)).unwrap_or_else(|e| panic!("{what}: {e}"));
-            compare(&what, &got, &want, &mag, terms(c));
+            for config in configs(dev) {
+                let _set = config.select(dev);
+                let what = format!("{} on {dev} ({config:?})", c.name());
+                let got = fused(c, &ops.to_device(dev)).unwrap_or_else(|e| panic!("{what}: {e}"));
+                compare(&what, &got, &want, &mag, terms(c));
+            }
+        }
+    }
+}
+
+/// How a GPU runs the convolution: every path and GEMM configuration is checked.
+#[derive(Clone, Copy, Debug)]
+enum Config {
+    /// The CPU backend.
+    Cpu,
+    /// Implicit GEMM with a matmul kernel (and, for the tiled one, a forced tile height).
+    Implicit(MatmulKernel, Option<u32>),
+    /// The im2col reference path.
+    Im2col,
+}
+
+fn configs(dev: &Device) -> Vec<Config> {
+    if dev.gpu_context().is_none() {
+        return vec![Config::Cpu];
+    }
+    vec![
+        Config::Implicit(MatmulKernel::RegisterBlocked, None),
+        Config::Implicit(MatmulKernel::Tiled, None),
+        Config::Implicit(MatmulKernel::Tiled, Some(16)),
+        Config::Implicit(MatmulKernel::Tiled, Some(32)),
+        Config::Implicit(MatmulKernel::Tiled, Some(64)),
+        Config::Im2col,
+    ]
+}
+
+/// A configuration selected on a shared GPU context until dropped (holders are serialised:
+/// the tests of this binary share the contexts).
+struct Selected<'a> {
+    dev: &'a Device,
+    _lock: MutexGuard<'static, ()>,
+}
+
+impl Config {
+    fn select(self, dev: &Device) -> Selected<'_> {
+        static LOCK: Mutex<()> = Mutex::new(());
+        let lock = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(ctx) = dev.gpu_context() {
+            match self {
+                Config::Cpu => {}
+                Config::Implicit(kernel, rows) => {
+                    ctx.set_conv_path(ConvPath::Implicit);
+                    ctx.set_matmul_kernel(kernel);
+                    ctx.set_tile_rows(rows);
+                }
+                Config::Im2col => ctx.set_conv_path(ConvPath::Im2col),
+            }
+        }
+        Selected { dev, _lock: lock }
+    }
+}
+
+impl Drop for Selected<'_> {
+    fn drop(&mut self) {
+        if let Some(ctx) = self.dev.gpu_context() {
+            let kind = ctx.summary().device_type;
+            ctx.set_conv_path(ConvPath::Implicit);
+            ctx.set_matmul_kernel(
+                MatmulKernel::from_env().unwrap_or(MatmulKernel::default_for(kind)),
+            );
+            ctx.set_tile_rows(None);
         }
     }
 }

@@ -18,7 +18,16 @@ use wgnn::{DType, Device, Result, Shape, Tensor};
 
 /// Awkward sizes: 1, a small prime, and just past / between multiples of 4, 32 and 64.
 const SIZES: [usize; 5] = [1, 7, 33, 100, 257];
-const KERNELS: [MatmulKernel; 2] = [MatmulKernel::RegisterBlocked, MatmulKernel::Tiled];
+/// The GEMM configurations every matmul-based op is checked with: the register-blocked kernel,
+/// and the tiled kernel with its tile shape chosen per problem and forced to each of 16, 32
+/// and 64 rows.
+const KERNELS: [(MatmulKernel, Option<u32>); 5] = [
+    (MatmulKernel::RegisterBlocked, None),
+    (MatmulKernel::Tiled, None),
+    (MatmulKernel::Tiled, Some(16)),
+    (MatmulKernel::Tiled, Some(32)),
+    (MatmulKernel::Tiled, Some(64)),
+];
 /// `(trans_a, trans_b)`.
 const FLAGS: [(bool, bool); 4] = [(false, false), (false, true), (true, false), (true, true)];
 
@@ -271,7 +280,7 @@ struct KernelGuard<'a> {
     _lock: MutexGuard<'static, ()>,
 }
 
-fn use_kernel(dev: &Device, kernel: MatmulKernel) -> KernelGuard<'_> {
+fn use_kernel(dev: &Device, (kernel, tile_rows): (MatmulKernel, Option<u32>)) -> KernelGuard<'_> {
     static LOCK: Mutex<()> = Mutex::new(());
     let lock = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let ctx = dev
@@ -279,6 +288,7 @@ fn use_kernel(dev: &Device, kernel: MatmulKernel) -> KernelGuard<'_> {
         .expect("matmul kernels exist only on GPUs");
     let prev = ctx.matmul_kernel();
     ctx.set_matmul_kernel(kernel);
+    ctx.set_tile_rows(tile_rows);
     KernelGuard {
         dev,
         prev,
@@ -290,6 +300,7 @@ impl Drop for KernelGuard<'_> {
     fn drop(&mut self) {
         if let Some(ctx) = self.dev.gpu_context() {
             ctx.set_matmul_kernel(self.prev);
+            ctx.set_tile_rows(None);
         }
     }
 }
@@ -638,6 +649,12 @@ fn matmul_shapes() -> Vec<(usize, usize, usize)> {
         (257, 100, 257),
         (64, 64, 64),
         (65, 31, 17),
+        // The vec4 register-blocked kernel (K, and M or N, multiples of 4) with ragged 8x8
+        // blocks, and split K.
+        (12, 20, 8),
+        (36, 516, 12),
+        (100, 52, 40),
+        (8, 12, 8200),
     ];
     let mut rng = SplitMix64::new(2024);
     let mut pick = || SIZES[rng.below(SIZES.len() as u64) as usize];

@@ -192,6 +192,27 @@ struct Gemm<'a> {
     mask: Option<&'a GpuBuffer>,
 }
 
+/// Rows and columns per thread of the register-blocked kernel for an M-row product.
+fn rb_shape(_mode: Mode, m: usize) -> (usize, usize) {
+    if let Ok(v) = std::env::var("WGNN_TMP_RB") {
+        let v: Vec<usize> = v.split(',').map(|x| x.parse().unwrap()).collect();
+        return (v[0].min(m.next_power_of_two()), v[1]);
+    }
+    (m.next_power_of_two().min(8), 4)
+}
+
+impl Gemm<'_> {
+    /// Whether the register-blocked kernel can load 16 bytes at a time (`matmul_rb4`): a
+    /// plain matmul whose contiguous axes are multiples of 4 elements.
+    fn vec4_loads(&self) -> bool {
+        let (m, n, k) = (self.p.m, self.p.n, self.p.k);
+        self.mode == Mode::Matmul
+            && k.is_multiple_of(4)
+            && (!self.trans_a || m.is_multiple_of(4))
+            && (self.trans_b || n.is_multiple_of(4))
+    }
+}
+
 impl GpuContext {
     /// The split count for an M×N×K product with `tiles` output workgroups of which
     /// `threads` threads have outputs.
@@ -233,23 +254,21 @@ impl GpuContext {
                 .constant("MASK", g.mask.is_some() as u32)
         };
         match self.matmul_kernel() {
+            MatmulKernel::RegisterBlocked if g.vec4_loads() => (
+                // 64 threads sharing 4 rows (A's loads are uniform), 8 columns each.
+                [n.div_ceil(512), m.div_ceil(8)],
+                "matmul_rb4_part",
+                base("matmul_rb4"),
+                m.div_ceil(8) * n.div_ceil(8),
+            ),
             MatmulKernel::RegisterBlocked => {
-                // 64 threads of RB_M rows x RB_N columns; rows of threads just cover a small
-                // M. The convolutions' B loads (the image under a window) cost more than their
-                // A loads, so they take more rows than columns per thread.
-                let (rm, rn) = match g.mode {
-                    Mode::Matmul => (4, 8),
-                    _ if m >= 8 => (8, 4),
-                    _ => (m.next_power_of_two(), 8),
-                };
-                let wy = m.div_ceil(rm).next_power_of_two().clamp(1, 8);
-                let wx = 64 / wy;
+                // 64 threads sharing RB_M rows, RB_N columns each (strided by 64).
+                let (rm, rn) = rb_shape(g.mode, m);
                 let key = base("matmul_rb")
-                    .constant("RB_WY", wy as u32)
                     .constant("RB_M", rm as u32)
                     .constant("RB_N", rn as u32);
                 (
-                    [n.div_ceil(wx * rn), m.div_ceil(wy * rm)],
+                    [n.div_ceil(64 * rn), m.div_ceil(rm)],
                     "matmul_rb_part",
                     key,
                     m.div_ceil(rm) * n.div_ceil(rn),
@@ -289,10 +308,15 @@ impl GpuContext {
                 splits: 1,
                 ..g.p
             };
+            let bindings: &[(u32, &GpuBuffer)] = if key.entry == "matmul_rb4" {
+                &[(1, c), (8, g.a), (9, g.b), (5, bias)]
+            } else {
+                &[(1, c), (2, g.a), (3, g.b), (5, bias), (6, mask)]
+            };
             return self.dispatch(
                 &key,
                 bytemuck::bytes_of(&p),
-                &[(1, c), (2, g.a), (3, g.b), (5, bias), (6, mask)],
+                bindings,
                 [u32_of(OP, gx)?, u32_of(OP, gy)?, 1],
             );
         }
@@ -308,10 +332,15 @@ impl GpuContext {
             entry: part_entry,
             ..key
         };
+        let bindings: &[(u32, &GpuBuffer)] = if part_entry == "matmul_rb4_part" {
+            &[(4, &part), (8, g.a), (9, g.b)]
+        } else {
+            &[(4, &part), (2, g.a), (3, g.b), (6, mask)]
+        };
         self.dispatch(
             &part_key,
             bytemuck::bytes_of(&p),
-            &[(4, &part), (2, g.a), (3, g.b), (6, mask)],
+            bindings,
             [u32_of(OP, gx)?, u32_of(OP, gy)?, u32_of(OP, splits)?],
         )?;
         match out {
