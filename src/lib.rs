@@ -99,3 +99,4 @@ pub use dtype::{DType, Element};
 pub use error::{Error, Result};
 pub use shape::Shape;
 pub use tensor::Tensor;
+pub use tensor_ops::OptimTarget;

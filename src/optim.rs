@@ -221,34 +221,52 @@ impl Optimizer {
         let _no_grad = no_grad();
         self.t += 1;
         let base = self.next_step(self.t);
+        let n = self.kind.state_count();
+        let mut with_grads = Vec::new();
         for ((name, p), grad) in params {
             let Some(grad) = grad else {
                 continue;
             };
-            let step = OptimStep {
-                weight_decay: if p.decay() { self.weight_decay } else { 0.0 },
-                ..base
-            };
-            let n = self.kind.state_count();
-            let state = match self.state.get_mut(&name) {
-                Some(s) => s,
-                None => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(Tensor::zeros(
-                            p.value().shape().clone(),
-                            DType::F32,
-                            &p.value().device(),
-                        )?);
-                    }
-                    self.state.entry(name).or_insert(v)
+            if !self.state.contains_key(&name) {
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    v.push(Tensor::zeros(
+                        p.value().shape().clone(),
+                        DType::F32,
+                        &p.value().device(),
+                    )?);
                 }
-            };
+                self.state.insert(name.clone(), v);
+            }
+            with_grads.push((name, p, grad));
+        }
+        // Every parameter's state, borrowed at once for one multi-tensor update.
+        let mut states: std::collections::HashMap<&str, &mut Vec<Tensor>> = self
+            .state
+            .iter_mut()
+            .map(|(k, v)| (k.as_str(), v))
+            .collect();
+        let weight_decay = self.weight_decay;
+        let mut targets = Vec::with_capacity(with_grads.len());
+        for (name, p, grad) in with_grads.iter_mut() {
+            let decay = if p.decay() { weight_decay } else { 0.0 };
+            let state = states.remove(name.as_str()).ok_or_else(|| {
+                Error::invalid(
+                    "optimizer step",
+                    format!("parameter \"{name}\" listed twice"),
+                )
+            })?;
             let mut it = state.iter_mut();
             let (s1, s2) = (it.next(), it.next());
-            p.value_mut().optim_update_(&grad, s1, s2, guard, &step)?;
+            targets.push(crate::OptimTarget {
+                param: p.value_mut(),
+                grad,
+                s1,
+                s2,
+                weight_decay: decay,
+            });
         }
-        Ok(())
+        Tensor::optim_update_many_(&mut targets, guard, &base)
     }
 
     /// State tensors by checkpoint name: `<param>.<m|v|h|velocity>`.

@@ -1099,6 +1099,84 @@ impl Tensor {
         }
     }
 
+    /// [`Tensor::optim_update_`] for many parameters at once, each with its own weight decay:
+    /// on a GPU one dispatch updates up to eight tensors (a multi-tensor step), elsewhere
+    /// each is updated in turn. Every target is checked before anything is updated.
+    pub fn optim_update_many_(
+        targets: &mut [OptimTarget<'_>],
+        guard: &Tensor,
+        step: &OptimStep,
+    ) -> Result<()> {
+        const OP: &str = "optim_update_";
+        want(OP, guard, DType::U32)?;
+        for t in targets.iter() {
+            want(OP, t.param, DType::F32)?;
+            want(OP, t.grad, DType::F32)?;
+            same_shape(OP, t.param, t.grad)?;
+            same_device(OP, &[t.param, t.grad, guard])?;
+            let states = t.s1.is_some() as usize + t.s2.is_some() as usize;
+            if states < step.kind.state_count() {
+                return Err(Error::invalid(
+                    OP,
+                    format!(
+                        "{:?} needs {} state tensors, got {states}",
+                        step.kind,
+                        step.kind.state_count()
+                    ),
+                ));
+            }
+            for st in [&t.s1, &t.s2].into_iter().flatten() {
+                want(OP, st, DType::F32)?;
+                same_shape(OP, t.param, st)?;
+                same_device(OP, &[t.param, st])?;
+            }
+        }
+        let Storage::Gpu(gbuf) = &*guard.storage else {
+            for t in targets.iter_mut() {
+                let s = OptimStep {
+                    weight_decay: t.weight_decay,
+                    ..*step
+                };
+                t.param.optim_update_(
+                    t.grad,
+                    t.s1.as_deref_mut(),
+                    t.s2.as_deref_mut(),
+                    guard,
+                    &s,
+                )?;
+            }
+            return Ok(());
+        };
+        let ctx = gbuf.ctx().clone();
+        let mut slots = Vec::with_capacity(targets.len());
+        for t in targets.iter_mut() {
+            let n = t.param.numel();
+            let Storage::Gpu(g) = &*t.grad.storage else {
+                unreachable!("same_device checked the operands")
+            };
+            let s1 = match t.s1.as_deref_mut() {
+                Some(x) => as_gpu(x.storage_mut()?),
+                None => None,
+            };
+            let s2 = match t.s2.as_deref_mut() {
+                Some(x) => as_gpu(x.storage_mut()?),
+                None => None,
+            };
+            let Some(w) = as_gpu(t.param.storage_mut()?) else {
+                unreachable!("same_device checked the operands")
+            };
+            slots.push(crate::gpu::OptimSlot {
+                w,
+                g,
+                s1,
+                s2,
+                n,
+                weight_decay: t.weight_decay,
+            });
+        }
+        ctx.optim_update_many(step, &mut slots, gbuf)
+    }
+
     /// Multiplies `self` in place by the scale of a loss-scaler state (u32 `[4]`).
     pub(crate) fn scaler_scale_(&mut self, state: &Tensor) -> Result<()> {
         const OP: &str = "loss scaling";
@@ -1654,6 +1732,21 @@ fn conv_check(
         ));
     }
     x.conv_geom(kh, kw, stride, pad)
+}
+
+/// One parameter of [`Tensor::optim_update_many_`]: the parameter, its gradient, the
+/// optimizer's state tensors for it and its weight decay.
+pub struct OptimTarget<'a> {
+    /// Updated in place.
+    pub param: &'a mut Tensor,
+    /// Its gradient (f32).
+    pub grad: &'a Tensor,
+    /// The first state tensor, if the rule has one.
+    pub s1: Option<&'a mut Tensor>,
+    /// The second state tensor, if the rule has two.
+    pub s2: Option<&'a mut Tensor>,
+    /// λ for this parameter (0 for biases).
+    pub weight_decay: f32,
 }
 
 fn as_cpu(s: &mut Storage) -> Option<&mut crate::cpu::CpuStorage> {

@@ -55,6 +55,8 @@ pub struct GpuContext {
     /// Largest storage binding, which bounds every tensor.
     pub(crate) max_binding: u64,
     pub(crate) max_groups: u32,
+    /// Storage buffers one shader stage may bind.
+    pub(crate) max_storage_buffers: u32,
     uniform_align: u64,
     pub(crate) pipelines: PipelineCache,
     pool: Mutex<BufferPool>,
@@ -120,6 +122,7 @@ impl GpuContext {
                 .max_storage_buffer_binding_size
                 .min(limits.max_buffer_size),
             max_groups: limits.max_compute_workgroups_per_dimension,
+            max_storage_buffers: limits.max_storage_buffers_per_shader_stage,
             uniform_align: limits.min_uniform_buffer_offset_alignment as u64,
             device,
             queue,
@@ -148,6 +151,12 @@ impl GpuContext {
     /// Whether f16 kernels can run here.
     pub fn supports_f16(&self) -> bool {
         self.features.contains(wgpu::Features::SHADER_F16)
+    }
+
+    /// Storage buffers one kernel may bind on this adapter (a multi-tensor optimizer step
+    /// needs 29; with fewer it updates one tensor per dispatch).
+    pub fn max_storage_buffers_per_stage(&self) -> u32 {
+        self.max_storage_buffers
     }
 
     /// The largest tensor in bytes this adapter can hold in one storage binding.

@@ -15,7 +15,7 @@ mod pipelines;
 
 pub use buffers::GpuBuffer;
 pub use context::{Counters, GpuContext};
-pub use ops::{ConvPath, MatmulKernel};
+pub use ops::{ConvPath, MatmulKernel, OptimSlot};
 pub use pipelines::Shader;
 
 /// The key of a kernel (for the benchmark microkernels in [`crate::bench`]).

@@ -9,14 +9,16 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::ops::{
     AugmentSpec, Backend, BinaryOp, BlockCopy, BnGeom, Broadcast, Conv2dGeom, DropoutSpec,
-    MatmulSpec, OptimKind, OptimStep, Pool2dGeom, UnaryBwd, UnaryOp,
+    MatmulSpec, OptimStep, Pool2dGeom, UnaryBwd, UnaryOp,
 };
 use bytemuck::{Pod, Zeroable};
 use std::sync::Arc;
 
 mod gemm;
+mod optim;
 pub(crate) use gemm::Epilogue;
 pub use gemm::{ConvPath, MatmulKernel};
+pub use optim::OptimSlot;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Default)]
@@ -107,23 +109,6 @@ struct WindowParams {
     ow: u32,
     total: u32,
     _pad: u32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct OptimParams {
-    n: u32,
-    lr: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    wd: f32,
-    lr_t: f32,
-    /// Adam's `t` (saturating), for the bias correction after skipped steps.
-    t: u32,
-    ln_beta1: f32,
-    ln_beta2: f32,
-    _pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -756,53 +741,7 @@ impl Backend for Arc<GpuContext> {
         guard: &GpuBuffer,
         n: usize,
     ) -> Result<()> {
-        const OP: &str = "optimizer update";
-        let p = OptimParams {
-            n: u32_of(OP, n)?,
-            lr: s.lr,
-            beta1: s.beta1,
-            beta2: s.beta2,
-            eps: s.eps,
-            wd: s.weight_decay,
-            lr_t: s.lr_t,
-            t: u32::try_from(s.t).unwrap_or(u32::MAX),
-            ln_beta1: s.ln_betas().0,
-            ln_beta2: s.ln_betas().1,
-            _pad: [0; 2],
-        };
-        let entry = match s.kind {
-            OptimKind::Sgd => "sgd",
-            OptimKind::Momentum => "momentum",
-            OptimKind::Nesterov => "nesterov",
-            OptimKind::AdaGrad => "adagrad",
-            OptimKind::RmsProp => "rmsprop",
-            OptimKind::Adam => "adam",
-            OptimKind::AdamW => "adamw",
-        };
-        let mut bindings: Vec<(u32, &GpuBuffer)> = vec![(1, &*w), (2, g)];
-        let states: Vec<&GpuBuffer> = [s1, s2].into_iter().flatten().map(|b| &*b).collect();
-        if states.len() < s.kind.state_count() {
-            return Err(Error::invalid(
-                OP,
-                format!(
-                    "{:?} needs {} state tensors, got {}",
-                    s.kind,
-                    s.kind.state_count(),
-                    states.len()
-                ),
-            ));
-        }
-        for (i, b) in states.iter().take(s.kind.state_count()).enumerate() {
-            bindings.push((3 + i as u32, *b));
-        }
-        bindings.push((5, guard));
-        let groups = self.grid(n, 256)?;
-        self.dispatch(
-            &KernelKey::new(Shader::Optim, entry),
-            bytemuck::bytes_of(&p),
-            &bindings,
-            groups,
-        )
+        self.optim_single(s, w, g, s1, s2, guard, n)
     }
 
     fn scaler_init(&self, state: &mut GpuBuffer, init_scale: f32) -> Result<()> {
