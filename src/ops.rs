@@ -669,6 +669,73 @@ pub trait Backend {
         g: &Conv2dGeom,
         fout: usize,
     ) -> Result<()>;
+    /// [`Backend::conv2d`] then ReLU (`out = max(conv, 0)`), in one pass where the backend
+    /// fuses them; the default composes the two.
+    #[allow(clippy::too_many_arguments)]
+    fn conv2d_relu(
+        &self,
+        x: &Self::Buf,
+        w: &Self::Buf,
+        b: &Self::Buf,
+        out: &mut Self::Buf,
+        g: &Conv2dGeom,
+        fout: usize,
+        dtype: DType,
+    ) -> Result<()> {
+        let n = g.n * fout * g.out_h() * g.out_w();
+        let mut lin = self.alloc(n, dtype, "conv2d_relu")?;
+        self.conv2d(x, w, b, &mut lin, g, fout)?;
+        self.unary(UnaryOp::Relu, &lin, out, n)
+    }
+    /// Backward of [`Backend::conv2d_relu`]: `dout` masked by `y > 0` (`y` its output), then
+    /// [`Backend::conv2d_bwd`]; the default composes the two.
+    #[allow(clippy::too_many_arguments)]
+    fn conv2d_relu_bwd(
+        &self,
+        x: &Self::Buf,
+        w: &Self::Buf,
+        y: &Self::Buf,
+        dout: &Self::Buf,
+        dx: Option<&mut Self::Buf>,
+        dw: &mut Self::Buf,
+        db: &mut Self::Buf,
+        g: &Conv2dGeom,
+        fout: usize,
+        dtype: DType,
+    ) -> Result<()> {
+        let n = g.n * fout * g.out_h() * g.out_w();
+        let mut d = self.alloc(n, dtype, "conv2d_relu backward")?;
+        self.unary_bwd(UnaryBwd::Relu, dout, y, &mut d, n)?;
+        self.conv2d_bwd(x, w, &d, dx, dw, db, g, fout)
+    }
+    /// A linear layer's forward: `c [m, n] = a · b + bias` (bias `[n]` per column), then ReLU
+    /// when `relu`. `s` must have alpha 1 and beta 0. The default composes matmul, broadcast
+    /// add and ReLU; a GPU fuses them into the GEMM's epilogue.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_bias(
+        &self,
+        a: &Self::Buf,
+        b: &Self::Buf,
+        bias: &Self::Buf,
+        c: &mut Self::Buf,
+        s: &MatmulSpec,
+        relu: bool,
+        dtype: DType,
+    ) -> Result<()> {
+        let mn = s.m * s.n;
+        let mut prod = self.alloc(mn, dtype, "linear")?;
+        self.matmul(a, b, &mut prod, s)?;
+        let bc = Broadcast {
+            dims: [1, 1, s.m, s.n],
+            bdims: [1, 1, 1, s.n],
+        };
+        if !relu {
+            return self.broadcast(BinaryOp::Add, &prod, bias, c, &bc);
+        }
+        let mut biased = self.alloc(mn, dtype, "linear")?;
+        self.broadcast(BinaryOp::Add, &prod, bias, &mut biased, &bc)?;
+        self.unary(UnaryOp::Relu, &biased, c, mn)
+    }
     /// Batch statistics: `saved = [mean | 1/√(var + eps)]` (f32 `[2c]`) and `var` (f32 `[c]`,
     /// biased) of f32 `x` `[n, c, s]`.
     fn bn_stats(

@@ -828,6 +828,148 @@ impl Tensor {
         }))
     }
 
+    /// [`Tensor::conv2d`] followed by ReLU, as one op: a GPU's implicit-GEMM convolution applies
+    /// the ReLU in its epilogue, and the backward masks `dout` inside the gradient kernels (no
+    /// separate ReLU passes); elsewhere the two are composed. Same values as
+    /// `conv2d(..)?.relu()`.
+    pub fn conv2d_relu(&self, w: &Tensor, b: &Tensor, stride: usize, pad: usize) -> Result<Tensor> {
+        const OP: &str = "conv2d_relu";
+        if let Device::Gpu(ctx) = self.device()
+            && ctx.conv_path() == crate::gpu::ConvPath::Im2col
+        {
+            return self.conv2d(w, b, stride, pad)?.relu();
+        }
+        let g = conv_check(OP, self, w, stride, pad)?;
+        let fout = w.dims()[0];
+        if b.dims() != [fout] {
+            return Err(Error::shapes(
+                OP,
+                w.shape(),
+                b.shape(),
+                format!("bias must be [{fout}]"),
+            ));
+        }
+        want_float(OP, b, self.dtype)?;
+        let dt = self.dtype;
+        let out = backend!(OP, dt, [self => x, w => wb, b => bb], |be| {
+            let mut out = be.alloc(g.n * fout * g.out_h() * g.out_w(), dt, OP)?;
+            be.conv2d_relu(x, wb, bb, &mut out, &g, fout, dt)?;
+            Ok(Tensor::from_parts(Shape::new([g.n, fout, g.out_h(), g.out_w()]), dt, out.into()))
+        })?;
+        let (x, wt, y) = (self.detach(), w.detach(), out.detach());
+        let need_dx = self.node.is_some();
+        Ok(record(out, OP, &[self, w, b], move |d| {
+            let (dx, dw, db) = x.conv2d_relu_backward_parts(&wt, &y, d, stride, pad, need_dx)?;
+            Ok(vec![dx, Some(dw), Some(db)])
+        }))
+    }
+
+    /// Backward of [`Tensor::conv2d_relu`] (`y` its output) with `dx` only when `need_dx`.
+    fn conv2d_relu_backward_parts(
+        &self,
+        w: &Tensor,
+        y: &Tensor,
+        dout: &Tensor,
+        stride: usize,
+        pad: usize,
+        need_dx: bool,
+    ) -> Result<(Option<Tensor>, Tensor, Tensor)> {
+        const OP: &str = "conv2d_relu_backward";
+        let g = conv_check(OP, self, w, stride, pad)?;
+        let fout = w.dims()[0];
+        let oshape = Shape::new([g.n, fout, g.out_h(), g.out_w()]);
+        for t in [dout, y] {
+            if t.shape() != &oshape {
+                return Err(Error::shapes(
+                    OP,
+                    t.shape(),
+                    &oshape,
+                    "does not match the convolution output",
+                ));
+            }
+            want_float(OP, t, self.dtype)?;
+        }
+        let dt = self.dtype;
+        backend!(OP, dt, [self => x, w => wb, y => yb, dout => d], |be| {
+            let mut dx = if need_dx {
+                Some(be.alloc(self.numel(), dt, OP)?)
+            } else {
+                None
+            };
+            let mut dw = be.alloc(w.numel(), dt, OP)?;
+            let mut db = be.alloc(fout, dt, OP)?;
+            be.conv2d_relu_bwd(x, wb, yb, d, dx.as_mut(), &mut dw, &mut db, &g, fout, dt)?;
+            Ok((
+                dx.map(|dx| Tensor::from_parts(self.shape.clone(), dt, dx.into())),
+                Tensor::from_parts(w.shape.clone(), dt, dw.into()),
+                Tensor::from_parts(Shape::new([fout]), dt, db.into()),
+            ))
+        })
+    }
+
+    /// A linear layer as one op: `self [n, k] · w [k, m] + b [m]`, then ReLU when `relu`. A GPU
+    /// computes it in one GEMM with the bias (and ReLU) in the epilogue; the backward is
+    /// `dz = dout` (masked by the output when `relu`), `dx = dz · wᵀ`, `dw = selfᵀ · dz`,
+    /// `db = Σ_rows dz`. Same values as `matmul(w)?.add_broadcast(b)` (`?.relu()`).
+    pub fn linear(&self, w: &Tensor, b: &Tensor, relu: bool) -> Result<Tensor> {
+        const OP: &str = "linear";
+        let (&[n, k], &[k2, m]) = (self.dims(), w.dims()) else {
+            return Err(Error::shapes(
+                OP,
+                self.shape(),
+                w.shape(),
+                "expected x [n, k] and w [k, m]",
+            ));
+        };
+        if k != k2 {
+            return Err(Error::shapes(
+                OP,
+                self.shape(),
+                w.shape(),
+                "inner dimensions differ",
+            ));
+        }
+        if b.dims() != [m] {
+            return Err(Error::shapes(
+                OP,
+                w.shape(),
+                b.shape(),
+                format!("bias must be [{m}]"),
+            ));
+        }
+        want_float(OP, self, self.dtype)?;
+        want_float(OP, w, self.dtype)?;
+        want_float(OP, b, self.dtype)?;
+        let dt = self.dtype;
+        let spec = MatmulSpec {
+            m: n,
+            n: m,
+            k,
+            trans_a: false,
+            trans_b: false,
+            alpha: 1.0,
+            beta: 0.0,
+        };
+        let out = backend!(OP, dt, [self => xb, w => wb, b => bb], |be| {
+            let mut out = be.alloc(n * m, dt, OP)?;
+            be.matmul_bias(xb, wb, bb, &mut out, &spec, relu, dt)?;
+            Ok(Tensor::from_parts(Shape::new([n, m]), dt, out.into()))
+        })?;
+        let (x, wt, y) = (self.detach(), w.detach(), out.detach());
+        Ok(record(out, OP, &[self, w, b], move |d| {
+            let dz = if relu {
+                d.relu_backward(&y)?
+            } else {
+                d.clone()
+            };
+            Ok(vec![
+                Some(dz.matmul(&wt, false, true)?),
+                Some(x.matmul(&dz, true, false)?),
+                Some(dz.sum_rows()?),
+            ])
+        }))
+    }
+
     /// Backward of [`Tensor::conv2d`]: `self` is the forward input; returns `(dx, dw, db)`.
     pub fn conv2d_backward(
         &self,

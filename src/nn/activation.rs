@@ -24,6 +24,10 @@ impl Module for Relu {
     fn describe(&self) -> String {
         "Relu".into()
     }
+
+    fn is_relu(&self) -> bool {
+        true
+    }
 }
 
 /// `1 / (1 + e^-x)`.

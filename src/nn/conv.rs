@@ -3,6 +3,9 @@
 //!
 //! forward:  col = im2col(x) `[N·OH·OW, C·KH·KW]`; out = col · Wᵀ + b, laid out NCHW.
 //! backward: db = Σ dout, dW = doutᵀ · col, dcol = dout · W, dx = col2im(dcol).
+//! (On a GPU the same products run as implicit GEMM, without the column matrix; a ReLU after
+//! the layer in a [`Sequential`](super::Sequential) is fused into it, see
+//! [`Tensor::conv2d_relu`].)
 
 use super::{Init, Module, Param, Part, param};
 use crate::DType;
@@ -60,6 +63,19 @@ impl Module for Conv2d {
             self.stride,
             self.pad,
         )
+    }
+
+    fn forward_relu(&mut self, x: &Tensor) -> Option<Result<Tensor>> {
+        let dt = x.dtype();
+        let run = || {
+            x.conv2d_relu(
+                &self.weight.value().to_dtype(dt)?,
+                &self.bias.value().to_dtype(dt)?,
+                self.stride,
+                self.pad,
+            )
+        };
+        Some(run())
     }
 
     fn parts(&mut self) -> Vec<(String, Part<'_>)> {

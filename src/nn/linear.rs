@@ -1,7 +1,8 @@
 //! Affine (fully connected) layer: `out = x · W + b`, W `[in, out]` as in the book.
 //! Inputs of any rank are flattened to `[N, in]` (the book's `x.reshape(x.shape[0], -1)`).
-//! Backward (from autograd): dW = xᵀ·dout and dx = dout·Wᵀ through matmul's transpose flags,
-//! db = Σ dout through the broadcast's `sum_to`.
+//! One [`Tensor::linear`] op (a GPU adds the bias, and a following ReLU that
+//! [`Sequential`](super::Sequential) fuses in, in the GEMM's epilogue); its backward is
+//! dW = xᵀ·dout and dx = dout·Wᵀ through matmul's transpose flags, db = Σ dout.
 
 use super::{Init, Module, Param, Part, flat_rows, param};
 use crate::DType;
@@ -42,16 +43,27 @@ impl Linear {
     pub fn bias(&self) -> &Param {
         &self.bias
     }
+
+    /// `x · W + b` (then ReLU when `relu`) as one [`Tensor::linear`] op.
+    fn affine(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
+        let w = self.weight.value();
+        let n = flat_rows("Linear", x, w.dims()[0], w)?;
+        let dt = x.dtype();
+        x.reshape([n, w.dims()[0]])?.linear(
+            &w.to_dtype(dt)?,
+            &self.bias.value().to_dtype(dt)?,
+            relu,
+        )
+    }
 }
 
 impl Module for Linear {
     fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
-        let w = self.weight.value();
-        let n = flat_rows("Linear", x, w.dims()[0], w)?;
-        let dt = x.dtype();
-        x.reshape([n, w.dims()[0]])?
-            .matmul(&w.to_dtype(dt)?, false, false)?
-            .add_broadcast(&self.bias.value().to_dtype(dt)?)
+        self.affine(x, false)
+    }
+
+    fn forward_relu(&mut self, x: &Tensor) -> Option<Result<Tensor>> {
+        Some(self.affine(x, true))
     }
 
     fn parts(&mut self) -> Vec<(String, Part<'_>)> {

@@ -163,6 +163,18 @@ pub trait Module: Send {
         let full = std::any::type_name::<Self>();
         full.rsplit("::").next().unwrap_or(full).to_string()
     }
+
+    /// Whether this module is a plain ReLU, which [`Sequential`] fuses into the module before
+    /// it when that one has [`Module::forward_relu`].
+    fn is_relu(&self) -> bool {
+        false
+    }
+
+    /// `forward(x)` followed by ReLU as one fused op, for modules that have one (`Conv2d`,
+    /// `Linear`); `None` (the default) when not.
+    fn forward_relu(&mut self, _x: &Tensor) -> Option<Result<Tensor>> {
+        None
+    }
 }
 
 impl Module for Box<dyn Module> {
@@ -177,6 +189,12 @@ impl Module for Box<dyn Module> {
     }
     fn describe(&self) -> String {
         (**self).describe()
+    }
+    fn is_relu(&self) -> bool {
+        (**self).is_relu()
+    }
+    fn forward_relu(&mut self, x: &Tensor) -> Option<Result<Tensor>> {
+        (**self).forward_relu(x)
     }
 }
 

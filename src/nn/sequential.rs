@@ -127,10 +127,21 @@ impl Sequential {
 }
 
 impl Module for Sequential {
+    /// Runs the layers in order; a layer followed by a plain ReLU runs the pair as its fused
+    /// [`Module::forward_relu`] where it has one (conv and linear layers: the ReLU then costs
+    /// no pass of its own).
     fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();
-        for (_, layer) in &mut self.layers {
-            h = layer.forward(&h)?;
+        let mut i = 0;
+        while i < self.layers.len() {
+            let relu_next = self.layers.get(i + 1).is_some_and(|(_, m)| m.is_relu());
+            if relu_next && let Some(out) = self.layers[i].1.forward_relu(&h) {
+                h = out?;
+                i += 2;
+                continue;
+            }
+            h = self.layers[i].1.forward(&h)?;
+            i += 1;
         }
         Ok(h)
     }

@@ -416,7 +416,7 @@ impl GpuContext {
             let mn = s.m * s.n;
             if s.beta == 0.0 {
                 self.fill(c, 0.0, mn)?;
-            } else {
+            } else if s.beta != 1.0 {
                 let mut tmp = self.alloc_buffer(mn, c.dtype, OP)?;
                 self.unary(UnaryOp::Scale(s.beta), c, &mut tmp, mn)?;
                 self.copy_into(&tmp, c)?;

@@ -848,6 +848,52 @@ impl Backend for Arc<GpuContext> {
         self.conv_backward(x, w, dout, None, dx, dw, db, g, fout)
     }
 
+    fn conv2d_relu(
+        &self,
+        x: &GpuBuffer,
+        w: &GpuBuffer,
+        b: &GpuBuffer,
+        out: &mut GpuBuffer,
+        g: &Conv2dGeom,
+        fout: usize,
+        _dtype: DType,
+    ) -> Result<()> {
+        self.conv_forward(x, w, b, out, g, fout, true)
+    }
+
+    fn conv2d_relu_bwd(
+        &self,
+        x: &GpuBuffer,
+        w: &GpuBuffer,
+        y: &GpuBuffer,
+        dout: &GpuBuffer,
+        dx: Option<&mut GpuBuffer>,
+        dw: &mut GpuBuffer,
+        db: &mut GpuBuffer,
+        g: &Conv2dGeom,
+        fout: usize,
+        _dtype: DType,
+    ) -> Result<()> {
+        self.conv_backward(x, w, dout, Some(y), dx, dw, db, g, fout)
+    }
+
+    fn matmul_bias(
+        &self,
+        a: &GpuBuffer,
+        b: &GpuBuffer,
+        bias: &GpuBuffer,
+        c: &mut GpuBuffer,
+        s: &MatmulSpec,
+        relu: bool,
+        _dtype: DType,
+    ) -> Result<()> {
+        let epi = Epilogue {
+            bias: Some(bias),
+            relu,
+        };
+        self.gemm_matmul(a, b, c, s, epi)
+    }
+
     fn gather_rows(
         &self,
         table: &GpuBuffer,
