@@ -440,3 +440,102 @@ fn cpu_fused_is_deterministic() {
         }
     }
 }
+
+/// Output and input/weight/bias gradients of `f` at leaves (x, w, b), backward from `dout`.
+fn with_grads(
+    o: &Operands,
+    f: impl Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>,
+) -> Result<Vec<Vec<f32>>> {
+    let x = o.x.clone().requiring_grad()?;
+    let w = o.w.clone().requiring_grad()?;
+    let b = o.b.clone().requiring_grad()?;
+    let y = f(&x, &w, &b)?;
+    let dout = o.dout.reshape(y.dims().to_vec())?;
+    y.backward_with(&dout)?;
+    let mut out = vec![y.to_vec::<f32>()?];
+    for t in [&x, &w, &b] {
+        out.push(t.grad().expect("a gradient").to_vec::<f32>()?);
+    }
+    Ok(out)
+}
+
+/// Each of `got` within a small fraction of the largest magnitude of `want`'s tensor.
+fn assert_matches(what: &str, got: &[Vec<f32>], want: &[Vec<f32>]) {
+    for (k, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(g.len(), w.len(), "{what}: output {k} length");
+        let scale = w.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+        for (i, (a, b)) in g.iter().zip(w).enumerate() {
+            assert!(
+                (a - b).abs() <= 3e-5 * scale,
+                "{what}: output {k} (0 = value, 1-3 = dx, dw, db) element {i}: {a} vs {b}"
+            );
+        }
+    }
+}
+
+/// `conv2d_relu` (ReLU in the GEMM epilogue, its mask inside the gradient kernels on a GPU)
+/// against `conv2d` then `relu` on the CPU, values and all three gradients, for every GPU
+/// configuration.
+#[test]
+fn fused_conv_relu_matches_conv_then_relu() {
+    let devs = devices();
+    let cases = [
+        SMALL[1],
+        SMALL[2],
+        SMALL[5],
+        SMALL[10],
+        DEEP_CONVNET[0],
+        DEEP_CONVNET[4],
+    ];
+    for (i, c) in cases.iter().enumerate() {
+        let ops = Operands::new(c, 400 + 10 * i as u64);
+        let want = with_grads(&ops, |x, w, b| x.conv2d(w, b, c.stride, c.pad)?.relu()).unwrap();
+        for dev in &devs {
+            for config in configs(dev) {
+                let _set = config.select(dev);
+                let what = format!("conv2d_relu {} on {dev} ({config:?})", c.name());
+                let got = with_grads(&ops.to_device(dev), |x, w, b| {
+                    x.conv2d_relu(w, b, c.stride, c.pad)
+                })
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_matches(&what, &got, &want);
+            }
+        }
+    }
+}
+
+/// `linear` with and without ReLU (bias and ReLU in the GEMM epilogue on a GPU) against
+/// matmul + add_broadcast (+ relu) on the CPU, values and gradients; shapes that take the
+/// vec4 and the scalar register-blocked kernels and split K.
+#[test]
+fn fused_linear_matches_matmul_bias_relu() {
+    let devs = devices();
+    for (i, &(n, k, m)) in [(7, 5, 3), (100, 1024, 50), (8, 64, 12), (3, 9000, 4)]
+        .iter()
+        .enumerate()
+    {
+        let cpu = Device::Cpu;
+        let ops = Operands {
+            x: Tensor::randn([n, k], 0.0, 1.0, 500 + i as u64, &cpu).unwrap(),
+            w: Tensor::randn([k, m], 0.0, 0.1, 600 + i as u64, &cpu).unwrap(),
+            b: Tensor::randn([m], 0.0, 1.0, 700 + i as u64, &cpu).unwrap(),
+            dout: Tensor::randn([n, m], 0.0, 1.0, 800 + i as u64, &cpu).unwrap(),
+        };
+        for relu in [false, true] {
+            let want = with_grads(&ops, |x, w, b| {
+                let z = x.matmul(w, false, false)?.add_broadcast(b)?;
+                if relu { z.relu() } else { Ok(z) }
+            })
+            .unwrap();
+            for dev in &devs {
+                for config in configs(dev) {
+                    let _set = config.select(dev);
+                    let what = format!("linear {n}x{k}x{m} relu {relu} on {dev} ({config:?})");
+                    let got = with_grads(&ops.to_device(dev), |x, w, b| x.linear(w, b, relu))
+                        .unwrap_or_else(|e| panic!("{what}: {e}"));
+                    assert_matches(&what, &got, &want);
+                }
+            }
+        }
+    }
+}
