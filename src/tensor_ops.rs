@@ -295,12 +295,21 @@ impl Tensor {
             Ok(Tensor::from_parts(self.shape.clone(), dt, out.into()))
         })?;
         let (x, y) = (self.detach(), rhs.detach());
+        // Only the operands that are differentiated get a gradient (a dropout mask does not).
+        let (need_x, need_y) = (self.node.is_some(), rhs.node.is_some());
         Ok(record(out, name, &[self, rhs], move |g| {
-            Ok(match op {
-                BinaryOp::Add => vec![Some(g.clone()), Some(g.clone())],
-                BinaryOp::Sub => vec![Some(g.clone()), Some(g.scale(-1.0)?)],
-                BinaryOp::Mul => vec![Some(g.mul(&y)?), Some(g.mul(&x)?)],
-            })
+            let (dx, dy) = match op {
+                BinaryOp::Add => (need_x.then(|| g.clone()), need_y.then(|| g.clone())),
+                BinaryOp::Sub => (
+                    need_x.then(|| g.clone()),
+                    need_y.then(|| g.scale(-1.0)).transpose()?,
+                ),
+                BinaryOp::Mul => (
+                    need_x.then(|| g.mul(&y)).transpose()?,
+                    need_y.then(|| g.mul(&x)).transpose()?,
+                ),
+            };
+            Ok(vec![dx, dy])
         }))
     }
 
@@ -956,6 +965,7 @@ impl Tensor {
             Ok(Tensor::from_parts(Shape::new([n, m]), dt, out.into()))
         })?;
         let (x, wt, y) = (self.detach(), w.detach(), out.detach());
+        let need = [self.node.is_some(), w.node.is_some(), b.node.is_some()];
         Ok(record(out, OP, &[self, w, b], move |d| {
             let dz = if relu {
                 d.relu_backward(&y)?
@@ -963,9 +973,9 @@ impl Tensor {
                 d.clone()
             };
             Ok(vec![
-                Some(dz.matmul(&wt, false, true)?),
-                Some(x.matmul(&dz, true, false)?),
-                Some(dz.sum_rows()?),
+                need[0].then(|| dz.matmul(&wt, false, true)).transpose()?,
+                need[1].then(|| x.matmul(&dz, true, false)).transpose()?,
+                need[2].then(|| dz.sum_rows()).transpose()?,
             ])
         }))
     }

@@ -2,7 +2,7 @@
 //! counters. Everything a GPU tensor needs hangs off an `Arc<GpuContext>`.
 
 use super::buffers::{BufferPool, GpuBuffer, size_class};
-use super::encoder::{ARENA_BYTES, Pending};
+use super::encoder::{ARENA_BYTES, BindKey, Pending};
 use super::ops::{ConvPath, MatmulKernel};
 use super::pipelines::{KernelKey, PipelineCache};
 use crate::device::{AdapterSummary, INSTALL_HINT};
@@ -181,6 +181,8 @@ impl GpuContext {
 
     /// Releases pooled (unused) buffers; returns the bytes freed.
     pub fn trim_pool(&self) -> u64 {
+        // Cached bind groups may bind the buffers about to be destroyed.
+        lock(&self.pending).clear_bind_groups();
         lock(&self.pool).trim()
     }
 
@@ -340,7 +342,7 @@ impl GpuContext {
         }
         // Kernels follow their data: any f16 operand selects the f16 instance.
         let f16 = bindings.iter().any(|(_, b)| b.dtype == DType::F16);
-        let key = &key.clone().dtype(if f16 { DType::F16 } else { DType::F32 });
+        let key = key.dtype(if f16 { DType::F16 } else { DType::F32 });
         if groups.iter().any(|&g| g > self.max_groups) {
             return Err(self.gpu_err(format!(
                 "{}::{}: dispatch {groups:?} exceeds {} workgroups per dimension",
@@ -349,7 +351,7 @@ impl GpuContext {
                 self.max_groups
             )));
         }
-        let kernel = self.pipelines.get(&self.device, &self.summary.name, key)?;
+        let kernel = self.pipelines.get(&self.device, &self.summary.name, &key)?;
         let mut pending = lock(&self.pending);
         let offset = match pending.push_params(params, self.uniform_align) {
             Some(o) => o,
@@ -363,36 +365,40 @@ impl GpuContext {
             }
         };
         let size = wgpu::BufferSize::new((params.len() as u64).div_ceil(16) * 16);
-        let mut entries = Vec::with_capacity(bindings.len() + 1);
-        entries.push(wgpu::BindGroupEntry {
-            binding: 0,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: &self.arena,
-                offset,
-                size,
-            }),
-        });
-        for &(binding, buffer) in bindings {
+        let bind_key = BindKey {
+            kernel: key,
+            offset,
+            buffers: bindings
+                .iter()
+                .map(|&(binding, b)| (binding, b.raw().clone()))
+                .collect(),
+        };
+        let bind_group = pending.bind_group(bind_key, || {
+            let mut entries = Vec::with_capacity(bindings.len() + 1);
             entries.push(wgpu::BindGroupEntry {
-                binding,
-                resource: buffer.raw().as_entire_binding(),
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &self.arena,
+                    offset,
+                    size,
+                }),
             });
-        }
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(key.entry),
-            layout: &kernel.layout,
-            entries: &entries,
-        });
-        let encoder = pending.encoder(&self.device);
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            for &(binding, buffer) in bindings {
+                entries.push(wgpu::BindGroupEntry {
+                    binding,
+                    resource: buffer.raw().as_entire_binding(),
+                });
+            }
+            self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(key.entry),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(&kernel.pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
-        }
+                layout: &kernel.layout,
+                entries: &entries,
+            })
+        });
+        let pass = pending.pass(&self.device);
+        pass.set_pipeline(&kernel.pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         self.dispatches.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -413,7 +419,7 @@ impl GpuContext {
     }
 
     fn submit_locked(&self, pending: &mut Pending) -> Result<()> {
-        if let Some(encoder) = pending.encoder.take() {
+        if let Some(encoder) = pending.take_encoder() {
             if !pending.arena.is_empty() {
                 self.queue.write_buffer(&self.arena, 0, &pending.arena);
             }

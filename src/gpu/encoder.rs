@@ -1,30 +1,94 @@
-//! Record, then submit: the pending command encoder and the uniform arena.
+//! Record, then submit: the pending command encoder, its open compute pass, the uniform arena
+//! and the bind-group cache.
 //!
-//! Ops append compute passes to one pending encoder per device. Their small parameter structs
+//! Ops append dispatches to one compute pass of one pending encoder per device; the pass is
+//! closed only when a copy or clear must be recorded, or at submit. Their small parameter structs
 //! are packed into a host-side arena (one slot per dispatch, aligned to the adapter's uniform
 //! offset alignment) that is uploaded with a single `write_buffer` just before the encoder is
 //! submitted. A training step therefore costs one submit and one parameter upload, however
 //! many kernels it runs. When the arena fills up the batch is submitted early and the arena
 //! restarts (queue order keeps the earlier batch's parameters intact).
 
+use super::pipelines::{FastMap, KernelKey};
+
 /// Size of the uniform arena: with 256-byte slots, 4096 dispatches per submit.
 pub(crate) const ARENA_BYTES: u64 = 1 << 20;
+
+/// Bind groups kept before the cache is emptied (a training step needs one per dispatch).
+const BIND_GROUP_CACHE: usize = 8192;
+
+/// What a bind group binds: the kernel (its layout), the parameter slot, the buffers.
+#[derive(PartialEq, Eq, Hash)]
+pub(crate) struct BindKey {
+    pub kernel: KernelKey,
+    pub offset: u64,
+    pub buffers: Vec<(u32, wgpu::Buffer)>,
+}
 
 /// Work recorded but not yet submitted.
 #[derive(Default)]
 pub(crate) struct Pending {
-    pub encoder: Option<wgpu::CommandEncoder>,
+    encoder: Option<wgpu::CommandEncoder>,
+    pass: Option<wgpu::ComputePass<'static>>,
     pub arena: Vec<u8>,
+    /// Bind groups by what they bind: a training loop records the same dispatches at the
+    /// same arena offsets with the same pooled buffers every step, so after the first step
+    /// every bind group is found here instead of created.
+    bind_groups: FastMap<BindKey, wgpu::BindGroup>,
 }
 
 impl Pending {
-    /// The encoder, created on first use.
+    /// The encoder, created on first use, with no compute pass open (for copies and clears).
     pub fn encoder(&mut self, device: &wgpu::Device) -> &mut wgpu::CommandEncoder {
+        self.pass = None;
         self.encoder.get_or_insert_with(|| {
             device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("wgnn step"),
             })
         })
+    }
+
+    /// The open compute pass, begun on first use.
+    pub fn pass(&mut self, device: &wgpu::Device) -> &mut wgpu::ComputePass<'static> {
+        if self.pass.is_none() {
+            let pass = self
+                .encoder(device)
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("wgnn"),
+                    timestamp_writes: None,
+                })
+                .forget_lifetime();
+            self.pass = Some(pass);
+        }
+        self.pass.as_mut().expect("just begun")
+    }
+
+    /// The encoder to submit (its pass closed), leaving nothing pending.
+    pub fn take_encoder(&mut self) -> Option<wgpu::CommandEncoder> {
+        self.pass = None;
+        self.encoder.take()
+    }
+
+    /// The cached bind group for `key`, created by `make` on a miss.
+    pub fn bind_group(
+        &mut self,
+        key: BindKey,
+        make: impl FnOnce() -> wgpu::BindGroup,
+    ) -> wgpu::BindGroup {
+        if let Some(g) = self.bind_groups.get(&key) {
+            return g.clone();
+        }
+        if self.bind_groups.len() >= BIND_GROUP_CACHE {
+            self.bind_groups.clear();
+        }
+        let g = make();
+        self.bind_groups.insert(key, g.clone());
+        g
+    }
+
+    /// Forgets every cached bind group (before buffers they bind are destroyed).
+    pub fn clear_bind_groups(&mut self) {
+        self.bind_groups.clear();
     }
 
     /// Reserves an arena slot for `params`; `None` when the arena is full (flush first).

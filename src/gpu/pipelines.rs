@@ -8,6 +8,7 @@
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Mutex;
 
 /// The kernel families, one WGSL file each.
@@ -117,14 +118,66 @@ pub(crate) fn instantiate(shader: Shader, dtype: DType) -> String {
     format!("{prefix}{}", shader.source())
 }
 
-/// What identifies a compiled pipeline.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// Override constants one kernel key can carry.
+const MAX_CONSTANTS: usize = 12;
+
+/// What identifies a compiled pipeline. Plain data (no allocation), so that looking a
+/// pipeline up on every dispatch costs a hash and nothing else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct KernelKey {
     pub shader: Shader,
     pub entry: &'static str,
     pub dtype: DType,
-    pub constants: Vec<(&'static str, u32)>,
+    constants: [(&'static str, u32); MAX_CONSTANTS],
+    len: usize,
 }
+
+impl Hash for KernelKey {
+    /// The entry name by address and the constants by value (equal keys hash equally: the
+    /// names are `'static` literals, and `Eq` still compares them all).
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u64(self.entry.as_ptr() as u64 ^ ((self.shader as u64) << 56));
+        h.write_u64(self.dtype as u64);
+        for &(_, v) in self.constants() {
+            h.write_u32(v);
+        }
+    }
+}
+
+/// A fast hasher for the per-dispatch caches (pipelines, bind groups), whose keys are a few
+/// integers: multiply-rotate (FxHash's scheme) instead of SipHash's DoS resistance, which
+/// keys made by the program itself do not need.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(i as u64);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// `HashMap` with [`FastHasher`].
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 impl KernelKey {
     pub(crate) fn new(shader: Shader, entry: &'static str) -> Self {
@@ -132,7 +185,8 @@ impl KernelKey {
             shader,
             entry,
             dtype: DType::F32,
-            constants: Vec::new(),
+            constants: [("", 0); MAX_CONSTANTS],
+            len: 0,
         }
     }
 
@@ -146,9 +200,27 @@ impl KernelKey {
         self
     }
 
+    /// Sets override constant `name` (at most [`MAX_CONSTANTS`] per key: a fixed property of
+    /// the kernels, checked by every test that builds them).
     pub(crate) fn constant(mut self, name: &'static str, value: u32) -> Self {
-        self.constants.push((name, value));
+        assert!(
+            self.len < MAX_CONSTANTS,
+            "more than {MAX_CONSTANTS} override constants"
+        );
+        self.constants[self.len] = (name, value);
+        self.len += 1;
         self
+    }
+
+    /// The same constants for another entry point of the shader.
+    pub(crate) fn for_entry(mut self, entry: &'static str) -> Self {
+        self.entry = entry;
+        self
+    }
+
+    /// The override constants set.
+    pub(crate) fn constants(&self) -> &[(&'static str, u32)] {
+        &self.constants[..self.len]
     }
 }
 
@@ -162,7 +234,7 @@ pub(crate) struct Kernel {
 #[derive(Default)]
 pub(crate) struct PipelineCache {
     modules: Mutex<HashMap<(Shader, DType), wgpu::ShaderModule>>,
-    pipelines: Mutex<HashMap<KernelKey, Kernel>>,
+    pipelines: Mutex<FastMap<KernelKey, Kernel>>,
 }
 
 impl PipelineCache {
@@ -210,8 +282,11 @@ impl PipelineCache {
                 }
             }
         };
-        let constants: Vec<(&str, f64)> =
-            key.constants.iter().map(|&(n, v)| (n, v as f64)).collect();
+        let constants: Vec<(&str, f64)> = key
+            .constants()
+            .iter()
+            .map(|&(n, v)| (n, v as f64))
+            .collect();
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(key.entry),
@@ -234,7 +309,7 @@ impl PipelineCache {
         self.pipelines
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key.clone(), kernel.clone());
+            .insert(*key, kernel.clone());
         Ok(kernel)
     }
 

@@ -192,12 +192,9 @@ struct Gemm<'a> {
     mask: Option<&'a GpuBuffer>,
 }
 
-/// Rows and columns per thread of the register-blocked kernel for an M-row product.
-fn rb_shape(_mode: Mode, m: usize) -> (usize, usize) {
-    if let Ok(v) = std::env::var("WGNN_TMP_RB") {
-        let v: Vec<usize> = v.split(',').map(|x| x.parse().unwrap()).collect();
-        return (v[0].min(m.next_power_of_two()), v[1]);
-    }
+/// Rows and columns per thread of the register-blocked kernel for an M-row product: up to 8
+/// rows (fewer when M is smaller, so no thread computes clamped duplicates), 4 columns.
+fn rb_shape(m: usize) -> (usize, usize) {
     (m.next_power_of_two().min(8), 4)
 }
 
@@ -263,7 +260,7 @@ impl GpuContext {
             ),
             MatmulKernel::RegisterBlocked => {
                 // 64 threads sharing RB_M rows, RB_N columns each (strided by 64).
-                let (rm, rn) = rb_shape(g.mode, m);
+                let (rm, rn) = rb_shape(m);
                 let key = base("matmul_rb")
                     .constant("RB_M", rm as u32)
                     .constant("RB_N", rn as u32);
@@ -328,10 +325,7 @@ impl GpuContext {
             ..g.p
         };
         let part = self.alloc_buffer(splits * m * n, DType::F32, "split-K partials")?;
-        let part_key = KernelKey {
-            entry: part_entry,
-            ..key
-        };
+        let part_key = key.for_entry(part_entry);
         let bindings: &[(u32, &GpuBuffer)] = if part_entry == "matmul_rb4_part" {
             &[(4, &part), (8, g.a), (9, g.b)]
         } else {
