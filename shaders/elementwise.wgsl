@@ -219,3 +219,15 @@ fn dropout_mask(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
         out[i] = select(T(0.0), T(p.beta), u >= p.alpha);
     }
 }
+
+// Dropout applied: out = x * mask with dropout_mask's mask (same hash, same T arithmetic as
+// x * mask), without storing the mask. The backward is the same kernel on the gradient.
+@compute @workgroup_size(256)
+fn dropout_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if (i < p.n) {
+        let h = hash_u32((p.offset + i) + hash_u32(p.seed));
+        let u = f32(h >> 8u) * (1.0 / 16777216.0);
+        out[i] = x[i] * select(T(0.0), T(p.beta), u >= p.alpha);
+    }
+}

@@ -669,6 +669,20 @@ pub trait Backend {
         g: &Conv2dGeom,
         fout: usize,
     ) -> Result<()>;
+    /// `out = x * mask` with the mask of [`Backend::dropout_mask`] for `spec`, without storing
+    /// the mask where the backend can regenerate it in the same pass (the default stores it).
+    fn dropout_apply(
+        &self,
+        x: &Self::Buf,
+        out: &mut Self::Buf,
+        n: usize,
+        spec: &DropoutSpec,
+        dtype: DType,
+    ) -> Result<()> {
+        let mut mask = self.alloc(n, dtype, "dropout mask")?;
+        self.dropout_mask(&mut mask, n, spec)?;
+        self.binary(BinaryOp::Mul, x, &mask, out, n)
+    }
     /// [`Backend::conv2d`] then ReLU (`out = max(conv, 0)`), in one pass where the backend
     /// fuses them; the default composes the two.
     #[allow(clippy::too_many_arguments)]

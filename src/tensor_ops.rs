@@ -1473,6 +1473,32 @@ impl Tensor {
         out.to_dtype(dtype)
     }
 
+    /// Dropout as one op: `self * mask` with the mask of [`Tensor::dropout_mask`] for `spec`
+    /// (same values as `self.mul(&mask)`), whose backward multiplies the gradient by the same
+    /// mask. A GPU regenerates the mask from its counter hash in both passes instead of
+    /// storing it: one dispatch each way.
+    pub fn dropout(&self, spec: &DropoutSpec) -> Result<Tensor> {
+        const OP: &str = "dropout";
+        if !(0.0..1.0).contains(&spec.ratio) {
+            return Err(Error::invalid(
+                OP,
+                format!("ratio must be in [0, 1), got {}", spec.ratio),
+            ));
+        }
+        want_float(OP, self, self.dtype)?;
+        let n = self.numel();
+        let dt = self.dtype;
+        let spec = *spec;
+        let out = backend!(OP, dt, [self => x], |be| {
+            let mut out = be.alloc(n, dt, OP)?;
+            be.dropout_apply(x, &mut out, n, &spec, dt)?;
+            Ok(Tensor::from_parts(self.shape.clone(), dt, out.into()))
+        })?;
+        Ok(record(out, OP, &[self], move |g| {
+            Ok(vec![Some(g.dropout(&spec)?)])
+        }))
+    }
+
     /// A dropout mask: element i is `spec.scale` when the counter hash of `(seed, offset + i)`
     /// is ≥ `ratio`, else 0. The same mask on every device.
     pub fn dropout_mask(

@@ -1855,3 +1855,36 @@ fn convolution_larger_than_a_binding_runs_in_chunks() {
         },
     );
 }
+
+/// Fused dropout (`Tensor::dropout`: the mask regenerated from its hash in the forward and the
+/// backward kernels) equals `x * dropout_mask` and its gradient `g * mask`, exactly, on the
+/// CPU and every GPU, for both the inverted and the book's scaling.
+#[test]
+fn fused_dropout_equals_the_mask_product() {
+    let mut devs = vec![Device::Cpu];
+    devs.extend(gpus());
+    for dev in devs {
+        for scale in [1.0f32, 1.0 / 0.7] {
+            let spec = DropoutSpec {
+                ratio: 0.3,
+                scale,
+                seed: 7,
+                offset: 1000,
+            };
+            let x = randn([37, 11], 1.0, 3).to_device(&dev).unwrap();
+            let g = randn([37, 11], 1.0, 4).to_device(&dev).unwrap();
+            let mask = Tensor::dropout_mask([37, 11], &spec, &dev).unwrap();
+            let xl = x.clone().requiring_grad().unwrap();
+            let y = xl.dropout(&spec).unwrap();
+            y.backward_with(&g).unwrap();
+            let want_y = x.mul(&mask).unwrap().to_vec::<f32>().unwrap();
+            let want_g = g.mul(&mask).unwrap().to_vec::<f32>().unwrap();
+            assert_eq!(y.to_vec::<f32>().unwrap(), want_y, "dropout on {dev}");
+            assert_eq!(
+                xl.grad().unwrap().to_vec::<f32>().unwrap(),
+                want_g,
+                "dropout gradient on {dev}"
+            );
+        }
+    }
+}

@@ -72,8 +72,7 @@ impl Module for Dropout {
         if self.train {
             let spec = self.spec(self.step);
             self.step += 1;
-            let mask = Tensor::dropout_mask_as(x.shape().clone(), x.dtype(), &spec, &x.device())?;
-            return x.mul(&mask);
+            return x.dropout(&spec);
         }
         match self.mode {
             DropoutMode::Inverted => Ok(x.clone()),

@@ -848,6 +848,25 @@ impl Backend for Arc<GpuContext> {
         self.conv_backward(x, w, dout, None, dx, dw, db, g, fout)
     }
 
+    fn dropout_apply(
+        &self,
+        x: &GpuBuffer,
+        out: &mut GpuBuffer,
+        n: usize,
+        spec: &DropoutSpec,
+        _dtype: DType,
+    ) -> Result<()> {
+        let p = EltParams {
+            n: u32_of("dropout", n)?,
+            alpha: spec.ratio,
+            beta: spec.scale,
+            seed: spec.seed,
+            offset: spec.offset,
+            _pad: [0; 3],
+        };
+        self.elementwise("dropout_apply", p, &[out, x])
+    }
+
     fn conv2d_relu(
         &self,
         x: &GpuBuffer,
