@@ -238,10 +238,10 @@ fn inside(yy: i32, xx: i32, hh: u32, ww: u32) -> bool {
 
 // A dout value `v` read at flat index i, times the ReLU mask (y[i] > 0) when MASK.
 fn masked(v: f32, i: i32) -> f32 {
-    if (MASK && f32(y[i]) <= 0.0) {
-        return 0.0;
+    if (!MASK) {
+        return v;
     }
-    return v;
+    return select(v, 0.0, f32(y[i]) <= 0.0);
 }
 
 fn load_a(rm: vec4<i32>, km: vec4<i32>, row: u32, kk: u32) -> f32 {
@@ -268,12 +268,11 @@ fn load_b(km: vec4<i32>, cm: vec4<i32>, kk: u32, col: u32) -> f32 {
         return f32(b[kk * p.n + col]);
     }
     if (MODE == 1u) {
-        // x under tap (ky, kx) of the window at (y0, x0)
-        var v = 0.0;
-        if (inside(cm.y + km.z, cm.z + km.w, p.h, p.w)) {
-            v = f32(b[cm.x + km.y]);
-        }
-        return v;
+        // x under tap (ky, kx) of the window at (y0, x0). The load is unconditional (at a
+        // clamped index) and the padding zeroed by a select: branch-free, which a CPU-like
+        // adapter runs as one gather instead of a masked one.
+        let v = f32(b[max(cm.x + km.y, 0)]);
+        return select(0.0, v, inside(cm.y + km.z, cm.z + km.w, p.h, p.w));
     }
     if (MODE == 2u) {
         // dout at the output pixel whose tap (ky, kx) lands on this input pixel
@@ -290,18 +289,12 @@ fn load_b(km: vec4<i32>, cm: vec4<i32>, kk: u32, col: u32) -> f32 {
             // the filter's plane: km.y + ky·OW + kx = fi·OH·OW
             i = cm.w + km.y + km.z * i32(p.ow) + km.w + ty * i32(p.ow) + tx;
         }
-        var v = 0.0;
-        if (inside(ty, tx, p.oh, p.ow)) {
-            v = masked(f32(b[i]), i);
-        }
-        return v;
+        let j = max(i, 0);
+        return select(0.0, masked(f32(b[j]), j), inside(ty, tx, p.oh, p.ow));
     }
     // mode 3: x under tap (ky, kx) of output pixel kk's window, plus 1 in the ones column
-    var v = f32(cm.w);
-    if (inside(km.z + cm.y, km.w + cm.z, p.h, p.w)) {
-        v = f32(b[km.y + cm.x]);
-    }
-    return v;
+    let v = f32(b[max(km.y + cm.x, 0)]);
+    return select(f32(cm.w), v, inside(km.z + cm.y, km.w + cm.z, p.h, p.w));
 }
 
 // ---- epilogues ------------------------------------------------------------------------------

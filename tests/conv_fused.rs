@@ -337,6 +337,7 @@ impl Drop for Selected<'_> {
                 MatmulKernel::from_env().unwrap_or(MatmulKernel::default_for(kind)),
             );
             ctx.set_tile_rows(None);
+            ctx.set_relu_mask_in_gemm(kind != wgpu::DeviceType::Cpu);
         }
     }
 }
@@ -492,13 +493,22 @@ fn fused_conv_relu_matches_conv_then_relu() {
         let want = with_grads(&ops, |x, w, b| x.conv2d(w, b, c.stride, c.pad)?.relu()).unwrap();
         for dev in &devs {
             for config in configs(dev) {
-                let _set = config.select(dev);
-                let what = format!("conv2d_relu {} on {dev} ({config:?})", c.name());
-                let got = with_grads(&ops.to_device(dev), |x, w, b| {
-                    x.conv2d_relu(w, b, c.stride, c.pad)
-                })
-                .unwrap_or_else(|e| panic!("{what}: {e}"));
-                assert_matches(&what, &got, &want);
+                // The ReLU mask inside the gradient GEMMs, and in a pass before them.
+                for in_gemm in [true, false] {
+                    let _set = config.select(dev);
+                    if let Some(ctx) = dev.gpu_context() {
+                        ctx.set_relu_mask_in_gemm(in_gemm);
+                    }
+                    let what = format!(
+                        "conv2d_relu {} on {dev} ({config:?}, mask in GEMM {in_gemm})",
+                        c.name()
+                    );
+                    let got = with_grads(&ops.to_device(dev), |x, w, b| {
+                        x.conv2d_relu(w, b, c.stride, c.pad)
+                    })
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                    assert_matches(&what, &got, &want);
+                }
             }
         }
     }

@@ -8,7 +8,7 @@ use super::pipelines::{KernelKey, PipelineCache};
 use crate::device::{AdapterSummary, INSTALL_HINT};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use wgpu::util::DeviceExt;
 
@@ -71,6 +71,7 @@ pub struct GpuContext {
     pub(crate) conv_path: AtomicU8,
     /// The tiled kernel's forced rows per workgroup (0: chosen per shape).
     pub(crate) tile_rows: AtomicU32,
+    pub(crate) relu_mask_in_gemm: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -140,6 +141,7 @@ impl GpuContext {
             matmul_kernel: AtomicU8::new(kernel as u8),
             conv_path: AtomicU8::new(ConvPath::from_env().unwrap_or(ConvPath::Implicit) as u8),
             tile_rows: AtomicU32::new(0),
+            relu_mask_in_gemm: AtomicBool::new(info.device_type != wgpu::DeviceType::Cpu),
         })
     }
 
