@@ -4,8 +4,8 @@
 //! - `pipelines.rs` WGSL sources and the lazy pipeline cache
 //! - `buffers.rs`   the size-classed buffer pool and [`GpuBuffer`]
 //! - `encoder.rs`   the pending command encoder and the per-dispatch uniform arena
-//! - `ops/`         the [`Backend`](crate::ops::Backend) implementation (dispatches); `ops/gemm.rs`
-//!                  matrix products and convolutions (implicit GEMM)
+//! - `ops/`         the [`Backend`](crate::ops::Backend) implementation (dispatches), one file per
+//!   op family with more than one path: `gemm.rs` (matmul, implicit-GEMM convolution), `optim.rs`
 
 mod buffers;
 mod context;

@@ -482,6 +482,7 @@ impl GpuContext {
     }
 
     /// Convolution forward into NCHW `out`, bias (and ReLU) fused.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn conv_forward(
         self: &Arc<Self>,
         x: &GpuBuffer,
