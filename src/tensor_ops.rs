@@ -779,17 +779,7 @@ impl Tensor {
     /// layout change, in chunks of images when the columns exceed one storage binding.
     pub fn conv2d(&self, w: &Tensor, b: &Tensor, stride: usize, pad: usize) -> Result<Tensor> {
         const OP: &str = "conv2d";
-        let g = conv_check(OP, self, w, stride, pad)?;
-        let fout = w.dims()[0];
-        if b.dims() != [fout] {
-            return Err(Error::shapes(
-                OP,
-                w.shape(),
-                b.shape(),
-                format!("bias must be [{fout}]"),
-            ));
-        }
-        want_float(OP, b, self.dtype)?;
+        let (g, fout) = conv_bias_check(OP, self, w, b, stride, pad)?;
         // The im2col path builds the column matrix [N·OH·OW, C·KH·KW] in one binding: a batch
         // whose columns exceed the adapter's binding limit runs in chunks of images, joined
         // with `cat` (so autograd sees ordinary narrow/conv/cat ops, and each chunk's backward
@@ -848,17 +838,7 @@ impl Tensor {
         {
             return self.conv2d(w, b, stride, pad)?.relu();
         }
-        let g = conv_check(OP, self, w, stride, pad)?;
-        let fout = w.dims()[0];
-        if b.dims() != [fout] {
-            return Err(Error::shapes(
-                OP,
-                w.shape(),
-                b.shape(),
-                format!("bias must be [{fout}]"),
-            ));
-        }
-        want_float(OP, b, self.dtype)?;
+        let (g, fout) = conv_bias_check(OP, self, w, b, stride, pad)?;
         let dt = self.dtype;
         let out = backend!(OP, dt, [self => x, w => wb, b => bb], |be| {
             let mut out = be.alloc(g.n * fout * g.out_h() * g.out_w(), dt, OP)?;
@@ -1910,6 +1890,30 @@ fn conv_check(
         ));
     }
     x.conv_geom(kh, kw, stride, pad)
+}
+
+/// [`conv_check`] plus the bias: `b` must be a float `[F]` for weights `[F, C, KH, KW]`.
+/// Returns the geometry and F.
+fn conv_bias_check(
+    op: &'static str,
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    stride: usize,
+    pad: usize,
+) -> Result<(Conv2dGeom, usize)> {
+    let g = conv_check(op, x, w, stride, pad)?;
+    let fout = w.dims()[0];
+    if b.dims() != [fout] {
+        return Err(Error::shapes(
+            op,
+            w.shape(),
+            b.shape(),
+            format!("bias must be [{fout}]"),
+        ));
+    }
+    want_float(op, b, x.dtype)?;
+    Ok((g, fout))
 }
 
 /// One parameter of [`Tensor::optim_update_many_`]: the parameter, its gradient, the
