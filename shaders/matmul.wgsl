@@ -18,10 +18,12 @@
 //              each split writes raw f32 sums to part[z, M, N] and `conv_dw_final` adds them.
 // In modes 2 and 3, MASK multiplies dout by (y > 0): a fused ReLU backward.
 //
-// Two kernels, chosen per adapter (see gpu/ops.rs `MatmulKernel`):
-// * `*_rb`    register-blocked, no workgroup memory: 64 threads (RB_WX x RB_WY, RB_WY from M),
-//             4 rows x 8 cols each. Best on CPU-like adapters (lavapipe), where barriers are costly
-//             and caches do the reuse; its K loop walks the convolution taps incrementally.
+// Two kernels, chosen per adapter (see gpu/ops/gemm.rs `MatmulKernel`):
+// * `*_rb`    register-blocked, no workgroup memory: 64 threads sharing RB_M rows (so A's
+//             loads are uniform), RB_N columns each strided by 64 (RB_M, RB_N from M and N).
+//             Best on CPU-like adapters (lavapipe), where barriers are costly and caches do
+//             the reuse; its K loop walks the convolution taps incrementally. Plain products
+//             with 4-aligned axes take `*_rb4` (vec4 loads, 8x8 per thread, below).
 // * `*_tiled` workgroup-memory tiles BM x BN x TK, 256 threads with 4x4 outputs each. BM (16,
 //             32 or 64: an override constant chosen from M) sets the shape — 16 x 256 for the
 //             skinny conv GEMMs (M = filters), 64 x 64 for square ones; TK = min(16, 2048 / BN).

@@ -306,11 +306,16 @@ impl PipelineCache {
             layout: pipeline.get_bind_group_layout(0),
             pipeline,
         };
-        self.pipelines
+        // Two threads may have built the same kernel at once: the first one stored wins and
+        // both use it, so a key always means one pipeline (bind groups are cached by key, and
+        // a derived layout only fits its own pipeline).
+        Ok(self
+            .pipelines
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(*key, kernel.clone());
-        Ok(kernel)
+            .entry(*key)
+            .or_insert(kernel)
+            .clone())
     }
 
     /// Number of pipelines built so far.
