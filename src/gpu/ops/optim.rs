@@ -167,13 +167,14 @@ impl GpuContext {
                     weight_decay: slot.weight_decay,
                     ..*s
                 };
-                let [w, g, s1, s2] = slot.buffers(s.kind)?;
-                let p = OptimParams::new(&step, slot.n)?;
-                self.dispatch(
-                    &key("update", s.kind),
-                    bytemuck::bytes_of(&p),
-                    &[(1, w), (2, g), (3, s1), (4, s2), (5, guard)],
-                    self.grid(slot.n, 256)?,
+                self.optim_single(
+                    &step,
+                    slot.w,
+                    slot.g,
+                    slot.s1.as_deref_mut(),
+                    slot.s2.as_deref_mut(),
+                    guard,
+                    slot.n,
                 )?;
             }
             return Ok(());
