@@ -3,7 +3,8 @@
 //! region, warm-up excluded, median of several runs):
 //! (a) matmul at 256…4096 (as time allows), (b) each DeepConvNet conv layer forward and
 //! backward at batch 100, (c) max-pool, ReLU and softmax-CE, (d) a full DeepConvNet training
-//! step at batch 100 with its per-step accounting, and (e) that step's time split by layer.
+//! step at batch 100 with its per-step accounting (and, with `--gpu-timestamps`, its GPU time
+//! per kernel), and (e) that step's time split by layer.
 //! Each row gives GFLOP/s or GB/s, the % of the backend's measured FMA peak or copy
 //! bandwidth, and the speed-up over the CPU backend.
 //!
@@ -43,6 +44,10 @@ struct Args {
     /// Sections to run, comma-separated: matmul, conv, memory, step, split (default all).
     #[arg(long, default_value = "matmul,conv,memory,step,split")]
     sections: String,
+    /// With the step section: time every kernel of one training step on the GPU (timestamp
+    /// queries, on adapters with TIMESTAMP_QUERY) and print where its GPU time goes.
+    #[arg(long)]
+    gpu_timestamps: bool,
 }
 
 #[derive(Serialize, Clone)]
@@ -127,6 +132,7 @@ fn run(args: Args) -> Result<()> {
     let batch_split = mnist.train.take(BATCH * 4);
     let mut rows: Vec<Row> = Vec::new();
     let mut accounting = Vec::new();
+    let mut kernel_tables = Vec::new();
     for device in backends(&args.device)? {
         let b = Backend {
             label: device.to_string(),
@@ -299,6 +305,9 @@ fn run(args: Args) -> Result<()> {
                 c.bytes_read_back,
                 held as f64 / 1e6
             ));
+                if args.gpu_timestamps {
+                    kernel_tables.push(kernel_table(dev, &b.label, dtype, secs, &mut step)?);
+                }
             }
 
             // (e) the step's time split by layer (synchronised per layer).
@@ -364,6 +373,9 @@ fn run(args: Args) -> Result<()> {
     for line in &accounting {
         println!("{line}");
     }
+    for table in &kernel_tables {
+        println!("\n{table}");
+    }
     if let Some(path) = &args.json {
         let json = serde_json::json!({ "rows": rows, "accounting": accounting });
         std::fs::write(
@@ -374,6 +386,60 @@ fn run(args: Args) -> Result<()> {
         println!("written to {}", path.display());
     }
     Ok(())
+}
+
+/// One training step with every kernel timed on the GPU, as a markdown table of GPU time per
+/// kernel (GEMMs told apart by their MODE), largest first; `step_secs` is the unprofiled
+/// step's wall time.
+fn kernel_table(
+    dev: &Device,
+    label: &str,
+    dtype: DType,
+    step_secs: f64,
+    step: &mut dyn FnMut() -> Result<()>,
+) -> Result<String> {
+    let Some(ctx) = dev.gpu_context().filter(|c| c.supports_timestamps()) else {
+        return Ok(format!(
+            "{label} {}: no timestamp queries (TIMESTAMP_QUERY) here, so no per-kernel GPU times",
+            dtype.name()
+        ));
+    };
+    dev.sync()?;
+    let ((), times) = ctx.profile_kernels(|| step())?;
+    let mut by_kernel: std::collections::BTreeMap<String, (usize, f64)> = Default::default();
+    for t in &times {
+        let mode = t.constants.iter().find(|c| c.0 == "MODE").map(|c| c.1);
+        let what = match (t.kernel.as_str(), mode) {
+            (k, Some(0)) if k.starts_with("matmul.wgsl::matmul") => format!("{k} (matmul)"),
+            (k, Some(1)) => format!("{k} (conv forward)"),
+            (k, Some(2)) => format!("{k} (conv input gradient)"),
+            (k, Some(3)) => format!("{k} (conv weight gradient)"),
+            (k, _) => k.to_string(),
+        };
+        let e = by_kernel.entry(what).or_default();
+        e.0 += 1;
+        e.1 += t.seconds;
+    }
+    let total: f64 = times.iter().map(|t| t.seconds).sum();
+    let mut rows: Vec<_> = by_kernel.into_iter().collect();
+    rows.sort_by(|a, b| b.1.1.total_cmp(&a.1.1));
+    let mut out = format!(
+        "GPU time per kernel, one DeepConvNet training step on {label} {} (timestamp queries; \
+         {} dispatches, {:.2} ms of kernel time vs {:.2} ms for the unprofiled step):\n\n\
+         | kernel | dispatches | GPU ms | % of kernel time |\n|---|---|---|---|\n",
+        dtype.name(),
+        times.len(),
+        total * 1e3,
+        step_secs * 1e3
+    );
+    for (kernel, (n, secs)) in rows {
+        out += &format!(
+            "| {kernel} | {n} | {:.3} | {:.1} % |\n",
+            secs * 1e3,
+            100.0 * secs / total.max(f64::MIN_POSITIVE)
+        );
+    }
+    Ok(out)
 }
 
 /// Forward FLOPs of one DeepConvNet batch (convs and affines; the backward is about twice).

@@ -7,6 +7,7 @@
 // softmax_ce:     out = softmax(x), row_loss = logsumexp(x) - x[label]
 //                 (a label >= cols yields NaN: labels are not read back to check)
 // softmax_ce_bwd: out = (probs - onehot(label)) * alpha    (x = probs; one thread per element)
+//                 (softmax_ce_bwd_dout: times dy[0], the loss's upstream gradient)
 // Bindings: 1 = out (read_write), 2 = x, 3 = dy, 4 = labels (u32), 5 = row_loss (read_write).
 
 struct Params {
@@ -132,4 +133,17 @@ fn softmax_ce_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let col = i % p.cols;
     let hot = select(0.0, 1.0, labels[row] == col);
     out[i] = T((f32(x[i]) - hot) * p.alpha);
+}
+
+// softmax_ce_bwd times the loss's upstream gradient dy[0] (the autograd rule, in one pass).
+@compute @workgroup_size(256)
+fn softmax_ce_bwd_dout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i >= p.rows * p.cols) {
+        return;
+    }
+    let row = i / p.cols;
+    let col = i % p.cols;
+    let hot = select(0.0, 1.0, labels[row] == col);
+    out[i] = T((f32(x[i]) - hot) * p.alpha * f32(dy[0]));
 }

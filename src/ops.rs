@@ -546,11 +546,14 @@ pub trait Backend {
         rows: usize,
         cols: usize,
     ) -> Result<()>;
-    /// `dx = (probs - onehot(labels)) * scale`.
+    /// `dx = (probs - onehot(labels)) * scale`, times `dout[0]` when given (the upstream
+    /// gradient of the loss, read on the device: the backward of the mean loss in one pass).
+    #[allow(clippy::too_many_arguments)]
     fn softmax_ce_bwd(
         &self,
         probs: &Self::Buf,
         labels: &Self::Buf,
+        dout: Option<&Self::Buf>,
         dx: &mut Self::Buf,
         rows: usize,
         cols: usize,

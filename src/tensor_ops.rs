@@ -687,8 +687,7 @@ impl Tensor {
         // The fused rule: dlogits = (probs - onehot) / rows, times the upstream [1] gradient.
         let (p, t) = (probs.clone(), labels.detach());
         let loss = record(loss, OP, &[self], move |g| {
-            let d = p.softmax_cross_entropy_backward(&t, 1.0)?;
-            Ok(vec![Some(d.mul_broadcast(g)?)])
+            Ok(vec![Some(p.softmax_ce_backward_parts(&t, Some(g), 1.0)?)])
         });
         Ok((loss, probs))
     }
@@ -696,15 +695,40 @@ impl Tensor {
     /// Gradient of the mean softmax-CE loss: `self` is the probabilities from the forward,
     /// `dx = (probs - onehot(labels)) * dout / rows`.
     pub fn softmax_cross_entropy_backward(&self, labels: &Tensor, dout: f32) -> Result<Tensor> {
+        self.softmax_ce_backward_parts(labels, None, dout)
+    }
+
+    /// `(probs - onehot) · dout / rows`, times the one-element tensor `g` when given.
+    fn softmax_ce_backward_parts(
+        &self,
+        labels: &Tensor,
+        g: Option<&Tensor>,
+        dout: f32,
+    ) -> Result<Tensor> {
         const OP: &str = "softmax_cross_entropy_backward";
         want_float(OP, self, self.dtype)?;
         let (rows, cols) = labels_for(OP, self, labels)?;
         let dt = self.dtype;
-        backend!(OP, dt, [self => p, labels => t], |be| {
-            let mut dx = be.alloc(rows * cols, dt, OP)?;
-            be.softmax_ce_bwd(p, t, &mut dx, rows, cols, dout / rows as f32)?;
-            Ok(Tensor::from_parts(self.shape.clone(), dt, dx.into()))
-        })
+        match g {
+            Some(g) => {
+                if g.numel() != 1 || g.dtype != dt {
+                    return Err(Error::invalid(
+                        OP,
+                        format!("the loss gradient is {} {}, not one {dt}", g.dtype, g.shape),
+                    ));
+                }
+                backend!(OP, dt, [self => p, labels => t, g => gb], |be| {
+                    let mut dx = be.alloc(rows * cols, dt, OP)?;
+                    be.softmax_ce_bwd(p, t, Some(gb), &mut dx, rows, cols, dout / rows as f32)?;
+                    Ok(Tensor::from_parts(self.shape.clone(), dt, dx.into()))
+                })
+            }
+            None => backend!(OP, dt, [self => p, labels => t], |be| {
+                let mut dx = be.alloc(rows * cols, dt, OP)?;
+                be.softmax_ce_bwd(p, t, None, &mut dx, rows, cols, dout / rows as f32)?;
+                Ok(Tensor::from_parts(self.shape.clone(), dt, dx.into()))
+            }),
+        }
     }
 
     /// The convolution geometry of this NCHW tensor under a `kh`×`kw` window.

@@ -101,3 +101,87 @@ fn explicit_flush_submits_once() -> wgnn::Result<()> {
     }
     Ok(())
 }
+
+/// `profile_kernels` times every dispatch (also past one submit's 1,024 query pairs), leaves
+/// the results unchanged, and refuses what it cannot do by name.
+#[test]
+fn kernel_profile_times_every_dispatch() -> wgnn::Result<()> {
+    for dev in common::fresh_gpus() {
+        let ctx = dev.gpu_context().expect("a GPU device").clone();
+        if !ctx.supports_timestamps() {
+            let err = ctx.profile_kernels(|| Ok(())).unwrap_err().to_string();
+            assert!(err.contains("TIMESTAMP_QUERY"), "{err}");
+            eprintln!("{dev}: no TIMESTAMP_QUERY; only the refusal was checked");
+            continue;
+        }
+        let a = Tensor::randn([192, 256], 0.0, 1.0, 1, &dev)?;
+        let b = Tensor::randn([256, 128], 0.0, 1.0, 2, &dev)?;
+        let want = a.matmul(&b, false, false)?.relu()?.to_vec()?;
+        let before = dev.counters();
+        let (c, times) = ctx.profile_kernels(|| a.matmul(&b, false, false)?.relu())?;
+        let dispatches = dev.counters().since(&before).dispatches;
+        assert_eq!(
+            times.len() as u64,
+            dispatches,
+            "{dev}: one time per dispatch"
+        );
+        assert!(
+            times[0].kernel.starts_with("matmul.wgsl::matmul"),
+            "{:?}",
+            times[0]
+        );
+        assert!(times[0].constants.contains(&("MODE", 0)), "{:?}", times[0]);
+        assert_eq!(
+            times.last().map(|t| t.kernel.as_str()),
+            Some("elementwise.wgsl::relu")
+        );
+        assert!(
+            times
+                .iter()
+                .all(|t| t.seconds.is_finite() && t.seconds < 10.0),
+            "{times:?}"
+        );
+        assert!(
+            times[0].seconds > 0.0,
+            "a 192x256x128 product took no time: {times:?}"
+        );
+        assert_eq!(c.to_vec()?, want, "{dev}: profiling changed the result");
+
+        // More dispatches than one submit can time: the profile submits and goes on.
+        let x = Tensor::randn([64], 0.0, 1.0, 3, &dev)?;
+        let before = dev.counters();
+        let (y, times) = ctx.profile_kernels(|| {
+            let mut y = x.clone();
+            for _ in 0..1100 {
+                y = y.relu()?;
+            }
+            Ok(y)
+        })?;
+        let c = dev.counters().since(&before);
+        assert_eq!(times.len(), 1100, "{dev}");
+        assert!(
+            c.submits >= 2,
+            "{dev}: {} submits for 1,100 timed dispatches",
+            c.submits
+        );
+        let relu: Vec<f32> = x.to_vec()?.iter().map(|v| v.max(0.0)).collect();
+        assert_eq!(y.to_vec()?, relu);
+
+        // A failing closure closes the profile; nesting is refused by name.
+        let err = ctx
+            .profile_kernels(|| -> wgnn::Result<()> { Err(wgnn::Error::invalid("test", "boom")) })
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("boom"), "{err}");
+        let (nested, _) = ctx.profile_kernels(|| Ok(ctx.profile_kernels(|| Ok(())).map(|_| ())))?;
+        let err = nested.unwrap_err().to_string();
+        assert!(err.contains("already open"), "{err}");
+        let (_, times) = ctx.profile_kernels(|| x.relu())?;
+        assert_eq!(
+            times.len(),
+            1,
+            "{dev}: a profile opens again after an error"
+        );
+    }
+    Ok(())
+}

@@ -497,12 +497,17 @@ impl Backend for CpuBackend {
         &self,
         probs: &CpuStorage,
         labels: &CpuStorage,
+        dout: Option<&CpuStorage>,
         dx: &mut CpuStorage,
         rows: usize,
         cols: usize,
         scale: f32,
     ) -> Result<()> {
         const OP: &str = "softmax_cross_entropy_backward";
+        let scale = match dout {
+            Some(d) => scale * d.f32s(OP)?.first().copied().unwrap_or(0.0),
+            None => scale,
+        };
         let (p, labels, dx) = (probs.f32s(OP)?, labels.u32s(OP)?, dx.f32s_mut(OP)?);
         for r in 0..rows {
             let t = label_at(labels, r, cols, OP)?;

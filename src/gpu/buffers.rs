@@ -25,10 +25,11 @@ pub(crate) fn size_class(bytes: u64, limit: u64) -> u64 {
     }
 }
 
-/// Free buffers by size class.
+/// Free buffers by size class, each with its id (unique for the context's lifetime: the
+/// bind-group cache keys on it).
 #[derive(Default)]
 pub(crate) struct BufferPool {
-    free: HashMap<u64, Vec<wgpu::Buffer>>,
+    free: HashMap<u64, Vec<(wgpu::Buffer, u64)>>,
     /// Bytes in buffers that exist (pooled or in use).
     pub(crate) allocated: u64,
     /// Bytes in buffers held by live tensors.
@@ -38,21 +39,23 @@ pub(crate) struct BufferPool {
 }
 
 impl BufferPool {
-    pub(crate) fn take(&mut self, class: u64) -> Option<wgpu::Buffer> {
+    pub(crate) fn take(&mut self, class: u64) -> Option<(wgpu::Buffer, u64)> {
         let b = self.free.get_mut(&class)?.pop()?;
         self.in_use += class;
         Some(b)
     }
 
-    pub(crate) fn record_new(&mut self, class: u64) {
+    /// Counts a new buffer of `class` bytes; returns its id.
+    pub(crate) fn record_new(&mut self, class: u64) -> u64 {
         self.allocated += class;
         self.in_use += class;
         self.created += 1;
+        self.created
     }
 
-    pub(crate) fn give_back(&mut self, class: u64, buffer: wgpu::Buffer) {
+    pub(crate) fn give_back(&mut self, class: u64, buffer: wgpu::Buffer, id: u64) {
         self.in_use -= class;
-        self.free.entry(class).or_default().push(buffer);
+        self.free.entry(class).or_default().push((buffer, id));
     }
 
     /// Destroys every pooled (unused) buffer; returns the bytes released.
@@ -60,7 +63,7 @@ impl BufferPool {
         let mut freed = 0;
         for (class, list) in self.free.drain() {
             freed += class * list.len() as u64;
-            for b in list {
+            for (b, _) in list {
                 b.destroy();
             }
         }
@@ -72,6 +75,8 @@ impl BufferPool {
 /// A storage buffer owned by one tensor; returns to the pool on drop.
 pub struct GpuBuffer {
     pub(crate) buffer: Option<wgpu::Buffer>,
+    /// The pooled buffer's id, unique in its context (the bind-group cache's key).
+    pub(crate) id: u64,
     pub(crate) class: u64,
     pub(crate) dtype: DType,
     pub(crate) numel: usize,
@@ -98,7 +103,7 @@ impl GpuBuffer {
 impl Drop for GpuBuffer {
     fn drop(&mut self) {
         if let Some(b) = self.buffer.take() {
-            self.ctx.release(self.class, b);
+            self.ctx.release(self.class, b, self.id);
         }
     }
 }

@@ -5,6 +5,7 @@ use super::buffers::{BufferPool, GpuBuffer, size_class};
 use super::encoder::{ARENA_BYTES, BindKey, Pending};
 use super::ops::{ConvPath, MatmulKernel};
 use super::pipelines::{KernelKey, PipelineCache};
+use super::profile::Profiler;
 use crate::device::{AdapterSummary, INSTALL_HINT};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -31,6 +32,8 @@ pub struct Counters {
     pub buffers_created: u64,
     /// Compute pipelines compiled.
     pub pipelines: u64,
+    /// Bind groups created (the rest of the dispatches found theirs in the cache).
+    pub bind_groups_created: u64,
 }
 
 impl Counters {
@@ -41,6 +44,7 @@ impl Counters {
             dispatches: self.dispatches - earlier.dispatches,
             bytes_uploaded: self.bytes_uploaded - earlier.bytes_uploaded,
             bytes_read_back: self.bytes_read_back - earlier.bytes_read_back,
+            bind_groups_created: self.bind_groups_created - earlier.bind_groups_created,
             ..*self
         }
     }
@@ -66,6 +70,7 @@ pub struct GpuContext {
     dispatches: AtomicU64,
     uploaded: AtomicU64,
     read_back: AtomicU64,
+    bind_groups_created: AtomicU64,
     error: Arc<Mutex<Option<String>>>,
     pub(crate) matmul_kernel: AtomicU8,
     pub(crate) conv_path: AtomicU8,
@@ -82,7 +87,9 @@ impl GpuContext {
     pub(crate) fn new(adapter: wgpu::Adapter, index: usize) -> Result<GpuContext> {
         let info = adapter.get_info();
         let mut summary = crate::device::summarize(index, &adapter);
-        let mut features = adapter.features() & wgpu::Features::SHADER_F16;
+        // f16 kernels where the adapter has them; timestamp queries for kernel profiles.
+        let mut features =
+            adapter.features() & (wgpu::Features::SHADER_F16 | wgpu::Features::TIMESTAMP_QUERY);
         // WGNN_DISABLE_F16=1 opens the device without SHADER_F16, as on adapters that lack it
         // (to check the f32 fallbacks and the errors on a machine whose adapter has f16).
         if std::env::var("WGNN_DISABLE_F16").is_ok_and(|v| v == "1") {
@@ -137,6 +144,7 @@ impl GpuContext {
             dispatches: AtomicU64::new(0),
             uploaded: AtomicU64::new(0),
             read_back: AtomicU64::new(0),
+            bind_groups_created: AtomicU64::new(0),
             error,
             matmul_kernel: AtomicU8::new(kernel as u8),
             conv_path: AtomicU8::new(ConvPath::from_env().unwrap_or(ConvPath::Implicit) as u8),
@@ -178,6 +186,7 @@ impl GpuContext {
             in_use_bytes: pool.in_use,
             buffers_created: pool.created,
             pipelines: self.pipelines.len() as u64,
+            bind_groups_created: self.bind_groups_created.load(Ordering::Relaxed),
         }
     }
 
@@ -221,7 +230,7 @@ impl GpuContext {
         }
         let class = size_class(bytes.div_ceil(4) * 4, self.max_binding);
         let pooled = lock(&self.pool).take(class);
-        let buffer = match pooled {
+        let (buffer, id) = match pooled {
             Some(b) => b,
             None => {
                 let b = self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -232,12 +241,13 @@ impl GpuContext {
                         | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
-                lock(&self.pool).record_new(class);
-                b
+                let id = lock(&self.pool).record_new(class);
+                (b, id)
             }
         };
         Ok(GpuBuffer {
             buffer: Some(buffer),
+            id,
             class,
             dtype,
             numel,
@@ -245,8 +255,8 @@ impl GpuContext {
         })
     }
 
-    pub(crate) fn release(&self, class: u64, buffer: wgpu::Buffer) {
-        lock(&self.pool).give_back(class, buffer);
+    pub(crate) fn release(&self, class: u64, buffer: wgpu::Buffer, id: u64) {
+        lock(&self.pool).give_back(class, buffer, id);
     }
 
     /// A new buffer holding `bytes`, uploaded through a staging copy recorded in the pending
@@ -355,6 +365,9 @@ impl GpuContext {
         }
         let kernel = self.pipelines.get(&self.device, &self.summary.name, &key)?;
         let mut pending = lock(&self.pending);
+        if pending.profiler.as_ref().is_some_and(|p| p.full()) {
+            self.submit_locked(&mut pending)?;
+        }
         let offset = match pending.push_params(params, self.uniform_align) {
             Some(o) => o,
             None => {
@@ -367,15 +380,16 @@ impl GpuContext {
             }
         };
         let size = wgpu::BufferSize::new((params.len() as u64).div_ceil(16) * 16);
-        let bind_key = BindKey {
-            kernel: key,
-            offset,
-            buffers: bindings
-                .iter()
-                .map(|&(binding, b)| (binding, b.raw().clone()))
-                .collect(),
-        };
+        let bind_key = BindKey::new(key, offset, bindings).ok_or_else(|| {
+            self.gpu_err(format!(
+                "{}::{}: {} buffers bound, more than a bind-group key holds",
+                key.shader.file(),
+                key.entry,
+                bindings.len()
+            ))
+        })?;
         let bind_group = pending.bind_group(bind_key, || {
+            self.bind_groups_created.fetch_add(1, Ordering::Relaxed);
             let mut entries = Vec::with_capacity(bindings.len() + 1);
             entries.push(wgpu::BindGroupEntry {
                 binding: 0,
@@ -397,10 +411,19 @@ impl GpuContext {
                 entries: &entries,
             })
         });
-        let pass = pending.pass(&self.device);
+        let timed = pending.profiler.is_some();
+        let pass = if timed {
+            pending.timed_pass(&self.device)
+        } else {
+            pending.pass(&self.device)
+        };
         pass.set_pipeline(&kernel.pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        if timed {
+            let name = format!("{}::{}", key.shader.file(), key.entry);
+            pending.timed((name, key.constants().to_vec(), groups));
+        }
         self.dispatches.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -421,15 +444,59 @@ impl GpuContext {
     }
 
     fn submit_locked(&self, pending: &mut Pending) -> Result<()> {
-        if let Some(encoder) = pending.take_encoder() {
+        if let Some(mut encoder) = pending.take_encoder() {
             if !pending.arena.is_empty() {
                 self.queue.write_buffer(&self.arena, 0, &pending.arena);
             }
+            if let Some(p) = &pending.profiler {
+                p.resolve(&mut encoder);
+            }
             self.queue.submit(Some(encoder.finish()));
             self.submits.fetch_add(1, Ordering::Relaxed);
+            if let Some(p) = pending.profiler.as_mut() {
+                p.collect(&self.device, self.queue.get_timestamp_period())
+                    .map_err(|e| self.gpu_err(e))?;
+            }
         }
         pending.arena.clear();
         self.take_error()
+    }
+
+    /// Whether this adapter has timestamp queries (`TIMESTAMP_QUERY`), which
+    /// [`GpuContext::profile_kernels`] needs.
+    pub fn supports_timestamps(&self) -> bool {
+        self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// Runs `f` with every dispatch it records timed on the GPU, and returns its result with
+    /// the GPU time of each dispatch, in order. Work recorded before is submitted first (and
+    /// not timed). While the profile is open each dispatch gets a compute pass of its own and
+    /// each submit waits for its timestamps, so the times are the kernels' own, but the run
+    /// is slower than an unprofiled one. An error from `f` closes the profile and is returned.
+    pub fn profile_kernels<R>(
+        &self,
+        f: impl FnOnce() -> Result<R>,
+    ) -> Result<(R, Vec<crate::gpu::KernelTime>)> {
+        if !self.supports_timestamps() {
+            return Err(self.gpu_err(
+                "kernel timestamps need TIMESTAMP_QUERY, which this adapter does not offer",
+            ));
+        }
+        {
+            let mut pending = lock(&self.pending);
+            if pending.profiler.is_some() {
+                return Err(self.gpu_err("a kernel profile is already open on this device"));
+            }
+            self.submit_locked(&mut pending)?;
+            pending.profiler = Some(Profiler::new(&self.device));
+        }
+        let result = f();
+        let mut pending = lock(&self.pending);
+        let submitted = self.submit_locked(&mut pending);
+        let profiler = pending.profiler.take();
+        let r = result?;
+        submitted?;
+        Ok((r, profiler.map(|p| p.done).unwrap_or_default()))
     }
 
     /// Submits everything recorded so far (one command buffer). Does not wait.

@@ -9,7 +9,10 @@
 //! many kernels it runs. When the arena fills up the batch is submitted early and the arena
 //! restarts (queue order keeps the earlier batch's parameters intact).
 
+use super::GpuBuffer;
 use super::pipelines::{FastMap, KernelKey};
+use super::profile::{Profiler, Recorded};
+use std::hash::{Hash, Hasher};
 
 /// Size of the uniform arena: with 256-byte slots, 4096 dispatches per submit.
 pub(crate) const ARENA_BYTES: u64 = 1 << 20;
@@ -17,12 +20,58 @@ pub(crate) const ARENA_BYTES: u64 = 1 << 20;
 /// Bind groups kept before the cache is emptied (a training step needs one per dispatch).
 const BIND_GROUP_CACHE: usize = 8192;
 
-/// What a bind group binds: the kernel (its layout), the parameter slot, the buffers.
-#[derive(PartialEq, Eq, Hash)]
+/// Storage buffers one bind-group key can name (the multi-tensor optimizer binds 29).
+const MAX_BOUND: usize = 32;
+
+/// What a bind group binds: the kernel (its layout), the parameter slot, and each binding's
+/// buffer by id. Plain data: building and hashing one allocates nothing and clones no handle
+/// (ids are never reused, so a key cannot name a buffer that replaced a destroyed one).
 pub(crate) struct BindKey {
-    pub kernel: KernelKey,
-    pub offset: u64,
-    pub buffers: Vec<(u32, wgpu::Buffer)>,
+    kernel: KernelKey,
+    offset: u64,
+    buffers: [(u32, u64); MAX_BOUND],
+    len: usize,
+}
+
+impl BindKey {
+    /// The key of `kernel` at arena `offset` over `bindings`; `None` past [`MAX_BOUND`].
+    pub fn new(kernel: KernelKey, offset: u64, bindings: &[(u32, &GpuBuffer)]) -> Option<BindKey> {
+        if bindings.len() > MAX_BOUND {
+            return None;
+        }
+        let mut buffers = [(0, 0); MAX_BOUND];
+        for (slot, &(binding, b)) in buffers.iter_mut().zip(bindings) {
+            *slot = (binding, b.id);
+        }
+        Some(BindKey {
+            kernel,
+            offset,
+            buffers,
+            len: bindings.len(),
+        })
+    }
+
+    fn bound(&self) -> &[(u32, u64)] {
+        &self.buffers[..self.len]
+    }
+}
+
+impl PartialEq for BindKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.offset == other.offset && self.bound() == other.bound() && self.kernel == other.kernel
+    }
+}
+
+impl Eq for BindKey {}
+
+impl Hash for BindKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.kernel.hash(h);
+        h.write_u64(self.offset);
+        for &(binding, id) in self.bound() {
+            h.write_u64(id ^ ((binding as u64) << 56));
+        }
+    }
 }
 
 /// Work recorded but not yet submitted.
@@ -35,17 +84,44 @@ pub(crate) struct Pending {
     /// same arena offsets with the same pooled buffers every step, so after the first step
     /// every bind group is found here instead of created.
     bind_groups: FastMap<BindKey, wgpu::BindGroup>,
+    /// The open kernel profile, if any: each dispatch then gets a timed pass of its own.
+    pub profiler: Option<Profiler>,
+}
+
+fn new_encoder(device: &wgpu::Device) -> wgpu::CommandEncoder {
+    device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+        label: Some("wgnn step"),
+    })
 }
 
 impl Pending {
     /// The encoder, created on first use, with no compute pass open (for copies and clears).
     pub fn encoder(&mut self, device: &wgpu::Device) -> &mut wgpu::CommandEncoder {
         self.pass = None;
-        self.encoder.get_or_insert_with(|| {
-            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("wgnn step"),
+        self.encoder.get_or_insert_with(|| new_encoder(device))
+    }
+
+    /// A new compute pass for one dispatch whose beginning and end write the profiler's next
+    /// pair of timestamps (only while a profile is open). Close it with [`Pending::timed`].
+    pub fn timed_pass(&mut self, device: &wgpu::Device) -> &mut wgpu::ComputePass<'static> {
+        self.pass = None;
+        let encoder = self.encoder.get_or_insert_with(|| new_encoder(device));
+        let writes = self.profiler.as_ref().map(Profiler::next_writes);
+        let pass = encoder
+            .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("wgnn timed"),
+                timestamp_writes: writes,
             })
-        })
+            .forget_lifetime();
+        self.pass.insert(pass)
+    }
+
+    /// Ends the timed pass of a dispatch.
+    pub fn timed(&mut self, dispatch: Recorded) {
+        self.pass = None;
+        if let Some(p) = self.profiler.as_mut() {
+            p.recorded(dispatch);
+        }
     }
 
     /// The open compute pass, begun on first use.

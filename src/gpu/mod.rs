@@ -12,11 +12,13 @@ mod context;
 mod encoder;
 mod ops;
 mod pipelines;
+mod profile;
 
 pub use buffers::GpuBuffer;
 pub use context::{Counters, GpuContext};
 pub use ops::{ConvPath, MatmulKernel, OptimSlot};
 pub use pipelines::Shader;
+pub use profile::KernelTime;
 
 /// The key of a kernel (for the benchmark microkernels in [`crate::bench`]).
 pub(crate) fn kernel_key(shader: Shader, entry: &'static str) -> pipelines::KernelKey {

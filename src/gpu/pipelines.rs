@@ -123,7 +123,7 @@ const MAX_CONSTANTS: usize = 12;
 
 /// What identifies a compiled pipeline. Plain data (no allocation), so that looking a
 /// pipeline up on every dispatch costs a hash and nothing else.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct KernelKey {
     pub shader: Shader,
     pub entry: &'static str,
@@ -143,6 +143,25 @@ impl Hash for KernelKey {
         }
     }
 }
+
+impl PartialEq for KernelKey {
+    /// Names compare by address, as they hash (so a lookup compares integers, not strings):
+    /// two copies of one literal at different addresses make two keys for one kernel — a
+    /// second compile, never a wrong pipeline.
+    fn eq(&self, other: &Self) -> bool {
+        self.shader == other.shader
+            && std::ptr::eq(self.entry, other.entry)
+            && self.dtype == other.dtype
+            && self.len == other.len
+            && self
+                .constants()
+                .iter()
+                .zip(other.constants())
+                .all(|(a, b)| a.1 == b.1 && std::ptr::eq(a.0, b.0))
+    }
+}
+
+impl Eq for KernelKey {}
 
 /// A fast hasher for the per-dispatch caches (pipelines, bind groups), whose keys are a few
 /// integers: multiply-rotate (FxHash's scheme) instead of SipHash's DoS resistance, which

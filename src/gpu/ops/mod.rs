@@ -628,6 +628,7 @@ impl Backend for Arc<GpuContext> {
         &self,
         probs: &GpuBuffer,
         labels: &GpuBuffer,
+        dout: Option<&GpuBuffer>,
         dx: &mut GpuBuffer,
         rows: usize,
         cols: usize,
@@ -636,13 +637,22 @@ impl Backend for Arc<GpuContext> {
         const OP: &str = "softmax_cross_entropy_backward";
         let p = RowParams::new(OP, rows, cols, scale, 0)?;
         let groups = self.grid(rows * cols, 256)?;
-        self.rows(
-            Shader::Softmax,
-            "softmax_ce_bwd",
-            p,
-            &[(1, dx), (2, probs), (4, labels)],
-            groups,
-        )
+        match dout {
+            Some(d) => self.rows(
+                Shader::Softmax,
+                "softmax_ce_bwd_dout",
+                p,
+                &[(1, dx), (2, probs), (3, d), (4, labels)],
+                groups,
+            ),
+            None => self.rows(
+                Shader::Softmax,
+                "softmax_ce_bwd",
+                p,
+                &[(1, dx), (2, probs), (4, labels)],
+                groups,
+            ),
+        }
     }
 
     fn im2col(&self, x: &GpuBuffer, col: &mut GpuBuffer, g: &Conv2dGeom) -> Result<()> {
