@@ -1888,3 +1888,44 @@ fn fused_dropout_equals_the_mask_product() {
         }
     }
 }
+
+/// The reductions with subgroup operations (sum_cols in one block and in blocks of 262,144,
+/// the whole-tensor sum, the softmax-CE mean, count_correct) equal the CPU, and so do the
+/// workgroup-tree kernels they replace, on every adapter (the subgroup path where it exists).
+#[test]
+fn subgroup_and_tree_reductions_match_the_cpu() {
+    let rows = randn([37, 1000], 1.0, 90);
+    let long = randn([2, 600_000], 1.0, 91);
+    let logits = randn([1000, 10], 2.0, 92);
+    let labels = Tensor::from_vec(
+        (0..1000u32)
+            .map(|i| (i * 7 + i / 3) % 10)
+            .collect::<Vec<_>>(),
+        [1000],
+        &Device::Cpu,
+    )
+    .unwrap();
+    let f = |dev: &Device| -> Result<Vec<Tensor>> {
+        let (logits, labels) = (logits.to_device(dev)?, labels.to_device(dev)?);
+        Ok(vec![
+            rows.to_device(dev)?.sum_cols()?,
+            long.to_device(dev)?.sum_cols()?,
+            rows.to_device(dev)?.sum()?,
+            logits.softmax_cross_entropy(&labels)?.0,
+            logits.count_correct(&labels)?,
+        ])
+    };
+    for dev in common::fresh_gpus() {
+        let ctx = dev.gpu_context().expect("a GPU").clone();
+        let mut paths = vec![false];
+        match ctx.set_subgroups(true) {
+            Ok(()) => paths.push(true),
+            Err(e) => eprintln!("{dev}: subgroup reductions not checked here: {e}"),
+        }
+        for sg in paths {
+            ctx.set_subgroups(sg).unwrap();
+            let what = format!("reductions with subgroups {sg}");
+            cross_check_on(&dev, &what, Tol::sum(600_000), &f);
+        }
+    }
+}

@@ -116,7 +116,7 @@ fn kernel_profile_times_every_dispatch() -> wgnn::Result<()> {
         }
         let a = Tensor::randn([192, 256], 0.0, 1.0, 1, &dev)?;
         let b = Tensor::randn([256, 128], 0.0, 1.0, 2, &dev)?;
-        let want = a.matmul(&b, false, false)?.relu()?.to_vec()?;
+        let want = a.matmul(&b, false, false)?.relu()?.to_vec::<f32>()?;
         let before = dev.counters();
         let (c, times) = ctx.profile_kernels(|| a.matmul(&b, false, false)?.relu())?;
         let dispatches = dev.counters().since(&before).dispatches;
@@ -145,7 +145,11 @@ fn kernel_profile_times_every_dispatch() -> wgnn::Result<()> {
             times[0].seconds > 0.0,
             "a 192x256x128 product took no time: {times:?}"
         );
-        assert_eq!(c.to_vec()?, want, "{dev}: profiling changed the result");
+        assert_eq!(
+            c.to_vec::<f32>()?,
+            want,
+            "{dev}: profiling changed the result"
+        );
 
         // More dispatches than one submit can time: the profile submits and goes on.
         let x = Tensor::randn([64], 0.0, 1.0, 3, &dev)?;
@@ -164,8 +168,8 @@ fn kernel_profile_times_every_dispatch() -> wgnn::Result<()> {
             "{dev}: {} submits for 1,100 timed dispatches",
             c.submits
         );
-        let relu: Vec<f32> = x.to_vec()?.iter().map(|v| v.max(0.0)).collect();
-        assert_eq!(y.to_vec()?, relu);
+        let relu: Vec<f32> = x.to_vec::<f32>()?.iter().map(|v| v.max(0.0)).collect();
+        assert_eq!(y.to_vec::<f32>()?, relu);
 
         // A failing closure closes the profile; nesting is refused by name.
         let err = ctx

@@ -39,8 +39,14 @@ pub(crate) struct BufferPool {
 }
 
 impl BufferPool {
+    /// A free buffer of `class` bytes: the one with the lowest id, so that which buffer an
+    /// allocation gets depends only on which are free, not on the order they were freed in —
+    /// a training loop then binds the same buffers to the same kernels every step, and finds
+    /// every bind group in the cache.
     pub(crate) fn take(&mut self, class: u64) -> Option<(wgpu::Buffer, u64)> {
-        let b = self.free.get_mut(&class)?.pop()?;
+        let list = self.free.get_mut(&class)?;
+        let lowest = (0..list.len()).min_by_key(|&i| list[i].1)?;
+        let b = list.swap_remove(lowest);
         self.in_use += class;
         Some(b)
     }

@@ -77,6 +77,14 @@ pub struct GpuContext {
     /// The tiled kernel's forced rows per workgroup (0: chosen per shape).
     pub(crate) tile_rows: AtomicU32,
     pub(crate) relu_mask_in_gemm: AtomicBool,
+    /// Whether the reductions use subgroup operations (see [`GpuContext::set_subgroups`]).
+    subgroups: AtomicBool,
+}
+
+/// Whether subgroup reductions can run: the feature, and subgroups whose per-subgroup sums
+/// fit the 256-thread kernels' layout (a power of two from 4 to 128 invocations).
+fn subgroups_usable(features: wgpu::Features, (min, max): (u32, u32)) -> bool {
+    features.contains(wgpu::Features::SUBGROUP) && min >= 4 && max <= 128
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -87,9 +95,12 @@ impl GpuContext {
     pub(crate) fn new(adapter: wgpu::Adapter, index: usize) -> Result<GpuContext> {
         let info = adapter.get_info();
         let mut summary = crate::device::summarize(index, &adapter);
-        // f16 kernels where the adapter has them; timestamp queries for kernel profiles.
-        let mut features =
-            adapter.features() & (wgpu::Features::SHADER_F16 | wgpu::Features::TIMESTAMP_QUERY);
+        // f16 kernels where the adapter has them; timestamp queries for kernel profiles;
+        // subgroup operations for the reductions.
+        let mut features = adapter.features()
+            & (wgpu::Features::SHADER_F16
+                | wgpu::Features::TIMESTAMP_QUERY
+                | wgpu::Features::SUBGROUP);
         // WGNN_DISABLE_F16=1 opens the device without SHADER_F16, as on adapters that lack it
         // (to check the f32 fallbacks and the errors on a machine whose adapter has f16).
         if std::env::var("WGNN_DISABLE_F16").is_ok_and(|v| v == "1") {
@@ -123,6 +134,7 @@ impl GpuContext {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let subgroups = subgroups_usable(features, summary.subgroup_sizes);
         let kernel =
             MatmulKernel::from_env().unwrap_or(MatmulKernel::default_for(info.device_type));
         Ok(GpuContext {
@@ -150,12 +162,40 @@ impl GpuContext {
             conv_path: AtomicU8::new(ConvPath::from_env().unwrap_or(ConvPath::Implicit) as u8),
             tile_rows: AtomicU32::new(0),
             relu_mask_in_gemm: AtomicBool::new(info.device_type != wgpu::DeviceType::Cpu),
+            subgroups: AtomicBool::new(subgroups),
         })
     }
 
     /// What the adapter is and supports.
     pub fn summary(&self) -> &AdapterSummary {
         &self.summary
+    }
+
+    /// Whether the reductions (column sums of each row, accuracy counts) run with subgroup
+    /// operations: on by default where the adapter has `Features::SUBGROUP` with subgroups of
+    /// 4 to 128 invocations; the workgroup-tree kernels otherwise.
+    pub fn uses_subgroups(&self) -> bool {
+        self.subgroups.load(Ordering::Relaxed)
+    }
+
+    /// Switches the reductions between the subgroup kernels and the workgroup-tree ones
+    /// (tests compare the two). Asking for subgroups where the adapter cannot is an error.
+    pub fn set_subgroups(&self, on: bool) -> Result<()> {
+        if on && !subgroups_usable(self.features, self.summary.subgroup_sizes) {
+            return Err(self.gpu_err(format!(
+                "subgroup reductions need Features::SUBGROUP with subgroups of 4 to 128 \
+                 invocations (this adapter: {}, sizes {}..{})",
+                if self.features.contains(wgpu::Features::SUBGROUP) {
+                    "SUBGROUP"
+                } else {
+                    "no SUBGROUP"
+                },
+                self.summary.subgroup_sizes.0,
+                self.summary.subgroup_sizes.1
+            )));
+        }
+        self.subgroups.store(on, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Whether f16 kernels can run here.

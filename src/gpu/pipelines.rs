@@ -44,11 +44,14 @@ pub enum Shader {
     Norm,
     /// `shaders/augment.wgsl`
     Augment,
+    /// `shaders/reduce.wgsl` followed by `shaders/reduce_subgroup.wgsl` (adapters with
+    /// `Features::SUBGROUP` only)
+    ReduceSubgroup,
 }
 
 impl Shader {
     /// Every family (used by tests that compile them all).
-    pub const ALL: [Shader; 15] = [
+    pub const ALL: [Shader; 16] = [
         Shader::Matmul,
         Shader::Elementwise,
         Shader::Broadcast,
@@ -64,6 +67,7 @@ impl Shader {
         Shader::Peak,
         Shader::Norm,
         Shader::Augment,
+        Shader::ReduceSubgroup,
     ];
 
     /// The WGSL source (without the dtype prefix).
@@ -84,6 +88,10 @@ impl Shader {
             Shader::Peak => include_str!("../../shaders/peak.wgsl"),
             Shader::Norm => include_str!("../../shaders/norm.wgsl"),
             Shader::Augment => include_str!("../../shaders/augment.wgsl"),
+            Shader::ReduceSubgroup => concat!(
+                include_str!("../../shaders/reduce.wgsl"),
+                include_str!("../../shaders/reduce_subgroup.wgsl")
+            ),
         }
     }
 
@@ -105,6 +113,7 @@ impl Shader {
             Shader::Peak => "peak.wgsl",
             Shader::Norm => "norm.wgsl",
             Shader::Augment => "augment.wgsl",
+            Shader::ReduceSubgroup => "reduce_subgroup.wgsl",
         }
     }
 }

@@ -223,6 +223,22 @@ impl GpuContext {
         )
     }
 
+    /// The kernel of a workgroup reduction of reduce.wgsl: its subgroup version where the
+    /// context uses subgroups ([`GpuContext::uses_subgroups`]).
+    fn reduction(&self, entry: &'static str) -> (Shader, &'static str) {
+        if !self.uses_subgroups() {
+            return (Shader::Reduce, entry);
+        }
+        let sg = match entry {
+            "sum_cols" => "sum_cols_sg",
+            "sum_cols_part" => "sum_cols_part_sg",
+            "sum_cols_f32" => "sum_cols_f32_sg",
+            "count_correct" => "count_correct_sg",
+            _ => return (Shader::Reduce, entry),
+        };
+        (Shader::ReduceSubgroup, sg)
+    }
+
     fn rows(
         &self,
         shader: Shader,
@@ -554,28 +570,19 @@ impl Backend for Arc<GpuContext> {
         if cols <= ROW_BLOCK {
             let p = blocked(cols, cols, alpha)?;
             let groups = self.grid(rows, 1)?;
-            return self.rows(Shader::Reduce, OP, p, &[(1, out), (2, x)], groups);
+            let (shader, entry) = self.reduction(OP);
+            return self.rows(shader, entry, p, &[(1, out), (2, x)], groups);
         }
         let p = blocked(cols, ROW_BLOCK, 1.0)?;
         let part = self.alloc_buffer(p.outputs as usize, DType::F32, "sum_cols partials")?;
         let groups = self.grid(p.outputs as usize, 1)?;
-        self.rows(
-            Shader::Reduce,
-            "sum_cols_part",
-            p,
-            &[(5, &part), (2, x)],
-            groups,
-        )?;
+        let (shader, entry) = self.reduction("sum_cols_part");
+        self.rows(shader, entry, p, &[(5, &part), (2, x)], groups)?;
         let blocks = cols.div_ceil(ROW_BLOCK);
         let p = blocked(blocks, blocks, alpha)?;
         let groups = self.grid(rows, 1)?;
-        self.rows(
-            Shader::Reduce,
-            "sum_cols_f32",
-            p,
-            &[(1, out), (6, &part)],
-            groups,
-        )
+        let (shader, entry) = self.reduction("sum_cols_f32");
+        self.rows(shader, entry, p, &[(1, out), (6, &part)], groups)
     }
 
     fn softmax(&self, x: &GpuBuffer, out: &mut GpuBuffer, rows: usize, cols: usize) -> Result<()> {
@@ -720,9 +727,10 @@ impl Backend for Arc<GpuContext> {
         accumulate: bool,
     ) -> Result<()> {
         let p = RowParams::new("count_correct", rows, cols, 1.0, accumulate as u32)?;
+        let (shader, entry) = self.reduction("count_correct");
         self.rows(
-            Shader::Reduce,
-            "count_correct",
+            shader,
+            entry,
             p,
             &[(2, x), (3, out), (4, labels)],
             [1, 1, 1],
