@@ -70,6 +70,8 @@ override TRANS_B: bool = false;
 override BIAS: bool = false;
 override RELU: bool = false;
 override MASK: bool = false;
+// Convolutions with stride 1 (modes 1-3): the stride arithmetic folds away.
+override UNIT_STRIDE: bool = false;
 // Tiled kernel shape: BM rows per workgroup (16, 32, 64); the rest follows.
 override BM: u32 = 64u;
 override WY: u32 = BM / 4u;
@@ -218,7 +220,7 @@ fn k_next(km: vec4<i32>, kk: u32) -> vec4<i32> {
         return r;
     }
     // mode 3: next output pixel
-    let s = i32(p.stride);
+    let s = select(i32(p.stride), 1, UNIT_STRIDE);
     var r = km + vec4<i32>(1, s, 0, s);
     if (r.w == i32(p.ow) * s - i32(p.pad)) {
         r.w = -i32(p.pad);
@@ -281,7 +283,7 @@ fn load_b(km: vec4<i32>, cm: vec4<i32>, kk: u32, col: u32) -> f32 {
         var ty = cm.y - km.z;
         var tx = cm.z - km.w;
         var i = cm.x + km.y;
-        if (p.stride != 1u) {
+        if (!UNIT_STRIDE && p.stride != 1u) {
             let s = i32(p.stride);
             if (ty < 0 || tx < 0 || ty % s != 0 || tx % s != 0) {
                 return 0.0;

@@ -264,6 +264,10 @@ impl GpuContext {
                 .constant("BIAS", g.bias.is_some() as u32)
                 .constant("RELU", g.relu as u32)
                 .constant("MASK", g.mask.is_some() as u32)
+                .constant(
+                    "UNIT_STRIDE",
+                    (g.mode != Mode::Matmul && g.p.stride == 1) as u32,
+                )
         };
         match self.matmul_kernel() {
             MatmulKernel::RegisterBlocked if g.vec4_loads() => (
