@@ -48,6 +48,9 @@ struct Args {
     /// queries, on adapters with TIMESTAMP_QUERY) and print where its GPU time goes.
     #[arg(long)]
     gpu_timestamps: bool,
+    /// Autotune the GEMMs (`GpuContext::set_autotune`) and print what it chose.
+    #[arg(long)]
+    autotune: bool,
 }
 
 #[derive(Serialize, Clone)]
@@ -144,6 +147,9 @@ fn run(args: Args) -> Result<()> {
             "{}: FMA peak {:.1} GFLOP/s, copy bandwidth {:.1} GB/s",
             b.label, b.fma_gflops, b.copy_gbs
         );
+        if let Some(ctx) = b.device.gpu_context() {
+            ctx.set_autotune(args.autotune);
+        }
         for &dtype in &dtypes {
             if dtype == DType::F16 && b.device.gpu_context().is_some_and(|c| !c.supports_f16()) {
                 println!("{}: no SHADER_F16, f16 rows skipped", b.label);
@@ -334,6 +340,16 @@ fn run(args: Args) -> Result<()> {
                 }
             }
         }
+        if let Some(ctx) = b.device.gpu_context().filter(|_| args.autotune) {
+            let mut table = format!(
+                "autotuned GEMMs on {}:\n\n| shape class | chosen | ms |\n|---|---|---|\n",
+                b.label
+            );
+            for (class, cfg, ms) in ctx.tuned_gemms() {
+                table += &format!("| {class} | {cfg} | {ms:.3} |\n");
+            }
+            kernel_tables.push(table);
+        }
     }
 
     // Speed-up of every row over the CPU row with the same op and dtype.
@@ -376,6 +392,7 @@ fn run(args: Args) -> Result<()> {
     for table in &kernel_tables {
         println!("\n{table}");
     }
+
     if let Some(path) = &args.json {
         let json = serde_json::json!({ "rows": rows, "accounting": accounting });
         std::fs::write(

@@ -1929,3 +1929,52 @@ fn subgroup_and_tree_reductions_match_the_cpu() {
         }
     }
 }
+
+/// GEMM autotune (opt-in) times every candidate once per shape class, keeps the fastest, and
+/// the autotuned matmul and convolution (forward, input and weight gradients) still equal the
+/// CPU; running them again tunes nothing new.
+#[test]
+fn autotuned_gemms_match_the_cpu_and_tune_once() {
+    let a = randn([300, 200], 1.0, 95);
+    let b = randn([200, 130], 1.0, 96);
+    let x = randn([4, 3, 12, 12], 1.0, 97);
+    let w = randn([8, 3, 3, 3], 0.5, 98);
+    let bias = randn([8], 0.5, 99);
+    let dy = randn([4, 8, 12, 12], 1.0, 100);
+    let f = |dev: &Device| -> Result<Vec<Tensor>> {
+        let (x, w) = (x.to_device(dev)?, w.to_device(dev)?);
+        let y = x.conv2d(&w, &bias.to_device(dev)?, 1, 1)?;
+        let (dx, dw, db) = x.conv2d_backward(&w, &dy.to_device(dev)?, 1, 1)?;
+        let c = a.to_device(dev)?.matmul(&b.to_device(dev)?, false, false)?;
+        Ok(vec![c, y, dx, dw, db])
+    };
+    for dev in common::fresh_gpus() {
+        let ctx = dev.gpu_context().expect("a GPU").clone();
+        ctx.set_autotune(true);
+        cross_check_on(&dev, "autotuned GEMMs", Tol::matmul(4 * 144, 1.0), &f);
+        let tuned = ctx.tuned_gemms();
+        let classes: Vec<&str> = tuned.iter().map(|t| t.0.as_str()).collect();
+        for mode in [
+            "matmul",
+            "conv forward",
+            "conv input gradient",
+            "conv weight gradient",
+        ] {
+            assert!(
+                classes.iter().any(|c| c.starts_with(&format!("{mode} "))),
+                "{dev}: no autotuned {mode} in {classes:?}"
+            );
+        }
+        assert!(
+            tuned.iter().all(|t| t.2.is_finite() && t.2 > 0.0),
+            "{tuned:?}"
+        );
+        cross_check_on(&dev, "autotuned GEMMs again", Tol::matmul(4 * 144, 1.0), &f);
+        assert_eq!(
+            ctx.tuned_gemms(),
+            tuned,
+            "{dev}: the second run tuned again"
+        );
+        ctx.set_autotune(false);
+    }
+}

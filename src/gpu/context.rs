@@ -3,12 +3,13 @@
 
 use super::buffers::{BufferPool, GpuBuffer, size_class};
 use super::encoder::{ARENA_BYTES, BindKey, Pending};
-use super::ops::{ConvPath, MatmulKernel};
+use super::ops::{ConvPath, GemmConfig, MatmulKernel, TuneKey};
 use super::pipelines::{KernelKey, PipelineCache};
 use super::profile::Profiler;
 use crate::device::{AdapterSummary, INSTALL_HINT};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use wgpu::util::DeviceExt;
@@ -79,6 +80,9 @@ pub struct GpuContext {
     pub(crate) relu_mask_in_gemm: AtomicBool,
     /// Whether the reductions use subgroup operations (see [`GpuContext::set_subgroups`]).
     subgroups: AtomicBool,
+    /// GEMM autotune switch and its measured choices (see [`GpuContext::autotune`]).
+    pub(crate) autotune: AtomicBool,
+    tuned: Mutex<HashMap<TuneKey, (GemmConfig, f64)>>,
 }
 
 /// Whether subgroup reductions can run: the feature, and subgroups whose per-subgroup sums
@@ -163,6 +167,8 @@ impl GpuContext {
             tile_rows: AtomicU32::new(0),
             relu_mask_in_gemm: AtomicBool::new(info.device_type != wgpu::DeviceType::Cpu),
             subgroups: AtomicBool::new(subgroups),
+            autotune: AtomicBool::new(std::env::var("WGNN_AUTOTUNE").is_ok_and(|v| v == "1")),
+            tuned: Mutex::new(HashMap::new()),
         })
     }
 
@@ -196,6 +202,11 @@ impl GpuContext {
         }
         self.subgroups.store(on, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Autotune's choices by shape class.
+    pub(crate) fn tuned_gemms_map(&self) -> MutexGuard<'_, HashMap<TuneKey, (GemmConfig, f64)>> {
+        lock(&self.tuned)
     }
 
     /// Whether f16 kernels can run here.

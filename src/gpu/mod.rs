@@ -16,7 +16,7 @@ mod profile;
 
 pub use buffers::GpuBuffer;
 pub use context::{Counters, GpuContext};
-pub use ops::{ConvPath, MatmulKernel, OptimSlot};
+pub use ops::{ConvPath, GemmConfig, MatmulKernel, OptimSlot};
 pub use pipelines::Shader;
 pub use profile::KernelTime;
 

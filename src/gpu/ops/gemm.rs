@@ -76,7 +76,123 @@ impl ConvPath {
     }
 }
 
+/// One GEMM configuration: the kernel and, for the tiled kernel, its rows per workgroup
+/// (`None`: chosen from M — 16, 32 or 64, the smallest that covers it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmConfig {
+    /// The kernel.
+    pub kernel: MatmulKernel,
+    /// The tiled kernel's rows per workgroup.
+    pub tile_rows: Option<u32>,
+}
+
+impl GemmConfig {
+    /// What autotune measures: the register-blocked kernel (16-byte loads where the shape
+    /// allows) and the three tiled shapes.
+    pub const CANDIDATES: [GemmConfig; 4] = [
+        GemmConfig {
+            kernel: MatmulKernel::RegisterBlocked,
+            tile_rows: None,
+        },
+        GemmConfig {
+            kernel: MatmulKernel::Tiled,
+            tile_rows: Some(16),
+        },
+        GemmConfig {
+            kernel: MatmulKernel::Tiled,
+            tile_rows: Some(32),
+        },
+        GemmConfig {
+            kernel: MatmulKernel::Tiled,
+            tile_rows: Some(64),
+        },
+    ];
+}
+
+impl std::fmt::Display for GemmConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.kernel, self.tile_rows) {
+            (MatmulKernel::RegisterBlocked, _) => write!(f, "register-blocked"),
+            (MatmulKernel::Tiled, Some(r)) => write!(f, "tiled {r}x{}", 4 * 256 / (r / 4)),
+            (MatmulKernel::Tiled, None) => write!(f, "tiled (rows from M)"),
+        }
+    }
+}
+
+/// The shape class autotune measures once: the mode, transposes, epilogue loads, whether
+/// 16-byte loads apply, and M, N, K rounded up to powers of two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct TuneKey {
+    mode: Mode,
+    trans: (bool, bool),
+    mask: bool,
+    vec4: bool,
+    mnk: [u32; 3],
+}
+
+impl TuneKey {
+    fn of(g: &Gemm) -> TuneKey {
+        TuneKey {
+            mode: g.mode,
+            trans: (g.trans_a, g.trans_b),
+            mask: g.mask.is_some(),
+            vec4: g.vec4_loads(),
+            mnk: [g.p.m, g.p.n, g.p.k].map(|v| v.max(1).next_power_of_two()),
+        }
+    }
+}
+
+impl std::fmt::Display for TuneKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = match self.mode {
+            Mode::Matmul => "matmul",
+            Mode::ConvForward => "conv forward",
+            Mode::ConvInputGrad => "conv input gradient",
+            Mode::ConvWeightGrad => "conv weight gradient",
+        };
+        let [m, n, k] = self.mnk;
+        write!(f, "{mode} M≤{m} N≤{n} K≤{k}")?;
+        if self.trans.0 || self.trans.1 {
+            write!(
+                f,
+                " (transposed {}{})",
+                if self.trans.0 { "A" } else { "" },
+                if self.trans.1 { "B" } else { "" }
+            )?;
+        }
+        Ok(())
+    }
+}
+
 impl GpuContext {
+    /// Whether GEMMs (matmul and implicit-GEMM convolutions) are autotuned: on first use of
+    /// a shape class every [`GemmConfig::CANDIDATES`] is timed on the real operands and the
+    /// fastest kept for the context's lifetime. Off by default (like PyTorch's
+    /// `cudnn.benchmark`: the first step of each shape then submits and waits, and the choice
+    /// can differ between runs, so results may differ in the last bits); `WGNN_AUTOTUNE=1`
+    /// turns it on. `WGNN_MATMUL` or [`GpuContext::set_tile_rows`] still force a kernel.
+    /// Without it the fallback table applies: register-blocked on CPU-like adapters, tiled
+    /// with 16, 32 or 64 rows per workgroup (the smallest covering M) elsewhere.
+    pub fn autotune(&self) -> bool {
+        self.autotune.load(Ordering::Relaxed)
+    }
+
+    /// Turns GEMM autotune on or off (see [`GpuContext::autotune`]).
+    pub fn set_autotune(&self, on: bool) {
+        self.autotune.store(on, Ordering::Relaxed);
+    }
+
+    /// What autotune chose so far: (shape class, configuration, its median time in ms).
+    pub fn tuned_gemms(&self) -> Vec<(String, GemmConfig, f64)> {
+        let mut v: Vec<_> = self
+            .tuned_gemms_map()
+            .iter()
+            .map(|(k, &(c, ms))| (k.to_string(), c, ms))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
     /// The matmul kernel in use.
     pub fn matmul_kernel(&self) -> MatmulKernel {
         if self.matmul_kernel.load(Ordering::Relaxed) == MatmulKernel::Tiled as u8 {
@@ -184,7 +300,7 @@ const GPU_TARGET_GROUPS: usize = 1024;
 const GPU_MIN_CHUNK: usize = 256;
 
 /// What one GEMM dispatch computes (see the MODE table in matmul.wgsl).
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Mode {
     Matmul = 0,
     ConvForward = 1,
@@ -193,6 +309,7 @@ enum Mode {
 }
 
 /// One GEMM: sizes, mode, fused epilogue and operands.
+#[derive(Clone, Copy)]
 struct Gemm<'a> {
     mode: Mode,
     p: MatmulParams,
@@ -254,7 +371,7 @@ impl GpuContext {
 
     /// Workgroup grid `[x, y]`, entry names and override constants of a GEMM of this shape.
     /// The last element is the number of threads that have outputs.
-    fn gemm_plan(&self, g: &Gemm) -> ([usize; 2], &'static str, KernelKey, usize) {
+    fn gemm_plan(&self, g: &Gemm, cfg: GemmConfig) -> ([usize; 2], &'static str, KernelKey, usize) {
         let (m, n) = (g.p.m as usize, g.p.n as usize);
         let base = |entry: &'static str| {
             KernelKey::new(Shader::Matmul, entry)
@@ -269,7 +386,7 @@ impl GpuContext {
                     (g.mode != Mode::Matmul && g.p.stride == 1) as u32,
                 )
         };
-        match self.matmul_kernel() {
+        match cfg.kernel {
             MatmulKernel::RegisterBlocked if g.vec4_loads() => (
                 // 64 threads sharing 4 rows (A's loads are uniform), 8 columns each.
                 [n.div_ceil(512), m.div_ceil(8)],
@@ -291,7 +408,7 @@ impl GpuContext {
                 )
             }
             MatmulKernel::Tiled => {
-                let bm = self.tile_rows_for(m);
+                let bm = cfg.tile_rows.unwrap_or_else(|| self.tile_rows_for(m));
                 // 256 threads: BM / 4 rows of threads, so BN = 4 · 256 / (BM / 4).
                 let bn = 4 * 256 / (bm as usize / 4);
                 let key = base("matmul_tiled").constant("BM", bm);
@@ -305,11 +422,79 @@ impl GpuContext {
         }
     }
 
-    /// Records one GEMM into `out`.
+    /// Records one GEMM into `out`, in the configuration the context's settings give (or,
+    /// with autotune on, the fastest one measured for its shape class).
     fn gemm(self: &Arc<Self>, g: Gemm, out: GemmOut) -> Result<()> {
+        let cfg = self.gemm_config(&g, &out)?;
+        self.gemm_with(g, out, cfg)
+    }
+
+    /// The configuration for `g`: the settings' (kernel, tile rows from M — the fallback
+    /// table), unless autotune is on and nothing is forced: then the measured fastest for
+    /// g's shape class, measured now on first use.
+    fn gemm_config(self: &Arc<Self>, g: &Gemm, out: &GemmOut) -> Result<GemmConfig> {
+        let fallback = GemmConfig {
+            kernel: self.matmul_kernel(),
+            tile_rows: None,
+        };
+        if !self.autotune()
+            || MatmulKernel::from_env().is_some()
+            || self.tile_rows.load(Ordering::Relaxed) != 0
+        {
+            return Ok(fallback);
+        }
+        let key = TuneKey::of(g);
+        if let Some(&c) = self.tuned_gemms_map().get(&key) {
+            return Ok(c.0);
+        }
+        let (best, ms) = self.tune(g, out)?;
+        self.tuned_gemms_map().insert(key, (best, ms));
+        Ok(best)
+    }
+
+    /// Times every candidate configuration on `g`'s operands, writing to scratch outputs
+    /// (each candidate once to build its pipeline, then the median of three runs, each
+    /// submitted and waited for); returns the fastest and its time in ms. Work recorded
+    /// before is submitted first.
+    fn tune(self: &Arc<Self>, g: &Gemm, out: &GemmOut) -> Result<(GemmConfig, f64)> {
+        const WHAT: &str = "autotune scratch";
+        let mut best = (GemmConfig::CANDIDATES[0], f64::INFINITY);
+        self.flush()?;
+        for cfg in GemmConfig::CANDIDATES {
+            let mut times = Vec::with_capacity(3);
+            for rep in 0..4 {
+                let mut scratch = match out {
+                    GemmOut::C(c) => (self.alloc_buffer(c.numel, c.dtype, WHAT)?, None),
+                    GemmOut::WeightGrad { dw, db } => (
+                        self.alloc_buffer(dw.numel, dw.dtype, WHAT)?,
+                        Some(self.alloc_buffer(db.numel, db.dtype, WHAT)?),
+                    ),
+                };
+                self.sync()?;
+                let t = std::time::Instant::now();
+                let target = match &mut scratch {
+                    (c, None) => GemmOut::C(c),
+                    (dw, Some(db)) => GemmOut::WeightGrad { dw, db },
+                };
+                self.gemm_with(*g, target, cfg)?;
+                self.sync()?;
+                if rep > 0 {
+                    times.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            times.sort_by(f64::total_cmp);
+            if times[1] < best.1 {
+                best = (cfg, times[1]);
+            }
+        }
+        Ok(best)
+    }
+
+    /// Records one GEMM into `out` in configuration `cfg`.
+    fn gemm_with(self: &Arc<Self>, g: Gemm, out: GemmOut, cfg: GemmConfig) -> Result<()> {
         const OP: &str = "matmul";
         let (m, n, k) = (g.p.m as usize, g.p.n as usize, g.p.k as usize);
-        let ([gx, gy], part_entry, key, threads) = self.gemm_plan(&g);
+        let ([gx, gy], part_entry, key, threads) = self.gemm_plan(&g, cfg);
         let weight_grad = g.mode == Mode::ConvWeightGrad;
         let splits = if weight_grad || k > SPLIT_K {
             self.splits_for(m, n, k, gx * gy, threads)

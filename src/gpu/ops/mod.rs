@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 mod gemm;
 mod optim;
-pub(crate) use gemm::Epilogue;
-pub use gemm::{ConvPath, MatmulKernel};
+pub use gemm::{ConvPath, GemmConfig, MatmulKernel};
+pub(crate) use gemm::{Epilogue, TuneKey};
 pub use optim::OptimSlot;
 
 #[repr(C)]
