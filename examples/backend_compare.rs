@@ -422,7 +422,7 @@ fn kernel_table(
         ));
     };
     dev.sync()?;
-    let ((), times) = ctx.profile_kernels(|| step())?;
+    let ((), times) = ctx.profile_kernels(step)?;
     let mut by_kernel: std::collections::BTreeMap<String, (usize, f64)> = Default::default();
     for t in &times {
         let mode = t.constants.iter().find(|c| c.0 == "MODE").map(|c| c.1);
