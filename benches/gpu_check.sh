@@ -48,7 +48,7 @@ echo "backend_compare (matmul, step with kernel times)..." >&2
 sgemm=$(grep '| f32 | matmul ' "$OUT/backend_compare.txt" | tail -n 1 \
   | awk -F'|' '{gsub(/^ +| +$/, "", $4); gsub(/^ +| +$/, "", $6); gsub(/^ +| +$/, "", $7); print $4 ": " $6 " (" $7 " of peak)"}')
 peak=$(grep -m1 'FMA peak' "$OUT/backend_compare.txt" | sed 's/.*FMA peak/FMA peak/')
-accounting=$(grep -m1 'dispatches' "$OUT/backend_compare.txt" | sed 's/^[^:]*: //')
+accounting=$(grep -m1 'dispatches' "$OUT/backend_compare.txt" | sed 's/^.* f32: //')
 
 vgg() { # name, then vgg_like flags; prints the images/s of its summary line
   local name=$1; shift

@@ -2,7 +2,8 @@
 //! and the bind-group cache.
 //!
 //! Ops append dispatches to one compute pass of one pending encoder per device; the pass is
-//! closed only when a copy or clear must be recorded, or at submit. Their small parameter structs
+//! closed only when a copy or clear must be recorded, or at submit (while a kernel profile is
+//! open, each dispatch gets a timed pass of its own: `profile.rs`). Their small parameter structs
 //! are packed into a host-side arena (one slot per dispatch, aligned to the adapter's uniform
 //! offset alignment) that is uploaded with a single `write_buffer` just before the encoder is
 //! submitted. A training step therefore costs one submit and one parameter upload, however
