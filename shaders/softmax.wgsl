@@ -7,7 +7,7 @@
 // softmax_ce:     out = softmax(x), row_loss = logsumexp(x) - x[label]
 //                 (a label >= cols yields NaN: labels are not read back to check)
 // softmax_ce_bwd: out = (probs - onehot(label)) * alpha    (x = probs; one thread per element)
-//                 (softmax_ce_bwd_dout: times dy[0], the loss's upstream gradient)
+//                 (times dy[0], the loss's upstream gradient, when the DOUT override is set)
 // Bindings: 1 = out (read_write), 2 = x, 3 = dy, 4 = labels (u32), 5 = row_loss (read_write).
 
 struct Params {
@@ -123,6 +123,9 @@ fn softmax_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     }
 }
 
+// Times dy[0], the loss's upstream gradient, when DOUT (the autograd rule, in one pass).
+override DOUT: bool = false;
+
 @compute @workgroup_size(256)
 fn softmax_ce_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 256u;
@@ -132,18 +135,9 @@ fn softmax_ce_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let row = i / p.cols;
     let col = i % p.cols;
     let hot = select(0.0, 1.0, labels[row] == col);
-    out[i] = T((f32(x[i]) - hot) * p.alpha);
-}
-
-// softmax_ce_bwd times the loss's upstream gradient dy[0] (the autograd rule, in one pass).
-@compute @workgroup_size(256)
-fn softmax_ce_bwd_dout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
-    if (i >= p.rows * p.cols) {
-        return;
+    var scale = p.alpha;
+    if (DOUT) {
+        scale *= f32(dy[0]);
     }
-    let row = i / p.cols;
-    let col = i % p.cols;
-    let hot = select(0.0, 1.0, labels[row] == col);
-    out[i] = T((f32(x[i]) - hot) * p.alpha * f32(dy[0]));
+    out[i] = T((f32(x[i]) - hot) * scale);
 }

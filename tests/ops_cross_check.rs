@@ -1978,3 +1978,36 @@ fn autotuned_gemms_match_the_cpu_and_tune_once() {
         ctx.set_autotune(false);
     }
 }
+
+/// The mean softmax-CE backward reads its upstream gradient on the device (one kernel): with a
+/// seed of 2.5 the logits' gradient is 2.5 × (probs − onehot) / rows, as on the CPU.
+#[test]
+fn softmax_ce_backward_scales_by_the_upstream_gradient() {
+    let logits = randn([33, 10], 2.0, 101);
+    let labels = Tensor::from_vec(
+        (0..33u32).map(|i| (i * 3) % 10).collect::<Vec<_>>(),
+        [33],
+        &Device::Cpu,
+    )
+    .unwrap();
+    let outs = cross_check("softmax-CE backward, seed 2.5", Tol::EXP, |dev| {
+        let x = logits.to_device(dev)?.requiring_grad()?;
+        let (loss, probs) = x.softmax_cross_entropy(&labels.to_device(dev)?)?;
+        loss.backward_with(&Tensor::from_vec(vec![2.5f32], [1], dev)?)?;
+        let grad = x.grad().expect("a gradient");
+        Ok(vec![grad, probs])
+    });
+    // The CPU's gradient is 2.5 / 33 × (probs − onehot).
+    let (Data::F32(g), Data::F32(p)) = (&outs[0][0].data, &outs[0][1].data) else {
+        panic!("f32 outputs");
+    };
+    for (i, (&g, &p)) in g.iter().zip(p).enumerate() {
+        let hot = if (i % 10) as u32 == ((i / 10) as u32 * 3) % 10 {
+            1.0
+        } else {
+            0.0
+        };
+        let want = 2.5 / 33.0 * (p - hot);
+        assert!((g - want).abs() <= 1e-6, "element {i}: {g} vs {want}");
+    }
+}

@@ -644,22 +644,14 @@ impl Backend for Arc<GpuContext> {
         const OP: &str = "softmax_cross_entropy_backward";
         let p = RowParams::new(OP, rows, cols, scale, 0)?;
         let groups = self.grid(rows * cols, 256)?;
-        match dout {
-            Some(d) => self.rows(
-                Shader::Softmax,
-                "softmax_ce_bwd_dout",
-                p,
-                &[(1, dx), (2, probs), (3, d), (4, labels)],
-                groups,
-            ),
-            None => self.rows(
-                Shader::Softmax,
-                "softmax_ce_bwd",
-                p,
-                &[(1, dx), (2, probs), (4, labels)],
-                groups,
-            ),
-        }
+        // Without an upstream gradient, binding 3 (unread) gets the probabilities.
+        self.dispatch(
+            &KernelKey::new(Shader::Softmax, "softmax_ce_bwd")
+                .constant("DOUT", dout.is_some() as u32),
+            bytemuck::bytes_of(&p),
+            &[(1, dx), (2, probs), (3, dout.unwrap_or(probs)), (4, labels)],
+            groups,
+        )
     }
 
     fn im2col(&self, x: &GpuBuffer, col: &mut GpuBuffer, g: &Conv2dGeom) -> Result<()> {
