@@ -4,7 +4,8 @@
 //               the first maximum (as the book's np.argmax). Padded positions never win.
 //               idx holds the flat input index of the winner.
 // max_pool_bwd: one thread per input element; gathers dy from every window whose argmax is
-//               this element (windows may overlap when stride < window), so no atomics.
+//               this element (windows may overlap when stride < window), so no atomics;
+//               windows that tile the input (stride = window, no padding) take one load.
 // Bindings: 1 = out (read_write), 2 = idx (u32, read_write), 3 = src (x or dy).
 
 struct Params {
@@ -70,6 +71,19 @@ fn max_pool_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     let xx = i % p.w;
     let yy = (i / p.w) % p.h;
     let plane = i / (p.w * p.h);
+    if (p.stride == p.ph && p.stride == p.pw && p.pad == 0u) {
+        // Windows that tile the input (the usual 2x2, stride 2): this element lies in one
+        // window at most, so one load and no loop.
+        let oy = yy / p.stride;
+        let ox = xx / p.stride;
+        var g = 0.0;
+        if (oy < p.oh && ox < p.ow) {
+            let o = (plane * p.oh + oy) * p.ow + ox;
+            g = select(0.0, f32(src[o]), idx[o] == i);
+        }
+        out[i] = T(g);
+        return;
+    }
     var acc = 0.0;
     for (var ky = 0u; ky < p.ph; ky++) {
         let oy_s = i32(yy + p.pad) - i32(ky);
