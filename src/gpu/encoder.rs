@@ -105,12 +105,24 @@ impl Pending {
     /// A new compute pass for one dispatch whose beginning and end write the profiler's next
     /// pair of timestamps (only while a profile is open). Close it with [`Pending::timed`].
     pub fn timed_pass(&mut self, device: &wgpu::Device) -> &mut wgpu::ComputePass<'static> {
+        self.begin_pass(device, true)
+    }
+
+    /// Closes any open pass and begins one, timed by the profiler when `timed`.
+    fn begin_pass(
+        &mut self,
+        device: &wgpu::Device,
+        timed: bool,
+    ) -> &mut wgpu::ComputePass<'static> {
         self.pass = None;
         let encoder = self.encoder.get_or_insert_with(|| new_encoder(device));
-        let writes = self.profiler.as_ref().map(Profiler::next_writes);
+        let writes = match &self.profiler {
+            Some(p) if timed => Some(p.next_writes()),
+            _ => None,
+        };
         let pass = encoder
             .begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("wgnn timed"),
+                label: Some(if timed { "wgnn timed" } else { "wgnn" }),
                 timestamp_writes: writes,
             })
             .forget_lifetime();
@@ -128,16 +140,9 @@ impl Pending {
     /// The open compute pass, begun on first use.
     pub fn pass(&mut self, device: &wgpu::Device) -> &mut wgpu::ComputePass<'static> {
         if self.pass.is_none() {
-            let pass = self
-                .encoder(device)
-                .begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("wgnn"),
-                    timestamp_writes: None,
-                })
-                .forget_lifetime();
-            self.pass = Some(pass);
+            return self.begin_pass(device, false);
         }
-        self.pass.as_mut().expect("just begun")
+        self.pass.as_mut().expect("checked above")
     }
 
     /// The encoder to submit (its pass closed), leaving nothing pending.

@@ -459,19 +459,18 @@ impl GpuContext {
     /// before is submitted first.
     fn tune(self: &Arc<Self>, g: &Gemm, out: &GemmOut) -> Result<(GemmConfig, f64)> {
         const WHAT: &str = "autotune scratch";
+        let mut scratch = match out {
+            GemmOut::C(c) => (self.alloc_buffer(c.numel, c.dtype, WHAT)?, None),
+            GemmOut::WeightGrad { dw, db } => (
+                self.alloc_buffer(dw.numel, dw.dtype, WHAT)?,
+                Some(self.alloc_buffer(db.numel, db.dtype, WHAT)?),
+            ),
+        };
         let mut best = (GemmConfig::CANDIDATES[0], f64::INFINITY);
-        self.flush()?;
+        self.sync()?;
         for cfg in GemmConfig::CANDIDATES {
             let mut times = Vec::with_capacity(3);
             for rep in 0..4 {
-                let mut scratch = match out {
-                    GemmOut::C(c) => (self.alloc_buffer(c.numel, c.dtype, WHAT)?, None),
-                    GemmOut::WeightGrad { dw, db } => (
-                        self.alloc_buffer(dw.numel, dw.dtype, WHAT)?,
-                        Some(self.alloc_buffer(db.numel, db.dtype, WHAT)?),
-                    ),
-                };
-                self.sync()?;
                 let t = std::time::Instant::now();
                 let target = match &mut scratch {
                     (c, None) => GemmOut::C(c),
