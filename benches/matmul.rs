@@ -52,7 +52,7 @@ fn matmul(c: &mut Criterion) {
             group.throughput(Throughput::Elements(2 * (n as u64).pow(3)));
             group.bench_with_input(BenchmarkId::new(name.clone(), n), &n, |bench, _| {
                 bench.iter(|| {
-                    let c = a.matmul(&b, false, false).expect("matmul");
+                    let c = a.matmul_t(&b, false, false).expect("matmul");
                     dev.sync().expect("sync");
                     c
                 })

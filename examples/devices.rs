@@ -34,7 +34,7 @@ fn run(args: Args) -> wgnn::Result<()> {
     let a = Tensor::randn([n, n], 0.0, 1.0, args.seed, &cpu)?;
     let b = Tensor::randn([n, n], 0.0, 1.0, args.seed + 1, &cpu)?;
     let t = Instant::now();
-    let reference = a.matmul(&b, false, false)?.to_vec::<f32>()?;
+    let reference = a.matmul_t(&b, false, false)?.to_vec::<f32>()?;
     println!(
         "cpu (ndarray): {n}x{n}x{n} matmul in {:.2} ms",
         t.elapsed().as_secs_f64() * 1e3
@@ -74,7 +74,7 @@ fn run(args: Args) -> wgnn::Result<()> {
         let ga = a.to_device(&dev)?;
         let gb = b.to_device(&dev)?;
         let t = Instant::now();
-        let got = ga.matmul(&gb, false, false)?.to_vec::<f32>()?;
+        let got = ga.matmul_t(&gb, false, false)?.to_vec::<f32>()?;
         let ms = t.elapsed().as_secs_f64() * 1e3;
         let max_diff = got
             .iter()

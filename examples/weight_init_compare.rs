@@ -127,7 +127,7 @@ fn histograms(path: &std::path::Path, seed: u64) -> wgnn::Result<()> {
         let mut row = Vec::new();
         for layer in 0..5 {
             let w = Tensor::randn([100, 100], 0.0, std, seed + 1 + layer as u64, &cpu)?;
-            let a = x.matmul(&w, false, false)?;
+            let a = x.matmul_t(&w, false, false)?;
             x = if relu { a.relu()? } else { a.sigmoid()? };
             let v = x.to_vec::<f32>()?;
             let mut counts = [0usize; 30];

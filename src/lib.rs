@@ -17,7 +17,7 @@
 //! let dev = Device::auto()?;
 //! let a = Tensor::randn([64, 32], 0.0, 1.0, 1, &dev)?;
 //! let b = Tensor::randn([32, 16], 0.0, 1.0, 2, &dev)?;
-//! let c = a.matmul(&b, false, false)?.relu()?;
+//! let c = a.matmul(&b)?.relu()?;
 //! println!("{:?} {:?}", c, &c.to_vec::<f32>()?[..4]);
 //! # Ok(()) }
 //! ```
@@ -100,3 +100,4 @@ pub use error::{Error, Result};
 pub use shape::Shape;
 pub use tensor::Tensor;
 pub use tensor_ops::OptimTarget;
+pub use tensor_ops::shape::ReshapeDims;

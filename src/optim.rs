@@ -379,7 +379,7 @@ pub fn clip_grad_norm<'a>(
     for (_, p) in params {
         if let Some(g) = p.grad() {
             let dt = g.dtype();
-            p.set_grad(Some(g.mul_broadcast(&factor.to_dtype(dt)?)?))?;
+            p.set_grad(Some(g.mul(&factor.to_dtype(dt)?)?))?;
         }
     }
     Ok(Some(norm))

@@ -217,6 +217,41 @@ impl Tensor {
         Ok(t)
     }
 
+    /// All ones.
+    pub fn ones(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
+        let mut t = Tensor::zeros(shape, dtype, device)?;
+        t.fill_(1.0)?;
+        Ok(t)
+    }
+
+    /// Zeros with `like`'s shape, dtype and device.
+    pub fn zeros_like(like: &Tensor) -> Result<Tensor> {
+        Tensor::zeros(like.shape.clone(), like.dtype, &like.device())
+    }
+
+    /// Ones with `like`'s shape, dtype and device.
+    pub fn ones_like(like: &Tensor) -> Result<Tensor> {
+        Tensor::ones(like.shape.clone(), like.dtype, &like.device())
+    }
+
+    /// `start, start + step, …` up to (excluding) `end`, f32 (PyTorch's `arange`).
+    pub fn arange(start: f32, end: f32, step: f32, device: &Device) -> Result<Tensor> {
+        if step == 0.0 || !step.is_finite() || !start.is_finite() || !end.is_finite() {
+            return Err(Error::invalid(
+                "arange",
+                format!("needs finite bounds and a nonzero step, got {start}..{end} by {step}"),
+            ));
+        }
+        let n = ((end - start) / step).ceil().max(0.0) as usize;
+        let data: Vec<f32> = (0..n).map(|i| start + step * i as f32).collect();
+        Tensor::from_vec(data, [n], device)
+    }
+
+    /// Uniform samples in `[0, 1)` from `seed` (PyTorch's `rand` with a generator).
+    pub fn rand(shape: impl Into<Shape>, seed: u64, device: &Device) -> Result<Tensor> {
+        Tensor::rand_uniform(shape, 0.0, 1.0, seed, device)
+    }
+
     /// Normal samples with `mean` and `std`, from `seed` (same values on every device).
     pub fn randn(
         shape: impl Into<Shape>,
@@ -381,7 +416,7 @@ impl Tensor {
     }
 
     /// The same elements with a new shape of equal size; shares the storage (no copy).
-    pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Tensor> {
+    pub(crate) fn reshape_to(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
         if shape.numel() != self.numel() {
             return Err(Error::shapes(

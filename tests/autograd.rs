@@ -161,7 +161,7 @@ fn matmul_every_transpose() {
                 &dev,
                 &[(randn(12, 1.0, 1), a_shape), (randn(20, 1.0, 2), b_shape)],
                 AFFINE,
-                |t| t[0].matmul(&t[1], ta, tb),
+                |t| t[0].matmul_t(&t[1], ta, tb),
             );
         }
     }
@@ -192,21 +192,21 @@ fn elementwise_and_broadcast() {
                 &dev,
                 &[a.clone(), s.clone()],
                 AFFINE,
-                |t| t[0].add_broadcast(&t[1]),
+                |t| t[0].add(&t[1]),
             );
             check_op(
                 &format!("sub_broadcast {small:?}"),
                 &dev,
                 &[a.clone(), s.clone()],
                 AFFINE,
-                |t| t[0].sub_broadcast(&t[1]),
+                |t| t[0].sub(&t[1]),
             );
             check_op(
                 &format!("mul_broadcast {small:?}"),
                 &dev,
                 &[a.clone(), s.clone()],
                 AFFINE,
-                |t| t[0].mul_broadcast(&t[1]),
+                |t| t[0].mul(&t[1]),
             );
             check_op(
                 &format!("broadcast_to from {small:?}"),
@@ -229,18 +229,33 @@ fn reductions_and_views() {
         check_op("mean", &dev, std::slice::from_ref(&a), AFFINE, |t| {
             t[0].mean()
         });
-        check_op("sum_rows", &dev, std::slice::from_ref(&a), AFFINE, |t| {
-            t[0].sum_rows()
-        });
-        check_op("sum_cols", &dev, std::slice::from_ref(&a), AFFINE, |t| {
-            t[0].sum_cols()
-        });
+        check_op(
+            "sum_dim [0, 1]",
+            &dev,
+            std::slice::from_ref(&a),
+            AFFINE,
+            |t| t[0].sum_dim(&[0, 1], false),
+        );
+        check_op(
+            "sum_dim [-1]",
+            &dev,
+            std::slice::from_ref(&a),
+            AFFINE,
+            |t| t[0].sum_dim(&[-1], false),
+        );
+        check_op(
+            "sum_dim [0, 2] keepdim",
+            &dev,
+            std::slice::from_ref(&a),
+            AFFINE,
+            |t| t[0].sum_dim(&[0, 2], true),
+        );
         check_op(
             "sum_to [3, 1]",
             &dev,
             std::slice::from_ref(&a),
             AFFINE,
-            |t| t[0].sum_to([3, 1]),
+            |t| t[0].sum_to(&[3, 1]),
         );
         check_op("reshape", &dev, std::slice::from_ref(&a), AFFINE, |t| {
             t[0].reshape([4, 6])?.scale(2.0)
@@ -270,7 +285,7 @@ fn nonlinear_unary_ops() {
             t[0].sigmoid()
         });
         check_op("softmax", &dev, std::slice::from_ref(&x), SMOOTH, |t| {
-            t[0].softmax()
+            t[0].softmax(-1)
         });
         check_op("tanh", &dev, std::slice::from_ref(&x), SMOOTH, |t| {
             t[0].tanh()
@@ -478,8 +493,8 @@ fn gradients_accumulate() -> Result<()> {
         let x = Tensor::from_slice(&[1.0f32, -1.0, 0.5, 2.0], [2, 2], &dev)?;
         // y = (x·w)·w, L = Σ y: dL/dw = xᵀ·1·wᵀ + (x·w)ᵀ·1.
         let loss = x
-            .matmul(&w, false, false)?
-            .matmul(&w, false, false)?
+            .matmul_t(&w, false, false)?
+            .matmul_t(&w, false, false)?
             .sum()?;
         loss.backward()?;
         let g1 = w.grad().expect("gradient").to_vec::<f32>()?;
@@ -493,8 +508,8 @@ fn gradients_accumulate() -> Result<()> {
             1e-6,
         );
         let loss = x
-            .matmul(&w, false, false)?
-            .matmul(&w, false, false)?
+            .matmul_t(&w, false, false)?
+            .matmul_t(&w, false, false)?
             .sum()?;
         loss.backward()?;
         let g2 = w.grad().expect("gradient").to_vec::<f32>()?;

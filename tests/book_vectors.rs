@@ -24,10 +24,10 @@ fn simple_net_loss_and_gradient() -> wgnn::Result<()> {
         let x = Tensor::from_slice(&[0.6f32, 0.9], [1, 2], &dev)?;
         let w = Tensor::from_slice(&W, [2, 3], &dev)?;
         let t = Tensor::from_slice(&[2u32], [1], &dev)?;
-        let z = x.matmul(&w, false, false)?;
+        let z = x.matmul_t(&w, false, false)?;
         let (loss, probs) = z.softmax_cross_entropy(&t)?;
         let dz = probs.softmax_cross_entropy_backward(&t, 1.0)?;
-        let dw = x.matmul(&dz, true, false)?; // xᵀ · dz
+        let dw = x.matmul_t(&dz, true, false)?; // xᵀ · dz
         let loss = loss.item()? as f64;
         println!("book_vectors: {dev}: loss {loss:.9} (book {LOSS:.9})");
         // f32 arithmetic on values of order 1: 1e-6 is a few ulps of headroom.

@@ -185,8 +185,8 @@ fn composition(c: &Case, o: &Operands) -> Result<Results> {
     let col = o.x.im2col(c.kh, c.kw, c.stride, c.pad)?;
     let w2 = o.w.reshape([f, ckk])?;
     let out = col
-        .matmul(&w2, false, true)?
-        .add_broadcast(&o.b)?
+        .matmul_t(&w2, false, true)?
+        .add(&o.b)?
         .reshape([n, oh * ow, f])?
         .transpose_last2()?
         .reshape([n, f, oh, ow])?;
@@ -195,9 +195,9 @@ fn composition(c: &Case, o: &Operands) -> Result<Results> {
         .reshape([n, f, oh * ow])?
         .transpose_last2()?
         .reshape([n * oh * ow, f])?;
-    let db = d2.sum_rows()?;
-    let dw = d2.matmul(&col, true, false)?.reshape(o.w.dims())?;
-    let dx = d2.matmul(&w2, false, false)?.col2im(&g)?;
+    let db = d2.sum_dim(&[0], false)?;
+    let dw = d2.matmul_t(&col, true, false)?.reshape(o.w.dims())?;
+    let dx = d2.matmul_t(&w2, false, false)?.col2im(&g)?;
     Ok(Results {
         out: read(&out, &[n, f, oh, ow], "composition out"),
         dx: read(&dx, &c.x, "composition dx"),
@@ -533,7 +533,7 @@ fn fused_linear_matches_matmul_bias_relu() {
         };
         for relu in [false, true] {
             let want = with_grads(&ops, |x, w, b| {
-                let z = x.matmul(w, false, false)?.add_broadcast(b)?;
+                let z = x.matmul_t(w, false, false)?.add(b)?;
                 if relu { z.relu() } else { Ok(z) }
             })
             .unwrap();

@@ -7,17 +7,18 @@ use wgnn::{Device, Tensor};
 
 fn step(x: &Tensor, w: &Tensor, labels: &Tensor) -> wgnn::Result<Tensor> {
     let col = x.im2col(3, 3, 1, 1)?; // [2*8*8, 2*9]
-    let h = col.matmul(w, false, false)?.relu()?; // [128, 4]
+    let h = col.matmul_t(w, false, false)?.relu()?; // [128, 4]
     let (loss, probs) = h.softmax_cross_entropy(labels)?;
+    let zero = Tensor::zeros([1], h.dtype(), &h.device())?;
     let dh = probs
         .softmax_cross_entropy_backward(labels, 1.0)?
-        .relu_backward(&h)?;
-    let dw = col.matmul(&dh, true, false)?;
-    let dcol = dh.matmul(w, false, true)?;
+        .mul(&h.gt(&zero)?)?;
+    let dw = col.matmul_t(&dh, true, false)?;
+    let dcol = dh.matmul_t(w, false, true)?;
     let dx = dcol.col2im(&x.conv_geom(3, 3, 1, 1)?)?;
     let (p, idx) = dx.max_pool2d(2, 2, 2, 0)?;
     let _ = p.max_pool2d_backward(&idx, &dx.pool_geom(2, 2, 2, 0)?)?;
-    let _ = dw.sum_rows()?;
+    let _ = dw.sum_dim(&[0], false)?;
     Ok(loss)
 }
 
@@ -70,7 +71,7 @@ fn trim_releases_pooled_buffers() -> wgnn::Result<()> {
         };
         {
             let a = Tensor::randn([64, 64], 0.0, 1.0, 1, &dev)?;
-            let _b = a.matmul(&a, false, false)?;
+            let _b = a.matmul_t(&a, false, false)?;
             dev.sync()?;
         }
         let before = dev.counters();

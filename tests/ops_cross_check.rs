@@ -113,6 +113,19 @@ fn uniform(shape: impl Into<Shape>, low: f32, high: f32, seed: u64) -> Tensor {
     Tensor::rand_uniform(shape, low, high, seed, &Device::Cpu).unwrap()
 }
 
+/// d(Σ f(x)·dy)/dx by autograd: the vector-Jacobian product of `f` at `x`.
+fn grad_of(x: &Tensor, dy: &Tensor, f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    let x = x.detach().requiring_grad()?;
+    f(&x)?.backward_with(dy)?;
+    Ok(x.grad().expect("a gradient reaches x"))
+}
+
+/// Sums over every dim but the last (the old `sum_rows`: column sums of a `[rows, cols]` view).
+fn column_sums(t: &Tensor) -> Result<Tensor> {
+    let lead: Vec<isize> = (0..t.dims().len() as isize - 1).collect();
+    t.sum_dim(&lead, false)
+}
+
 fn cpu_f32(data: Vec<f32>, shape: impl Into<Shape>) -> Tensor {
     Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
 }
@@ -390,11 +403,11 @@ fn cpu_reference_matmul_known_values() -> Result<()> {
     let a = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3], &cpu)?;
     let b = Tensor::from_slice(&[7.0f32, 8.0, 9.0, 10.0, 11.0, 12.0], [3, 2], &cpu)?;
     assert_eq!(
-        a.matmul(&b, false, false)?.to_vec::<f32>()?,
+        a.matmul_t(&b, false, false)?.to_vec::<f32>()?,
         [58.0, 64.0, 139.0, 154.0]
     );
     // aᵀ·a = [[17, 22, 27], [22, 29, 36], [27, 36, 45]]
-    let ata = a.matmul(&a, true, false)?;
+    let ata = a.matmul_t(&a, true, false)?;
     assert_eq!(ata.dims(), [3, 3]);
     assert_eq!(
         ata.to_vec::<f32>()?,
@@ -402,7 +415,7 @@ fn cpu_reference_matmul_known_values() -> Result<()> {
     );
     // a·aᵀ = [[14, 32], [32, 77]]
     assert_eq!(
-        a.matmul(&a, false, true)?.to_vec::<f32>()?,
+        a.matmul_t(&a, false, true)?.to_vec::<f32>()?,
         [14.0, 32.0, 32.0, 77.0]
     );
     // gemm_: C = 2·a·b − 1·C with C = ones → [[115, 127], [277, 307]]
@@ -415,7 +428,7 @@ fn cpu_reference_matmul_known_values() -> Result<()> {
     for (ta, tb) in FLAGS {
         let (sa, sb) = operand_shapes(m, n, k, ta, tb);
         let (a, b) = (randn(sa, 1.0, 1), randn(sb, 1.0, 2));
-        let got = a.matmul(&b, ta, tb)?;
+        let got = a.matmul_t(&b, ta, tb)?;
         assert_eq!(got.dims(), [m, n]);
         let want: Vec<f32> = naive_matmul(&vals(&a), &vals(&b), (m, n, k), ta, tb)
             .iter()
@@ -437,31 +450,31 @@ fn cpu_reference_elementwise_broadcast_and_reductions_known_values() -> Result<(
     let cpu = Device::Cpu;
     let x = Tensor::from_slice(&[1.0f32, -2.0, 3.0, -4.0], [2, 2], &cpu)?;
     let y = Tensor::from_slice(&[10.0f32, 20.0], [2], &cpu)?;
-    assert_eq!(
-        x.add_broadcast(&y)?.to_vec::<f32>()?,
-        [11.0, 18.0, 13.0, 16.0]
-    );
+    assert_eq!(x.add(&y)?.to_vec::<f32>()?, [11.0, 18.0, 13.0, 16.0]);
     let col = Tensor::from_slice(&[10.0f32, 20.0], [2, 1], &cpu)?;
-    assert_eq!(
-        x.add_broadcast(&col)?.to_vec::<f32>()?,
-        [11.0, 8.0, 23.0, 16.0]
-    );
-    assert_eq!(x.sum_to([2])?.to_vec::<f32>()?, [4.0, -6.0]);
-    assert_eq!(x.sum_to([2, 1])?.to_vec::<f32>()?, [-1.0, -1.0]);
-    assert_eq!(x.sum_rows()?.to_vec::<f32>()?, [4.0, -6.0]);
-    assert_eq!(x.sum_cols()?.to_vec::<f32>()?, [-1.0, -1.0]);
+    assert_eq!(x.add(&col)?.to_vec::<f32>()?, [11.0, 8.0, 23.0, 16.0]);
+    assert_eq!(x.sum_to(&[2])?.to_vec::<f32>()?, [4.0, -6.0]);
+    assert_eq!(x.sum_to(&[2, 1])?.to_vec::<f32>()?, [-1.0, -1.0]);
+    assert_eq!(x.sum_dim(&[0], false)?.to_vec::<f32>()?, [4.0, -6.0]);
+    assert_eq!(x.sum_dim(&[-1], false)?.to_vec::<f32>()?, [-1.0, -1.0]);
     assert_eq!(x.sum()?.to_vec::<f32>()?, [-2.0]);
     assert_eq!(x.mean()?.to_vec::<f32>()?, [-0.5]);
     assert_eq!(x.relu()?.to_vec::<f32>()?, [1.0, 0.0, 3.0, 0.0]);
     let dy = Tensor::full([2, 2], 5.0, &cpu)?;
-    assert_eq!(dy.relu_backward(&x)?.to_vec::<f32>()?, [5.0, 0.0, 5.0, 0.0]);
+    assert_eq!(
+        grad_of(&x, &dy, |t| t.relu())?.to_vec::<f32>()?,
+        [5.0, 0.0, 5.0, 0.0]
+    );
     let s = Tensor::from_slice(&[0.0f32], [1], &cpu)?.sigmoid()?;
     assert_eq!(s.to_vec::<f32>()?, [0.5]);
     // dσ at y = 0.5 is 0.25.
     assert_eq!(
-        Tensor::full([1], 2.0, &cpu)?
-            .sigmoid_backward(&s)?
-            .to_vec::<f32>()?,
+        grad_of(
+            &Tensor::from_slice(&[0.0f32], [1], &cpu)?,
+            &Tensor::full([1], 2.0, &cpu)?,
+            |t| t.sigmoid()
+        )?
+        .to_vec::<f32>()?,
         [0.5]
     );
     let mut z = x.sub(&x.scale(2.0)?)?; // −x
@@ -479,12 +492,12 @@ fn cpu_reference_elementwise_broadcast_and_reductions_known_values() -> Result<(
 fn cpu_reference_softmax_and_cross_entropy_known_values() -> Result<()> {
     let cpu = Device::Cpu;
     // softmax([1000, 1000]) = [1/2, 1/2] without overflow.
-    let big = Tensor::from_slice(&[1000.0f32, 1000.0], [1, 2], &cpu)?.softmax()?;
+    let big = Tensor::from_slice(&[1000.0f32, 1000.0], [1, 2], &cpu)?.softmax(-1)?;
     assert_eq!(vals(&big), [0.5, 0.5]);
     // softmax([0, ln 2]) = [1/3, 2/3]. (Small logits here: the loss is formed as
     // max + ln Σ − x[label], which in f32 carries an absolute error of ~ulp(max).)
     let x = Tensor::from_slice(&[0.0f32, 2f32.ln(), 5.0, 5.0], [2, 2], &cpu)?;
-    let p = x.softmax()?;
+    let p = x.softmax(-1)?;
     common::assert_close(
         "softmax",
         &vals(&p),
@@ -675,7 +688,7 @@ fn matmul_forward_all_flags_both_kernels() {
             );
             let what = format!("matmul m={m} n={n} k={k} trans_a={ta} trans_b={tb}");
             cross_check_matmul(&what, Tol::matmul(k, 1.0), |dev| {
-                Ok(vec![a.to_device(dev)?.matmul(
+                Ok(vec![a.to_device(dev)?.matmul_t(
                     &b.to_device(dev)?,
                     ta,
                     tb,
@@ -709,18 +722,18 @@ fn matmul_backward_via_transpose_flags() {
             let what = format!("matmul backward m={m} n={n} k={k} trans_a={ta} trans_b={tb}");
             let cpu = cross_check_matmul(&what, Tol::matmul(m.max(n).max(k), 1.0), |dev| {
                 let (a, b, dc) = (a.to_device(dev)?, b.to_device(dev)?, dc.to_device(dev)?);
-                let c = a.matmul(&b, ta, tb)?;
+                let c = a.matmul_t(&b, ta, tb)?;
                 // ta: dA = (dC·op(B)ᵀ)ᵀ = op(B)·dCᵀ, else dC·op(B)ᵀ.
                 let da = if ta {
-                    b.matmul(&dc, tb, true)?
+                    b.matmul_t(&dc, tb, true)?
                 } else {
-                    dc.matmul(&b, false, !tb)?
+                    dc.matmul_t(&b, false, !tb)?
                 };
                 // tb: dB = (op(A)ᵀ·dC)ᵀ = dCᵀ·op(A), else op(A)ᵀ·dC.
                 let db = if tb {
-                    dc.matmul(&a, true, ta)?
+                    dc.matmul_t(&a, true, ta)?
                 } else {
-                    a.matmul(&dc, !ta, false)?
+                    a.matmul_t(&dc, !ta, false)?
                 };
                 Ok(vec![c, da, db])
             });
@@ -797,7 +810,7 @@ fn gemm_alpha_beta_accumulation() {
                 );
                 let mut c = c0.to_device(dev)?;
                 c.gemm_(&a, &b, ta, tb, 2.0, beta)?;
-                Ok(vec![a.matmul(&b, ta, tb)?, c])
+                Ok(vec![a.matmul_t(&b, ta, tb)?, c])
             });
             assert_eq!(cpu[0].f32s(), [0.0; 12], "{what}");
             let want: Vec<f32> = vals(&c0).iter().map(|v| beta * v).collect();
@@ -858,13 +871,6 @@ fn scale_axpy_fill_full() {
             ])
         });
     }
-}
-
-/// The gradient of `f` at `x` from upstream `dy`, through autograd, on `x`'s device.
-fn grad_of(x: &Tensor, dy: &Tensor, f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
-    let x = x.detach().requiring_grad()?;
-    f(&x)?.backward_with(dy)?;
-    Ok(x.grad().expect("a gradient"))
 }
 
 #[test]
@@ -1181,16 +1187,18 @@ fn relu_sigmoid_and_backward() {
             Tol::EXACT,
             |dev| {
                 let (x, dy) = (x.to_device(dev)?, dy.to_device(dev)?);
-                Ok(vec![x.relu()?, dy.relu_backward(&x)?])
+                Ok(vec![x.relu()?, grad_of(&x, &dy, |t| t.relu())?])
             },
         );
         cross_check(&format!("sigmoid {shape:?}"), Tol::EXP, |dev| {
             Ok(vec![x.to_device(dev)?.sigmoid()?])
         });
         cross_check(&format!("sigmoid_backward {shape:?}"), Tol::ARITH, |dev| {
-            Ok(vec![
-                dy.to_device(dev)?.sigmoid_backward(&y.to_device(dev)?)?,
-            ])
+            Ok(vec![grad_of(
+                &y.to_device(dev)?,
+                &dy.to_device(dev)?,
+                |t| t.sigmoid(),
+            )?])
         });
     }
     // Saturation: no NaN, and exactly 0 / 1 at the far ends on every device.
@@ -1232,7 +1240,7 @@ fn add_broadcast_and_sum_to() {
         cross_check(
             &format!("add_broadcast {big:?} + {small:?}"),
             Tol::ARITH,
-            |dev| Ok(vec![x.to_device(dev)?.add_broadcast(&b.to_device(dev)?)?]),
+            |dev| Ok(vec![x.to_device(dev)?.add(&b.to_device(dev)?)?]),
         );
         let terms = x.numel() / b.numel();
         cross_check(
@@ -1260,10 +1268,10 @@ fn sum_rows_sum_cols_sum_mean() {
         let cols = *shape.last().unwrap();
         let rows = x.numel() / cols;
         cross_check(&format!("sum_rows {shape:?}"), Tol::sum(rows), |dev| {
-            Ok(vec![x.to_device(dev)?.sum_rows()?])
+            Ok(vec![column_sums(&x.to_device(dev)?)?])
         });
         cross_check(&format!("sum_cols {shape:?}"), Tol::sum(cols), |dev| {
-            Ok(vec![x.to_device(dev)?.sum_cols()?])
+            Ok(vec![x.to_device(dev)?.sum_dim(&[-1], false)?])
         });
         cross_check(&format!("sum/mean {shape:?}"), Tol::sum(x.numel()), |dev| {
             let x = x.to_device(dev)?;
@@ -1306,13 +1314,13 @@ fn dispatch_beyond_the_per_dimension_limit() {
         // Row-per-workgroup kernels past the limit: sum_cols, softmax, softmax_backward.
         let rows = max_groups + 3;
         let (x, dy) = (randn([rows, 3], 2.0, 2), randn([rows, 3], 1.0, 3));
-        let y = x.softmax().unwrap();
+        let y = x.softmax(-1).unwrap();
         let what = format!("over {rows} rows");
         cross_check_on(&dev, &format!("sum_cols {what}"), Tol::sum(3), &|d| {
-            Ok(vec![x.to_device(d)?.sum_cols()?])
+            Ok(vec![x.to_device(d)?.sum_dim(&[-1], false)?])
         });
         cross_check_on(&dev, &format!("softmax {what}"), Tol::EXP, &|d| {
-            Ok(vec![x.to_device(d)?.softmax()?])
+            Ok(vec![x.to_device(d)?.softmax(-1)?])
         });
         cross_check_on(
             &dev,
@@ -1374,7 +1382,7 @@ fn softmax_and_backward() {
     for (i, x) in inputs.iter().enumerate() {
         let shape = x.dims().to_vec();
         let outs = cross_check(&format!("softmax {shape:?}"), Tol::EXP, |dev| {
-            Ok(vec![x.to_device(dev)?.softmax()?])
+            Ok(vec![x.to_device(dev)?.softmax(-1)?])
         });
         assert_finite(&format!("softmax {shape:?}"), &outs);
         let cols = shape[1];
@@ -1388,7 +1396,7 @@ fn softmax_and_backward() {
             }
         }
         // Backward with the same y (the CPU's forward) on every device.
-        let y = x.softmax().unwrap();
+        let y = x.softmax(-1).unwrap();
         let dy = randn(&shape[..], 1.0, 170 + i as u64);
         let outs = cross_check(
             &format!("softmax_backward {shape:?}"),
@@ -1719,7 +1727,7 @@ fn try_clone_and_reshape() {
             r.try_clone()?.reshape([5, 5]).is_err(),
             "reshape must keep the element count"
         );
-        let sums = r.sum_rows()?;
+        let sums = column_sums(&r)?;
         Ok(vec![r.reshape([7, 99])?, sums])
     });
 }
@@ -1738,13 +1746,13 @@ fn reductions_longer_than_a_thread_may_loop() {
     for shape in [[100_000, 3], [1_100_000, 1]] {
         let x = randn(shape, 1.0, 70);
         cross_check(&format!("sum_rows {shape:?}"), Tol::sum(shape[0]), |dev| {
-            Ok(vec![x.to_device(dev)?.sum_rows()?])
+            Ok(vec![column_sums(&x.to_device(dev)?)?])
         });
     }
     // sum_cols with rows cut into blocks of 262,144, and the whole-tensor sum past 256·65,535.
     let x = randn([2, 600_000], 1.0, 78);
     cross_check("sum_cols [2, 600000]", Tol::sum(600_000), |dev| {
-        Ok(vec![x.to_device(dev)?.sum_cols()?])
+        Ok(vec![x.to_device(dev)?.sum_dim(&[-1], false)?])
     });
     let x = randn([17_000_000], 1.0, 79);
     cross_check("sum/mean over 17,000,000", Tol::sum(17_000_000), |dev| {
@@ -1761,7 +1769,7 @@ fn reductions_longer_than_a_thread_may_loop() {
         cross_check(
             &format!("sum_to {shape:?} → {to:?}"),
             Tol::sum(per),
-            |dev| Ok(vec![x.to_device(dev)?.sum_to(to.clone())?]),
+            |dev| Ok(vec![x.to_device(dev)?.sum_to(&to)?]),
         );
     }
     // Matmul with K = 70,000 (split-K), every transpose and both kernels, with and without
@@ -1776,7 +1784,7 @@ fn reductions_longer_than_a_thread_may_loop() {
         );
         let what = format!("matmul m={m} n={n} k={k} trans_a={ta} trans_b={tb}");
         cross_check_matmul(&what, Tol::matmul(k, 1.0), |dev| {
-            Ok(vec![a.to_device(dev)?.matmul(
+            Ok(vec![a.to_device(dev)?.matmul_t(
                 &b.to_device(dev)?,
                 ta,
                 tb,
@@ -1801,7 +1809,7 @@ fn reductions_longer_than_a_thread_may_loop() {
             rtol: 1e-3,
         };
         cross_check_matmul(&format!("f16 {what}"), tol, |dev| {
-            let c = ah.to_device(dev)?.matmul(&bh.to_device(dev)?, ta, tb)?;
+            let c = ah.to_device(dev)?.matmul_t(&bh.to_device(dev)?, ta, tb)?;
             Ok(vec![c.to_dtype(DType::F32)?])
         });
     }
@@ -1908,8 +1916,8 @@ fn subgroup_and_tree_reductions_match_the_cpu() {
     let f = |dev: &Device| -> Result<Vec<Tensor>> {
         let (logits, labels) = (logits.to_device(dev)?, labels.to_device(dev)?);
         Ok(vec![
-            rows.to_device(dev)?.sum_cols()?,
-            long.to_device(dev)?.sum_cols()?,
+            rows.to_device(dev)?.sum_dim(&[-1], false)?,
+            long.to_device(dev)?.sum_dim(&[-1], false)?,
             rows.to_device(dev)?.sum()?,
             logits.softmax_cross_entropy(&labels)?.0,
             logits.count_correct(&labels)?,
@@ -1945,7 +1953,9 @@ fn autotuned_gemms_match_the_cpu_and_tune_once() {
         let (x, w) = (x.to_device(dev)?, w.to_device(dev)?);
         let y = x.conv2d(&w, &bias.to_device(dev)?, 1, 1)?;
         let (dx, dw, db) = x.conv2d_backward(&w, &dy.to_device(dev)?, 1, 1)?;
-        let c = a.to_device(dev)?.matmul(&b.to_device(dev)?, false, false)?;
+        let c = a
+            .to_device(dev)?
+            .matmul_t(&b.to_device(dev)?, false, false)?;
         Ok(vec![c, y, dx, dw, db])
     };
     for dev in common::fresh_gpus() {

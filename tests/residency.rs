@@ -8,29 +8,29 @@ use wgnn::{DType, Device, Tensor};
 
 /// 24 ops: matmul, bias add, activations, elementwise, softmax, transpose, reductions.
 fn chain(x: &Tensor, w: &Tensor, b: &Tensor) -> wgnn::Result<Tensor> {
-    let mut h = x.matmul(w, false, false)?; // 1
-    h = h.add_broadcast(b)?; // 2
+    let mut h = x.matmul_t(w, false, false)?; // 1
+    h = h.add(b)?; // 2
     let r = h.relu()?; // 3
     let s = h.sigmoid()?; // 4
     let mut y = r.mul(&s)?; // 5
     y = y.scale(0.5)?; // 6
     y.axpy_(0.25, &r)?; // 7
     let z = y.sub(&s)?; // 8
-    let p = z.softmax()?; // 9
+    let p = z.softmax(-1)?; // 9
     let g = p.softmax_backward(&z)?; // 10
     let t = g.transpose_last2()?; // 11
     let tt = t.transpose_last2()?; // 12
     let q = tt.add(&p)?; // 13
-    let d = q.relu_backward(&h)?; // 14
-    let e = d.sigmoid_backward(&s)?; // 15
-    let f = e.matmul(w, false, true)?; // 16
-    let col = f.sum_rows()?; // 17
-    let row = f.sum_cols()?; // 18
+    let d = q.maximum(&h)?; // 14
+    let e = d.div(&s)?; // 15
+    let f = e.matmul_t(w, false, true)?; // 16
+    let col = f.sum_dim(&[0], false)?; // 17
+    let row = f.sum_dim(&[-1], false)?; // 18
     let mut acc = Tensor::zeros(f.dims(), DType::F32, &x.device())?;
     acc.fill_(1.0)?; // 19
     acc.axpy_(2.0, &f)?; // 20
-    let bc = acc.add_broadcast(&col)?; // 21
-    let bc2 = bc.transpose_last2()?.add_broadcast(&row)?; // 22, 23
+    let bc = acc.add(&col)?; // 21
+    let bc2 = bc.transpose_last2()?.add(&row)?; // 22, 23
     bc2.scale(0.1) // 24
 }
 
@@ -116,9 +116,9 @@ fn kernel_profile_times_every_dispatch() -> wgnn::Result<()> {
         }
         let a = Tensor::randn([192, 256], 0.0, 1.0, 1, &dev)?;
         let b = Tensor::randn([256, 128], 0.0, 1.0, 2, &dev)?;
-        let want = a.matmul(&b, false, false)?.relu()?.to_vec::<f32>()?;
+        let want = a.matmul_t(&b, false, false)?.relu()?.to_vec::<f32>()?;
         let before = dev.counters();
-        let (c, times) = ctx.profile_kernels(|| a.matmul(&b, false, false)?.relu())?;
+        let (c, times) = ctx.profile_kernels(|| a.matmul_t(&b, false, false)?.relu())?;
         let dispatches = dev.counters().since(&before).dispatches;
         assert_eq!(
             times.len() as u64,

@@ -31,9 +31,11 @@ use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-/// A backward rule: from the gradient of the op's output, the gradients of its inputs (in
-/// the order the inputs were recorded; `None` for an input that needs none).
-pub(crate) type BackwardFn = Box<dyn FnOnce(&Tensor) -> Result<Vec<Option<Tensor>>> + Send>;
+/// A backward rule: from the gradient of the op's output and which inputs need a gradient
+/// (decided by the walk: an input in the graph), the gradients of its inputs — one entry per
+/// input, in the order the inputs were recorded, `None` for an input that needs none.
+pub(crate) type BackwardFn =
+    Box<dyn FnOnce(&Tensor, &[bool]) -> Result<Vec<Option<Tensor>>> + Send>;
 
 /// One vertex of the graph: a leaf (a tensor the user asked gradients for) or an op's output.
 pub struct Node {
@@ -122,6 +124,20 @@ impl Drop for NoGradGuard {
 pub(crate) fn record<F>(out: Tensor, name: &'static str, inputs: &[&Tensor], backward: F) -> Tensor
 where
     F: FnOnce(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + 'static,
+{
+    record_needs(out, name, inputs, move |g, _| backward(g))
+}
+
+/// [`record`] for a rule that reads which inputs need a gradient (`needs[i]`: input `i` is in
+/// the graph), so that it computes only those.
+pub(crate) fn record_needs<F>(
+    out: Tensor,
+    name: &'static str,
+    inputs: &[&Tensor],
+    backward: F,
+) -> Tensor
+where
+    F: FnOnce(&Tensor, &[bool]) -> Result<Vec<Option<Tensor>>> + Send + 'static,
 {
     if !is_grad_enabled() || inputs.iter().all(|t| t.node.is_none()) {
         return out;
@@ -227,7 +243,19 @@ pub(crate) fn backward(root: &Tensor, seed: Tensor) -> Result<()> {
                         ),
                     )
                 })?;
-                let input_grads = rule(&g)?;
+                let needs: Vec<bool> = inputs.iter().map(|(n, _)| n.is_some()).collect();
+                let input_grads = rule(&g, &needs)?;
+                if input_grads.len() != inputs.len() {
+                    return Err(Error::invalid(
+                        "backward",
+                        format!(
+                            "{name}: its backward rule gave {} gradients for {} inputs (a bug \
+                             of the rule)",
+                            input_grads.len(),
+                            inputs.len()
+                        ),
+                    ));
+                }
                 for ((input, shape), gi) in inputs.iter().zip(input_grads) {
                     let (Some(n), Some(gi)) = (input, gi) else {
                         continue;

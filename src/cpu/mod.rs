@@ -12,8 +12,8 @@
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::ops::{
-    AugmentSpec, Backend, BinaryOp, BlockCopy, BnGeom, Broadcast, Conv2dGeom, DropoutSpec,
-    MatmulSpec, OptimKind, OptimStep, Pool2dGeom, UnaryBwd, UnaryOp,
+    AugmentSpec, Backend, BlockCopy, BmmSpec, BnGeom, Conv2dGeom, DropoutSpec, IndexGeom,
+    MatmulSpec, OptimKind, OptimStep, PointwiseOp, Pool2dGeom, Strided,
 };
 use crate::rng::counter_uniform;
 use half::f16;
@@ -24,6 +24,8 @@ use rayon::prelude::*;
 mod avx512;
 mod direct;
 mod gemm;
+mod index;
+pub(crate) mod pointwise;
 
 /// `C = A B` for row-major `A [m, k]`, `B [k, n]` and `C [m, n]`, straight through the CPU
 /// backend's GEMM (split across the rayon pool, no tensor bookkeeping): for benchmarks of the
@@ -273,51 +275,6 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn binary(
-        &self,
-        op: BinaryOp,
-        x: &CpuStorage,
-        y: &CpuStorage,
-        out: &mut CpuStorage,
-        n: usize,
-    ) -> Result<()> {
-        let (x, y, o) = (
-            &x.f32s("binary")?[..n],
-            &y.f32s("binary")?[..n],
-            &mut out.f32s_mut("binary")?[..n],
-        );
-        let f = binary_fn(op);
-        par_elementwise3(o, x, y, |o, x, y| {
-            for ((o, &a), &b) in o.iter_mut().zip(x).zip(y) {
-                *o = f(a, b);
-            }
-        });
-        Ok(())
-    }
-
-    fn unary(&self, op: UnaryOp, x: &CpuStorage, out: &mut CpuStorage, n: usize) -> Result<()> {
-        let (x, o) = (&x.f32s("unary")?[..n], &mut out.f32s_mut("unary")?[..n]);
-        par_elementwise(o, x, |o, x| unary_slices(op, x, o));
-        Ok(())
-    }
-
-    fn unary_bwd(
-        &self,
-        op: UnaryBwd,
-        dy: &CpuStorage,
-        saved: &CpuStorage,
-        dx: &mut CpuStorage,
-        n: usize,
-    ) -> Result<()> {
-        let (dy, s, dx) = (
-            &dy.f32s("unary_bwd")?[..n],
-            &saved.f32s("unary_bwd")?[..n],
-            &mut dx.f32s_mut("unary_bwd")?[..n],
-        );
-        par_elementwise3(dx, dy, s, |dx, dy, s| unary_bwd_slices(op, dy, s, dx));
-        Ok(())
-    }
-
     fn axpy(&self, alpha: f32, x: &CpuStorage, y: &mut CpuStorage, n: usize) -> Result<()> {
         let (x, y) = (&x.f32s("axpy")?[..n], &mut y.f32s_mut("axpy")?[..n]);
         par_elementwise(y, x, |y, x| {
@@ -328,59 +285,6 @@ impl Backend for CpuBackend {
 
     fn fill(&self, out: &mut CpuStorage, value: f32, n: usize) -> Result<()> {
         out.f32s_mut("fill")?[..n].fill(value);
-        Ok(())
-    }
-
-    fn broadcast(
-        &self,
-        op: BinaryOp,
-        a: &CpuStorage,
-        b: &CpuStorage,
-        out: &mut CpuStorage,
-        bc: &Broadcast,
-    ) -> Result<()> {
-        let (a, b, o) = (
-            a.f32s("broadcast")?,
-            b.f32s("broadcast")?,
-            out.f32s_mut("broadcast")?,
-        );
-        let f = binary_fn(op);
-        let bs = bc.b_strides();
-        let d = bc.dims;
-        let mut i = 0;
-        for i0 in 0..d[0] {
-            for i1 in 0..d[1] {
-                for i2 in 0..d[2] {
-                    let base = i0 * bs[0] + i1 * bs[1] + i2 * bs[2];
-                    for i3 in 0..d[3] {
-                        o[i] = f(a[i], b[base + i3 * bs[3]]);
-                        i += 1;
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn sum_to(&self, dy: &CpuStorage, out: &mut CpuStorage, bc: &Broadcast) -> Result<()> {
-        let (dy, o) = (dy.f32s("sum_to")?, out.f32s_mut("sum_to")?);
-        // Accumulate in f64 so the reference is more exact than any kernel it checks.
-        let mut acc = vec![0f64; bc.b_numel()];
-        let bs = bc.b_strides();
-        let d = bc.dims;
-        let mut i = 0;
-        for i0 in 0..d[0] {
-            for i1 in 0..d[1] {
-                for i2 in 0..d[2] {
-                    let base = i0 * bs[0] + i1 * bs[1] + i2 * bs[2];
-                    for i3 in 0..d[3] {
-                        acc[base + i3 * bs[3]] += dy[i] as f64;
-                        i += 1;
-                    }
-                }
-            }
-        }
-        o.iter_mut().zip(&acc).for_each(|(o, &a)| *o = a as f32);
         Ok(())
     }
 
@@ -1267,6 +1171,136 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn pointwise(
+        &self,
+        op: &PointwiseOp,
+        ins: &[&CpuStorage],
+        out: &mut CpuStorage,
+        walk: &Strided,
+    ) -> Result<()> {
+        let name = op.f.name();
+        let ins = ins
+            .iter()
+            .map(|s| s.f32s(name))
+            .collect::<Result<Vec<&[f32]>>>()?;
+        let n = walk.numel();
+        let o = &mut out.f32s_mut(name)?[..n];
+        op.f.run_cpu(op.a, op.b, &ins, o, walk);
+        Ok(())
+    }
+
+    fn extreme_rows(
+        &self,
+        x: &CpuStorage,
+        values: &mut CpuStorage,
+        indices: &mut CpuStorage,
+        rows: usize,
+        cols: usize,
+        min: bool,
+    ) -> Result<()> {
+        const OP: &str = "max/min over a dim";
+        index::extreme_rows(
+            &x.f32s(OP)?[..rows * cols],
+            &mut values.f32s_mut(OP)?[..rows],
+            &mut indices.u32s_mut(OP)?[..rows],
+            cols,
+            min,
+        );
+        Ok(())
+    }
+
+    fn index_select(
+        &self,
+        x: &CpuStorage,
+        idx: &CpuStorage,
+        out: &mut CpuStorage,
+        g: &IndexGeom,
+    ) -> Result<()> {
+        const OP: &str = "index_select";
+        index::index_select(x.f32s(OP)?, idx.u32s(OP)?, out.f32s_mut(OP)?, g)
+    }
+
+    fn index_select_bwd(
+        &self,
+        dy: &CpuStorage,
+        idx: &CpuStorage,
+        dx: &mut CpuStorage,
+        g: &IndexGeom,
+    ) -> Result<()> {
+        const OP: &str = "index_select_backward";
+        index::index_select_bwd(dy.f32s(OP)?, idx.u32s(OP)?, dx.f32s_mut(OP)?, g)
+    }
+
+    fn gather(
+        &self,
+        x: &CpuStorage,
+        idx: &CpuStorage,
+        out: &mut CpuStorage,
+        g: &IndexGeom,
+    ) -> Result<()> {
+        const OP: &str = "gather";
+        index::gather(x.f32s(OP)?, idx.u32s(OP)?, out.f32s_mut(OP)?, g)
+    }
+
+    fn gather_bwd(
+        &self,
+        dy: &CpuStorage,
+        idx: &CpuStorage,
+        dx: &mut CpuStorage,
+        g: &IndexGeom,
+    ) -> Result<()> {
+        const OP: &str = "gather_backward";
+        index::gather_bwd(dy.f32s(OP)?, idx.u32s(OP)?, dx.f32s_mut(OP)?, g)
+    }
+
+    fn bmm(&self, a: &CpuStorage, b: &CpuStorage, c: &mut CpuStorage, s: &BmmSpec) -> Result<()> {
+        const OP: &str = "bmm";
+        let (a, b, c) = (a.f32s(OP)?, b.f32s(OP)?, c.f32s_mut(OP)?);
+        let (mk, kn, mn) = (s.m * s.k, s.k * s.n, s.m * s.n);
+        let last = s.batch.saturating_sub(1);
+        if a.len() < last * s.stride_a + mk
+            || b.len() < last * s.stride_b + kn
+            || c.len() < s.batch * mn
+        {
+            return Err(Error::invalid(OP, format!("buffers too small for {s:?}")));
+        }
+        for i in 0..s.batch {
+            let (a, b) = (&a[i * s.stride_a..], &b[i * s.stride_b..]);
+            let c = &mut c[i * mn..(i + 1) * mn];
+            let am = if s.trans_a {
+                Mat {
+                    data: a,
+                    rs: 1,
+                    cs: s.m,
+                }
+            } else {
+                Mat {
+                    data: a,
+                    rs: s.k,
+                    cs: 1,
+                }
+            };
+            let bm = if s.trans_b {
+                Mat {
+                    data: b,
+                    rs: 1,
+                    cs: s.k,
+                }
+            } else {
+                Mat {
+                    data: b,
+                    rs: s.n,
+                    cs: 1,
+                }
+            };
+            c.fill(0.0);
+            if s.k > 0 {
+                gemm(s.m, s.k, s.n, 1.0, am, bm, 0.0, c);
+            }
+        }
+        Ok(())
+    }
+
     fn transpose(
         &self,
         x: &CpuStorage,
@@ -1395,71 +1429,6 @@ fn par_elementwise(o: &mut [f32], x: &[f32], f: impl Fn(&mut [f32], &[f32]) + Sy
         o.par_chunks_mut(ELEMENTWISE_CHUNK)
             .zip(x.par_chunks(ELEMENTWISE_CHUNK))
             .for_each(|(o, x)| f(o, x));
-    }
-}
-
-/// [`par_elementwise`] with two inputs.
-fn par_elementwise3(
-    o: &mut [f32],
-    x: &[f32],
-    y: &[f32],
-    f: impl Fn(&mut [f32], &[f32], &[f32]) + Sync,
-) {
-    if o.len() < 2 * ELEMENTWISE_CHUNK {
-        f(o, x, y);
-    } else {
-        o.par_chunks_mut(ELEMENTWISE_CHUNK)
-            .zip(x.par_chunks(ELEMENTWISE_CHUNK))
-            .zip(y.par_chunks(ELEMENTWISE_CHUNK))
-            .for_each(|((o, x), y)| f(o, x, y));
-    }
-}
-
-/// `o = op(x)` elementwise, one loop per op (so each vectorises on its own).
-fn unary_slices(op: UnaryOp, x: &[f32], o: &mut [f32]) {
-    match op {
-        UnaryOp::Relu => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.max(0.0)),
-        UnaryOp::Sigmoid => o
-            .iter_mut()
-            .zip(x)
-            .for_each(|(o, &v)| *o = 1.0 / (1.0 + (-v).exp())),
-        UnaryOp::Scale(a) => o.iter_mut().zip(x).for_each(|(o, &v)| *o = a * v),
-        UnaryOp::Copy => o.copy_from_slice(x),
-        UnaryOp::Recip => o.iter_mut().zip(x).for_each(|(o, &v)| *o = 1.0 / v),
-        UnaryOp::SqrtEps(e) => o.iter_mut().zip(x).for_each(|(o, &v)| *o = (v + e).sqrt()),
-        UnaryOp::Tanh => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.tanh()),
-        UnaryOp::LeakyRelu(a) => o
-            .iter_mut()
-            .zip(x)
-            .for_each(|(o, &v)| *o = if v > 0.0 { v } else { a * v }),
-        UnaryOp::Exp => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.exp()),
-        UnaryOp::Log => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.ln()),
-        UnaryOp::Softplus => o
-            .iter_mut()
-            .zip(x)
-            .for_each(|(o, &v)| *o = v.max(0.0) + (-v.abs()).exp().ln_1p()),
-    }
-}
-
-/// `dx = dy · op'(saved)` elementwise, `saved` being what the forward kept (its input for
-/// ReLU, its output for sigmoid and tanh).
-fn unary_bwd_slices(op: UnaryBwd, dy: &[f32], s: &[f32], dx: &mut [f32]) {
-    let pairs = dx.iter_mut().zip(dy.iter().zip(s));
-    match op {
-        UnaryBwd::Relu => pairs.for_each(|(d, (&g, &v))| *d = if v > 0.0 { g } else { 0.0 }),
-        UnaryBwd::Sigmoid => pairs.for_each(|(d, (&g, &v))| *d = g * v * (1.0 - v)),
-        UnaryBwd::Tanh => pairs.for_each(|(d, (&g, &v))| *d = g * (1.0 - v * v)),
-        UnaryBwd::LeakyRelu(a) => {
-            pairs.for_each(|(d, (&g, &v))| *d = if v > 0.0 { g } else { a * g })
-        }
-    }
-}
-
-fn binary_fn(op: BinaryOp) -> fn(f32, f32) -> f32 {
-    match op {
-        BinaryOp::Add => |a, b| a + b,
-        BinaryOp::Sub => |a, b| a - b,
-        BinaryOp::Mul => |a, b| a * b,
     }
 }
 

@@ -18,8 +18,6 @@ pub enum Shader {
     Matmul,
     /// `shaders/elementwise.wgsl`
     Elementwise,
-    /// `shaders/broadcast.wgsl`
-    Broadcast,
     /// `shaders/reduce.wgsl`
     Reduce,
     /// `shaders/softmax.wgsl`
@@ -47,14 +45,29 @@ pub enum Shader {
     /// `shaders/reduce.wgsl` followed by `shaders/reduce_subgroup.wgsl` (adapters with
     /// `Features::SUBGROUP` only)
     ReduceSubgroup,
+    /// `shaders/pointwise.wgsl` followed by the `fn pw` generated from the table in
+    /// `src/ops/pointwise.rs`
+    Pointwise,
+    /// `shaders/index.wgsl`
+    Index,
+    /// `shaders/bmm.wgsl`
+    Bmm,
 }
+
+/// `shaders/pointwise.wgsl` with the op table's generated `fn pw` appended.
+static POINTWISE_SOURCE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{}{}",
+        include_str!("../../shaders/pointwise.wgsl"),
+        crate::ops::pointwise::wgsl_switch()
+    )
+});
 
 impl Shader {
     /// Every family (used by tests that compile them all).
-    pub const ALL: [Shader; 16] = [
+    pub const ALL: [Shader; 18] = [
         Shader::Matmul,
         Shader::Elementwise,
-        Shader::Broadcast,
         Shader::Reduce,
         Shader::Softmax,
         Shader::Im2col,
@@ -68,6 +81,9 @@ impl Shader {
         Shader::Norm,
         Shader::Augment,
         Shader::ReduceSubgroup,
+        Shader::Pointwise,
+        Shader::Index,
+        Shader::Bmm,
     ];
 
     /// The WGSL source (without the dtype prefix).
@@ -75,7 +91,6 @@ impl Shader {
         match self {
             Shader::Matmul => include_str!("../../shaders/matmul.wgsl"),
             Shader::Elementwise => include_str!("../../shaders/elementwise.wgsl"),
-            Shader::Broadcast => include_str!("../../shaders/broadcast.wgsl"),
             Shader::Reduce => include_str!("../../shaders/reduce.wgsl"),
             Shader::Softmax => include_str!("../../shaders/softmax.wgsl"),
             Shader::Im2col => include_str!("../../shaders/im2col.wgsl"),
@@ -92,6 +107,9 @@ impl Shader {
                 include_str!("../../shaders/reduce.wgsl"),
                 include_str!("../../shaders/reduce_subgroup.wgsl")
             ),
+            Shader::Pointwise => POINTWISE_SOURCE.as_str(),
+            Shader::Index => include_str!("../../shaders/index.wgsl"),
+            Shader::Bmm => include_str!("../../shaders/bmm.wgsl"),
         }
     }
 
@@ -100,7 +118,6 @@ impl Shader {
         match self {
             Shader::Matmul => "matmul.wgsl",
             Shader::Elementwise => "elementwise.wgsl",
-            Shader::Broadcast => "broadcast.wgsl",
             Shader::Reduce => "reduce.wgsl",
             Shader::Softmax => "softmax.wgsl",
             Shader::Im2col => "im2col.wgsl",
@@ -114,6 +131,9 @@ impl Shader {
             Shader::Norm => "norm.wgsl",
             Shader::Augment => "augment.wgsl",
             Shader::ReduceSubgroup => "reduce_subgroup.wgsl",
+            Shader::Pointwise => "pointwise.wgsl",
+            Shader::Index => "index.wgsl",
+            Shader::Bmm => "bmm.wgsl",
         }
     }
 }

@@ -128,10 +128,10 @@ impl Module for BatchNorm {
                 .running_var
                 .to_dtype(DType::F32)?
                 .reshape(stat.clone())?;
-            xv.sub_broadcast(&mean)?
-                .mul_broadcast(&var.sqrt_eps(self.eps)?.recip()?)?
-                .mul_broadcast(&gamma.reshape(stat.clone())?)?
-                .add_broadcast(&beta.reshape(stat)?)?
+            xv.sub(&mean)?
+                .mul(&var.sqrt_eps(self.eps)?.recip()?)?
+                .mul(&gamma.reshape(stat.clone())?)?
+                .add(&beta.reshape(stat)?)?
         };
         y.to_dtype(dtype)?.reshape(x.shape().clone())
     }

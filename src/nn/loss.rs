@@ -1,13 +1,96 @@
 //! Losses are functions of tensors: their backward comes from autograd like any op's.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
-/// Mean softmax cross-entropy of `logits` `[N, classes]` against u32 class indices `labels`
-/// `[N]`: the book's `SoftmaxWithLoss` (without its 1e-7 guard: the fused kernel computes
-/// `logsumexp(x) - x[label]` exactly). Its backward is the fused `(softmax - onehot) / N`.
+/// How a loss over many elements is reduced (PyTorch's `reduction=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Reduction {
+    /// The mean over every element (PyTorch's default).
+    #[default]
+    Mean,
+    /// The sum.
+    Sum,
+    /// No reduction: one loss per element.
+    None,
+}
+
+/// Mean softmax cross-entropy of `logits` against u32 class indices `labels`, with the class
+/// dim 1 as PyTorch: `[N, C]` against `[N]`, or `[N, C, d1, ..]` against `[N, d1, ..]`. For
+/// `[N, C]` it is the book's `SoftmaxWithLoss` (without its 1e-7 guard: the fused kernel
+/// computes `logsumexp(x) - x[label]` exactly), whose backward is the fused
+/// `(softmax - onehot) / N`. Returns a 0-d tensor.
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
-    Ok(logits.softmax_cross_entropy(labels)?.0)
+    cross_entropy_with(logits, labels, Reduction::Mean)
+}
+
+/// [`cross_entropy`] with a chosen [`Reduction`].
+pub fn cross_entropy_with(
+    logits: &Tensor,
+    labels: &Tensor,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    if reduction == Reduction::None {
+        return nll_loss_with(&logits.log_softmax(1)?, labels, Reduction::None);
+    }
+    let (rows, count) = class_rows(logits, labels)?;
+    let mean = rows
+        .softmax_cross_entropy(&labels.reshape([count])?)?
+        .0
+        .reshape([0usize; 0])?;
+    match reduction {
+        Reduction::Sum => mean.mul_scalar(count as f32),
+        _ => Ok(mean),
+    }
+}
+
+/// `logits` with the class dim moved last and flattened to `[count, C]`, and `count`.
+fn class_rows(logits: &Tensor, labels: &Tensor) -> Result<(Tensor, usize)> {
+    let d = logits.dims();
+    if d.len() < 2 {
+        return Err(Error::invalid(
+            "cross_entropy",
+            format!(
+                "logits need a batch and a class dim, got {}",
+                logits.shape()
+            ),
+        ));
+    }
+    let mut want: Vec<usize> = d.to_vec();
+    want.remove(1);
+    if labels.dims() != want.as_slice() {
+        return Err(Error::shapes(
+            "cross_entropy",
+            logits.shape(),
+            labels.shape(),
+            "labels must have the logits' shape without the class dim 1",
+        ));
+    }
+    let c = d[1];
+    let count = logits.numel() / c.max(1);
+    let rows = if d.len() == 2 {
+        logits.clone()
+    } else {
+        logits.movedim(1, -1)?.reshape([count, c])?
+    };
+    Ok((rows, count))
+}
+
+/// Negative log-likelihood of log-probabilities `log_probs` (`[N, C, ..]`, class dim 1) at
+/// the u32 `labels` (`[N, ..]`), averaged (PyTorch's `nll_loss`).
+pub fn nll_loss(log_probs: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    nll_loss_with(log_probs, labels, Reduction::Mean)
+}
+
+/// [`nll_loss`] with a chosen [`Reduction`].
+pub fn nll_loss_with(log_probs: &Tensor, labels: &Tensor, reduction: Reduction) -> Result<Tensor> {
+    let (rows, count) = class_rows(log_probs, labels)?;
+    let picked = rows.gather(1, &labels.reshape([count, 1])?)?.neg()?;
+    match reduction {
+        Reduction::Mean => picked.mean(),
+        Reduction::Sum => picked.sum(),
+        Reduction::None => picked.reshape(labels.shape().clone()),
+    }
 }
 
 /// Mean squared error `mean((pred - target)²)` over all elements (PyTorch's `mse_loss`).

@@ -47,7 +47,10 @@ pub use dropout::{Dropout, DropoutMode};
 pub use embedding::Embedding;
 pub use init::Init;
 pub use linear::Linear;
-pub use loss::{bce_with_logits, cross_entropy, mse_loss};
+pub use loss::{
+    Reduction, bce_with_logits, cross_entropy, cross_entropy_with, mse_loss, nll_loss,
+    nll_loss_with,
+};
 pub use pool::{AvgPool2d, GlobalAvgPool2d, MaxPool2d};
 pub use sequential::Sequential;
 

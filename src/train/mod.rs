@@ -437,7 +437,7 @@ fn eval_pass(
                 let probs = out
                     .reshape([count, classes])?
                     .to_dtype(DType::F32)?
-                    .softmax()?
+                    .softmax(-1)?
                     .to_vec::<f32>()?;
                 p.extend(probs.chunks_exact(classes).map(|row| {
                     let best = row

@@ -15,7 +15,7 @@ use super::super::pipelines::{KernelKey, Shader};
 use super::u32_of;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::ops::{Backend, BinaryOp, Broadcast, Conv2dGeom, MatmulSpec, UnaryOp};
+use crate::ops::{Backend, Conv2dGeom, MatmulSpec, Pw};
 use bytemuck::{Pod, Zeroable};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -616,21 +616,17 @@ impl GpuContext {
                 self.fill(c, 0.0, mn)?;
             } else if s.beta != 1.0 {
                 let mut tmp = self.alloc_buffer(mn, c.dtype, OP)?;
-                self.unary(UnaryOp::Scale(s.beta), c, &mut tmp, mn)?;
+                self.pointwise_flat(Pw::Scale, s.beta, &[c], &mut tmp, mn)?;
                 self.copy_into(&tmp, c)?;
             }
             if let Some(bias) = epi.bias {
                 let mut tmp = self.alloc_buffer(mn, c.dtype, OP)?;
-                let bc = Broadcast {
-                    dims: [1, 1, s.m, s.n],
-                    bdims: [1, 1, 1, s.n],
-                };
-                self.broadcast(BinaryOp::Add, c, bias, &mut tmp, &bc)?;
+                self.pointwise_rows(Pw::Add, c, bias, &mut tmp, s.m, s.n)?;
                 self.copy_into(&tmp, c)?;
             }
             if epi.relu {
                 let mut tmp = self.alloc_buffer(mn, c.dtype, OP)?;
-                self.unary(UnaryOp::Relu, c, &mut tmp, mn)?;
+                self.pointwise_flat(Pw::Relu, 0.0, &[c], &mut tmp, mn)?;
                 self.copy_into(&tmp, c)?;
             }
             return Ok(());
@@ -688,7 +684,7 @@ impl GpuContext {
             if relu {
                 let n = g.n * fout * g.out_h() * g.out_w();
                 let mut tmp = self.alloc_buffer(n, out.dtype, OP)?;
-                self.unary(UnaryOp::Relu, out, &mut tmp, n)?;
+                self.pointwise_flat(Pw::Relu, 0.0, &[out], &mut tmp, n)?;
                 self.copy_into(&tmp, out)?;
             }
             return Ok(());
@@ -737,7 +733,7 @@ impl GpuContext {
                 Some(y) => {
                     let n = g.n * fout * g.out_h() * g.out_w();
                     let mut d = self.alloc_buffer(n, dout.dtype, OP)?;
-                    self.unary_bwd(crate::ops::UnaryBwd::Relu, dout, y, &mut d, n)?;
+                    self.pointwise_flat(Pw::ReluGrad, 0.0, &[dout, y, y], &mut d, n)?;
                     masked = d;
                     &masked
                 }
@@ -750,7 +746,7 @@ impl GpuContext {
             Some(y) if !self.relu_mask_in_gemm() => {
                 let n = g.n * fout * g.out_h() * g.out_w();
                 let mut d = self.alloc_buffer(n, dout.dtype, OP)?;
-                self.unary_bwd(crate::ops::UnaryBwd::Relu, dout, y, &mut d, n)?;
+                self.pointwise_flat(Pw::ReluGrad, 0.0, &[dout, y, y], &mut d, n)?;
                 premasked = d;
                 (&premasked, None)
             }
@@ -830,11 +826,7 @@ impl GpuContext {
         };
         self.matmul(&col, w, &mut prod, &spec)?;
         let mut biased = self.alloc_buffer(rows * fout, x.dtype, "conv2d product")?;
-        let bc = Broadcast {
-            dims: [1, 1, rows, fout],
-            bdims: [1, 1, 1, fout],
-        };
-        self.broadcast(BinaryOp::Add, &prod, b, &mut biased, &bc)?;
+        self.pointwise_rows(Pw::Add, &prod, b, &mut biased, rows, fout)?;
         self.transpose(&biased, out, g.n, ohw, fout)
     }
 

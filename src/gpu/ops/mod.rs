@@ -8,14 +8,15 @@ use super::pipelines::{KernelKey, Shader};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::ops::{
-    AugmentSpec, Backend, BinaryOp, BlockCopy, BnGeom, Broadcast, Conv2dGeom, DropoutSpec,
-    MatmulSpec, OptimStep, Pool2dGeom, UnaryBwd, UnaryOp,
+    AugmentSpec, Backend, BlockCopy, BmmSpec, BnGeom, Conv2dGeom, DropoutSpec, IndexGeom,
+    MatmulSpec, OptimStep, PointwiseOp, Pool2dGeom, Strided,
 };
 use bytemuck::{Pod, Zeroable};
 use std::sync::Arc;
 
 mod gemm;
 mod optim;
+mod pointwise;
 pub use gemm::{ConvPath, GemmConfig, MatmulKernel};
 pub(crate) use gemm::{Epilogue, TuneKey};
 pub use optim::OptimSlot;
@@ -29,20 +30,6 @@ struct EltParams {
     seed: u32,
     offset: u32,
     _pad: [u32; 3],
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct BcastParams {
-    n: u32,
-    bn: u32,
-    /// The binary op of `bcast`; the block of `sum_to_part`.
-    op: u32,
-    /// Partials written by `sum_to_part`.
-    outputs: u32,
-    dims: [u32; 4],
-    bdims: [u32; 4],
-    bstrides: [u32; 4],
 }
 
 #[repr(C)]
@@ -403,70 +390,6 @@ impl Backend for Arc<GpuContext> {
         self.gemm_matmul(a, b, c, s, Epilogue::default())
     }
 
-    fn binary(
-        &self,
-        op: BinaryOp,
-        x: &GpuBuffer,
-        y: &GpuBuffer,
-        out: &mut GpuBuffer,
-        n: usize,
-    ) -> Result<()> {
-        let entry = match op {
-            BinaryOp::Add => "add",
-            BinaryOp::Sub => "sub",
-            BinaryOp::Mul => "mul",
-        };
-        let p = EltParams {
-            n: u32_of(entry, n)?,
-            ..Default::default()
-        };
-        self.elementwise(entry, p, &[out, x, y])
-    }
-
-    fn unary(&self, op: UnaryOp, x: &GpuBuffer, out: &mut GpuBuffer, n: usize) -> Result<()> {
-        let (entry, alpha) = match op {
-            UnaryOp::Relu => ("relu", 0.0),
-            UnaryOp::Sigmoid => ("sigmoid", 0.0),
-            UnaryOp::Scale(a) => ("scale", a),
-            UnaryOp::Copy => ("copy", 0.0),
-            UnaryOp::Recip => ("recip", 0.0),
-            UnaryOp::SqrtEps(e) => ("sqrt_eps", e),
-            UnaryOp::Tanh => ("tanh_", 0.0),
-            UnaryOp::LeakyRelu(a) => ("leaky_relu", a),
-            UnaryOp::Exp => ("exp_", 0.0),
-            UnaryOp::Log => ("log_", 0.0),
-            UnaryOp::Softplus => ("softplus", 0.0),
-        };
-        let p = EltParams {
-            n: u32_of(entry, n)?,
-            alpha,
-            ..Default::default()
-        };
-        self.elementwise(entry, p, &[out, x])
-    }
-
-    fn unary_bwd(
-        &self,
-        op: UnaryBwd,
-        dy: &GpuBuffer,
-        saved: &GpuBuffer,
-        dx: &mut GpuBuffer,
-        n: usize,
-    ) -> Result<()> {
-        let (entry, alpha) = match op {
-            UnaryBwd::Relu => ("relu_bwd", 0.0),
-            UnaryBwd::Sigmoid => ("sigmoid_bwd", 0.0),
-            UnaryBwd::Tanh => ("tanh_bwd", 0.0),
-            UnaryBwd::LeakyRelu(a) => ("leaky_relu_bwd", a),
-        };
-        let p = EltParams {
-            n: u32_of(entry, n)?,
-            alpha,
-            ..Default::default()
-        };
-        self.elementwise(entry, p, &[dx, dy, saved])
-    }
-
     fn axpy(&self, alpha: f32, x: &GpuBuffer, y: &mut GpuBuffer, n: usize) -> Result<()> {
         let p = EltParams {
             n: u32_of("axpy", n)?,
@@ -483,59 +406,6 @@ impl Backend for Arc<GpuContext> {
             ..Default::default()
         };
         self.elementwise("fill", p, &[out])
-    }
-
-    fn broadcast(
-        &self,
-        op: BinaryOp,
-        a: &GpuBuffer,
-        b: &GpuBuffer,
-        out: &mut GpuBuffer,
-        bc: &Broadcast,
-    ) -> Result<()> {
-        let mut p = bcast_params("broadcast", bc)?;
-        p.op = match op {
-            BinaryOp::Add => 0,
-            BinaryOp::Sub => 1,
-            BinaryOp::Mul => 2,
-        };
-        let groups = self.grid(bc.numel(), 256)?;
-        self.dispatch(
-            &KernelKey::new(Shader::Broadcast, "bcast"),
-            bytemuck::bytes_of(&p),
-            &[(1, out), (2, a), (3, b)],
-            groups,
-        )
-    }
-
-    fn sum_to(&self, dy: &GpuBuffer, out: &mut GpuBuffer, bc: &Broadcast) -> Result<()> {
-        const OP: &str = "sum_to";
-        let p = bcast_params(OP, bc)?;
-        let (bn, per_output) = (bc.b_numel(), bc.numel() / bc.b_numel().max(1));
-        if per_output <= SUM_BLOCK {
-            let groups = self.grid(bn, 256)?;
-            return self.dispatch(
-                &KernelKey::new(Shader::Broadcast, OP),
-                bytemuck::bytes_of(&p),
-                &[(1, out), (2, dy)],
-                groups,
-            );
-        }
-        let blocks = per_output.div_ceil(SUM_BLOCK);
-        let p = BcastParams {
-            op: u32_of(OP, SUM_BLOCK)?,
-            outputs: u32_of(OP, blocks * bn)?,
-            ..p
-        };
-        let part = self.alloc_buffer(blocks * bn, DType::F32, "sum_to partials")?;
-        let groups = self.grid(blocks * bn, 256)?;
-        self.dispatch(
-            &KernelKey::new(Shader::Broadcast, "sum_to_part"),
-            bytemuck::bytes_of(&p),
-            &[(4, &part), (2, dy)],
-            groups,
-        )?;
-        self.sum_partials(part, blocks, bn, out, 1.0, 0.0)
     }
 
     fn sum_rows(
@@ -1161,6 +1031,79 @@ impl Backend for Arc<GpuContext> {
         )
     }
 
+    fn pointwise(
+        &self,
+        op: &PointwiseOp,
+        ins: &[&GpuBuffer],
+        out: &mut GpuBuffer,
+        walk: &Strided,
+    ) -> Result<()> {
+        self.pointwise_impl(op, ins, out, walk)
+    }
+
+    fn extreme_rows(
+        &self,
+        x: &GpuBuffer,
+        values: &mut GpuBuffer,
+        indices: &mut GpuBuffer,
+        rows: usize,
+        cols: usize,
+        min: bool,
+    ) -> Result<()> {
+        self.extreme_rows_impl(x, values, indices, rows, cols, min)
+    }
+
+    fn index_select(
+        &self,
+        x: &GpuBuffer,
+        idx: &GpuBuffer,
+        out: &mut GpuBuffer,
+        g: &IndexGeom,
+    ) -> Result<()> {
+        self.index_impl("index_select", x, idx, out, g, g.outer * g.count * g.inner)
+    }
+
+    fn index_select_bwd(
+        &self,
+        dy: &GpuBuffer,
+        idx: &GpuBuffer,
+        dx: &mut GpuBuffer,
+        g: &IndexGeom,
+    ) -> Result<()> {
+        self.index_impl(
+            "index_select_bwd",
+            dy,
+            idx,
+            dx,
+            g,
+            g.outer * g.size * g.inner,
+        )
+    }
+
+    fn gather(
+        &self,
+        x: &GpuBuffer,
+        idx: &GpuBuffer,
+        out: &mut GpuBuffer,
+        g: &IndexGeom,
+    ) -> Result<()> {
+        self.index_impl("gather", x, idx, out, g, g.outer * g.count * g.inner)
+    }
+
+    fn gather_bwd(
+        &self,
+        dy: &GpuBuffer,
+        idx: &GpuBuffer,
+        dx: &mut GpuBuffer,
+        g: &IndexGeom,
+    ) -> Result<()> {
+        self.index_impl("gather_bwd", dy, idx, dx, g, g.outer * g.size * g.inner)
+    }
+
+    fn bmm(&self, a: &GpuBuffer, b: &GpuBuffer, c: &mut GpuBuffer, s: &BmmSpec) -> Result<()> {
+        self.bmm_impl(a, b, c, s)
+    }
+
     fn transpose(
         &self,
         x: &GpuBuffer,
@@ -1237,25 +1180,5 @@ fn bn_params(g: &BnGeom) -> Result<BnParams> {
         c: u32_of(OP, g.c)?,
         s: u32_of(OP, g.s)?,
         eps: g.eps,
-    })
-}
-
-fn bcast_params(op: &'static str, bc: &Broadcast) -> Result<BcastParams> {
-    let four = |a: [usize; 4]| -> Result<[u32; 4]> {
-        Ok([
-            u32_of(op, a[0])?,
-            u32_of(op, a[1])?,
-            u32_of(op, a[2])?,
-            u32_of(op, a[3])?,
-        ])
-    };
-    Ok(BcastParams {
-        n: u32_of(op, bc.numel())?,
-        bn: u32_of(op, bc.b_numel())?,
-        op: 0,
-        outputs: 0,
-        dims: four(bc.dims)?,
-        bdims: four(bc.bdims)?,
-        bstrides: four(bc.b_strides())?,
     })
 }

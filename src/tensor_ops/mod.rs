@@ -3,13 +3,12 @@
 //! where a tensor lives; layers and optimizers above only call these methods.
 
 use crate::Device;
-use crate::autograd::{record, wants_grad};
+use crate::autograd::record;
 use crate::cpu::CpuBackend;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::ops::{
-    Backend, BinaryOp, BlockCopy, BnGeom, Broadcast, Conv2dGeom, DropoutSpec, MatmulSpec,
-    OptimStep, Pool2dGeom, UnaryBwd, UnaryOp,
+    Backend, BlockCopy, BnGeom, Conv2dGeom, DropoutSpec, MatmulSpec, OptimStep, Pool2dGeom,
 };
 use crate::shape::Shape;
 use crate::tensor::{Storage, Tensor};
@@ -64,6 +63,13 @@ macro_rules! backend {
     }};
     (@ctx $f:ident $(, $r:ident)*) => { $f.ctx() };
 }
+
+mod index;
+mod matmul;
+mod operators;
+pub(crate) mod pointwise;
+mod reduce;
+pub(crate) mod shape;
 
 /// Rounds the f32 results of a CPU f16 op back to f16 (u32 results are left alone).
 trait RoundToF16: Sized {
@@ -185,38 +191,12 @@ fn labels_for(op: &'static str, logits: &Tensor, labels: &Tensor) -> Result<(usi
     Ok((rows, cols))
 }
 
-fn pad4(op: &'static str, s: &Shape) -> Result<[usize; 4]> {
-    if s.rank() > 4 {
-        return Err(Error::invalid(
-            op,
-            format!("broadcasting supports rank ≤ 4, got {s}"),
-        ));
-    }
-    let mut d = [1; 4];
-    let off = 4 - s.rank();
-    d[off..].copy_from_slice(s.dims());
-    Ok(d)
-}
-
-/// Checks that `small` broadcasts to `big` (numpy rules, `small` never larger).
-fn broadcast_spec(op: &'static str, big: &Shape, small: &Shape) -> Result<Broadcast> {
-    let dims = pad4(op, big)?;
-    let bdims = pad4(op, small)?;
-    if small.rank() > big.rank() || (0..4).any(|i| bdims[i] != 1 && bdims[i] != dims[i]) {
-        return Err(Error::shapes(
-            op,
-            big,
-            small,
-            "the second shape does not broadcast to the first",
-        ));
-    }
-    Ok(Broadcast { dims, bdims })
-}
-
 impl Tensor {
     /// Matrix product `op(self) · op(rhs)` of two rank-2 tensors, `op` transposing when its
-    /// flag is set (so `a.matmul(&b, true, false)` is `aᵀ b` without materialising `aᵀ`).
-    pub fn matmul(&self, rhs: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
+    /// flag is set (so `a.matmul_t(&b, true, false)` is `aᵀ b` without materialising `aᵀ`):
+    /// BLAS's `gemm` flags, for code that keeps a transposed layout (see [`Tensor::matmul`]
+    /// for PyTorch's product).
+    pub fn matmul_t(&self, rhs: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
         const OP: &str = "matmul";
         want_float(OP, self, self.dtype)?;
         want_float(OP, rhs, self.dtype)?;
@@ -235,13 +215,13 @@ impl Tensor {
         Ok(record(c, OP, &[self, rhs], move |g| {
             let da = match (need.0, trans_a) {
                 (false, _) => None,
-                (true, true) => Some(b.matmul(g, trans_b, true)?),
-                (true, false) => Some(g.matmul(&b, false, !trans_b)?),
+                (true, true) => Some(b.matmul_t(g, trans_b, true)?),
+                (true, false) => Some(g.matmul_t(&b, false, !trans_b)?),
             };
             let db = match (need.1, trans_b) {
                 (false, _) => None,
-                (true, true) => Some(g.matmul(&a, true, trans_a)?),
-                (true, false) => Some(a.matmul(g, !trans_a, false)?),
+                (true, true) => Some(g.matmul_t(&a, true, trans_a)?),
+                (true, false) => Some(a.matmul_t(g, !trans_a, false)?),
             };
             Ok(vec![da, db])
         }))
@@ -283,122 +263,6 @@ impl Tensor {
         }
     }
 
-    fn binary(&self, rhs: &Tensor, op: BinaryOp, name: &'static str) -> Result<Tensor> {
-        want_float(name, self, self.dtype)?;
-        want_float(name, rhs, self.dtype)?;
-        same_shape(name, self, rhs)?;
-        let n = self.numel();
-        let dt = self.dtype;
-        let out = backend!(name, dt, [self => x, rhs => y], |be| {
-            let mut out = be.alloc(n, dt, name)?;
-            be.binary(op, x, y, &mut out, n)?;
-            Ok(Tensor::from_parts(self.shape.clone(), dt, out.into()))
-        })?;
-        let (x, y) = (self.detach(), rhs.detach());
-        // Only the operands that are differentiated get a gradient (a dropout mask does not).
-        let (need_x, need_y) = (self.node.is_some(), rhs.node.is_some());
-        Ok(record(out, name, &[self, rhs], move |g| {
-            let (dx, dy) = match op {
-                BinaryOp::Add => (need_x.then(|| g.clone()), need_y.then(|| g.clone())),
-                BinaryOp::Sub => (
-                    need_x.then(|| g.clone()),
-                    need_y.then(|| g.scale(-1.0)).transpose()?,
-                ),
-                BinaryOp::Mul => (
-                    need_x.then(|| g.mul(&y)).transpose()?,
-                    need_y.then(|| g.mul(&x)).transpose()?,
-                ),
-            };
-            Ok(vec![dx, dy])
-        }))
-    }
-
-    /// Elementwise `self + rhs` (equal shapes; see [`Tensor::add_broadcast`] otherwise).
-    pub fn add(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(rhs, BinaryOp::Add, "add")
-    }
-
-    /// Elementwise `self - rhs`.
-    pub fn sub(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(rhs, BinaryOp::Sub, "sub")
-    }
-
-    /// Elementwise `self * rhs`.
-    pub fn mul(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(rhs, BinaryOp::Mul, "mul")
-    }
-
-    fn unary(&self, op: UnaryOp, name: &'static str) -> Result<Tensor> {
-        want_float(name, self, self.dtype)?;
-        let n = self.numel();
-        let dt = self.dtype;
-        let out = backend!(name, dt, [self => x], |be| {
-            let mut out = be.alloc(n, dt, name)?;
-            be.unary(op, x, &mut out, n)?;
-            Ok(Tensor::from_parts(self.shape.clone(), dt, out.into()))
-        })?;
-        if !wants_grad(&[self]) {
-            return Ok(out);
-        }
-        // Rules in terms of the input x or the output y, whichever the kernel wants.
-        let (x, y) = (self.detach(), out.detach());
-        Ok(record(out, name, &[self], move |g| {
-            let dx = match op {
-                UnaryOp::Relu => g.relu_backward(&x)?,
-                UnaryOp::Sigmoid => g.sigmoid_backward(&y)?,
-                UnaryOp::Scale(alpha) => g.scale(alpha)?,
-                UnaryOp::Copy => g.clone(),
-                // d(1/x) = -1/x² = -y²
-                UnaryOp::Recip => g.mul(&y.mul(&y)?)?.scale(-1.0)?,
-                // d√(x+ε) = 1 / (2y)
-                UnaryOp::SqrtEps(_) => g.mul(&y.recip()?)?.scale(0.5)?,
-                UnaryOp::Tanh => g.unary_bwd(&y, UnaryBwd::Tanh, "tanh_backward")?,
-                UnaryOp::LeakyRelu(a) => {
-                    g.unary_bwd(&x, UnaryBwd::LeakyRelu(a), "leaky_relu_backward")?
-                }
-                UnaryOp::Exp => g.mul(&y)?,
-                UnaryOp::Log => g.mul(&x.recip()?)?,
-                UnaryOp::Softplus => g.mul(&x.sigmoid()?)?,
-            };
-            Ok(vec![Some(dx)])
-        }))
-    }
-
-    /// `alpha * self`.
-    pub fn scale(&self, alpha: f32) -> Result<Tensor> {
-        self.unary(UnaryOp::Scale(alpha), "scale")
-    }
-
-    /// `max(self, 0)`.
-    pub fn relu(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Relu, "relu")
-    }
-
-    /// `1 / (1 + e^-self)`.
-    pub fn sigmoid(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Sigmoid, "sigmoid")
-    }
-
-    /// `tanh(self)`.
-    pub fn tanh(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Tanh, "tanh")
-    }
-
-    /// `self` where positive, else `negative_slope · self` (PyTorch's default slope: 0.01).
-    pub fn leaky_relu(&self, negative_slope: f32) -> Result<Tensor> {
-        self.unary(UnaryOp::LeakyRelu(negative_slope), "leaky_relu")
-    }
-
-    /// `e^self`.
-    pub fn exp(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Exp, "exp")
-    }
-
-    /// `ln(1 + e^self)`, computed without overflow (the smooth ReLU; BCE-with-logits' core).
-    pub fn softplus(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Softplus, "softplus")
-    }
-
     /// Average over each `k`×`k` window moved by `stride` of an NCHW tensor, zero padding
     /// counted (PyTorch's `avg_pool2d` defaults). Built from the im2col and row-sum kernels
     /// on the `[N·C, 1, H, W]` view, so its backward (col2im) comes with them.
@@ -414,8 +278,7 @@ impl Tensor {
             .conv_geom(k, k, stride, pad)?;
         self.reshape([n * c, 1, h, w])?
             .im2col(k, k, stride, pad)?
-            .sum_cols()?
-            .scale(1.0 / (k * k) as f32)?
+            .mean_dim(&[-1], false)?
             .reshape([n, c, g.out_h(), g.out_w()])
     }
 
@@ -429,37 +292,8 @@ impl Tensor {
             ));
         };
         self.reshape([n * c, h * w])?
-            .sum_cols()?
-            .scale(1.0 / (h * w) as f32)?
+            .mean_dim(&[-1], false)?
             .reshape([n, c, 1, 1])
-    }
-
-    /// `ln(self)` (NaN below 0, -inf at 0, as IEEE).
-    pub fn log(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Log, "log")
-    }
-
-    fn unary_bwd(&self, saved: &Tensor, op: UnaryBwd, name: &'static str) -> Result<Tensor> {
-        want_float(name, self, self.dtype)?;
-        want_float(name, saved, self.dtype)?;
-        same_shape(name, self, saved)?;
-        let n = self.numel();
-        let dt = self.dtype;
-        backend!(name, dt, [self => dy, saved => s], |be| {
-            let mut dx = be.alloc(n, dt, name)?;
-            be.unary_bwd(op, dy, s, &mut dx, n)?;
-            Ok(Tensor::from_parts(self.shape.clone(), dt, dx.into()))
-        })
-    }
-
-    /// ReLU backward: `self` is dy, `x` the forward input; `dx = dy * (x > 0)`.
-    pub fn relu_backward(&self, x: &Tensor) -> Result<Tensor> {
-        self.unary_bwd(x, UnaryBwd::Relu, "relu_backward")
-    }
-
-    /// Sigmoid backward: `self` is dy, `y` the forward output; `dx = dy * y * (1 - y)`.
-    pub fn sigmoid_backward(&self, y: &Tensor) -> Result<Tensor> {
-        self.unary_bwd(y, UnaryBwd::Sigmoid, "sigmoid_backward")
     }
 
     /// In place `self += alpha * x`.
@@ -495,145 +329,8 @@ impl Tensor {
         }
     }
 
-    fn broadcast(&self, b: &Tensor, op: BinaryOp, name: &'static str) -> Result<Tensor> {
-        want_float(name, self, self.dtype)?;
-        want_float(name, b, self.dtype)?;
-        let bc = broadcast_spec(name, &self.shape, &b.shape)?;
-        let dt = self.dtype;
-        let out = backend!(name, dt, [self => x, b => y], |be| {
-            let mut out = be.alloc(bc.numel(), dt, name)?;
-            be.broadcast(op, x, y, &mut out, &bc)?;
-            Ok(Tensor::from_parts(self.shape.clone(), dt, out.into()))
-        })?;
-        // The broadcast operand's gradient is summed back down to its shape.
-        let (x, y) = (self.detach(), b.detach());
-        Ok(record(out, name, &[self, b], move |g| {
-            let small = y.shape().clone();
-            Ok(match op {
-                BinaryOp::Add => vec![Some(g.clone()), Some(g.sum_to(small)?)],
-                BinaryOp::Sub => vec![Some(g.clone()), Some(g.sum_to(small)?.scale(-1.0)?)],
-                BinaryOp::Mul => vec![Some(g.mul_broadcast(&y)?), Some(g.mul(&x)?.sum_to(small)?)],
-            })
-        }))
-    }
-
-    /// `self + b` with `b` broadcast numpy-style (rank ≤ 4), e.g. a bias `[C]` over `[N, C]`.
-    pub fn add_broadcast(&self, b: &Tensor) -> Result<Tensor> {
-        self.broadcast(b, BinaryOp::Add, "add_broadcast")
-    }
-
-    /// `self - b` with `b` broadcast numpy-style.
-    pub fn sub_broadcast(&self, b: &Tensor) -> Result<Tensor> {
-        self.broadcast(b, BinaryOp::Sub, "sub_broadcast")
-    }
-
-    /// `self * b` with `b` broadcast numpy-style.
-    pub fn mul_broadcast(&self, b: &Tensor) -> Result<Tensor> {
-        self.broadcast(b, BinaryOp::Mul, "mul_broadcast")
-    }
-
-    /// `1 / self`.
-    pub fn recip(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Recip, "recip")
-    }
-
-    /// `sqrt(self + eps)`.
-    pub fn sqrt_eps(&self, eps: f32) -> Result<Tensor> {
-        self.unary(UnaryOp::SqrtEps(eps), "sqrt_eps")
-    }
-
-    /// Sums `self` down to `shape` (the backward of [`Tensor::add_broadcast`]).
-    pub fn sum_to(&self, shape: impl Into<Shape>) -> Result<Tensor> {
-        const OP: &str = "sum_to";
-        want_float(OP, self, self.dtype)?;
-        let shape = shape.into();
-        let bc = broadcast_spec(OP, &self.shape, &shape)?;
-        let dt = self.dtype;
-        let out = backend!(OP, dt, [self => dy], |be| {
-            let mut out = be.alloc(bc.b_numel(), dt, OP)?;
-            be.sum_to(dy, &mut out, &bc)?;
-            Ok(Tensor::from_parts(shape.clone(), dt, out.into()))
-        })?;
-        let big = self.shape.clone();
-        Ok(record(out, OP, &[self], move |g| {
-            Ok(vec![Some(g.broadcast_to(big)?)])
-        }))
-    }
-
-    /// `self` repeated numpy-style up to `shape` (rank ≤ 4), materialised: PyTorch's
-    /// `expand`. The backward of every reduction.
-    pub fn broadcast_to(&self, shape: impl Into<Shape>) -> Result<Tensor> {
-        let shape = shape.into();
-        broadcast_spec("broadcast_to", &shape, &self.shape)?;
-        Tensor::zeros(shape, self.dtype, &self.device())?.add_broadcast(self)
-    }
-
-    /// Column sums of a `[rows, cols]` view (all but the last dimension are rows) → `[cols]`.
-    pub fn sum_rows(&self) -> Result<Tensor> {
-        const OP: &str = "sum_rows";
-        want_float(OP, self, self.dtype)?;
-        let (rows, cols) = rows_cols(OP, self)?;
-        let dt = self.dtype;
-        let out = backend!(OP, dt, [self => x], |be| {
-            let mut out = be.alloc(cols, dt, OP)?;
-            be.sum_rows(x, &mut out, rows, cols, 1.0)?;
-            Ok(Tensor::from_parts(Shape::new([cols]), dt, out.into()))
-        })?;
-        let shape = self.shape.clone();
-        Ok(record(out, OP, &[self], move |g| {
-            Ok(vec![Some(g.broadcast_to([rows, cols])?.reshape(shape)?)])
-        }))
-    }
-
-    /// Row sums of a `[rows, cols]` view → `[rows]`.
-    pub fn sum_cols(&self) -> Result<Tensor> {
-        const OP: &str = "sum_cols";
-        want_float(OP, self, self.dtype)?;
-        let (rows, cols) = rows_cols(OP, self)?;
-        let dt = self.dtype;
-        let out = backend!(OP, dt, [self => x], |be| {
-            let mut out = be.alloc(rows, dt, OP)?;
-            be.sum_cols(x, &mut out, rows, cols, 1.0)?;
-            Ok(Tensor::from_parts(Shape::new([rows]), dt, out.into()))
-        })?;
-        let shape = self.shape.clone();
-        Ok(record(out, OP, &[self], move |g| {
-            let g = g.reshape([rows, 1])?.broadcast_to([rows, cols])?;
-            Ok(vec![Some(g.reshape(shape)?)])
-        }))
-    }
-
-    /// Sum of all elements → `[1]`.
-    pub fn sum(&self) -> Result<Tensor> {
-        self.reduce_all(1.0, "sum")
-    }
-
-    /// Mean of all elements → `[1]`.
-    pub fn mean(&self) -> Result<Tensor> {
-        self.reduce_all(1.0 / self.numel().max(1) as f32, "mean")
-    }
-
-    fn reduce_all(&self, alpha: f32, op: &'static str) -> Result<Tensor> {
-        want_float(op, self, self.dtype)?;
-        let n = self.numel();
-        if n == 0 {
-            return Err(Error::invalid(op, "empty tensor"));
-        }
-        let dt = self.dtype;
-        let out = backend!(op, dt, [self => x], |be| {
-            let mut out = be.alloc(1, dt, op)?;
-            be.sum_cols(x, &mut out, 1, n, alpha)?;
-            Ok(Tensor::from_parts(Shape::new([1]), dt, out.into()))
-        })?;
-        let shape = self.shape.clone();
-        Ok(record(out, op, &[self], move |g| {
-            let g = g.scale(alpha)?.broadcast_to([n])?;
-            Ok(vec![Some(g.reshape(shape)?)])
-        }))
-    }
-
     /// Softmax over the last dimension, numerically stable (the row max is subtracted).
-    pub fn softmax(&self) -> Result<Tensor> {
+    pub(crate) fn softmax_last(&self) -> Result<Tensor> {
         const OP: &str = "softmax";
         want_float(OP, self, self.dtype)?;
         let (rows, cols) = rows_cols(OP, self)?;
@@ -923,7 +620,7 @@ impl Tensor {
     /// A linear layer as one op: `self [n, k] · w [k, m] + b [m]`, then ReLU when `relu`. A GPU
     /// computes it in one GEMM with the bias (and ReLU) in the epilogue; the backward is
     /// `dz = dout` (masked by the output when `relu`), `dx = dz · wᵀ`, `dw = selfᵀ · dz`,
-    /// `db = Σ_rows dz`. Same values as `matmul(w)?.add_broadcast(b)` (`?.relu()`).
+    /// `db = Σ_rows dz`. Same values as `matmul(w)?.add(b)` (`?.relu()`).
     pub fn linear(&self, w: &Tensor, b: &Tensor, relu: bool) -> Result<Tensor> {
         const OP: &str = "linear";
         let (&[n, k], &[k2, m]) = (self.dims(), w.dims()) else {
@@ -971,15 +668,11 @@ impl Tensor {
         let (x, wt, y) = (self.detach(), w.detach(), out.detach());
         let need = [self.node.is_some(), w.node.is_some(), b.node.is_some()];
         Ok(record(out, OP, &[self, w, b], move |d| {
-            let dz = if relu {
-                d.relu_backward(&y)?
-            } else {
-                d.clone()
-            };
+            let dz = if relu { d.relu_grad(&y)? } else { d.clone() };
             Ok(vec![
-                need[0].then(|| dz.matmul(&wt, false, true)).transpose()?,
-                need[1].then(|| x.matmul(&dz, true, false)).transpose()?,
-                need[2].then(|| dz.sum_rows()).transpose()?,
+                need[0].then(|| dz.matmul_t(&wt, false, true)).transpose()?,
+                need[1].then(|| x.matmul_t(&dz, true, false)).transpose()?,
+                need[2].then(|| dz.sum_dim(&[0], false)).transpose()?,
             ])
         }))
     }
@@ -1444,7 +1137,7 @@ impl Tensor {
         let idx = idx.detach();
         Ok(record(out, OP, &[self], move |g| {
             let onehot = idx.one_hot(v, g.dtype)?;
-            Ok(vec![Some(onehot.matmul(
+            Ok(vec![Some(onehot.matmul_t(
                 &g.reshape([count, d])?,
                 true,
                 false,

@@ -9,6 +9,9 @@
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 
+pub mod pointwise;
+pub use pointwise::{PointwiseOp, Pw, Strided};
+
 /// `C = alpha * op(A) · op(B) + beta * C`, all row-major; `op(X)` is `Xᵀ` when the flag is set.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MatmulSpec {
@@ -155,57 +158,6 @@ impl Pool2dGeom {
     }
 }
 
-/// Elementwise binary ops on equal-length operands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BinaryOp {
-    /// `x + y`
-    Add,
-    /// `x - y`
-    Sub,
-    /// `x * y`
-    Mul,
-}
-
-/// Elementwise unary ops.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum UnaryOp {
-    /// `max(x, 0)`
-    Relu,
-    /// `1 / (1 + e^-x)`
-    Sigmoid,
-    /// `alpha * x`
-    Scale(f32),
-    /// `x`
-    Copy,
-    /// `1 / x`
-    Recip,
-    /// `sqrt(x + eps)`
-    SqrtEps(f32),
-    /// `tanh(x)`
-    Tanh,
-    /// `x` for `x > 0`, else `slope · x`
-    LeakyRelu(f32),
-    /// `e^x`
-    Exp,
-    /// `ln x`
-    Log,
-    /// `ln(1 + e^x)`, computed stably
-    Softplus,
-}
-
-/// Backward of a unary activation: `dx = dy * f'(saved)`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum UnaryBwd {
-    /// `saved` is the forward input `x`: `dx = dy * (x > 0)`.
-    Relu,
-    /// `saved` is the forward output `y`: `dx = dy * y * (1 - y)`.
-    Sigmoid,
-    /// `saved` is the forward output `y`: `dx = dy * (1 - y²)`.
-    Tanh,
-    /// `saved` is the forward input `x`: `dx = dy` where `x > 0`, else `slope · dy`.
-    LeakyRelu(f32),
-}
-
 /// A block copy between two tensors viewed as `[outer, dim, inner]`: rows
 /// `src_off..src_off + len` of the source's middle dimension (size `src_dim`) go to rows
 /// `dst_off..` of the destination's (size `dst_dim`); the rest of the destination is left as
@@ -330,34 +282,40 @@ pub struct BnGeom {
     pub eps: f32,
 }
 
-/// A numpy-style broadcast of a small operand `b` against a big one, both padded to rank 4.
+/// A tensor viewed as `[outer, size, inner]` around the dim an index op works along, and
+/// the number of indices (`index_select`: `[count]`; `gather`: `[outer, count, inner]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Broadcast {
-    /// Dimensions of the big operand (and the result of `add_broadcast`).
-    pub dims: [usize; 4],
-    /// Dimensions of `b`; each is 1 or equal to `dims`.
-    pub bdims: [usize; 4],
+pub struct IndexGeom {
+    /// Product of the dims before the indexed one.
+    pub outer: usize,
+    /// Size of the indexed dim in the indexed tensor.
+    pub size: usize,
+    /// Product of the dims after it.
+    pub inner: usize,
+    /// Size of the indexed dim in the result.
+    pub count: usize,
 }
 
-impl Broadcast {
-    /// Elements of the big operand.
-    pub fn numel(&self) -> usize {
-        self.dims.iter().product()
-    }
-    /// Elements of the small operand.
-    pub fn b_numel(&self) -> usize {
-        self.bdims.iter().product()
-    }
-    /// Strides into `b` for each big-operand coordinate (0 on broadcast dimensions).
-    pub fn b_strides(&self) -> [usize; 4] {
-        let mut s = [0; 4];
-        let mut acc = 1;
-        for d in (0..4).rev() {
-            s[d] = if self.bdims[d] == 1 { 0 } else { acc };
-            acc *= self.bdims[d];
-        }
-        s
-    }
+/// `C[b] = op(A[b]) · op(B[b])` for `b < batch`: `A` and `B` advance by `stride_a`/`stride_b`
+/// elements per batch (0 shares one matrix across the batch); `C` is `[batch, m, n]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BmmSpec {
+    /// Number of products.
+    pub batch: usize,
+    /// Rows of `op(A)`.
+    pub m: usize,
+    /// Columns of `op(B)`.
+    pub n: usize,
+    /// Inner dimension.
+    pub k: usize,
+    /// Elements between consecutive `A` matrices.
+    pub stride_a: usize,
+    /// Elements between consecutive `B` matrices.
+    pub stride_b: usize,
+    /// `A` is stored `[k, m]`.
+    pub trans_a: bool,
+    /// `B` is stored `[n, k]`.
+    pub trans_b: bool,
 }
 
 /// A dropout mask `m[i] = scale` if `u(seed, offset + i) ≥ ratio` else 0 (see `rng`).
@@ -478,37 +436,9 @@ pub trait Backend {
     fn alloc(&self, numel: usize, dtype: DType, what: &str) -> Result<Self::Buf>;
     fn matmul(&self, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf, s: &MatmulSpec)
     -> Result<()>;
-    fn binary(
-        &self,
-        op: BinaryOp,
-        x: &Self::Buf,
-        y: &Self::Buf,
-        out: &mut Self::Buf,
-        n: usize,
-    ) -> Result<()>;
-    fn unary(&self, op: UnaryOp, x: &Self::Buf, out: &mut Self::Buf, n: usize) -> Result<()>;
-    fn unary_bwd(
-        &self,
-        op: UnaryBwd,
-        dy: &Self::Buf,
-        saved: &Self::Buf,
-        dx: &mut Self::Buf,
-        n: usize,
-    ) -> Result<()>;
     /// `y += alpha * x` in place.
     fn axpy(&self, alpha: f32, x: &Self::Buf, y: &mut Self::Buf, n: usize) -> Result<()>;
     fn fill(&self, out: &mut Self::Buf, value: f32, n: usize) -> Result<()>;
-    /// `out = a op b` with `b` broadcast to `a`'s shape.
-    fn broadcast(
-        &self,
-        op: BinaryOp,
-        a: &Self::Buf,
-        b: &Self::Buf,
-        out: &mut Self::Buf,
-        bc: &Broadcast,
-    ) -> Result<()>;
-    /// Sums the big operand `dy` down to `b`'s shape (the backward of `add_broadcast`).
-    fn sum_to(&self, dy: &Self::Buf, out: &mut Self::Buf, bc: &Broadcast) -> Result<()>;
     /// `[rows, cols] → [cols]`, times `alpha`.
     fn sum_rows(
         &self,
@@ -684,7 +614,7 @@ pub trait Backend {
     ) -> Result<()> {
         let mut mask = self.alloc(n, dtype, "dropout mask")?;
         self.dropout_mask(&mut mask, n, spec)?;
-        self.binary(BinaryOp::Mul, x, &mask, out, n)
+        self.pointwise_flat(Pw::Mul, 0.0, &[x, &mask], out, n)
     }
     /// [`Backend::conv2d`] then ReLU (`out = max(conv, 0)`), in one pass where the backend
     /// fuses them; the default composes the two.
@@ -702,7 +632,7 @@ pub trait Backend {
         let n = g.n * fout * g.out_h() * g.out_w();
         let mut lin = self.alloc(n, dtype, "conv2d_relu")?;
         self.conv2d(x, w, b, &mut lin, g, fout)?;
-        self.unary(UnaryOp::Relu, &lin, out, n)
+        self.pointwise_flat(Pw::Relu, 0.0, &[&lin], out, n)
     }
     /// Backward of [`Backend::conv2d_relu`]: `dout` masked by `y > 0` (`y` its output), then
     /// [`Backend::conv2d_bwd`]; the default composes the two.
@@ -722,7 +652,7 @@ pub trait Backend {
     ) -> Result<()> {
         let n = g.n * fout * g.out_h() * g.out_w();
         let mut d = self.alloc(n, dtype, "conv2d_relu backward")?;
-        self.unary_bwd(UnaryBwd::Relu, dout, y, &mut d, n)?;
+        self.pointwise_flat(Pw::ReluGrad, 0.0, &[dout, y, y], &mut d, n)?;
         self.conv2d_bwd(x, w, &d, dx, dw, db, g, fout)
     }
     /// A linear layer's forward: `c [m, n] = a · b + bias` (bias `[n]` per column), then ReLU
@@ -742,16 +672,12 @@ pub trait Backend {
         let mn = s.m * s.n;
         let mut prod = self.alloc(mn, dtype, "linear")?;
         self.matmul(a, b, &mut prod, s)?;
-        let bc = Broadcast {
-            dims: [1, 1, s.m, s.n],
-            bdims: [1, 1, 1, s.n],
-        };
         if !relu {
-            return self.broadcast(BinaryOp::Add, &prod, bias, c, &bc);
+            return self.pointwise_rows(Pw::Add, &prod, bias, c, s.m, s.n);
         }
         let mut biased = self.alloc(mn, dtype, "linear")?;
-        self.broadcast(BinaryOp::Add, &prod, bias, &mut biased, &bc)?;
-        self.unary(UnaryOp::Relu, &biased, c, mn)
+        self.pointwise_rows(Pw::Add, &prod, bias, &mut biased, s.m, s.n)?;
+        self.pointwise_flat(Pw::Relu, 0.0, &[&biased], c, mn)
     }
     /// Batch statistics: `saved = [mean | 1/√(var + eps)]` (f32 `[2c]`) and `var` (f32 `[c]`,
     /// biased) of f32 `x` `[n, c, s]`.
@@ -824,6 +750,84 @@ pub trait Backend {
     ) -> Result<()>;
     /// The block copy of [`BlockCopy`] from `src` into `dst` (in place).
     fn copy_block(&self, src: &Self::Buf, dst: &mut Self::Buf, b: &BlockCopy) -> Result<()>;
+    /// [`Backend::pointwise`] over `n` contiguous elements of each input.
+    fn pointwise_flat(
+        &self,
+        f: Pw,
+        a: f32,
+        ins: &[&Self::Buf],
+        out: &mut Self::Buf,
+        n: usize,
+    ) -> Result<()> {
+        let walk = Strided::flat(n, ins.len());
+        self.pointwise(&PointwiseOp::new(f, a, 0.0), ins, out, &walk)
+    }
+    /// [`Backend::pointwise`] of `x [m, n]` and a row `[n]` broadcast down it.
+    fn pointwise_rows(
+        &self,
+        f: Pw,
+        x: &Self::Buf,
+        row: &Self::Buf,
+        out: &mut Self::Buf,
+        m: usize,
+        n: usize,
+    ) -> Result<()> {
+        let walk = Strided::new(f.name(), &[m, n], &[vec![n, 1], vec![0, 1]])?;
+        self.pointwise(&PointwiseOp::new(f, 0.0, 0.0), &[x, row], out, &walk)
+    }
+    /// `out = op(ins)` elementwise over the strided walk `walk` (see [`pointwise`]).
+    fn pointwise(
+        &self,
+        op: &PointwiseOp,
+        ins: &[&Self::Buf],
+        out: &mut Self::Buf,
+        walk: &Strided,
+    ) -> Result<()>;
+    /// Per row of `[rows, cols]`: the max (or with `min`, the min) into `values` and the first
+    /// index where it occurs into `indices` (u32).
+    fn extreme_rows(
+        &self,
+        x: &Self::Buf,
+        values: &mut Self::Buf,
+        indices: &mut Self::Buf,
+        rows: usize,
+        cols: usize,
+        min: bool,
+    ) -> Result<()>;
+    /// `out[o, k, i] = x[o, idx[k], i]`.
+    fn index_select(
+        &self,
+        x: &Self::Buf,
+        idx: &Self::Buf,
+        out: &mut Self::Buf,
+        g: &IndexGeom,
+    ) -> Result<()>;
+    /// The backward of [`Backend::index_select`]: `dx[o, d, i] = Σ_{k: idx[k]=d} dy[o, k, i]`.
+    fn index_select_bwd(
+        &self,
+        dy: &Self::Buf,
+        idx: &Self::Buf,
+        dx: &mut Self::Buf,
+        g: &IndexGeom,
+    ) -> Result<()>;
+    /// `out[o, j, i] = x[o, idx[o, j, i], i]`.
+    fn gather(
+        &self,
+        x: &Self::Buf,
+        idx: &Self::Buf,
+        out: &mut Self::Buf,
+        g: &IndexGeom,
+    ) -> Result<()>;
+    /// The backward of [`Backend::gather`] (a scatter-add).
+    fn gather_bwd(
+        &self,
+        dy: &Self::Buf,
+        idx: &Self::Buf,
+        dx: &mut Self::Buf,
+        g: &IndexGeom,
+    ) -> Result<()>;
+    /// The batched product of [`BmmSpec`].
+    fn bmm(&self, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf, s: &BmmSpec) -> Result<()>;
     /// `[batch, rows, cols] → [batch, cols, rows]`.
     fn transpose(
         &self,

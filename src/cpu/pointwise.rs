@@ -1,0 +1,118 @@
+//! The CPU side of the pointwise ops (`src/ops/pointwise.rs`): one walk over a [`Strided`]
+//! layout, instantiated per op with the op's body, split over rayon's threads in chunks.
+
+use crate::ops::pointwise::{MAX_INPUTS, MAX_RANK, Strided};
+use rayon::prelude::*;
+
+/// Output elements per rayon task.
+const CHUNK: usize = 1 << 15;
+
+/// `out[i] = f(ins at i)` for every output element `i` of `walk`. `ins` has 1 to 3 slices;
+/// the flat case (every input contiguous or one broadcast value) is a plain indexed loop so it
+/// vectorises, the general case walks the dims with an odometer.
+pub(crate) fn walk<F>(ins: &[&[f32]], out: &mut [f32], walk: &Strided, f: F)
+where
+    F: Fn([f32; MAX_INPUTS]) -> f32 + Sync + Send + Copy,
+{
+    let x = ins[0];
+    let y = ins.get(1).copied().unwrap_or(x);
+    let z = ins.get(2).copied().unwrap_or(x);
+    let n = out.len();
+    let run = |start: usize, o: &mut [f32]| {
+        if walk.is_flat(ins.len()) {
+            flat(x, y, z, start, o, walk, f);
+        } else {
+            strided(x, y, z, start, o, walk, f);
+        }
+    };
+    if n < 2 * CHUNK {
+        run(0, out);
+    } else {
+        out.par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(c, o)| run(c * CHUNK, o));
+    }
+}
+
+fn flat<F: Fn([f32; MAX_INPUTS]) -> f32>(
+    x: &[f32],
+    y: &[f32],
+    z: &[f32],
+    start: usize,
+    o: &mut [f32],
+    walk: &Strided,
+    f: F,
+) {
+    let s = |k: usize| walk.strides[k][0];
+    match (s(0), s(1), s(2)) {
+        // The common cases written out so the compiler sees unit strides.
+        (1, 1, 1) => {
+            let (x, y, z) = (&x[start..], &y[start..], &z[start..]);
+            for (i, o) in o.iter_mut().enumerate() {
+                *o = f([x[i], y[i], z[i]]);
+            }
+        }
+        (1, 0, 1) => {
+            let (x, z) = (&x[start..], &z[start..]);
+            for (i, o) in o.iter_mut().enumerate() {
+                *o = f([x[i], y[0], z[i]]);
+            }
+        }
+        (sx, sy, sz) => {
+            for (i, o) in o.iter_mut().enumerate() {
+                let j = start + i;
+                *o = f([x[j * sx], y[j * sy], z[j * sz]]);
+            }
+        }
+    }
+}
+
+fn strided<F: Fn([f32; MAX_INPUTS]) -> f32>(
+    x: &[f32],
+    y: &[f32],
+    z: &[f32],
+    start: usize,
+    o: &mut [f32],
+    walk: &Strided,
+    f: F,
+) {
+    let rank = walk.rank;
+    let dims = &walk.dims[..rank];
+    // The odometer: coordinates of `start`, then incremented per element.
+    let mut coord = [0usize; MAX_RANK];
+    let mut rem = start;
+    for d in (0..rank).rev() {
+        coord[d] = rem % dims[d];
+        rem /= dims[d];
+    }
+    let offset = |k: usize, coord: &[usize; MAX_RANK]| -> usize {
+        (0..rank).map(|d| coord[d] * walk.strides[k][d]).sum()
+    };
+    let (mut ox, mut oy, mut oz) = (offset(0, &coord), offset(1, &coord), offset(2, &coord));
+    let last = rank - 1;
+    let (sx, sy, sz) = (
+        walk.strides[0][last],
+        walk.strides[1][last],
+        walk.strides[2][last],
+    );
+    let mut i = 0;
+    while i < o.len() {
+        // A run along the last dim.
+        let run = (dims[last] - coord[last]).min(o.len() - i);
+        for r in 0..run {
+            o[i + r] = f([x[ox + r * sx], y[oy + r * sy], z[oz + r * sz]]);
+        }
+        i += run;
+        coord[last] += run;
+        // Carry into the outer dims.
+        let mut d = last;
+        while coord[d] == dims[d] && d > 0 {
+            coord[d] = 0;
+            d -= 1;
+            coord[d] += 1;
+        }
+        ox = offset(0, &coord);
+        oy = offset(1, &coord);
+        oz = offset(2, &coord);
+    }
+}
