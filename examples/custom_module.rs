@@ -232,7 +232,7 @@ fn run(args: Args) -> Result<()> {
             loss.backward()?;
             opt.step(model.named_parameters())?;
 
-            loss_sum.axpy_(1.0, &loss.detach())?;
+            loss_sum.axpy_(1.0, &loss.detach().reshape([1])?)?;
             if (step + 1) % args.log_every.max(1) == 0 || step + 1 == steps {
                 println!(
                     "  epoch {} step {:>4}/{steps}: mean loss {:.4}, {:.0} img/s",

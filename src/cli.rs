@@ -628,7 +628,7 @@ pub fn compare_runs(
             offset += batch_size;
             let (loss, _) =
                 crate::train::train_step(&mut c.model, &cross_entropy, &mut c.opt, &x, &t)?;
-            block_sum.axpy_(1.0, &loss)?;
+            block_sum.axpy_(1.0, &loss.reshape([1])?)?;
             if (it + 1) % every == 0 || it + 1 == iterations {
                 let n = (it % every + 1) as f64;
                 cmp.mean_loss[it / every][j] = block_sum.item()? as f64 / n;

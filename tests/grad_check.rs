@@ -606,7 +606,7 @@ fn softmax_with_loss() {
             .and_then(Tensor::requiring_grad)
             .unwrap();
         let l = cross_entropy(&xt, &t).unwrap();
-        assert_eq!(l.dims(), [1], "loss shape");
+        assert_eq!(l.dims(), &[] as &[usize], "loss shape (0-d, as PyTorch)");
         l.backward().unwrap();
         let dx = xt.grad().unwrap().to_vec::<f32>().unwrap();
         let objective = |v: &[f32]| {
@@ -620,7 +620,7 @@ fn softmax_with_loss() {
         });
         // backward_with(g) scales the gradient by g (the loss-scale path).
         xt.zero_grad();
-        let g = Tensor::from_slice(&[2.5f32], [1], &dev).unwrap();
+        let g = Tensor::from_slice(&[2.5f32], [0usize; 0], &dev).unwrap();
         cross_entropy(&xt, &t).unwrap().backward_with(&g).unwrap();
         let dx2 = xt.grad().unwrap().to_vec::<f32>().unwrap();
         let scaled: Vec<f32> = dx.iter().map(|v| v * 2.5).collect();

@@ -9,10 +9,8 @@ fn step(x: &Tensor, w: &Tensor, labels: &Tensor) -> wgnn::Result<Tensor> {
     let col = x.im2col(3, 3, 1, 1)?; // [2*8*8, 2*9]
     let h = col.matmul_t(w, false, false)?.relu()?; // [128, 4]
     let (loss, probs) = h.softmax_cross_entropy(labels)?;
-    let zero = Tensor::zeros([1], h.dtype(), &h.device())?;
-    let dh = probs
-        .softmax_cross_entropy_backward(labels, 1.0)?
-        .mul(&h.gt(&zero)?)?;
+    let dh = probs.softmax_cross_entropy_backward(labels, 1.0)?;
+    let dh = Tensor::where_(&h.relu()?, &dh, &h.mul_scalar(0.0)?)?; // ReLU's backward
     let dw = col.matmul_t(&dh, true, false)?;
     let dcol = dh.matmul_t(w, false, true)?;
     let dx = dcol.col2im(&x.conv_geom(3, 3, 1, 1)?)?;

@@ -133,7 +133,7 @@ fn kernel_profile_times_every_dispatch() -> wgnn::Result<()> {
         assert!(times[0].constants.contains(&("MODE", 0)), "{:?}", times[0]);
         assert_eq!(
             times.last().map(|t| t.kernel.as_str()),
-            Some("elementwise.wgsl::relu")
+            Some("pointwise.wgsl::pointwise")
         );
         assert!(
             times

@@ -1,11 +1,14 @@
 //! Datasets: the IDX reader (MNIST and Fashion-MNIST share the format), the vendored
-//! datasets, and the device-resident batch loader.
+//! datasets, the device-resident batch loader, and PyTorch's general `TensorDataset` and
+//! `DataLoader`.
 
 pub mod loader;
 pub mod mnist;
+mod tensor_dataset;
 
 pub use loader::{DeviceDataset, epoch_permutation};
 pub use mnist::{Mnist, MnistSplit, default_data_dir, read_idx_images, read_idx_labels};
+pub use tensor_dataset::{Batches, DataLoader, TensorDataset};
 
 use crate::error::{Error, Result};
 use std::path::PathBuf;

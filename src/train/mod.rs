@@ -449,7 +449,7 @@ fn eval_pass(
             }
             if let Some(loss_fn) = loss_fn {
                 let loss = loss_fn(&out.to_dtype(DType::F32)?, &t)?;
-                loss_sum.axpy_(count as f32, &loss)?;
+                loss_sum.axpy_(count as f32, &loss.reshape([1])?)?;
             }
             device.flush()?;
             offset += count;
@@ -675,7 +675,7 @@ pub fn fit_validated(
                 Some(s) => train_step_mixed(model, loss_fn, opt, s, &x, &t)?,
                 None => train_step(model, loss_fn, opt, &x, &t)?,
             };
-            loss_sum.axpy_(1.0, &loss)?;
+            loss_sum.axpy_(1.0, &loss.reshape([1])?)?;
             if out.dims().len() == 2 && out.dims()[0] == count {
                 out.count_correct_into(&t, &mut correct)?;
             }
