@@ -78,9 +78,9 @@ fn default_generator() -> MutexGuard<'static, SplitMix64> {
 /// # fn main() -> wgnn::Result<()> {
 /// let dev = wgnn::Device::cpu();
 /// wgnn::manual_seed(42);
-/// let a = Linear::with_init(3, 2, &dev)?.weight().value().to_vec::<f32>()?;
+/// let a = Linear::new(3, 2, &dev)?.weight().value().to_vec::<f32>()?;
 /// wgnn::manual_seed(42);
-/// let b = Linear::with_init(3, 2, &dev)?.weight().value().to_vec::<f32>()?;
+/// let b = Linear::new(3, 2, &dev)?.weight().value().to_vec::<f32>()?;
 /// assert_eq!(a, b);
 /// # Ok(()) }
 /// ```

@@ -31,6 +31,9 @@ pub struct CheckpointInfo {
     pub optim_steps: u64,
 }
 
+/// A safetensors header's metadata (string → string).
+pub(crate) type Metadata = HashMap<String, String>;
+
 /// A tensor's elements as little-endian bytes, with the safetensors dtype that names them.
 fn bytes_of(t: &Tensor) -> Result<(Dtype, Vec<u8>)> {
     Ok(match t.dtype() {
@@ -81,9 +84,7 @@ pub(crate) fn write_safetensors(
 /// Reads a safetensors file: its header metadata (empty when it has none) and its tensors,
 /// on the CPU, in the order of their data in the file (safetensors writes by dtype, then
 /// name). F32, F16 and U32 tensors are read; any other dtype is an error naming the tensor.
-pub(crate) fn read_safetensors(
-    path: &Path,
-) -> Result<(HashMap<String, String>, Vec<(String, Tensor)>)> {
+pub(crate) fn read_safetensors(path: &Path) -> Result<(Metadata, Vec<(String, Tensor)>)> {
     let fail = |msg: String| Error::Checkpoint {
         path: path.display().to_string(),
         msg,
