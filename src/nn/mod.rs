@@ -278,6 +278,34 @@ impl<M: Module + ?Sized> Module for Box<M> {
 /// enum Pooling { Max, Mean }
 /// impl wgnn::nn::ModuleField for Pooling {}
 /// ```
+///
+/// A field the derive cannot place is a compile error, not a part silently left out of the
+/// optimizer and the state dict:
+///
+/// ```compile_fail,E0277
+/// use wgnn::nn::{Linear, Module};
+/// use wgnn::{Result, Tensor};
+///
+/// #[derive(Module)]
+/// struct Cached { fc: Linear, last: Tensor } // `last` needs #[module(buffer)] or (skip)
+///
+/// impl Module for Cached {
+///     fn forward(&mut self, x: &Tensor) -> Result<Tensor> { self.fc.forward(x) }
+/// }
+/// ```
+///
+/// and so is a module that lists nothing because the derive was forgotten:
+///
+/// ```compile_fail,E0277
+/// use wgnn::nn::{Linear, Module};
+/// use wgnn::{Result, Tensor};
+///
+/// struct Forgot { fc: Linear }
+///
+/// impl Module for Forgot {
+///     fn forward(&mut self, x: &Tensor) -> Result<Tensor> { self.fc.forward(x) }
+/// }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a field of a `#[derive(Module)]` struct",
     label = "neither a module, a parameter nor a known constant",
