@@ -221,3 +221,33 @@ impl Sequential {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::Device;
+    use crate::nn::{Init, Sigmoid};
+
+    /// The fusion recognises conv, linear and ReLU by type, through a `Box<dyn Module>` too,
+    /// and nothing else.
+    #[test]
+    fn fusion_recognises_its_layers_by_type() -> Result<()> {
+        let dev = Device::cpu();
+        let x = Tensor::randn([2, 1, 4, 4], 0.0, 1.0, 1, &dev)?;
+        let mut conv = Conv2d::with_init(1, 2, 3, 1, 1, Init::He, 1, &dev)?;
+        let mut fc = Linear::with_init(16, 3, Init::He, 2, &dev)?;
+        let mut boxed: Box<dyn Module> = Box::new(Linear::with_init(16, 3, Init::He, 2, &dev)?);
+        assert!(is_relu(&Relu));
+        assert!(is_relu(&(Box::new(Relu) as Box<dyn Module>)));
+        assert!(!is_relu(&Sigmoid));
+        let want = conv.forward(&x)?.relu()?.to_vec::<f32>()?;
+        let got = fused_relu(&mut conv, &x).transpose()?;
+        assert_eq!(got.map(|t| t.to_vec::<f32>()).transpose()?, Some(want));
+        let want = fc.forward(&x)?.relu()?.to_vec::<f32>()?;
+        let got = fused_relu(&mut boxed, &x).transpose()?;
+        assert_eq!(got.map(|t| t.to_vec::<f32>()).transpose()?, Some(want));
+        assert!(fused_relu(&mut Sigmoid, &x).is_none());
+        assert!(fused_relu(&mut Relu, &x).is_none());
+        Ok(())
+    }
+}
