@@ -185,6 +185,33 @@ pub(crate) fn join(prefix: &str, name: &str) -> String {
 /// `#[derive(Module)]` implements it from the struct's fields; write it by hand only for a
 /// container whose names are known at run time (or implement [`ModuleField`] for that
 /// container's type and derive the module that holds it, as [`Sequential`] does).
+///
+/// By hand, a module whose experts are named by the data:
+///
+/// ```
+/// use wgnn::nn::{Linear, Module, ModuleExt, Part, Parts};
+/// use wgnn::{Device, Result, Tensor};
+///
+/// struct Experts { by_name: Vec<(String, Linear)> }
+///
+/// impl Parts for Experts {
+///     fn parts(&mut self) -> Vec<(String, Part<'_>)> {
+///         self.by_name.iter_mut().map(|(n, m)| (n.clone(), Part::Module(m))).collect()
+///     }
+/// }
+///
+/// impl Module for Experts {
+///     fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
+///         self.by_name[0].1.forward(x)
+///     }
+/// }
+///
+/// # fn main() -> Result<()> {
+/// let dev = Device::cpu();
+/// let mut m = Experts { by_name: vec![("cats".into(), Linear::new(2, 2, &dev)?)] };
+/// assert!(m.get_parameter("cats.weight").is_ok());
+/// # Ok(()) }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` does not list its parameters and children",
     label = "add `#[derive(Module)]` to `{Self}`",

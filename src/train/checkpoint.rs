@@ -5,7 +5,7 @@
 //! dropout masks) and the epoch. Files are
 //! written to a temporary name and renamed, so a crash never leaves a half-written checkpoint.
 //!
-//! The safetensors reading and writing here ([`write_safetensors`], [`read_safetensors`]) is
+//! The safetensors reading and writing here (`write_safetensors`, `read_safetensors`) is
 //! also what [`ModuleExt::save_state_dict`] and [`ModuleExt::load_state_dict_file`] use for
 //! plain state dicts (weights without an optimizer).
 
