@@ -207,6 +207,15 @@ fn derive_flatten_tuple_structs_generics_and_unit_structs() -> Result<()> {
         }
     }
     #[derive(Module)]
+    struct Experts {
+        by_name: std::collections::BTreeMap<String, Linear>,
+    }
+    impl Module for Experts {
+        fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
+            Ok(x.clone())
+        }
+    }
+    #[derive(Module)]
     struct Nothing;
     impl Module for Nothing {
         fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
@@ -240,6 +249,21 @@ fn derive_flatten_tuple_structs_generics_and_unit_structs() -> Result<()> {
         ["inner.weight", "inner.bias", "weight", "bias"]
     );
     assert!(Nothing.named_parameters().is_empty());
+    let mut experts = Experts {
+        by_name: [("dogs", lin(6)?), ("cats", lin(7)?)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    };
+    assert_eq!(
+        names(experts.named_parameters()),
+        [
+            "by_name.cats.weight",
+            "by_name.cats.bias",
+            "by_name.dogs.weight",
+            "by_name.dogs.bias"
+        ]
+    );
     // A flattened child is still a module of the tree: eval reaches it.
     let mut seq = Wrap {
         inner: Dropout::with_seed(0.9, 2)?,

@@ -52,12 +52,15 @@
 //!
 //! | attribute | on | meaning |
 //! |---|---|---|
-//! | (none) | a module, [`Param`], `Option`/`Vec`/array of them, `Box<dyn Module>`, a config value | listed by its [`ModuleField`] impl |
+//! | (none) | a module, [`Param`], `Option`/`Vec`/array/`BTreeMap<String, _>` of them, `Box<dyn Module>`, a config value | listed by its [`ModuleField`] impl |
 //! | `skip` | anything | not listed (a cache, a config type without a `ModuleField` impl) |
 //! | `buffer` | a `Tensor` | saved in the state dict, not trained |
 //! | `counter` | a `u64` | saved in training checkpoints ([`Part::Counter`]) |
 //! | `rename = "name"` | a listed field | listed under another name |
 //! | `flatten` | a child, `Vec`, `Option` | its parts listed at this level (`0.weight`, not `blocks.0.weight`) |
+//!
+//! Names must be unique within a module (a `flatten` or `rename` that makes two equal is a
+//! mistake the state dict cannot represent: its later entry replaces the earlier).
 //!
 //! A field of a type that is none of these (an unmarked `Tensor`, a `HashMap`) does not
 //! compile, with a note saying which attribute to add.
@@ -292,6 +295,8 @@ impl<M: Module + ?Sized> Module for Box<M> {
 /// - a [`Param`] is a parameter;
 /// - `Option<T>` lists its value when there is one, under the same name;
 /// - `Vec<T>` and `[T; N]` list element `i` as `name.i` (PyTorch's `layers.0.weight`);
+/// - `BTreeMap<String, T>` lists the value of key `k` as `name.k`, in key order (PyTorch's
+///   `nn.ModuleDict`; keys must be free of dots);
 /// - plain configuration values (integers, floats, `bool`, `char`, `String`, `&'static str`,
 ///   `()`, `PhantomData`, `Duration`, and wgnn's [`Init`], [`DropoutMode`], [`DType`],
 ///   [`Device`], [`Shape`](crate::Shape)) are constants and list nothing.
@@ -372,6 +377,14 @@ impl<T: ModuleField> ModuleField for Vec<T> {
     fn list_parts<'a>(&'a mut self, name: &str, parts: &mut Vec<(String, Part<'a>)>) {
         for (i, v) in self.iter_mut().enumerate() {
             v.list_parts(&join(name, &i.to_string()), parts);
+        }
+    }
+}
+
+impl<T: ModuleField> ModuleField for std::collections::BTreeMap<String, T> {
+    fn list_parts<'a>(&'a mut self, name: &str, parts: &mut Vec<(String, Part<'a>)>) {
+        for (k, v) in self.iter_mut() {
+            v.list_parts(&join(name, k), parts);
         }
     }
 }

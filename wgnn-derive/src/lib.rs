@@ -4,10 +4,11 @@
 //! The derive implements `wgnn::nn::Parts` (the part-walking supertrait of `wgnn::nn::Module`);
 //! the user writes `impl Module for X { fn forward(..) }` as in PyTorch. Each field, in
 //! declaration order, is named by its field name (tuple structs: `0`, `1`, …) and listed
-//! through `wgnn::nn::ModuleField`, which parameters, child modules, `Option`, `Vec`, arrays and
-//! `Box<dyn Module>` implement, and which plain configuration values (integers, floats, `bool`,
-//! `String`, wgnn's config enums) implement as constants that list nothing. A field of any
-//! other type is a compile error until it is marked:
+//! through `wgnn::nn::ModuleField`, which parameters, child modules, `Option`, `Vec`,
+//! arrays, `BTreeMap<String, _>` and `Box<dyn Module>` implement, and which plain
+//! configuration values (integers, floats, `bool`, `String`, wgnn's config enums) implement as
+//! constants that list nothing. A field of any other type is a compile error until it is
+//! marked:
 //!
 //! - `#[module(skip)]`: not listed (a constant, a cache, your own config enum);
 //! - `#[module(buffer)]`: a `Tensor` saved in the state dict but not trained (running stats);
@@ -15,6 +16,9 @@
 //! - `#[module(rename = "name")]`: listed under another name;
 //! - `#[module(flatten)]`: the field's parts are listed at this module's level, without the
 //!   field's name (a `Vec<M>` field then gives `0.weight`, `1.weight` …).
+//!
+//! Names must stay unique within a module; a `rename` or `flatten` that makes two parts share
+//! a name is the user's mistake (a state dict keeps the later one).
 //!
 //! This crate is wgnn's; use it through `wgnn::nn::Module` (the trait and the derive share the
 //! name, as serde's `Serialize` does).
