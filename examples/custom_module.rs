@@ -12,8 +12,7 @@ use clap::Parser;
 use std::time::Instant;
 use wgnn::data::{DeviceDataset, Mnist, default_data_dir};
 use wgnn::nn::{
-    BatchNorm, Conv2d, GlobalAvgPool2d, Init, Linear, Module, ModuleExt, Part, Sequential, child,
-    cross_entropy,
+    BatchNorm, Conv2d, GlobalAvgPool2d, Init, Linear, Module, ModuleExt, Sequential, cross_entropy,
 };
 use wgnn::optim::Optimizer;
 use wgnn::rng::SplitMix64;
@@ -23,7 +22,10 @@ use wgnn::{DType, Device, Result, Tensor};
 /// d2l's `Residual`: two 3×3 convs with batch norm, added to the input (through a strided
 /// 1×1 conv when the channels or the size change), then ReLU. (The library ships the same
 /// block as `wgnn::models::Residual`; it is written out here to show a module built from the
-/// public API alone.)
+/// public API alone.) `#[derive(Module)]` names the parameters after the fields
+/// (`conv1.weight`, `bn1.gamma`, and `project.weight` when there is a projection); the
+/// `impl Module` is only the forward.
+#[derive(Module)]
 struct Residual {
     conv1: Conv2d,
     bn1: BatchNorm,
@@ -40,7 +42,7 @@ impl Residual {
         seeds: &mut SplitMix64,
         dev: &Device,
     ) -> Result<Self> {
-        let conv = |ci, k, s, p, seed| Conv2d::new(ci, cout, k, s, p, Init::He, seed, dev);
+        let conv = |ci, k, s, p, seed| Conv2d::with_init(ci, cout, k, s, p, Init::He, seed, dev);
         Ok(Residual {
             conv1: conv(cin, 3, stride, 1, seeds.next_u64())?,
             bn1: BatchNorm::channels(cout, dev)?,
@@ -65,26 +67,18 @@ impl Module for Residual {
         };
         y.add(&shortcut)?.relu()
     }
-
-    fn parts(&mut self) -> Vec<(String, Part<'_>)> {
-        let mut parts = vec![
-            child("conv1", &mut self.conv1),
-            child("bn1", &mut self.bn1),
-            child("conv2", &mut self.conv2),
-            child("bn2", &mut self.bn2),
-        ];
-        if let Some(p) = &mut self.project {
-            parts.push(child("project", p));
-        }
-        parts
-    }
 }
 
-/// Conv-BN-ReLU stem, then the stages 16 → 32 → 64 channels at 28 → 14 → 7 pixels.
+/// Conv-BN-ReLU stem, then the stages 16 → 32 → 64 channels at 28 → 14 → 7 pixels. The
+/// stages' parameters are named `layer.0.conv1.weight` … (torchvision's names), the stem's
+/// `stem.conv.weight`; `seed` is kept only to show that a config field needs no attribute.
+#[derive(Module)]
 struct SmallResNet {
     stem: Sequential,
+    #[module(rename = "layer")]
     stages: Sequential,
     head: Sequential,
+    seed: u64,
 }
 
 impl SmallResNet {
@@ -94,16 +88,18 @@ impl SmallResNet {
             stem: Sequential::new()
                 .add(
                     "conv",
-                    Conv2d::new(1, 16, 3, 1, 1, Init::He, s.next_u64(), dev)?,
+                    Conv2d::with_init(1, 16, 3, 1, 1, Init::He, s.next_u64(), dev)?,
                 )?
                 .add("bn", BatchNorm::channels(16, dev)?)?,
             stages: Sequential::new()
                 .add("0", Residual::new(16, 16, 1, &mut s, dev)?)?
                 .add("1", Residual::new(16, 32, 2, &mut s, dev)?)?
                 .add("2", Residual::new(32, 64, 2, &mut s, dev)?)?,
-            head: Sequential::new()
-                .add("pool", GlobalAvgPool2d)?
-                .add("fc", Linear::new(64, 10, Init::Xavier, s.next_u64(), dev)?)?,
+            head: Sequential::new().add("pool", GlobalAvgPool2d)?.add(
+                "fc",
+                Linear::with_init(64, 10, Init::Xavier, s.next_u64(), dev)?,
+            )?,
+            seed,
         })
     }
 }
@@ -114,12 +110,8 @@ impl Module for SmallResNet {
         self.head.forward(&self.stages.forward(&h)?)
     }
 
-    fn parts(&mut self) -> Vec<(String, Part<'_>)> {
-        vec![
-            child("stem", &mut self.stem),
-            child("layer", &mut self.stages),
-            child("head", &mut self.head),
-        ]
+    fn describe(&self) -> String {
+        format!("SmallResNet(seed {})", self.seed)
     }
 }
 

@@ -26,11 +26,13 @@
 //! A residual block and a hand-written training loop (the README's taste):
 //!
 //! ```
-//! use wgnn::nn::{BatchNorm, Conv2d, Init, Linear, Module, ModuleExt, Part, Sequential, child, cross_entropy};
+//! use wgnn::nn::{BatchNorm, Conv2d, Linear, Module, ModuleExt, Sequential, cross_entropy};
 //! use wgnn::optim::Optimizer;
 //! use wgnn::{Device, Result, Tensor};
 //!
-//! /// relu(x + bn2(conv2(relu(bn1(conv1(x)))))): a plain struct and a five-line forward.
+//! /// relu(x + bn2(conv2(relu(bn1(conv1(x)))))): a plain struct and a five-line forward;
+//! /// the derive names its parameters after the fields (`conv1.weight`, `bn1.gamma` …).
+//! #[derive(Module)]
 //! struct Residual { conv1: Conv2d, bn1: BatchNorm, conv2: Conv2d, bn2: BatchNorm }
 //!
 //! impl Module for Residual {
@@ -39,20 +41,17 @@
 //!         let y = self.bn2.forward(&self.conv2.forward(&y)?)?;
 //!         y.add(x)?.relu()
 //!     }
-//!     fn parts(&mut self) -> Vec<(String, Part<'_>)> {
-//!         vec![child("conv1", &mut self.conv1), child("bn1", &mut self.bn1),
-//!              child("conv2", &mut self.conv2), child("bn2", &mut self.bn2)]
-//!     }
 //! }
 //!
 //! fn main() -> Result<()> {
 //!     let dev = Device::cpu();
-//!     let conv = |seed| Conv2d::new(8, 8, 3, 1, 1, Init::He, seed, &dev);
-//!     let block = Residual { conv1: conv(1)?, bn1: BatchNorm::channels(8, &dev)?,
-//!                            conv2: conv(2)?, bn2: BatchNorm::channels(8, &dev)? };
+//!     wgnn::manual_seed(0);                 // as torch.manual_seed: the same weights every run
+//!     let conv = || Conv2d::new(8, 8, 3, 1, 1, &dev);
+//!     let block = Residual { conv1: conv()?, bn1: BatchNorm::channels(8, &dev)?,
+//!                            conv2: conv()?, bn2: BatchNorm::channels(8, &dev)? };
 //!     let mut model = Sequential::new()
 //!         .add("block", block)?
-//!         .add("fc", Linear::new(8 * 6 * 6, 10, Init::He, 3, &dev)?)?;
+//!         .add("fc", Linear::new(8 * 6 * 6, 10, &dev)?)?;
 //!     let mut opt = Optimizer::adam(0.01, 0.9, 0.999);
 //!     let x = Tensor::randn([32, 8, 6, 6], 0.0, 1.0, 4, &dev)?;
 //!     let labels = Tensor::from_slice(&[3u32; 32], [32], &dev)?;
@@ -64,11 +63,16 @@
 //!     }
 //!     let loss = cross_entropy(&model.forward(&x)?, &labels)?;
 //!     println!("loss {}", loss.item()?);     // the one sync: one submit, 4 bytes read
+//!     let weights = model.state_dict();      // name → tensor, as PyTorch's
+//!     assert_eq!(weights.len(), 14);         // 10 parameters, 4 BatchNorm running statistics
 //!     Ok(())
 //! }
 //! ```
 
 #![warn(missing_docs)]
+
+// `#[derive(Module)]` names `::wgnn::nn`; this makes that path work inside the crate too.
+extern crate self as wgnn;
 
 pub mod autograd;
 pub mod bench;
@@ -97,6 +101,7 @@ pub mod train;
 pub use device::{AdapterSummary, Device};
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
+pub use rng::manual_seed;
 pub use shape::Shape;
 pub use tensor::Tensor;
 pub use tensor_ops::OptimTarget;

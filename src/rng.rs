@@ -3,6 +3,13 @@
 //! Initial values are drawn on the host with SplitMix64 (tiny, well studied, and stable across
 //! crate versions, so a seed means the same numbers forever). Dropout masks use a counter-based
 //! 32-bit hash so the CPU backend and the WGSL kernel produce the same mask bit for bit.
+//!
+//! Layers built without an explicit seed (`Linear::new`, `Conv2d::new`, `Dropout::new` …) take
+//! one from the process-global default generator, as PyTorch's layers draw from its default
+//! generator: [`manual_seed`] resets it (as `torch.manual_seed`), [`next_seed`] draws from it.
+//! The explicit-seed constructors (`Linear::with_init`, `Dropout::with_seed` …) never touch it.
+
+use std::sync::{Mutex, MutexGuard};
 
 /// SplitMix64: a seeded 64-bit generator (Steele, Lea & Flood 2014).
 #[derive(Clone, Debug)]
@@ -10,7 +17,7 @@ pub struct SplitMix64(u64);
 
 impl SplitMix64 {
     /// A generator from a seed.
-    pub fn new(seed: u64) -> Self {
+    pub const fn new(seed: u64) -> Self {
         SplitMix64(seed)
     }
 
@@ -39,6 +46,53 @@ impl SplitMix64 {
         let u2 = self.next_f64();
         (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     }
+}
+
+/// The default generator's seed before any [`manual_seed`]: PyTorch's (67280421310721), so a
+/// program that never seeds still builds the same layers on every run.
+pub const DEFAULT_SEED: u64 = 67_280_421_310_721;
+
+/// The process-global default generator behind [`manual_seed`] and [`next_seed`].
+static DEFAULT_GENERATOR: Mutex<SplitMix64> = Mutex::new(SplitMix64::new(DEFAULT_SEED));
+
+/// The default generator, locked. A panic elsewhere while it was held cannot leave a
+/// SplitMix64 half-updated (its state is one integer), so a poisoned lock is simply taken.
+fn default_generator() -> MutexGuard<'static, SplitMix64> {
+    DEFAULT_GENERATOR
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Seeds the process-global default generator (PyTorch's `torch.manual_seed`): the layers
+/// built after it without an explicit seed (`Linear::new`, `Conv2d::new`, `Embedding::new`,
+/// `Dropout::new`) get the same weights, and the same dropout masks, on every run.
+///
+/// Threads: there is one generator per process behind a mutex, so building layers on several
+/// threads at once is safe but hands out seeds in whatever order the threads take the lock;
+/// for a reproducible model, build it on one thread after `manual_seed` (or pass seeds to the
+/// explicit-seed constructors). Tests that run in parallel and need fixed weights should use
+/// the explicit-seed constructors, since another test may draw from the generator in between.
+///
+/// ```
+/// use wgnn::nn::{Linear, ModuleExt};
+/// # fn main() -> wgnn::Result<()> {
+/// let dev = wgnn::Device::cpu();
+/// wgnn::manual_seed(42);
+/// let a = Linear::new(3, 2, &dev)?.weight().value().to_vec::<f32>()?;
+/// wgnn::manual_seed(42);
+/// let b = Linear::new(3, 2, &dev)?.weight().value().to_vec::<f32>()?;
+/// assert_eq!(a, b);
+/// # Ok(()) }
+/// ```
+pub fn manual_seed(seed: u64) {
+    *default_generator() = SplitMix64::new(seed);
+}
+
+/// The next seed from the process-global default generator (see [`manual_seed`]): what a
+/// layer built without an explicit seed uses, and what a model of your own can use the same
+/// way.
+pub fn next_seed() -> u64 {
+    default_generator().next_u64()
 }
 
 /// Chris Wellons' "lowbias32" integer hash; `shaders/elementwise.wgsl` has the same function.

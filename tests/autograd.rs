@@ -533,7 +533,7 @@ fn gradients_accumulate() -> Result<()> {
 fn a_module_used_twice_gets_both_gradients() -> Result<()> {
     use wgnn::nn::{Init, Linear, Module, ModuleExt};
     for dev in common::all_devices() {
-        let mut f = Linear::new(3, 3, Init::Std(0.5), 30, &dev)?;
+        let mut f = Linear::with_init(3, 3, Init::Std(0.5), 30, &dev)?;
         let x = Tensor::from_slice(&randn(6, 1.0, 31), [2, 3], &dev)?;
         let r = randn(6, 1.0, 32);
         let rt = Tensor::from_slice(&r, [2, 3], &dev)?;

@@ -294,7 +294,7 @@ fn evaluation_with_no_batches_is_an_error() -> wgnn::Result<()> {
     use wgnn::train::evaluate;
     let cpu = Device::cpu();
     let data = DeviceDataset::from_bytes(&[0u8; 2 * 4], &[1, 2], [1, 2, 2], 10, &cpu)?;
-    let mut model = Linear::new(4, 10, Init::He, 0, &cpu)?;
+    let mut model = Linear::with_init(4, 10, Init::He, 0, &cpu)?;
     let m = message(evaluate(&mut model, &data, 0));
     assert!(m.contains("evaluate") && m.contains("batches of 0"), "{m}");
     assert!(evaluate(&mut model, &data, 1)? <= 1.0);

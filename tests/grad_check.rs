@@ -258,7 +258,7 @@ fn linear_rank2_and_rank4_inputs() {
             .enumerate()
         {
             let seed = 100 + 10 * i as u64;
-            let mut layer = Linear::new(fin, fout, Init::Std(0.5), seed, &dev).unwrap();
+            let mut layer = Linear::with_init(fin, fout, Init::Std(0.5), seed, &dev).unwrap();
             randomize_params(&mut layer, &[(0.0, 0.5), (0.0, 1.0)], seed + 1, &dev);
             let x = randn(shape.iter().product(), 0.0, 1.0, seed + 2);
             let what = format!("Linear({fin}→{fout}) x {shape:?}");
@@ -294,7 +294,8 @@ fn conv2d() {
     for dev in devices() {
         for (i, (shape, f, k, s, p)) in cases.into_iter().enumerate() {
             let seed = 200 + 10 * i as u64;
-            let mut layer = Conv2d::new(shape[1], f, k, s, p, Init::Std(0.5), seed, &dev).unwrap();
+            let mut layer =
+                Conv2d::with_init(shape[1], f, k, s, p, Init::Std(0.5), seed, &dev).unwrap();
             randomize_params(&mut layer, &[(0.0, 0.5), (0.0, 1.0)], seed + 1, &dev);
             let x = randn(shape.iter().product(), 0.0, 1.0, seed + 2);
             let what = format!(
@@ -561,7 +562,7 @@ fn tanh_leaky_relu_pools_and_embedding() {
             955,
         );
         // Embedding: the "input" is u32 indices, so only the table's gradient is checked.
-        let mut emb = Embedding::new(5, 3, 956, &dev).unwrap();
+        let mut emb = Embedding::with_seed(5, 3, 956, &dev).unwrap();
         let idx = Tensor::from_slice(&[1u32, 4, 1, 0, 2, 1], [2, 3], &dev).unwrap();
         let y = emb.forward(&idx).unwrap();
         let r = randn(y.numel(), 0.0, 1.0, 957);
@@ -757,17 +758,20 @@ fn small_conv_net() {
             .unwrap()
             .add(
                 "conv1",
-                Conv2d::new(2, 3, 3, 1, 1, Init::He, seed(), &dev).unwrap(),
+                Conv2d::with_init(2, 3, 3, 1, 1, Init::He, seed(), &dev).unwrap(),
             )
             .unwrap()
             .add("sig1", Sigmoid::new())
             .unwrap()
             .add(
                 "conv2",
-                Conv2d::new(3, 4, 2, 2, 0, Init::He, seed(), &dev).unwrap(),
+                Conv2d::with_init(3, 4, 2, 2, 0, Init::He, seed(), &dev).unwrap(),
             )
             .unwrap()
-            .add("fc1", Linear::new(16, 5, Init::He, seed(), &dev).unwrap())
+            .add(
+                "fc1",
+                Linear::with_init(16, 5, Init::He, seed(), &dev).unwrap(),
+            )
             .unwrap();
         // Non-zero biases, so that their gradients are checked away from the initial state.
         for k in [1, 3, 5] {

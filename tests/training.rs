@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use wgnn::data::{DeviceDataset, Mnist, MnistSplit};
 use wgnn::models::{MlpConfig, deep_convnet, mlp, simple_convnet};
 use wgnn::nn::{
-    BatchNorm, Conv2d, Dropout, Init, Linear, MaxPool2d, Module, ModuleExt, Part, Relu, Sequential,
-    child, cross_entropy,
+    BatchNorm, Conv2d, Dropout, Init, Linear, MaxPool2d, Module, ModuleExt, Relu, Sequential,
+    cross_entropy,
 };
 use wgnn::optim::Optimizer;
 use wgnn::rng::SplitMix64;
@@ -30,17 +30,20 @@ fn small_net(dev: &Device, seed: u64) -> wgnn::Result<Sequential> {
     Sequential::new()
         .add(
             "conv1",
-            Conv2d::new(1, 4, 3, 1, 1, Init::He, s.next_u64(), dev)?,
+            Conv2d::with_init(1, 4, 3, 1, 1, Init::He, s.next_u64(), dev)?,
         )?
         .add("relu1", Relu::new())?
         .add("pool1", MaxPool2d::new(2, 2, 0))?
         .add(
             "fc1",
-            Linear::new(4 * 14 * 14, 32, Init::He, s.next_u64(), dev)?,
+            Linear::with_init(4 * 14 * 14, 32, Init::He, s.next_u64(), dev)?,
         )?
         .add("relu2", Relu::new())?
-        .add("drop1", Dropout::new(0.3, s.next_u64())?)?
-        .add("fc2", Linear::new(32, 10, Init::He, s.next_u64(), dev)?)
+        .add("drop1", Dropout::with_seed(0.3, s.next_u64())?)?
+        .add(
+            "fc2",
+            Linear::with_init(32, 10, Init::He, s.next_u64(), dev)?,
+        )
 }
 
 /// The largest `|got - want| / |want|`.
@@ -285,7 +288,8 @@ fn mismatched_checkpoints_are_clear_errors() -> wgnn::Result<()> {
         "{e}"
     );
     // A model with a layer the file lacks.
-    let mut bigger = small_net(&cpu, 1)?.add("fc3", Linear::new(10, 10, Init::He, 1, &cpu)?)?;
+    let mut bigger =
+        small_net(&cpu, 1)?.add("fc3", Linear::with_init(10, 10, Init::He, 1, &cpu)?)?;
     let e = checkpoint::load(&path, &mut bigger, &mut o)
         .expect_err("missing layer")
         .to_string();
@@ -299,16 +303,19 @@ fn mismatched_checkpoints_are_clear_errors() -> wgnn::Result<()> {
     let mut wider = Sequential::new()
         .add(
             "conv1",
-            Conv2d::new(1, 4, 3, 1, 1, Init::He, s.next_u64(), &cpu)?,
+            Conv2d::with_init(1, 4, 3, 1, 1, Init::He, s.next_u64(), &cpu)?,
         )?
         .add("relu1", Relu::new())?
         .add("pool1", MaxPool2d::new(2, 2, 0))?
         .add(
             "fc1",
-            Linear::new(4 * 14 * 14, 64, Init::He, s.next_u64(), &cpu)?,
+            Linear::with_init(4 * 14 * 14, 64, Init::He, s.next_u64(), &cpu)?,
         )?
         .add("relu2", Relu::new())?
-        .add("fc2", Linear::new(64, 10, Init::He, s.next_u64(), &cpu)?)?;
+        .add(
+            "fc2",
+            Linear::with_init(64, 10, Init::He, s.next_u64(), &cpu)?,
+        )?;
     let before = wider.named_parameters()[0].1.value().to_vec::<f32>()?;
     let e = checkpoint::load(&path, &mut wider, &mut o)
         .expect_err("wrong shapes")
@@ -417,6 +424,7 @@ fn gpu_step_is_one_submit_without_readback() -> wgnn::Result<()> {
 
 /// A residual module defined here with the public API only (per-channel BatchNorm, an add
 /// that makes the graph branch, global average pooling).
+#[derive(Module)]
 struct Res {
     conv1: Conv2d,
     bn1: BatchNorm,
@@ -429,12 +437,12 @@ struct Res {
 impl Res {
     fn new(dev: &Device) -> wgnn::Result<Res> {
         Ok(Res {
-            conv1: Conv2d::new(1, 4, 3, 1, 1, Init::He, 1, dev)?,
+            conv1: Conv2d::with_init(1, 4, 3, 1, 1, Init::He, 1, dev)?,
             bn1: BatchNorm::channels(4, dev)?,
-            conv2: Conv2d::new(4, 4, 3, 1, 1, Init::He, 2, dev)?,
+            conv2: Conv2d::with_init(4, 4, 3, 1, 1, Init::He, 2, dev)?,
             bn2: BatchNorm::channels(4, dev)?,
             pool: MaxPool2d::new(2, 2, 0),
-            head: Linear::new(4, 10, Init::He, 3, dev)?,
+            head: Linear::with_init(4, 10, Init::He, 3, dev)?,
         })
     }
 }
@@ -447,16 +455,6 @@ impl Module for Res {
         let y = self.bn2.forward(&self.conv2.forward(&h)?)?;
         let y = y.add(&h)?.relu()?.global_avg_pool2d()?;
         self.head.forward(&y)
-    }
-
-    fn parts(&mut self) -> Vec<(String, Part<'_>)> {
-        vec![
-            child("conv1", &mut self.conv1),
-            child("bn1", &mut self.bn1),
-            child("conv2", &mut self.conv2),
-            child("bn2", &mut self.bn2),
-            child("head", &mut self.head),
-        ]
     }
 }
 

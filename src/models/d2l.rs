@@ -6,8 +6,8 @@
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::nn::{
-    AvgPool2d, BatchNorm, Conv2d, Dropout, GlobalAvgPool2d, Init, Linear, MaxPool2d, Module, Part,
-    Relu, Sequential, Sigmoid, child,
+    AvgPool2d, BatchNorm, Conv2d, Dropout, GlobalAvgPool2d, Init, Linear, MaxPool2d, Module, Relu,
+    Sequential, Sigmoid,
 };
 use crate::rng::SplitMix64;
 use crate::tensor::Tensor;
@@ -21,17 +21,26 @@ pub fn lenet(device: &Device, seed: u64) -> Result<Sequential> {
     let mut s = || seeds.next_u64();
     let init = Init::XavierUniform;
     Sequential::new()
-        .add("conv1", Conv2d::new(1, 6, 5, 1, 2, init, s(), device)?)?
+        .add(
+            "conv1",
+            Conv2d::with_init(1, 6, 5, 1, 2, init, s(), device)?,
+        )?
         .add("sig1", Sigmoid::new())?
         .add("pool1", AvgPool2d::new(2, 2, 0))?
-        .add("conv2", Conv2d::new(6, 16, 5, 1, 0, init, s(), device)?)?
+        .add(
+            "conv2",
+            Conv2d::with_init(6, 16, 5, 1, 0, init, s(), device)?,
+        )?
         .add("sig2", Sigmoid::new())?
         .add("pool2", AvgPool2d::new(2, 2, 0))?
-        .add("fc1", Linear::new(16 * 5 * 5, 120, init, s(), device)?)?
+        .add(
+            "fc1",
+            Linear::with_init(16 * 5 * 5, 120, init, s(), device)?,
+        )?
         .add("sig3", Sigmoid::new())?
-        .add("fc2", Linear::new(120, 84, init, s(), device)?)?
+        .add("fc2", Linear::with_init(120, 84, init, s(), device)?)?
         .add("sig4", Sigmoid::new())?
-        .add("fc3", Linear::new(84, 10, init, s(), device)?)
+        .add("fc3", Linear::with_init(84, 10, init, s(), device)?)
 }
 
 /// Output size of a window of `k` moved by `s` with padding `p` over `n` (floor, as
@@ -62,7 +71,8 @@ pub fn alexnet(device: &Device, seed: u64, size: usize) -> Result<Sequential> {
     n = out_size(WHAT, n, 3, 2, 0)?;
     n = out_size(WHAT, n, 3, 2, 0)?;
     n = out_size(WHAT, n, 3, 2, 0)?;
-    let conv = |cin, cout, k, st, p, seed| Conv2d::new(cin, cout, k, st, p, init, seed, device);
+    let conv =
+        |cin, cout, k, st, p, seed| Conv2d::with_init(cin, cout, k, st, p, init, seed, device);
     Sequential::new()
         .add("conv1", conv(1, 96, 11, 4, 1, s())?)?
         .add("relu1", Relu::new())?
@@ -77,13 +87,16 @@ pub fn alexnet(device: &Device, seed: u64, size: usize) -> Result<Sequential> {
         .add("conv5", conv(384, 256, 3, 1, 1, s())?)?
         .add("relu5", Relu::new())?
         .add("pool3", MaxPool2d::new(3, 2, 0))?
-        .add("fc1", Linear::new(256 * n * n, 4096, init, s(), device)?)?
+        .add(
+            "fc1",
+            Linear::with_init(256 * n * n, 4096, init, s(), device)?,
+        )?
         .add("relu6", Relu::new())?
-        .add("drop1", Dropout::new(0.5, s())?)?
-        .add("fc2", Linear::new(4096, 4096, init, s(), device)?)?
+        .add("drop1", Dropout::with_seed(0.5, s())?)?
+        .add("fc2", Linear::with_init(4096, 4096, init, s(), device)?)?
         .add("relu7", Relu::new())?
-        .add("drop2", Dropout::new(0.5, s())?)?
-        .add("fc3", Linear::new(4096, 10, init, s(), device)?)
+        .add("drop2", Dropout::with_seed(0.5, s())?)?
+        .add("fc3", Linear::with_init(4096, 10, init, s(), device)?)
 }
 
 /// d2l's VGG-11 (ch. 8.2) with its channel divisor `ratio` (d2l trains `ratio = 4`): blocks of
@@ -109,7 +122,7 @@ pub fn vgg11(device: &Device, seed: u64, size: usize, ratio: usize) -> Result<Se
         let cout = width / ratio;
         for i in 0..convs {
             let name = format!("b{}c{}", b + 1, i + 1);
-            let conv = Conv2d::new(cin, cout, 3, 1, 1, init, seeds.next_u64(), device)?;
+            let conv = Conv2d::with_init(cin, cout, 3, 1, 1, init, seeds.next_u64(), device)?;
             model = model
                 .add(&name, conv)?
                 .add(&format!("{name}relu"), Relu::new())?;
@@ -121,19 +134,19 @@ pub fn vgg11(device: &Device, seed: u64, size: usize, ratio: usize) -> Result<Se
     model
         .add(
             "fc1",
-            Linear::new(cin * n * n, 4096, init, seeds.next_u64(), device)?,
+            Linear::with_init(cin * n * n, 4096, init, seeds.next_u64(), device)?,
         )?
         .add("relu1", Relu::new())?
-        .add("drop1", Dropout::new(0.5, seeds.next_u64())?)?
+        .add("drop1", Dropout::with_seed(0.5, seeds.next_u64())?)?
         .add(
             "fc2",
-            Linear::new(4096, 4096, init, seeds.next_u64(), device)?,
+            Linear::with_init(4096, 4096, init, seeds.next_u64(), device)?,
         )?
         .add("relu2", Relu::new())?
-        .add("drop2", Dropout::new(0.5, seeds.next_u64())?)?
+        .add("drop2", Dropout::with_seed(0.5, seeds.next_u64())?)?
         .add(
             "fc3",
-            Linear::new(4096, 10, init, seeds.next_u64(), device)?,
+            Linear::with_init(4096, 10, init, seeds.next_u64(), device)?,
         )
 }
 
@@ -164,7 +177,7 @@ pub fn nin(device: &Device, seed: u64, size: usize) -> Result<Sequential> {
     .enumerate()
     {
         if b == 3 {
-            model = model.add("drop", Dropout::new(0.5, seeds.next_u64())?)?;
+            model = model.add("drop", Dropout::with_seed(0.5, seeds.next_u64())?)?;
         }
         let mut block = Sequential::new();
         for (i, (ci, k, st, p)) in [(cin, k, st, p), (cout, 1, 1, 0), (cout, 1, 1, 0)]
@@ -174,7 +187,7 @@ pub fn nin(device: &Device, seed: u64, size: usize) -> Result<Sequential> {
             block = block
                 .add(
                     &format!("conv{}", i + 1),
-                    Conv2d::new(ci, cout, k, st, p, init, seeds.next_u64(), device)?,
+                    Conv2d::with_init(ci, cout, k, st, p, init, seeds.next_u64(), device)?,
                 )?
                 .add(&format!("relu{}", i + 1), Relu::new())?;
         }
@@ -189,6 +202,7 @@ pub fn nin(device: &Device, seed: u64, size: usize) -> Result<Sequential> {
 
 /// d2l's `Residual` (ch. 8.6): relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)), 3×3
 /// convs, the shortcut a strided 1×1 conv where the channels or the size change.
+#[derive(Module)]
 pub struct Residual {
     conv1: Conv2d,
     bn1: BatchNorm,
@@ -209,12 +223,12 @@ impl Residual {
         let mut s = SplitMix64::new(seed);
         let init = Init::XavierUniform;
         Ok(Residual {
-            conv1: Conv2d::new(cin, cout, 3, stride, 1, init, s.next_u64(), device)?,
+            conv1: Conv2d::with_init(cin, cout, 3, stride, 1, init, s.next_u64(), device)?,
             bn1: BatchNorm::channels(cout, device)?,
-            conv2: Conv2d::new(cout, cout, 3, 1, 1, init, s.next_u64(), device)?,
+            conv2: Conv2d::with_init(cout, cout, 3, 1, 1, init, s.next_u64(), device)?,
             bn2: BatchNorm::channels(cout, device)?,
             conv3: if cin != cout || stride != 1 {
-                Some(Conv2d::new(
+                Some(Conv2d::with_init(
                     cin,
                     cout,
                     1,
@@ -242,19 +256,6 @@ impl Module for Residual {
         y.add(&shortcut)?.relu()
     }
 
-    fn parts(&mut self) -> Vec<(String, Part<'_>)> {
-        let mut parts = vec![
-            child("conv1", &mut self.conv1),
-            child("bn1", &mut self.bn1),
-            child("conv2", &mut self.conv2),
-            child("bn2", &mut self.bn2),
-        ];
-        if let Some(c) = &mut self.conv3 {
-            parts.push(child("conv3", c));
-        }
-        parts
-    }
-
     fn describe(&self) -> String {
         let (d, s) = (self.conv1.weight().value().dims(), self.conv3.is_some());
         format!(
@@ -271,7 +272,7 @@ impl Module for Residual {
 fn stem(device: &Device, seed: u64, bn: bool) -> Result<Sequential> {
     let mut m = Sequential::new().add(
         "conv",
-        Conv2d::new(1, 64, 7, 2, 3, Init::XavierUniform, seed, device)?,
+        Conv2d::with_init(1, 64, 7, 2, 3, Init::XavierUniform, seed, device)?,
     )?;
     if bn {
         m = m.add("bn", BatchNorm::channels(64, device)?)?;
@@ -303,17 +304,21 @@ pub fn resnet18(device: &Device, seed: u64, size: usize) -> Result<Sequential> {
     }
     model.add("gap", GlobalAvgPool2d)?.add(
         "fc",
-        Linear::new(512, 10, Init::XavierUniform, seeds.next_u64(), device)?,
+        Linear::with_init(512, 10, Init::XavierUniform, seeds.next_u64(), device)?,
     )
 }
 
 /// d2l's `Inception` block (ch. 8.4): four paths — 1×1; 1×1 then 3×3; 1×1 then 5×5; 3×3
-/// max-pool then 1×1 — each with ReLUs, concatenated along the channels.
+/// max-pool then 1×1 — each with ReLUs, concatenated along the channels. The fields are
+/// d2l's names (`p2_1` is path 2's first conv).
+#[derive(Module)]
 pub struct Inception {
-    p1: Conv2d,
-    p2: (Conv2d, Conv2d),
-    p3: (Conv2d, Conv2d),
-    p4: Conv2d,
+    p1_1: Conv2d,
+    p2_1: Conv2d,
+    p2_2: Conv2d,
+    p3_1: Conv2d,
+    p3_2: Conv2d,
+    p4_2: Conv2d,
 }
 
 impl Inception {
@@ -328,36 +333,29 @@ impl Inception {
         device: &Device,
     ) -> Result<Inception> {
         let mut s = SplitMix64::new(seed);
-        let mut conv =
-            |ci, co, k, p| Conv2d::new(ci, co, k, 1, p, Init::XavierUniform, s.next_u64(), device);
+        let mut conv = |ci, co, k, p| {
+            Conv2d::with_init(ci, co, k, 1, p, Init::XavierUniform, s.next_u64(), device)
+        };
+        // Drawn in this order (the seeds follow the paths), as before the fields were named.
         Ok(Inception {
-            p1: conv(cin, c1, 1, 0)?,
-            p2: (conv(cin, c2.0, 1, 0)?, conv(c2.0, c2.1, 3, 1)?),
-            p3: (conv(cin, c3.0, 1, 0)?, conv(c3.0, c3.1, 5, 2)?),
-            p4: conv(cin, c4, 1, 0)?,
+            p1_1: conv(cin, c1, 1, 0)?,
+            p2_1: conv(cin, c2.0, 1, 0)?,
+            p2_2: conv(c2.0, c2.1, 3, 1)?,
+            p3_1: conv(cin, c3.0, 1, 0)?,
+            p3_2: conv(c3.0, c3.1, 5, 2)?,
+            p4_2: conv(cin, c4, 1, 0)?,
         })
     }
 }
 
 impl Module for Inception {
     fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
-        let p1 = self.p1.forward(x)?.relu()?;
-        let p2 = self.p2.1.forward(&self.p2.0.forward(x)?.relu()?)?.relu()?;
-        let p3 = self.p3.1.forward(&self.p3.0.forward(x)?.relu()?)?.relu()?;
+        let p1 = self.p1_1.forward(x)?.relu()?;
+        let p2 = self.p2_2.forward(&self.p2_1.forward(x)?.relu()?)?.relu()?;
+        let p3 = self.p3_2.forward(&self.p3_1.forward(x)?.relu()?)?.relu()?;
         let pooled = x.max_pool2d(3, 3, 1, 1)?.0;
-        let p4 = self.p4.forward(&pooled)?.relu()?;
+        let p4 = self.p4_2.forward(&pooled)?.relu()?;
         Tensor::cat(&[&p1, &p2, &p3, &p4], 1)
-    }
-
-    fn parts(&mut self) -> Vec<(String, Part<'_>)> {
-        vec![
-            child("p1_1", &mut self.p1),
-            child("p2_1", &mut self.p2.0),
-            child("p2_2", &mut self.p2.1),
-            child("p3_1", &mut self.p3.0),
-            child("p3_2", &mut self.p3.1),
-            child("p4_2", &mut self.p4),
-        ]
     }
 
     fn describe(&self) -> String {
@@ -376,9 +374,15 @@ pub fn googlenet(device: &Device, seed: u64, size: usize) -> Result<Sequential> 
     let mut s = || seeds.next_u64();
     let init = Init::XavierUniform;
     let b2 = Sequential::new()
-        .add("conv1", Conv2d::new(64, 64, 1, 1, 0, init, s(), device)?)?
+        .add(
+            "conv1",
+            Conv2d::with_init(64, 64, 1, 1, 0, init, s(), device)?,
+        )?
         .add("relu1", Relu::new())?
-        .add("conv2", Conv2d::new(64, 192, 3, 1, 1, init, s(), device)?)?
+        .add(
+            "conv2",
+            Conv2d::with_init(64, 192, 3, 1, 1, init, s(), device)?,
+        )?
         .add("relu2", Relu::new())?
         .add("pool", MaxPool2d::new(3, 2, 1))?;
     let inc = |cin, c1, c2, c3, c4, seed| Inception::new(cin, c1, c2, c3, c4, seed, device);
@@ -403,12 +407,15 @@ pub fn googlenet(device: &Device, seed: u64, size: usize) -> Result<Sequential> 
         .add("b3", b3)?
         .add("b4", b4)?
         .add("b5", b5)?
-        .add("fc", Linear::new(1024, 10, init, s(), device)?)
+        .add("fc", Linear::with_init(1024, 10, init, s(), device)?)
 }
 
 /// d2l's `DenseBlock` (ch. 8.7): `convs` conv blocks (batch norm, ReLU, 3×3 conv to
 /// `growth` channels), each one's output concatenated to its input along the channels.
+/// Its conv blocks are named `0`, `1` … directly under the block (`dense1.0.conv.weight`).
+#[derive(Module)]
 pub struct DenseBlock {
+    #[module(flatten)]
     blocks: Vec<Sequential>,
 }
 
@@ -430,7 +437,7 @@ impl DenseBlock {
                     .add("relu", Relu::new())?
                     .add(
                         "conv",
-                        Conv2d::new(
+                        Conv2d::with_init(
                             c,
                             growth,
                             3,
@@ -455,14 +462,6 @@ impl Module for DenseBlock {
             x = Tensor::cat(&[&x, &y], 1)?;
         }
         Ok(x)
-    }
-
-    fn parts(&mut self) -> Vec<(String, Part<'_>)> {
-        self.blocks
-            .iter_mut()
-            .enumerate()
-            .map(|(i, b)| child(&i.to_string(), b))
-            .collect()
     }
 
     fn describe(&self) -> String {
@@ -495,7 +494,7 @@ pub fn densenet(device: &Device, seed: u64, size: usize) -> Result<Sequential> {
                 .add("relu", Relu::new())?
                 .add(
                     "conv",
-                    Conv2d::new(
+                    Conv2d::with_init(
                         c,
                         c / 2,
                         1,
@@ -517,6 +516,6 @@ pub fn densenet(device: &Device, seed: u64, size: usize) -> Result<Sequential> {
         .add("gap", GlobalAvgPool2d)?
         .add(
             "fc",
-            Linear::new(c, 10, Init::XavierUniform, seeds.next_u64(), device)?,
+            Linear::with_init(c, 10, Init::XavierUniform, seeds.next_u64(), device)?,
         )
 }

@@ -20,7 +20,8 @@ pub use d2l::{
 pub fn deep_convnet(device: &Device, seed: u64) -> Result<Sequential> {
     let mut seeds = SplitMix64::new(seed);
     let mut s = || seeds.next_u64();
-    let conv = |cin, cout, pad, seed| Conv2d::new(cin, cout, 3, 1, pad, Init::He, seed, device);
+    let conv =
+        |cin, cout, pad, seed| Conv2d::with_init(cin, cout, 3, 1, pad, Init::He, seed, device);
     Sequential::new()
         .add("conv1", conv(1, 16, 1, s())?)?
         .add("relu1", Relu::new())?
@@ -37,10 +38,13 @@ pub fn deep_convnet(device: &Device, seed: u64) -> Result<Sequential> {
         .add("conv6", conv(64, 64, 1, s())?)?
         .add("relu6", Relu::new())?
         .add("pool3", MaxPool2d::new(2, 2, 0))?
-        .add("fc1", Linear::new(64 * 4 * 4, 50, Init::He, s(), device)?)?
+        .add(
+            "fc1",
+            Linear::with_init(64 * 4 * 4, 50, Init::He, s(), device)?,
+        )?
         .add("relu7", Relu::new())?
         .add("drop1", Dropout::with_mode(0.5, DropoutMode::Book, s())?)?
-        .add("fc2", Linear::new(50, 10, Init::He, s(), device)?)?
+        .add("fc2", Linear::with_init(50, 10, Init::He, s(), device)?)?
         .add("drop2", Dropout::with_mode(0.5, DropoutMode::Book, s())?)
 }
 
@@ -53,7 +57,8 @@ pub fn deep_convnet(device: &Device, seed: u64) -> Result<Sequential> {
 pub fn deep_convnet_bn(device: &Device, seed: u64) -> Result<Sequential> {
     let mut seeds = SplitMix64::new(seed);
     let mut s = || seeds.next_u64();
-    let conv = |cin, cout, pad, seed| Conv2d::new(cin, cout, 3, 1, pad, Init::He, seed, device);
+    let conv =
+        |cin, cout, pad, seed| Conv2d::with_init(cin, cout, 3, 1, pad, Init::He, seed, device);
     let bn = |channels| BatchNorm::channels(channels, device);
     Sequential::new()
         .add("conv1", conv(1, 16, 1, s())?)?
@@ -77,11 +82,14 @@ pub fn deep_convnet_bn(device: &Device, seed: u64) -> Result<Sequential> {
         .add("bn6", bn(64)?)?
         .add("relu6", Relu::new())?
         .add("pool3", MaxPool2d::new(2, 2, 0))?
-        .add("fc1", Linear::new(64 * 4 * 4, 50, Init::He, s(), device)?)?
+        .add(
+            "fc1",
+            Linear::with_init(64 * 4 * 4, 50, Init::He, s(), device)?,
+        )?
         .add("bn7", BatchNorm::new(50, device)?)?
         .add("relu7", Relu::new())?
         .add("drop1", Dropout::with_mode(0.5, DropoutMode::Book, s())?)?
-        .add("fc2", Linear::new(50, 10, Init::He, s(), device)?)?
+        .add("fc2", Linear::with_init(50, 10, Init::He, s(), device)?)?
         .add("drop2", Dropout::with_mode(0.5, DropoutMode::Book, s())?)
 }
 
@@ -93,16 +101,19 @@ pub fn simple_convnet(device: &Device, seed: u64) -> Result<Sequential> {
     Sequential::new()
         .add(
             "conv1",
-            Conv2d::new(1, 30, 5, 1, 0, init, seeds.next_u64(), device)?,
+            Conv2d::with_init(1, 30, 5, 1, 0, init, seeds.next_u64(), device)?,
         )?
         .add("relu1", Relu::new())?
         .add("pool1", MaxPool2d::new(2, 2, 0))?
         .add(
             "fc1",
-            Linear::new(30 * 12 * 12, 100, init, seeds.next_u64(), device)?,
+            Linear::with_init(30 * 12 * 12, 100, init, seeds.next_u64(), device)?,
         )?
         .add("relu2", Relu::new())?
-        .add("fc2", Linear::new(100, 10, init, seeds.next_u64(), device)?)
+        .add(
+            "fc2",
+            Linear::with_init(100, 10, init, seeds.next_u64(), device)?,
+        )
 }
 
 /// Hidden-layer activation of an MLP.
@@ -161,7 +172,7 @@ pub fn mlp(cfg: &MlpConfig, device: &Device, seed: u64) -> Result<Sequential> {
         let k = i + 1;
         model = model.add(
             &format!("fc{k}"),
-            Linear::new(w[0], w[1], cfg.init, seeds.next_u64(), device)?,
+            Linear::with_init(w[0], w[1], cfg.init, seeds.next_u64(), device)?,
         )?;
         if i == last {
             break;
@@ -174,7 +185,10 @@ pub fn mlp(cfg: &MlpConfig, device: &Device, seed: u64) -> Result<Sequential> {
             Activation::Sigmoid => model.add(&format!("sigmoid{k}"), Sigmoid::new())?,
         };
         if let Some(r) = cfg.dropout {
-            model = model.add(&format!("drop{k}"), Dropout::new(r, seeds.next_u64())?)?;
+            model = model.add(
+                &format!("drop{k}"),
+                Dropout::with_seed(r, seeds.next_u64())?,
+            )?;
         }
     }
     Ok(model)

@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::tensor::Tensor;
 
 /// `max(x, 0)`.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Module)]
 pub struct Relu;
 
 impl Relu {
@@ -24,14 +24,10 @@ impl Module for Relu {
     fn describe(&self) -> String {
         "Relu".into()
     }
-
-    fn is_relu(&self) -> bool {
-        true
-    }
 }
 
 /// `1 / (1 + e^-x)`.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Module)]
 pub struct Sigmoid;
 
 impl Sigmoid {
@@ -52,7 +48,7 @@ impl Module for Sigmoid {
 }
 
 /// `tanh(x)`.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Module)]
 pub struct Tanh;
 
 impl Module for Tanh {
@@ -66,7 +62,7 @@ impl Module for Tanh {
 }
 
 /// `x` where positive, else `negative_slope · x`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Module)]
 pub struct LeakyRelu {
     /// The slope for negative inputs (PyTorch's default: 0.01; DCGAN's: 0.2).
     pub negative_slope: f32,

@@ -14,7 +14,7 @@
 //! statistics. Both forms are the same computation on a view `[N, C, S]`: the book's is
 //! `[N, D, 1]`, the per-channel one `[N, C, H·W]`.
 
-use super::{Module, Param, Part, buffer, param};
+use super::{Module, ModuleField, Param};
 use crate::DType;
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -30,11 +30,16 @@ enum Axis {
     Channel,
 }
 
+impl ModuleField for Axis {}
+
 /// Batch normalisation with learned scale `gamma` and shift `beta`.
+#[derive(Module)]
 pub struct BatchNorm {
     gamma: Param,
     beta: Param,
+    #[module(buffer)]
     running_mean: Tensor,
+    #[module(buffer)]
     running_var: Tensor,
     momentum: f32,
     eps: f32,
@@ -134,15 +139,6 @@ impl Module for BatchNorm {
                 .add(&beta.reshape(stat)?)?
         };
         y.to_dtype(dtype)?.reshape(x.shape().clone())
-    }
-
-    fn parts(&mut self) -> Vec<(String, Part<'_>)> {
-        vec![
-            param("gamma", &mut self.gamma),
-            param("beta", &mut self.beta),
-            buffer("running_mean", &mut self.running_mean),
-            buffer("running_var", &mut self.running_var),
-        ]
     }
 
     fn set_training(&mut self, train: bool) {

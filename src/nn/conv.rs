@@ -7,7 +7,7 @@
 //! the layer in a [`Sequential`](super::Sequential) is fused into it, see
 //! [`Tensor::conv2d_relu`].)
 
-use super::{Init, Module, Param, Part, param};
+use super::{Init, Module, Param};
 use crate::DType;
 use crate::device::Device;
 use crate::error::Result;
@@ -15,6 +15,7 @@ use crate::tensor::Tensor;
 
 /// A 2-D convolution with `out_ch` square filters over `in_ch` channels (weights
 /// `[out, in, k, k]`, bias `[out]`).
+#[derive(Module)]
 pub struct Conv2d {
     weight: Param,
     bias: Param,
@@ -23,10 +24,43 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
-    /// `in_ch → out_ch` with `k`×`k` filters; weights drawn with `init` (fan-in `in_ch·k·k`)
-    /// and `seed`, bias 0.
-    #[allow(clippy::too_many_arguments)] // the book's constructor arguments, plus where
+    /// `in_ch → out_ch` with `k`×`k` filters and PyTorch's default initialisation: weights
+    /// and bias uniform in `±1/√(in_ch·k·k)` (`kaiming_uniform_(a=√5)` for the weights), drawn
+    /// from the global generator ([`crate::manual_seed`]).
     pub fn new(
+        in_ch: usize,
+        out_ch: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        device: &Device,
+    ) -> Result<Conv2d> {
+        let mut seeds = crate::rng::SplitMix64::new(crate::rng::next_seed());
+        let fan_in = in_ch * k * k;
+        let bound = super::init::torch_bias_bound(fan_in);
+        Ok(Conv2d {
+            weight: Param::new(
+                Init::TORCH_DEFAULT.tensor(
+                    &[out_ch, in_ch, k, k],
+                    fan_in,
+                    seeds.next_u64(),
+                    device,
+                )?,
+                true,
+            )?,
+            bias: Param::new(
+                Tensor::rand_uniform([out_ch], -bound, bound, seeds.next_u64(), device)?,
+                false,
+            )?,
+            stride,
+            pad,
+        })
+    }
+
+    /// `in_ch → out_ch` with `k`×`k` filters; weights drawn with `init` (fan-in `in_ch·k·k`)
+    /// and `seed`, bias 0 (the book's layers, and every network in [`crate::models`]).
+    #[allow(clippy::too_many_arguments)] // the book's constructor arguments, plus where
+    pub fn with_init(
         in_ch: usize,
         out_ch: usize,
         k: usize,
@@ -52,6 +86,18 @@ impl Conv2d {
     pub fn weight(&self) -> &Param {
         &self.weight
     }
+
+    /// `relu(conv(x))` as one op: [`Sequential`](super::Sequential) runs a `Conv2d` followed
+    /// by a `Relu` through it.
+    pub(crate) fn forward_relu(&mut self, x: &Tensor) -> Result<Tensor> {
+        let dt = x.dtype();
+        x.conv2d_relu(
+            &self.weight.value().to_dtype(dt)?,
+            &self.bias.value().to_dtype(dt)?,
+            self.stride,
+            self.pad,
+        )
+    }
 }
 
 impl Module for Conv2d {
@@ -63,26 +109,6 @@ impl Module for Conv2d {
             self.stride,
             self.pad,
         )
-    }
-
-    fn forward_relu(&mut self, x: &Tensor) -> Option<Result<Tensor>> {
-        let dt = x.dtype();
-        let run = || {
-            x.conv2d_relu(
-                &self.weight.value().to_dtype(dt)?,
-                &self.bias.value().to_dtype(dt)?,
-                self.stride,
-                self.pad,
-            )
-        };
-        Some(run())
-    }
-
-    fn parts(&mut self) -> Vec<(String, Part<'_>)> {
-        vec![
-            param("weight", &mut self.weight),
-            param("bias", &mut self.bias),
-        ]
     }
 
     fn describe(&self) -> String {

@@ -3,7 +3,7 @@
 //! training forwards and is saved in checkpoints, so a resumed run draws the masks the
 //! uninterrupted one would have.
 
-use super::{Module, Part};
+use super::Module;
 use crate::error::{Error, Result};
 use crate::ops::DropoutSpec;
 use crate::rng::SplitMix64;
@@ -20,17 +20,25 @@ pub enum DropoutMode {
 }
 
 /// Drops each unit with probability `ratio` in training.
+#[derive(Module)]
 pub struct Dropout {
     ratio: f32,
     mode: DropoutMode,
     seed: u64,
+    #[module(counter)]
     step: u64,
     train: bool,
 }
 
 impl Dropout {
-    /// Inverted dropout with drop probability `ratio` in `[0, 1)`.
-    pub fn new(ratio: f32, seed: u64) -> Result<Dropout> {
+    /// Inverted dropout with drop probability `ratio` in `[0, 1)`, its masks seeded from the
+    /// global generator ([`crate::manual_seed`]).
+    pub fn new(ratio: f32) -> Result<Dropout> {
+        Dropout::with_mode(ratio, DropoutMode::Inverted, crate::rng::next_seed())
+    }
+
+    /// Inverted dropout with drop probability `ratio` in `[0, 1)`, its masks seeded by `seed`.
+    pub fn with_seed(ratio: f32, seed: u64) -> Result<Dropout> {
         Dropout::with_mode(ratio, DropoutMode::Inverted, seed)
     }
 
@@ -78,10 +86,6 @@ impl Module for Dropout {
             DropoutMode::Inverted => Ok(x.clone()),
             DropoutMode::Book => x.scale(1.0 - self.ratio),
         }
-    }
-
-    fn parts(&mut self) -> Vec<(String, Part<'_>)> {
-        vec![("step".to_string(), Part::Counter(&mut self.step))]
     }
 
     fn set_training(&mut self, train: bool) {

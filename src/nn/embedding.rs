@@ -1,19 +1,25 @@
 //! Embedding: a learned table of `dim`-wide rows looked up by u32 index (tokens, classes).
 
-use super::{Init, Module, Param, Part, param};
+use super::{Init, Module, Param};
 use crate::device::Device;
 use crate::error::Result;
 use crate::tensor::Tensor;
 
 /// `rows` learned vectors of `dim` values; `forward` takes u32 indices of any shape and
 /// returns `idx.shape + [dim]`. Initialised N(0, 1) as PyTorch's.
+#[derive(Module)]
 pub struct Embedding {
     weight: Param,
 }
 
 impl Embedding {
+    /// A `[rows, dim]` table drawn from the global generator ([`crate::manual_seed`]).
+    pub fn new(rows: usize, dim: usize, device: &Device) -> Result<Embedding> {
+        Embedding::with_seed(rows, dim, crate::rng::next_seed(), device)
+    }
+
     /// A `[rows, dim]` table drawn from `seed`.
-    pub fn new(rows: usize, dim: usize, seed: u64, device: &Device) -> Result<Embedding> {
+    pub fn with_seed(rows: usize, dim: usize, seed: u64, device: &Device) -> Result<Embedding> {
         Ok(Embedding {
             weight: Param::new(Init::Std(1.0).tensor(&[rows, dim], 1, seed, device)?, true)?,
         })
@@ -28,10 +34,6 @@ impl Embedding {
 impl Module for Embedding {
     fn forward(&mut self, idx: &Tensor) -> Result<Tensor> {
         self.weight.value().embedding(idx)
-    }
-
-    fn parts(&mut self) -> Vec<(String, Part<'_>)> {
-        vec![param("weight", &mut self.weight)]
     }
 
     fn describe(&self) -> String {

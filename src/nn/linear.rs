@@ -4,21 +4,46 @@
 //! [`Sequential`](super::Sequential) fuses in, in the GEMM's epilogue); its backward is
 //! dW = xᵀ·dout and dx = dout·Wᵀ through matmul's transpose flags, db = Σ dout.
 
-use super::{Init, Module, Param, Part, flat_rows, param};
+use super::{Init, Module, Param, flat_rows};
 use crate::DType;
 use crate::device::Device;
 use crate::error::Result;
 use crate::tensor::Tensor;
 
-/// `Affine` in the book.
+/// `Affine` in the book; PyTorch's `nn.Linear` (whose weight is stored transposed, `[out, in]`).
+#[derive(Module)]
 pub struct Linear {
     weight: Param,
     bias: Param,
 }
 
 impl Linear {
-    /// `in_features → out_features`, weights drawn with `init` and `seed`, bias 0.
-    pub fn new(
+    /// `in_features → out_features` with PyTorch's default initialisation: weight and bias
+    /// uniform in `±1/√in_features` (`kaiming_uniform_(a=√5)` for the weight), drawn from the
+    /// global generator ([`crate::manual_seed`]), so two layers built one after another differ.
+    pub fn new(in_features: usize, out_features: usize, device: &Device) -> Result<Linear> {
+        let mut seeds = crate::rng::SplitMix64::new(crate::rng::next_seed());
+        let bound = super::init::torch_bias_bound(in_features);
+        Ok(Linear {
+            weight: Param::new(
+                Init::TORCH_DEFAULT.tensor(
+                    &[in_features, out_features],
+                    in_features,
+                    seeds.next_u64(),
+                    device,
+                )?,
+                true,
+            )?,
+            bias: Param::new(
+                Tensor::rand_uniform([out_features], -bound, bound, seeds.next_u64(), device)?,
+                false,
+            )?,
+        })
+    }
+
+    /// `in_features → out_features`, weights drawn with `init` and `seed`, bias 0 (the book's
+    /// layers, and every network in [`crate::models`]).
+    pub fn with_init(
         in_features: usize,
         out_features: usize,
         init: Init,
@@ -44,6 +69,12 @@ impl Linear {
         &self.bias
     }
 
+    /// `relu(x · W + b)` as one op: [`Sequential`](super::Sequential) runs a `Linear`
+    /// followed by a `Relu` through it.
+    pub(crate) fn forward_relu(&mut self, x: &Tensor) -> Result<Tensor> {
+        self.affine(x, true)
+    }
+
     /// `x · W + b` (then ReLU when `relu`) as one [`Tensor::linear`] op.
     fn affine(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
         let w = self.weight.value();
@@ -60,17 +91,6 @@ impl Linear {
 impl Module for Linear {
     fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
         self.affine(x, false)
-    }
-
-    fn forward_relu(&mut self, x: &Tensor) -> Option<Result<Tensor>> {
-        Some(self.affine(x, true))
-    }
-
-    fn parts(&mut self) -> Vec<(String, Part<'_>)> {
-        vec![
-            param("weight", &mut self.weight),
-            param("bias", &mut self.bias),
-        ]
     }
 
     fn describe(&self) -> String {

@@ -2,29 +2,68 @@
 //!
 //! A module's `forward` is ordinary tensor code; its backward comes from [`crate::autograd`]
 //! (each op recorded in the forward knows its own backward rule), so a module never writes
-//! one. A module names what it owns through [`Module::parts`] — parameters ([`Param`]: leaves
+//! one. A module is a struct whose fields are what it owns — parameters ([`Param`]: leaves
 //! that require gradients), buffers (running statistics), counters (dropout's step) and child
-//! modules — and [`ModuleExt`] walks that tree: dotted names as in a PyTorch state dict
-//! (`layer1.0.conv1.weight`), train/eval, `zero_grad`, parameter counts, dtype changes.
+//! modules — and `#[derive(Module)]` lists them, named by field, so none can be forgotten.
+//! [`ModuleExt`] walks that tree: dotted names as in a PyTorch state dict
+//! (`layer1.0.conv1.weight`), `state_dict`/`load_state_dict`, train/eval, `zero_grad`,
+//! parameter counts, dtype changes.
 //!
 //! A residual block is a plain struct:
 //!
 //! ```
-//! use wgnn::nn::{BatchNorm, Conv2d, Init, Module, Part, child};
+//! use wgnn::nn::{BatchNorm, Conv2d, Module, ModuleExt};
 //! use wgnn::{Device, Result, Tensor};
 //!
-//! struct Residual { conv: Conv2d, bn: BatchNorm }
+//! #[derive(Module)]
+//! struct Residual {
+//!     conv: Conv2d,
+//!     bn: BatchNorm,
+//!     shortcut: Option<Conv2d>, // listed when present: `shortcut.weight`
+//!     channels: usize,          // configuration: a constant, not listed
+//! }
 //!
 //! impl Module for Residual {
 //!     fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
 //!         let y = self.bn.forward(&self.conv.forward(x)?)?;
-//!         y.add(x)?.relu()
-//!     }
-//!     fn parts(&mut self) -> Vec<(String, Part<'_>)> {
-//!         vec![child("conv", &mut self.conv), child("bn", &mut self.bn)]
+//!         let s = match &mut self.shortcut {
+//!             Some(c) => c.forward(x)?,
+//!             None => x.clone(),
+//!         };
+//!         y.add(&s)?.relu()
 //!     }
 //! }
+//!
+//! # fn main() -> Result<()> {
+//! let dev = Device::cpu();
+//! let mut block = Residual {
+//!     conv: Conv2d::new(4, 4, 3, 1, 1, &dev)?,
+//!     bn: BatchNorm::channels(4, &dev)?,
+//!     shortcut: None,
+//!     channels: 4,
+//! };
+//! let names: Vec<String> = block.state_dict().keys().map(String::from).collect();
+//! assert_eq!(names, ["conv.weight", "conv.bias", "bn.gamma", "bn.beta",
+//!                    "bn.running_mean", "bn.running_var"]);
+//! # Ok(()) }
 //! ```
+//!
+//! Field attributes, `#[module(...)]`:
+//!
+//! | attribute | on | meaning |
+//! |---|---|---|
+//! | (none) | a module, [`Param`], `Option`/`Vec`/array/`BTreeMap<String, _>` of them, `Box<dyn Module>`, a config value | listed by its [`ModuleField`] impl |
+//! | `skip` | anything | not listed (a cache, a config type without a `ModuleField` impl) |
+//! | `buffer` | a `Tensor` | saved in the state dict, not trained |
+//! | `counter` | a `u64` | saved in training checkpoints ([`Part::Counter`]) |
+//! | `rename = "name"` | a listed field | listed under another name |
+//! | `flatten` | a child, `Vec`, `Option` | its parts listed at this level (`0.weight`, not `blocks.0.weight`) |
+//!
+//! Names must be unique within a module (a `flatten` or `rename` that makes two equal is a
+//! mistake the state dict cannot represent: its later entry replaces the earlier).
+//!
+//! A field of a type that is none of these (an unmarked `Tensor`, a `HashMap`) does not
+//! compile, with a note saying which attribute to add.
 //!
 //! Layers cast their parameters to the dtype of their input (a recorded cast), so the same
 //! model runs f32, or f16 with f32 master weights under mixed precision, without a copy of it.
@@ -39,6 +78,7 @@ mod linear;
 pub mod loss;
 mod pool;
 mod sequential;
+mod state;
 
 pub use activation::{LeakyRelu, Relu, Sigmoid, Tanh};
 pub use batchnorm::BatchNorm;
@@ -53,11 +93,15 @@ pub use loss::{
 };
 pub use pool::{AvgPool2d, GlobalAvgPool2d, MaxPool2d};
 pub use sequential::Sequential;
+pub use state::{LoadReport, StateDict};
+
+pub use wgnn_derive::Module;
 
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+use std::any::Any;
 
 /// A trainable tensor: a leaf of the autograd graph whose gradient backward accumulates.
 #[derive(Debug)]
@@ -118,44 +162,105 @@ impl Param {
     }
 }
 
-/// One thing a module owns, as listed by [`Module::parts`].
+/// One thing a module owns, as listed by [`Parts::parts`].
 pub enum Part<'a> {
     /// A trainable parameter.
     Param(&'a mut Param),
-    /// Non-trainable state saved in checkpoints (BatchNorm's running statistics).
+    /// Non-trainable state saved in the state dict (BatchNorm's running statistics).
     Buffer(&'a mut Tensor),
-    /// A host-side counter saved in checkpoints (dropout's step, which seeds its masks).
+    /// A host-side counter saved in training checkpoints (dropout's step, which seeds its
+    /// masks).
     Counter(&'a mut u64),
-    /// A child module; its parts are named `<name>.<part>`.
+    /// A child module; its parts are named `<name>.<part>` (an empty name lists them at this
+    /// level, see `#[module(flatten)]`).
     Module(&'a mut dyn Module),
 }
 
-/// `(name, Part::Param(p))`.
-pub fn param<'a>(name: &str, p: &'a mut Param) -> (String, Part<'a>) {
-    (name.to_string(), Part::Param(p))
+/// `a.b`, or the one that is not empty (flattened parts have no name of their own).
+pub(crate) fn join(prefix: &str, name: &str) -> String {
+    match (prefix.is_empty(), name.is_empty()) {
+        (true, _) => name.to_string(),
+        (_, true) => prefix.to_string(),
+        _ => format!("{prefix}.{name}"),
+    }
 }
 
-/// `(name, Part::Buffer(t))`.
-pub fn buffer<'a>(name: &str, t: &'a mut Tensor) -> (String, Part<'a>) {
-    (name.to_string(), Part::Buffer(t))
+/// What a module owns, by name: parameters, buffers, counters and child modules, each
+/// listed once (the walk in [`ModuleExt`] recurses into children).
+///
+/// `#[derive(Module)]` implements it from the struct's fields; write it by hand only for a
+/// container whose names are known at run time (or implement [`ModuleField`] for that
+/// container's type and derive the module that holds it, as [`Sequential`] does).
+///
+/// By hand, a module whose experts are named by the data:
+///
+/// ```
+/// use wgnn::nn::{Linear, Module, ModuleExt, Part, Parts};
+/// use wgnn::{Device, Result, Tensor};
+///
+/// struct Experts { by_name: Vec<(String, Linear)> }
+///
+/// impl Parts for Experts {
+///     fn parts(&mut self) -> Vec<(String, Part<'_>)> {
+///         self.by_name.iter_mut().map(|(n, m)| (n.clone(), Part::Module(m))).collect()
+///     }
+/// }
+///
+/// impl Module for Experts {
+///     fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
+///         self.by_name[0].1.forward(x)
+///     }
+/// }
+///
+/// # fn main() -> Result<()> {
+/// let dev = Device::cpu();
+/// let mut m = Experts { by_name: vec![("cats".into(), Linear::new(2, 2, &dev)?)] };
+/// assert!(m.get_parameter("cats.weight").is_ok());
+/// # Ok(()) }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not list its parameters and children",
+    label = "add `#[derive(Module)]` to `{Self}`",
+    note = "`#[derive(Module)]` (from `wgnn::nn::Module`) lists a module's parameters, buffers and \
+            child modules from its fields"
+)]
+pub trait Parts {
+    /// This module's own parts, in declaration order; children as [`Part::Module`].
+    fn parts(&mut self) -> Vec<(String, Part<'_>)>;
 }
 
-/// `(name, Part::Module(m))`.
-pub fn child<'a>(name: &str, m: &'a mut dyn Module) -> (String, Part<'a>) {
-    (name.to_string(), Part::Module(m))
-}
-
-/// A network or a piece of one: forward only; the backward comes from autograd.
-pub trait Module: Send {
+/// A network or a piece of one, as PyTorch's `nn.Module`: forward only; the backward comes
+/// from autograd.
+///
+/// Derive the part listing and write the forward:
+///
+/// ```
+/// use wgnn::nn::{Linear, Module, ModuleExt};
+/// use wgnn::{Device, Result, Tensor};
+///
+/// #[derive(Module)]
+/// struct Mlp { fc1: Linear, fc2: Linear, hidden: usize }
+///
+/// impl Module for Mlp {
+///     fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
+///         self.fc2.forward(&self.fc1.forward(x)?.relu()?)
+///     }
+/// }
+///
+/// # fn main() -> Result<()> {
+/// let dev = Device::cpu();
+/// let mut mlp = Mlp { fc1: Linear::new(4, 8, &dev)?, fc2: Linear::new(8, 2, &dev)?, hidden: 8 };
+/// let names: Vec<String> = mlp.named_parameters().into_iter().map(|(n, _)| n).collect();
+/// assert_eq!(names, ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]);
+/// # Ok(()) }
+/// ```
+///
+/// The `Any` bound makes every module `'static` and lets code that holds a `dyn Module` ask
+/// what it is (`(m as &dyn Any).downcast_ref::<Linear>()`).
+pub trait Module: Parts + Any + Send {
     /// The output for `x`. In training mode this may update state (BatchNorm's running
     /// statistics, dropout's step).
     fn forward(&mut self, x: &Tensor) -> Result<Tensor>;
-
-    /// What this module owns, by name: parameters, buffers, counters and child modules (each
-    /// listed once; the walk in [`ModuleExt`] recurses into children).
-    fn parts(&mut self) -> Vec<(String, Part<'_>)> {
-        Vec::new()
-    }
 
     /// Switches this module's own behaviour between training (`true`) and evaluation; the
     /// walk in [`ModuleExt::set_train`] calls it on every module of a tree.
@@ -166,26 +271,17 @@ pub trait Module: Send {
         let full = std::any::type_name::<Self>();
         full.rsplit("::").next().unwrap_or(full).to_string()
     }
+}
 
-    /// Whether this module is a plain ReLU, which [`Sequential`] fuses into the module before
-    /// it when that one has [`Module::forward_relu`].
-    fn is_relu(&self) -> bool {
-        false
-    }
-
-    /// `forward(x)` followed by ReLU as one fused op, for modules that have one (`Conv2d`,
-    /// `Linear`); `None` (the default) when not.
-    fn forward_relu(&mut self, _x: &Tensor) -> Option<Result<Tensor>> {
-        None
+impl<M: Parts + ?Sized> Parts for Box<M> {
+    fn parts(&mut self) -> Vec<(String, Part<'_>)> {
+        (**self).parts()
     }
 }
 
-impl Module for Box<dyn Module> {
+impl<M: Module + ?Sized> Module for Box<M> {
     fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
         (**self).forward(x)
-    }
-    fn parts(&mut self) -> Vec<(String, Part<'_>)> {
-        (**self).parts()
     }
     fn set_training(&mut self, train: bool) {
         (**self).set_training(train)
@@ -193,22 +289,156 @@ impl Module for Box<dyn Module> {
     fn describe(&self) -> String {
         (**self).describe()
     }
-    fn is_relu(&self) -> bool {
-        (**self).is_relu()
-    }
-    fn forward_relu(&mut self, x: &Tensor) -> Option<Result<Tensor>> {
-        (**self).forward_relu(x)
+}
+
+/// A type that can be a field of a `#[derive(Module)]` struct: it lists its parts under the
+/// field's name.
+///
+/// - a child module (any [`Module`], `Box<dyn Module>` included) is listed as one child;
+/// - a [`Param`] is a parameter;
+/// - `Option<T>` lists its value when there is one, under the same name;
+/// - `Vec<T>` and `[T; N]` list element `i` as `name.i` (PyTorch's `layers.0.weight`);
+/// - `BTreeMap<String, T>` lists the value of key `k` as `name.k`, in key order (PyTorch's
+///   `nn.ModuleDict`; keys must be free of dots);
+/// - plain configuration values (integers, floats, `bool`, `char`, `String`, `&'static str`,
+///   `()`, `PhantomData`, `Duration`, and wgnn's [`Init`], [`DropoutMode`], [`DType`],
+///   [`Device`], [`Shape`](crate::Shape)) are constants and list nothing.
+///
+/// A `Tensor` is deliberately not a `ModuleField`: mark it `#[module(buffer)]` to save it
+/// in the state dict, or `#[module(skip)]`. A configuration type of your own becomes a
+/// constant with an empty impl (the default lists nothing):
+///
+/// ```
+/// #[derive(Clone, Copy)]
+/// enum Pooling { Max, Mean }
+/// impl wgnn::nn::ModuleField for Pooling {}
+/// ```
+///
+/// A field the derive cannot place is a compile error, not a part silently left out of the
+/// optimizer and the state dict:
+///
+/// ```compile_fail,E0277
+/// use wgnn::nn::{Linear, Module};
+/// use wgnn::{Result, Tensor};
+///
+/// #[derive(Module)]
+/// struct Cached { fc: Linear, last: Tensor } // `last` needs #[module(buffer)] or (skip)
+///
+/// impl Module for Cached {
+///     fn forward(&mut self, x: &Tensor) -> Result<Tensor> { self.fc.forward(x) }
+/// }
+/// ```
+///
+/// and so is a module that lists nothing because the derive was forgotten:
+///
+/// ```compile_fail,E0277
+/// use wgnn::nn::{Linear, Module};
+/// use wgnn::{Result, Tensor};
+///
+/// struct Forgot { fc: Linear }
+///
+/// impl Module for Forgot {
+///     fn forward(&mut self, x: &Tensor) -> Result<Tensor> { self.fc.forward(x) }
+/// }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a field of a `#[derive(Module)]` struct",
+    label = "neither a module, a parameter nor a known constant",
+    note = "mark a `Tensor` field `#[module(buffer)]` (saved in the state dict) or any field \
+            `#[module(skip)]` (not listed); a config type of yours becomes a constant with \
+            `impl wgnn::nn::ModuleField for MyType {{}}`"
+)]
+pub trait ModuleField {
+    /// Appends this field's parts, named `name` (or below it), to `parts`. The default lists
+    /// nothing: a constant.
+    fn list_parts<'a>(&'a mut self, name: &str, parts: &mut Vec<(String, Part<'a>)>) {
+        let _ = (name, parts);
     }
 }
 
+impl<M: Module> ModuleField for M {
+    fn list_parts<'a>(&'a mut self, name: &str, parts: &mut Vec<(String, Part<'a>)>) {
+        parts.push((name.to_string(), Part::Module(self)));
+    }
+}
+
+impl ModuleField for Param {
+    fn list_parts<'a>(&'a mut self, name: &str, parts: &mut Vec<(String, Part<'a>)>) {
+        parts.push((name.to_string(), Part::Param(self)));
+    }
+}
+
+impl<T: ModuleField> ModuleField for Option<T> {
+    fn list_parts<'a>(&'a mut self, name: &str, parts: &mut Vec<(String, Part<'a>)>) {
+        if let Some(v) = self {
+            v.list_parts(name, parts);
+        }
+    }
+}
+
+impl<T: ModuleField> ModuleField for Vec<T> {
+    fn list_parts<'a>(&'a mut self, name: &str, parts: &mut Vec<(String, Part<'a>)>) {
+        for (i, v) in self.iter_mut().enumerate() {
+            v.list_parts(&join(name, &i.to_string()), parts);
+        }
+    }
+}
+
+impl<T: ModuleField> ModuleField for std::collections::BTreeMap<String, T> {
+    fn list_parts<'a>(&'a mut self, name: &str, parts: &mut Vec<(String, Part<'a>)>) {
+        for (k, v) in self.iter_mut() {
+            v.list_parts(&join(name, k), parts);
+        }
+    }
+}
+
+impl<T: ModuleField, const N: usize> ModuleField for [T; N] {
+    fn list_parts<'a>(&'a mut self, name: &str, parts: &mut Vec<(String, Part<'a>)>) {
+        for (i, v) in self.iter_mut().enumerate() {
+            v.list_parts(&join(name, &i.to_string()), parts);
+        }
+    }
+}
+
+/// Configuration values: constants that list nothing.
+macro_rules! constant_fields {
+    ($($t:ty),* $(,)?) => { $(impl ModuleField for $t {})* };
+}
+
+constant_fields!(
+    bool,
+    char,
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    f32,
+    f64,
+    String,
+    &'static str,
+    (),
+    std::time::Duration,
+    Init,
+    DropoutMode,
+    DType,
+    Device,
+    crate::shape::Shape,
+);
+
+impl<T: ?Sized> ModuleField for std::marker::PhantomData<T> {}
+
 /// Every part below `m`, children flattened, with dotted names.
-fn flatten<'a>(m: &'a mut dyn Module, prefix: &str, out: &mut Vec<(String, Part<'a>)>) {
+pub(crate) fn flatten<'a>(m: &'a mut dyn Module, prefix: &str, out: &mut Vec<(String, Part<'a>)>) {
     for (name, part) in m.parts() {
-        let full = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}.{name}")
-        };
+        let full = join(prefix, &name);
         match part {
             Part::Module(c) => flatten(c, &full, out),
             other => out.push((full, other)),
@@ -246,6 +476,62 @@ pub trait ModuleExt {
             Part::Param(p) => Some(p),
             _ => None,
         })
+    }
+
+    /// Every parameter, in the order of [`ModuleExt::named_parameters`] (PyTorch's
+    /// `parameters()`); [`Param::value`] is its tensor, [`Param::grad`] its gradient.
+    fn parameters(&mut self) -> Vec<&mut Param> {
+        self.named_parameters()
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect()
+    }
+
+    /// The parameter with this dotted name (`"layers.0.weight"`, PyTorch's
+    /// `get_parameter`); an error listing the module's parameters when there is none.
+    fn get_parameter(&mut self, name: &str) -> Result<&mut Param> {
+        state::get_parameter(self.as_module(), name)
+    }
+
+    /// The buffer with this dotted name (`"bn1.running_mean"`); an error listing the
+    /// module's buffers when there is none.
+    fn get_buffer(&mut self, name: &str) -> Result<&mut Tensor> {
+        state::get_buffer(self.as_module(), name)
+    }
+
+    /// Every parameter and buffer by dotted name, in declaration order (PyTorch's
+    /// `state_dict()`). The tensors share the module's storage: no copy is made.
+    fn state_dict(&mut self) -> StateDict {
+        state::state_dict(self.as_module())
+    }
+
+    /// Copies the tensors of `dict` into the parameters and buffers of the same names, on
+    /// each one's device and in its dtype (an f32 state dict loads into an f16 model), as
+    /// PyTorch's `load_state_dict(dict, strict)`.
+    ///
+    /// A tensor whose shape differs from the module's is always an error, naming every such
+    /// tensor with both shapes. With `strict`, a name the module has and `dict` lacks
+    /// (missing) or the other way round (unexpected) is an error too; without it they are
+    /// listed in the returned [`LoadReport`] and the rest is loaded. On error nothing is
+    /// changed. Loaded parameters lose their gradients; counters (dropout's step) are not
+    /// part of a state dict.
+    fn load_state_dict(&mut self, dict: &StateDict, strict: bool) -> Result<LoadReport> {
+        state::load_state_dict(self.as_module(), dict, strict)
+    }
+
+    /// Writes [`ModuleExt::state_dict`] to a safetensors file (see [`StateDict::save`]).
+    fn save_state_dict(&mut self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        self.state_dict().save(path)
+    }
+
+    /// Reads a safetensors file and loads it as [`ModuleExt::load_state_dict`] does.
+    fn load_state_dict_file(
+        &mut self,
+        path: impl AsRef<std::path::Path>,
+        strict: bool,
+    ) -> Result<LoadReport> {
+        let dict = StateDict::load(path)?;
+        self.load_state_dict(&dict, strict)
     }
 
     /// Every buffer with its dotted name.
@@ -354,7 +640,7 @@ impl<T: Module> ModuleExt for T {
     }
 }
 
-impl ModuleExt for dyn Module + '_ {
+impl ModuleExt for dyn Module {
     fn as_module(&mut self) -> &mut dyn Module {
         self
     }

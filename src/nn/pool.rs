@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::tensor::Tensor;
 
 /// Max-pool with a `size`×`size` window.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Module)]
 pub struct MaxPool2d {
     size: usize,
     stride: usize,
@@ -34,7 +34,7 @@ impl Module for MaxPool2d {
 }
 
 /// Average over each `size`×`size` window moved by `stride`, zero padding counted.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Module)]
 pub struct AvgPool2d {
     size: usize,
     stride: usize,
@@ -63,7 +63,7 @@ impl Module for AvgPool2d {
 
 /// The mean of each channel: `[N, C, H, W] → [N, C]` (global average pooling, flattened
 /// for the classifier that follows).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Module)]
 pub struct GlobalAvgPool2d;
 
 impl Module for GlobalAvgPool2d {

@@ -4,7 +4,13 @@
 //! optimizer, its step count, the module's counters (`counter.drop1.step`, which seed the
 //! dropout masks) and the epoch. Files are
 //! written to a temporary name and renamed, so a crash never leaves a half-written checkpoint.
+//!
+//! The safetensors reading and writing here (`write_safetensors`, `read_safetensors`) is
+//! also what [`ModuleExt::save_state_dict`] and [`ModuleExt::load_state_dict_file`] use for
+//! plain state dicts (weights without an optimizer).
 
+use crate::device::Device;
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::nn::{Module, ModuleExt};
 use crate::optim::Optimizer;
@@ -25,30 +31,119 @@ pub struct CheckpointInfo {
     pub optim_steps: u64,
 }
 
-fn bytes_of(t: &Tensor) -> Result<Vec<u8>> {
-    Ok(bytemuck::cast_slice(&t.to_vec::<f32>()?).to_vec())
+/// A safetensors header's metadata (string → string).
+pub(crate) type Metadata = HashMap<String, String>;
+
+/// A tensor's elements as little-endian bytes, with the safetensors dtype that names them.
+fn bytes_of(t: &Tensor) -> Result<(Dtype, Vec<u8>)> {
+    Ok(match t.dtype() {
+        DType::F32 => (
+            Dtype::F32,
+            bytemuck::cast_slice(&t.to_vec::<f32>()?).to_vec(),
+        ),
+        DType::F16 => (
+            Dtype::F16,
+            bytemuck::cast_slice(&t.to_vec::<half::f16>()?).to_vec(),
+        ),
+        DType::U32 => (
+            Dtype::U32,
+            bytemuck::cast_slice(&t.to_vec::<u32>()?).to_vec(),
+        ),
+    })
+}
+
+/// Writes `tensors` (each in its own dtype) and the header metadata `meta` to `path` as a
+/// safetensors file: to a temporary name first, then renamed, so a crash never leaves a
+/// half-written file. Names must be unique.
+pub(crate) fn write_safetensors(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    meta: HashMap<String, String>,
+) -> Result<()> {
+    let fail = |msg: String| Error::Checkpoint {
+        path: path.display().to_string(),
+        msg,
+    };
+    let mut data = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        data.push((name.as_str(), t.dims().to_vec(), bytes_of(t)?));
+    }
+    let mut views = Vec::with_capacity(data.len());
+    for (name, shape, (dtype, bytes)) in &data {
+        let view = TensorView::new(*dtype, shape.clone(), bytes)
+            .map_err(|e| fail(format!("{name}: {e}")))?;
+        views.push((*name, view));
+    }
+    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| fail(e.to_string()))?;
+    let tmp = temp_name(path);
+    std::fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    Ok(())
+}
+
+/// Reads a safetensors file: its header metadata (empty when it has none) and its tensors,
+/// on the CPU, in the order of their data in the file (safetensors writes by dtype, then
+/// name). F32, F16 and U32 tensors are read; any other dtype is an error naming the tensor.
+pub(crate) fn read_safetensors(path: &Path) -> Result<(Metadata, Vec<(String, Tensor)>)> {
+    let fail = |msg: String| Error::Checkpoint {
+        path: path.display().to_string(),
+        msg,
+    };
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| fail(format!("not a safetensors file: {e}")))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| fail(e.to_string()))?;
+    let mut views: Vec<_> = st.iter().collect();
+    views.sort_by_key(|(_, v)| v.data().as_ptr() as usize);
+    let mut tensors = Vec::with_capacity(views.len());
+    for (name, view) in views {
+        let shape = view.shape().to_vec();
+        let cpu = Device::Cpu;
+        let t = match view.dtype() {
+            Dtype::F32 => Tensor::from_vec(
+                bytemuck::pod_collect_to_vec::<u8, f32>(view.data()),
+                shape,
+                &cpu,
+            )?,
+            Dtype::F16 => Tensor::from_vec(
+                bytemuck::pod_collect_to_vec::<u8, half::f16>(view.data()),
+                shape,
+                &cpu,
+            )?,
+            Dtype::U32 => Tensor::from_vec(
+                bytemuck::pod_collect_to_vec::<u8, u32>(view.data()),
+                shape,
+                &cpu,
+            )?,
+            other => {
+                return Err(fail(format!(
+                    "{name}: dtype {other:?}; wgnn reads F32, F16 and U32 tensors"
+                )));
+            }
+        };
+        tensors.push((name.to_string(), t));
+    }
+    Ok((meta, tensors))
 }
 
 /// Writes model parameters, buffers and optimizer state to `path` atomically.
 pub fn save(path: &Path, model: &mut dyn Module, opt: &Optimizer, epoch: usize) -> Result<()> {
-    let mut data: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
+    let mut data: BTreeMap<String, Tensor> = BTreeMap::new();
     for (name, p) in model.named_parameters() {
-        data.insert(name, (p.value().dims().to_vec(), bytes_of(p.value())?));
+        data.insert(name, p.value().detach());
     }
     for (name, t) in model.named_buffers() {
-        data.insert(name, (t.dims().to_vec(), bytes_of(t)?));
+        data.insert(name, t.clone());
     }
     for (name, t) in opt.state() {
-        data.insert(format!("optim.{name}"), (t.dims().to_vec(), bytes_of(t)?));
+        data.insert(format!("optim.{name}"), t.clone());
     }
-    let mut views = Vec::with_capacity(data.len());
-    for (name, (shape, bytes)) in &data {
-        let view =
-            TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(|e| Error::Checkpoint {
-                path: path.display().to_string(),
-                msg: format!("{name}: {e}"),
-            })?;
-        views.push((name.as_str(), view));
+    // f32 in the file whatever the model's dtype, as before state dicts shared this code.
+    let mut tensors = Vec::with_capacity(data.len());
+    for (name, t) in data {
+        let t = t.to_dtype(DType::F32)?;
+        tensors.push((name, t));
     }
     let mut meta = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
@@ -59,14 +154,7 @@ pub fn save(path: &Path, model: &mut dyn Module, opt: &Optimizer, epoch: usize) 
     for (name, c) in model.named_counters() {
         meta.insert(format!("counter.{name}"), c.to_string());
     }
-    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| Error::Checkpoint {
-        path: path.display().to_string(),
-        msg: e.to_string(),
-    })?;
-    let tmp = temp_name(path);
-    std::fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    Ok(())
+    write_safetensors(path, &tensors, meta)
 }
 
 fn temp_name(path: &Path) -> PathBuf {
@@ -87,10 +175,7 @@ pub fn load(path: &Path, model: &mut dyn Module, opt: &mut Optimizer) -> Result<
         path: what.clone(),
         msg,
     };
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let (_, header) = SafeTensors::read_metadata(&bytes)
-        .map_err(|e| fail(format!("not a safetensors file: {e}")))?;
-    let meta = header.metadata().clone().unwrap_or_default();
+    let (meta, tensors) = read_safetensors(path)?;
     if meta.get("format").map(String::as_str) != Some(FORMAT) {
         return Err(fail(format!(
             "not a wgnn checkpoint (format {:?})",
@@ -113,22 +198,12 @@ pub fn load(path: &Path, model: &mut dyn Module, opt: &mut Optimizer) -> Result<
         epoch: num("epoch")? as usize,
         optim_steps: num("optim_steps")?,
     };
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| fail(e.to_string()))?;
     let mut saved: BTreeMap<String, (Vec<usize>, Vec<f32>)> = BTreeMap::new();
-    for (name, view) in st.tensors() {
-        if view.dtype() != Dtype::F32 {
-            return Err(fail(format!(
-                "{name}: dtype {:?}, expected F32",
-                view.dtype()
-            )));
+    for (name, t) in tensors {
+        if t.dtype() != DType::F32 {
+            return Err(fail(format!("{name}: dtype {}, expected f32", t.dtype())));
         }
-        saved.insert(
-            name,
-            (
-                view.shape().to_vec(),
-                bytemuck::pod_collect_to_vec(view.data()),
-            ),
-        );
+        saved.insert(name, (t.dims().to_vec(), t.to_vec::<f32>()?));
     }
     let device = model.device();
     // Check everything before changing anything.
