@@ -89,6 +89,7 @@ pub mod models;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod prelude;
 #[cfg(feature = "plots")]
 pub mod plot;
 pub mod rng;
