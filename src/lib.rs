@@ -89,9 +89,9 @@ pub mod models;
 pub mod nn;
 pub mod ops;
 pub mod optim;
-pub mod prelude;
 #[cfg(feature = "plots")]
 pub mod plot;
+pub mod prelude;
 pub mod rng;
 pub mod shape;
 pub mod tensor;
@@ -104,6 +104,6 @@ pub use dtype::{DType, Element};
 pub use error::{Error, Result};
 pub use rng::manual_seed;
 pub use shape::Shape;
-pub use tensor::Tensor;
+pub use tensor::{Tensor, rand, randn};
 pub use tensor_ops::OptimTarget;
 pub use tensor_ops::shape::ReshapeDims;

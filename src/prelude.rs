@@ -19,4 +19,4 @@ pub use crate::nn::{
     cross_entropy, mse_loss,
 };
 pub use crate::optim::Optimizer;
-pub use crate::{DType, Device, Error, Result, Shape, Tensor};
+pub use crate::{DType, Device, Error, Result, Shape, Tensor, manual_seed, rand, randn};

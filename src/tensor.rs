@@ -537,3 +537,15 @@ impl fmt::Debug for Tensor {
         )
     }
 }
+
+/// Standard normal samples from the default generator (PyTorch's `torch.randn(shape)`): each
+/// call takes a fresh seed from [`crate::manual_seed`]'s generator, so two calls differ and a
+/// run after `manual_seed(s)` repeats. [`Tensor::randn`] takes an explicit seed instead.
+pub fn randn(shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+    Tensor::randn(shape, 0.0, 1.0, crate::rng::next_seed(), device)
+}
+
+/// Uniform samples in `[0, 1)` from the default generator (PyTorch's `torch.rand(shape)`).
+pub fn rand(shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+    Tensor::rand(shape, crate::rng::next_seed(), device)
+}
