@@ -11,6 +11,7 @@ mod common;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::time::Duration;
+use wgnn::ops::Kernels;
 use wgnn::ops::{OptimKind, OptimStep};
 use wgnn::{Device, Tensor};
 

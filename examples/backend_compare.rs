@@ -21,6 +21,7 @@ use wgnn::bench::{copy_bandwidth_gbs, fma_peak_gflops, time_median};
 use wgnn::data::{DeviceDataset, Mnist};
 use wgnn::models::deep_convnet;
 use wgnn::nn::cross_entropy;
+use wgnn::ops::Kernels;
 use wgnn::optim::{LossScaler, Optimizer};
 use wgnn::train::{train_step, train_step_mixed};
 use wgnn::{DType, Device, Result, Tensor};

@@ -14,6 +14,7 @@ use wgnn::data::{DeviceDataset, Mnist, default_data_dir};
 use wgnn::nn::{
     BatchNorm, Conv2d, GlobalAvgPool2d, Init, Linear, Module, ModuleExt, Sequential, cross_entropy,
 };
+use wgnn::ops::Kernels;
 use wgnn::optim::Optimizer;
 use wgnn::rng::SplitMix64;
 use wgnn::train::{LrSchedule, evaluate};

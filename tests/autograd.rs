@@ -22,6 +22,7 @@
 mod common;
 
 use wgnn::autograd::{is_grad_enabled, no_grad};
+use wgnn::ops::Kernels;
 use wgnn::rng::SplitMix64;
 use wgnn::{DType, Device, Result, Tensor};
 

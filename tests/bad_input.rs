@@ -2,6 +2,7 @@
 
 mod common;
 
+use wgnn::ops::Kernels;
 use wgnn::{DType, Device, Error, Tensor};
 
 fn message<T: std::fmt::Debug>(r: wgnn::Result<T>) -> String {

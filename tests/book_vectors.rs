@@ -4,6 +4,7 @@
 mod common;
 
 use wgnn::Tensor;
+use wgnn::ops::Kernels;
 
 const W: [f32; 6] = [
     0.47355232, 0.9977393, 0.84668094, 0.85557411, 0.03563661, 0.69422093,

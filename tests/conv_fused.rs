@@ -18,6 +18,7 @@ mod common;
 use std::sync::{Mutex, MutexGuard, Once};
 use wgnn::gpu::{ConvPath, MatmulKernel};
 use wgnn::ops::Conv2dGeom;
+use wgnn::ops::Kernels;
 use wgnn::{Device, Result, Tensor};
 
 /// Unit roundoff of f32.

@@ -10,7 +10,7 @@
 mod common;
 
 use half::f16;
-use wgnn::ops::DropoutSpec;
+use wgnn::ops::{DropoutSpec, Kernels};
 use wgnn::{DType, Device, Result, Tensor};
 
 enum Out {

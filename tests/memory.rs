@@ -3,6 +3,7 @@
 
 mod common;
 
+use wgnn::ops::Kernels;
 use wgnn::{Device, Tensor};
 
 fn step(x: &Tensor, w: &Tensor, labels: &Tensor) -> wgnn::Result<Tensor> {

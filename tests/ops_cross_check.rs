@@ -12,6 +12,7 @@ mod common;
 
 use std::sync::{Mutex, MutexGuard, Once};
 use wgnn::gpu::MatmulKernel;
+use wgnn::ops::Kernels;
 use wgnn::ops::{DropoutSpec, Pool2dGeom};
 use wgnn::rng::{SplitMix64, counter_uniform};
 use wgnn::{DType, Device, Result, Shape, Tensor};

@@ -4,6 +4,7 @@
 
 mod common;
 
+use wgnn::ops::Kernels;
 use wgnn::{DType, Device, Tensor};
 
 /// 24 ops: matmul, bias add, activations, elementwise, softmax, transpose, reductions.

@@ -10,6 +10,7 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 
 pub mod pointwise;
+pub use crate::tensor_ops::kernels::Kernels;
 pub use pointwise::{PointwiseOp, Pw, Strided};
 
 /// `C = alpha * op(A) · op(B) + beta * C`, all row-major; `op(X)` is `Xᵀ` when the flag is set.

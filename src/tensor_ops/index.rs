@@ -2,14 +2,13 @@
 //! (`shaders/index.wgsl`). Indices are u32 tensors (wgnn's integer dtype).
 
 use super::shape::dim_index;
-use super::{RoundToF16, same_device, want, want_float};
+use super::{want, want_float};
 use crate::autograd::record;
-use crate::cpu::CpuBackend;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::ops::{Backend, IndexGeom};
 use crate::shape::Shape;
-use crate::tensor::{Storage, Tensor};
+use crate::tensor::Tensor;
 
 /// Which kernel of index.wgsl.
 #[derive(Clone, Copy)]

@@ -3,15 +3,10 @@
 //! 2-D products (and a batch times a matrix, folded into one 2-D product) run on the tuned
 //! GEMMs of `matmul.wgsl`; batched ones on `bmm.wgsl`.
 
-use super::{RoundToF16, same_device, want_float};
+use super::*;
 use crate::autograd::record_needs;
-use crate::cpu::CpuBackend;
-use crate::dtype::DType;
-use crate::error::{Error, Result};
+use crate::ops::BmmSpec;
 use crate::ops::pointwise::broadcast_shapes;
-use crate::ops::{Backend, BmmSpec};
-use crate::shape::Shape;
-use crate::tensor::{Storage, Tensor};
 
 impl Tensor {
     /// The matrix product of PyTorch's `torch.matmul`: `[.., m, k] @ [.., k, n] → [.., m, n]`
@@ -154,4 +149,175 @@ impl Tensor {
             Ok(vec![da, db])
         }))
     }
+}
+
+impl Tensor {
+    /// Matrix product `op(self) · op(rhs)` of two rank-2 tensors, `op` transposing when its
+    /// flag is set (so `a.matmul_t(&b, true, false)` is `aᵀ b` without materialising `aᵀ`):
+    /// BLAS's `gemm` flags, for code that keeps a transposed layout (see [`Tensor::matmul`]
+    /// for PyTorch's product).
+    pub fn matmul_t(&self, rhs: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
+        const OP: &str = "matmul";
+        want_float(OP, self, self.dtype)?;
+        want_float(OP, rhs, self.dtype)?;
+        let spec = matmul_spec(self, rhs, trans_a, trans_b, 1.0, 0.0)?;
+        let dt = self.dtype;
+        let c = backend!(OP, dt, [self => a, rhs => b], |be| {
+            let mut c = be.alloc(spec.m * spec.n, dt, OP)?;
+            be.matmul(a, b, &mut c, &spec)?;
+            Ok(Tensor::from_parts(Shape::new([spec.m, spec.n]), dt, c.into()))
+        })?;
+        // C = op(A)·op(B): dop(A) = dC·op(B)ᵀ and dop(B) = op(A)ᵀ·dC, transposed back where
+        // the operand was used transposed — all through the flags, no transpose copies.
+        // An operand outside the graph (a batch of inputs) gets no product computed for it.
+        let (a, b) = (self.detach(), rhs.detach());
+        let need = (self.requires_grad(), rhs.requires_grad());
+        Ok(record(c, OP, &[self, rhs], move |g| {
+            let da = match (need.0, trans_a) {
+                (false, _) => None,
+                (true, true) => Some(b.matmul_t(g, trans_b, true)?),
+                (true, false) => Some(g.matmul_t(&b, false, !trans_b)?),
+            };
+            let db = match (need.1, trans_b) {
+                (false, _) => None,
+                (true, true) => Some(g.matmul_t(&a, true, trans_a)?),
+                (true, false) => Some(a.matmul_t(g, !trans_a, false)?),
+            };
+            Ok(vec![da, db])
+        }))
+    }
+
+    /// In place `self = alpha · op(a) · op(b) + beta · self` (gradient accumulation).
+    pub(crate) fn gemm_(
+        &mut self,
+        a: &Tensor,
+        b: &Tensor,
+        trans_a: bool,
+        trans_b: bool,
+        alpha: f32,
+        beta: f32,
+    ) -> Result<()> {
+        const OP: &str = "gemm_";
+        for t in [&*self, a, b] {
+            want_float(OP, t, self.dtype)?;
+        }
+        let spec = matmul_spec(a, b, trans_a, trans_b, alpha, beta)?;
+        if self.shape.as_2d() != Some((spec.m, spec.n)) {
+            return Err(Error::shapes(
+                OP,
+                &self.shape,
+                &Shape::new([spec.m, spec.n]),
+                "output shape differs from the product's",
+            ));
+        }
+        same_device(OP, &[self, a, b])?;
+        match (self.storage_mut()?, &*a.storage, &*b.storage) {
+            (Storage::Cpu(c), Storage::Cpu(x), Storage::Cpu(y)) => in_place_f32(c, |c| {
+                CpuBackend.matmul(&x.widen_f16(), &y.widen_f16(), c, &spec)
+            }),
+            (Storage::Gpu(c), Storage::Gpu(x), Storage::Gpu(y)) => {
+                let ctx = c.ctx().clone();
+                ctx.matmul(x, y, c, &spec)
+            }
+            _ => unreachable!("same_device checked the operands"),
+        }
+    }
+
+    /// A linear layer as one op: `self [n, k] · w [k, m] + b [m]`, then ReLU when `relu`. A GPU
+    /// computes it in one GEMM with the bias (and ReLU) in the epilogue; the backward is
+    /// `dz = dout` (masked by the output when `relu`), `dx = dz · wᵀ`, `dw = selfᵀ · dz`,
+    /// `db = Σ_rows dz`. Same values as `matmul(w)?.add(b)` (`?.relu()`).
+    pub fn linear(&self, w: &Tensor, b: &Tensor, relu: bool) -> Result<Tensor> {
+        const OP: &str = "linear";
+        let (&[n, k], &[k2, m]) = (self.dims(), w.dims()) else {
+            return Err(Error::shapes(
+                OP,
+                self.shape(),
+                w.shape(),
+                "expected x [n, k] and w [k, m]",
+            ));
+        };
+        if k != k2 {
+            return Err(Error::shapes(
+                OP,
+                self.shape(),
+                w.shape(),
+                "inner dimensions differ",
+            ));
+        }
+        if b.dims() != [m] {
+            return Err(Error::shapes(
+                OP,
+                w.shape(),
+                b.shape(),
+                format!("bias must be [{m}]"),
+            ));
+        }
+        want_float(OP, self, self.dtype)?;
+        want_float(OP, w, self.dtype)?;
+        want_float(OP, b, self.dtype)?;
+        let dt = self.dtype;
+        let spec = MatmulSpec {
+            m: n,
+            n: m,
+            k,
+            trans_a: false,
+            trans_b: false,
+            alpha: 1.0,
+            beta: 0.0,
+        };
+        let out = backend!(OP, dt, [self => xb, w => wb, b => bb], |be| {
+            let mut out = be.alloc(n * m, dt, OP)?;
+            be.matmul_bias(xb, wb, bb, &mut out, &spec, relu, dt)?;
+            Ok(Tensor::from_parts(Shape::new([n, m]), dt, out.into()))
+        })?;
+        let (x, wt, y) = (self.detach(), w.detach(), out.detach());
+        let need = [self.node.is_some(), w.node.is_some(), b.node.is_some()];
+        Ok(record(out, OP, &[self, w, b], move |d| {
+            let dz = if relu { d.relu_grad(&y)? } else { d.clone() };
+            Ok(vec![
+                need[0].then(|| dz.matmul_t(&wt, false, true)).transpose()?,
+                need[1].then(|| x.matmul_t(&dz, true, false)).transpose()?,
+                need[2].then(|| dz.sum_dim(&[0], false)).transpose()?,
+            ])
+        }))
+    }
+}
+
+fn matmul_spec(
+    a: &Tensor,
+    b: &Tensor,
+    trans_a: bool,
+    trans_b: bool,
+    alpha: f32,
+    beta: f32,
+) -> Result<MatmulSpec> {
+    const OP: &str = "matmul";
+    let (Some((ar, ac)), Some((br, bc))) = (a.shape.as_2d(), b.shape.as_2d()) else {
+        return Err(Error::shapes(
+            OP,
+            &a.shape,
+            &b.shape,
+            "both operands must be rank 2",
+        ));
+    };
+    let (m, k) = if trans_a { (ac, ar) } else { (ar, ac) };
+    let (k2, n) = if trans_b { (bc, br) } else { (br, bc) };
+    if k != k2 {
+        return Err(Error::shapes(
+            OP,
+            &a.shape,
+            &b.shape,
+            format!("inner dimensions differ ({k} vs {k2}; trans_a={trans_a}, trans_b={trans_b})"),
+        ));
+    }
+    Ok(MatmulSpec {
+        m,
+        n,
+        k,
+        trans_a,
+        trans_b,
+        alpha,
+        beta,
+    })
 }

@@ -2,15 +2,10 @@
 //! op table's gradient rows (`src/ops/pointwise.rs`). One generic forward and one generic
 //! backward serve every row; the methods below only name the row and its scalars.
 
-use super::{RoundToF16, same_device, want_float};
+use super::*;
 use crate::autograd::{record_needs, wants_grad};
-use crate::cpu::CpuBackend;
-use crate::dtype::DType;
-use crate::error::{Error, Result};
 use crate::ops::pointwise::{broadcast_shapes, broadcast_strides};
-use crate::ops::{Backend, PointwiseOp, Pw, Strided};
-use crate::shape::Shape;
-use crate::tensor::{Storage, Tensor};
+use crate::ops::{PointwiseOp, Pw, Strided};
 
 impl Tensor {
     /// Runs `f` over `ins` broadcast together (or to `to`, when given: `expand`), recording its
@@ -353,6 +348,41 @@ pub(crate) fn run(
             let mut out = ctx.alloc(n, dt, name)?;
             ctx.pointwise(&op, &bufs, &mut out, walk)?;
             Ok(Tensor::from_parts(shape, dt, out.into()))
+        }
+    }
+}
+
+impl Tensor {
+    /// In place `self += alpha * x`.
+    pub(crate) fn axpy_(&mut self, alpha: f32, x: &Tensor) -> Result<()> {
+        const OP: &str = "axpy_";
+        want_float(OP, self, self.dtype)?;
+        want_float(OP, x, self.dtype)?;
+        same_shape(OP, self, x)?;
+        same_device(OP, &[self, x])?;
+        let n = self.numel();
+        match (self.storage_mut()?, &*x.storage) {
+            (Storage::Cpu(y), Storage::Cpu(x)) => {
+                in_place_f32(y, |y| CpuBackend.axpy(alpha, &x.widen_f16(), y, n))
+            }
+            (Storage::Gpu(y), Storage::Gpu(x)) => {
+                let ctx = y.ctx().clone();
+                ctx.axpy(alpha, x, y, n)
+            }
+            _ => unreachable!("same_device checked the operands"),
+        }
+    }
+
+    /// In place: every element becomes `value`.
+    pub fn fill_(&mut self, value: f32) -> Result<()> {
+        want_float("fill_", self, self.dtype)?;
+        let n = self.numel();
+        match self.storage_mut()? {
+            Storage::Cpu(s) => in_place_f32(s, |s| CpuBackend.fill(s, value, n)),
+            Storage::Gpu(b) => {
+                let ctx = b.ctx().clone();
+                ctx.fill(b, value, n)
+            }
         }
     }
 }

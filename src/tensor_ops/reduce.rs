@@ -5,14 +5,13 @@
 //! `index.wgsl`'s `extreme_rows`. Full reductions return a 0-d tensor (shape `[]`).
 
 use super::shape::{dim_index, dim_set};
-use super::{RoundToF16, same_device, want_float};
+use super::want_float;
 use crate::autograd::record;
-use crate::cpu::CpuBackend;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::ops::{Backend, IndexGeom};
 use crate::shape::Shape;
-use crate::tensor::{Storage, Tensor};
+use crate::tensor::Tensor;
 
 /// Shapes of a reduction over `dims` of `d`: with the reduced dims kept as 1, and as returned.
 fn reduced_shapes(d: &[usize], dims: &[usize], keepdim: bool) -> (Vec<usize>, Vec<usize>) {

@@ -4,12 +4,9 @@
 //! (`permute`, `transpose`) copy through the pointwise kernel with permuted strides.
 
 use super::pointwise::run;
-use crate::autograd::record;
-use crate::error::{Error, Result};
+use super::*;
 use crate::ops::pointwise::contiguous_strides;
 use crate::ops::{PointwiseOp, Pw, Strided};
-use crate::shape::Shape;
-use crate::tensor::Tensor;
 
 /// `d` (negative counts from the end, as PyTorch) as an index into `rank` dims.
 pub(crate) fn dim_index(op: &'static str, d: isize, rank: usize) -> Result<usize> {
@@ -294,4 +291,165 @@ impl Tensor {
         let refs: Vec<&Tensor> = parts.iter().collect();
         Tensor::cat(&refs, i)
     }
+}
+
+impl Tensor {
+    /// Swaps the last two dimensions (`[.., r, c] → [.., c, r]`), materialised: the layout
+    /// change between im2col rows `[n, oh*ow, c]` and NCHW `[n, c, oh*ow]`.
+    pub(crate) fn transpose_last2(&self) -> Result<Tensor> {
+        const OP: &str = "transpose_last2";
+        want_float(OP, self, self.dtype)?;
+        let d = self.dims();
+        if d.len() < 2 {
+            return Err(Error::invalid(
+                OP,
+                format!("needs rank ≥ 2, got {}", self.shape),
+            ));
+        }
+        let (r, c) = (d[d.len() - 2], d[d.len() - 1]);
+        let batch = self.numel().checked_div(r * c).unwrap_or(0);
+        let mut od = d.to_vec();
+        let len = od.len();
+        od.swap(len - 2, len - 1);
+        let dt = self.dtype;
+        let out = backend!(OP, dt, [self => x], |be| {
+            let mut out = be.alloc(self.numel(), dt, OP)?;
+            be.transpose(x, &mut out, batch, r, c)?;
+            Ok(Tensor::from_parts(Shape::new(od.clone()), dt, out.into()))
+        })?;
+        Ok(record(out, OP, &[self], |g| {
+            Ok(vec![Some(g.transpose_last2()?)])
+        }))
+    }
+
+    /// In place: the [`BlockCopy`] `b` from `src` into `self`.
+    fn copy_block_(&mut self, src: &Tensor, b: &BlockCopy) -> Result<()> {
+        const OP: &str = "copy_block";
+        want_float(OP, self, self.dtype)?;
+        want_float(OP, src, self.dtype)?;
+        same_device(OP, &[self, src])?;
+        match (self.storage_mut()?, &*src.storage) {
+            (Storage::Cpu(d), Storage::Cpu(s)) => {
+                in_place_f32(d, |d| CpuBackend.copy_block(&s.widen_f16(), d, b))
+            }
+            (Storage::Gpu(d), Storage::Gpu(s)) => {
+                let ctx = d.ctx().clone();
+                ctx.copy_block(s, d, b)
+            }
+            _ => unreachable!("same_device checked the operands"),
+        }
+    }
+
+    /// Elements `start..start + len` along dimension `dim` (PyTorch's `narrow`, a slice),
+    /// copied. Backward: the gradient goes back into those positions of a zero tensor.
+    pub fn narrow(&self, dim: usize, start: usize, len: usize) -> Result<Tensor> {
+        const OP: &str = "narrow";
+        let rank = self.shape.rank();
+        if dim >= rank || start + len > self.dims()[dim] || len == 0 {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "cannot take {start}..{} along dimension {dim} of a {} tensor",
+                    start + len,
+                    self.shape
+                ),
+            ));
+        }
+        let (outer, size, inner) = around(&self.shape, dim);
+        let mut od = self.dims().to_vec();
+        od[dim] = len;
+        let mut out = Tensor::zeros(od, self.dtype, &self.device())?;
+        let b = BlockCopy {
+            outer,
+            len,
+            inner,
+            src_dim: size,
+            dst_dim: len,
+            src_off: start,
+            dst_off: 0,
+        };
+        out.copy_block_(&self.detach(), &b)?;
+        let shape = self.shape.clone();
+        Ok(record(out, OP, &[self], move |g| {
+            let mut dx = Tensor::zeros(shape, g.dtype, &g.device())?;
+            let back = BlockCopy {
+                src_dim: len,
+                dst_dim: size,
+                src_off: 0,
+                dst_off: start,
+                ..b
+            };
+            dx.copy_block_(g, &back)?;
+            Ok(vec![Some(dx)])
+        }))
+    }
+
+    /// `tensors` joined along dimension `dim` (PyTorch's `torch.cat`): equal shapes but in
+    /// `dim`, one dtype, one device. Backward: each input gets its slice of the gradient.
+    pub fn cat(tensors: &[&Tensor], dim: usize) -> Result<Tensor> {
+        const OP: &str = "cat";
+        let Some(first) = tensors.first() else {
+            return Err(Error::invalid(OP, "nothing to concatenate"));
+        };
+        if dim >= first.shape.rank() {
+            return Err(Error::invalid(
+                OP,
+                format!("dimension {dim} of a {} tensor", first.shape),
+            ));
+        }
+        let mut total = 0;
+        for t in tensors {
+            want_float(OP, t, first.dtype)?;
+            let same_rest = t.shape.rank() == first.shape.rank()
+                && (0..first.shape.rank()).all(|i| i == dim || t.dims()[i] == first.dims()[i]);
+            if !same_rest {
+                return Err(Error::shapes(
+                    OP,
+                    &first.shape,
+                    &t.shape,
+                    format!("shapes must agree in every dimension but {dim}"),
+                ));
+            }
+            total += t.dims()[dim];
+        }
+        let refs: Vec<&Tensor> = tensors.to_vec();
+        same_device(OP, &refs)?;
+        let mut od = first.dims().to_vec();
+        od[dim] = total;
+        let out_shape = Shape::new(od);
+        let mut out = Tensor::zeros(out_shape.clone(), first.dtype, &first.device())?;
+        let mut off = 0;
+        let mut pieces = Vec::with_capacity(tensors.len());
+        for t in tensors {
+            let (outer, len, inner) = around(&t.shape, dim);
+            let b = BlockCopy {
+                outer,
+                len,
+                inner,
+                src_dim: len,
+                dst_dim: total,
+                src_off: 0,
+                dst_off: off,
+            };
+            out.copy_block_(&t.detach(), &b)?;
+            pieces.push((off, len));
+            off += len;
+        }
+        Ok(record(out, OP, &refs, move |g| {
+            pieces
+                .iter()
+                .map(|&(off, len)| g.narrow(dim, off, len).map(Some))
+                .collect()
+        }))
+    }
+}
+
+/// `(outer, size, inner)` of `shape` around dimension `dim`.
+fn around(shape: &Shape, dim: usize) -> (usize, usize, usize) {
+    let d = shape.dims();
+    (
+        d[..dim].iter().product(),
+        d[dim],
+        d[dim + 1..].iter().product(),
+    )
 }
