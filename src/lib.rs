@@ -107,3 +107,9 @@ pub use shape::Shape;
 pub use tensor::{Tensor, rand, randn};
 pub use tensor_ops::OptimTarget;
 pub use tensor_ops::shape::ReshapeDims;
+
+/// The README's code blocks, compiled and run as doctests (so the README cannot drift from the
+/// API it shows).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
