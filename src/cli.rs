@@ -46,7 +46,7 @@ pub struct TrainArgs {
     /// Dataset: mnist or fashion-mnist (both vendored under data/).
     #[arg(long, default_value = "mnist")]
     pub dataset: String,
-    /// Directory with the dataset's four IDX files (default: the vendored data/<dataset>;
+    /// Directory with the dataset's four IDX files (default: the vendored `data/<dataset>`;
     /// for mnist $WGNN_DATA first).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,

@@ -1,6 +1,6 @@
 //! The elementwise ops, each declared once.
 //!
-//! One line of the [`pointwise!`] table below gives an op its name, its CPU body (Rust) and its
+//! One line of the `pointwise!` table below gives an op its name, its CPU body (Rust) and its
 //! WGSL body, and names the rows that give its gradient: the CPU backend runs the Rust body in
 //! one loop per op (so each vectorises on its own), the GPU backend compiles the WGSL bodies
 //! into one `switch` that `shaders/pointwise.wgsl` calls, selected by an override constant (so

@@ -79,7 +79,7 @@ impl Tensor {
         }))
     }
 
-    /// Dropout as one op: `self * mask` with the mask of [`Tensor::dropout_mask`] for `spec`
+    /// Dropout as one op: `self * mask` with the mask of [`crate::ops::Kernels::dropout_mask`] for `spec`
     /// (same values as `self.mul(&mask)`), whose backward multiplies the gradient by the same
     /// mask. A GPU regenerates the mask from its counter hash in both passes instead of
     /// storing it: one dispatch each way.

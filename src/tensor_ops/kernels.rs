@@ -106,7 +106,7 @@ pub trait Kernels {
     ) -> Result<(Tensor, Tensor, Tensor)>;
 
     /// One optimizer update in place: `self` is the parameter, `grad` its gradient, `s1`/`s2`
-    /// the optimizer's state tensors (as many as [`OptimKind::state_count`]), `guard` a loss
+    /// the optimizer's state tensors (as many as [`crate::ops::OptimKind::state_count`]), `guard` a loss
     /// scaler's state ([`crate::optim::LossScaler::state`]; the identity scaler outside mixed
     /// precision): the gradient is divided by its scale and the update skipped while its
     /// non-finite flag is set.
@@ -119,7 +119,7 @@ pub trait Kernels {
         step: &OptimStep,
     ) -> Result<()>;
 
-    /// [`Tensor::optim_update_`] for many parameters at once, each with its own weight decay:
+    /// [`Kernels::optim_update_`] for many parameters at once, each with its own weight decay:
     /// on a GPU one dispatch updates up to eight tensors (a multi-tensor step), elsewhere
     /// each is updated in turn. Every target is checked before anything is updated.
     fn optim_update_many_(

@@ -215,7 +215,7 @@ impl Tensor {
     }
 }
 
-/// One parameter of [`Tensor::optim_update_many_`]: the parameter, its gradient, the
+/// One parameter of [`crate::ops::Kernels::optim_update_many_`]: the parameter, its gradient, the
 /// optimizer's state tensors for it and its weight decay.
 pub struct OptimTarget<'a> {
     /// Updated in place.
