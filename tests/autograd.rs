@@ -295,6 +295,24 @@ fn nonlinear_unary_ops() {
             t[0].exp()
         });
         check_op(
+            "elu",
+            &dev,
+            &[(away_from_zero(30, 0.1, 18), vec![5, 6])],
+            KINKED,
+            |t| t[0].elu(0.7),
+        );
+        let e = Tensor::from_slice(&[-2.0f32, -0.5, 0.0, 1.5], [4], &dev)
+            .and_then(|t| t.elu(0.7))
+            .and_then(|t| t.to_vec::<f32>())
+            .unwrap();
+        let want = [
+            0.7 * ((-2.0f32).exp() - 1.0),
+            0.7 * ((-0.5f32).exp() - 1.0),
+            0.0,
+            1.5,
+        ];
+        common::assert_close("elu values", &e, &want, 1e-6, 1e-6);
+        check_op(
             "leaky_relu",
             &dev,
             &[(away_from_zero(30, 0.1, 17), vec![5, 6])],

@@ -352,6 +352,12 @@ pointwise! {
     /// gradient of `leaky_relu`
     LeakyReluGrad(g, x, y; a) "leaky_relu_grad" => if x > 0.0 { g } else { a * g },
         "select(a * g, g, x > 0.0)";
+    /// `x` where positive, else `a (eˣ - 1)` (ELU, Clevert et al. 2015)
+    Elu(x; a) "elu" => if x > 0.0 { x } else { a * (x.exp() - 1.0) },
+        "select(a * (exp(x) - 1.0), x, x > 0.0)", grad [EluGrad];
+    /// gradient of `elu`: `g` where positive, else `g (y + a)` (`y + a = a eˣ`)
+    EluGrad(g, x, y; a) "elu_grad" => if x > 0.0 { g } else { g * (y + a) },
+        "select(g * (y + a), g, x > 0.0)";
     /// `x Φ(x)` with the exact normal CDF (PyTorch's default `gelu`)
     Gelu(x;) "gelu" => 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2)),
         "0.5 * x * (1.0 + erf(x * 0.70710678))", grad [GeluGrad];

@@ -254,6 +254,11 @@ impl Tensor {
         self.unary_pw(Pw::LeakyRelu, negative_slope, 0.0)
     }
 
+    /// ELU: `self` where positive, else `alpha (e^self - 1)` (PyTorch's default alpha: 1).
+    pub fn elu(&self, alpha: f32) -> Result<Tensor> {
+        self.unary_pw(Pw::Elu, alpha, 0.0)
+    }
+
     /// GELU with the exact normal CDF, `x Φ(x)` (PyTorch's default `gelu`).
     pub fn gelu(&self) -> Result<Tensor> {
         self.unary_pw(Pw::Gelu, 0.0, 0.0)
