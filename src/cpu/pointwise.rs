@@ -1,8 +1,8 @@
 //! The CPU side of the pointwise ops (`src/ops/pointwise.rs`): one walk over a [`Strided`]
 //! layout, instantiated per op with the op's body, split over rayon's threads in chunks.
 
+use super::*;
 use crate::ops::pointwise::{MAX_INPUTS, MAX_RANK, Strided};
-use rayon::prelude::*;
 
 /// Output elements per rayon task.
 const CHUNK: usize = 1 << 15;
@@ -114,5 +114,60 @@ fn strided<F: Fn([f32; MAX_INPUTS]) -> f32>(
         ox = offset(0, &coord);
         oy = offset(1, &coord);
         oz = offset(2, &coord);
+    }
+}
+
+impl CpuBackend {
+    pub(super) fn pointwise(
+        &self,
+        op: &PointwiseOp,
+        ins: &[&CpuStorage],
+        out: &mut CpuStorage,
+        walk: &Strided,
+    ) -> Result<()> {
+        let name = op.f.name();
+        let ins = ins
+            .iter()
+            .map(|s| s.f32s(name))
+            .collect::<Result<Vec<&[f32]>>>()?;
+        let n = walk.numel();
+        let o = &mut out.f32s_mut(name)?[..n];
+        op.f.run_cpu(op.a, op.b, &ins, o, walk);
+        Ok(())
+    }
+
+    pub(super) fn axpy(
+        &self,
+        alpha: f32,
+        x: &CpuStorage,
+        y: &mut CpuStorage,
+        n: usize,
+    ) -> Result<()> {
+        let (x, y) = (&x.f32s("axpy")?[..n], &mut y.f32s_mut("axpy")?[..n]);
+        par_elementwise(y, x, |y, x| {
+            y.iter_mut().zip(x).for_each(|(y, &x)| *y += alpha * x)
+        });
+        Ok(())
+    }
+
+    pub(super) fn fill(&self, out: &mut CpuStorage, value: f32, n: usize) -> Result<()> {
+        out.f32s_mut("fill")?[..n].fill(value);
+        Ok(())
+    }
+}
+
+/// Elements per task of the parallel elementwise ops: large enough that rayon's hand-off
+/// costs nothing next to the work; slices below two of them run on the calling thread.
+const ELEMENTWISE_CHUNK: usize = 1 << 15;
+
+/// `f` over matching chunks of `o` and `x`, split across the rayon pool when they are large.
+/// Each element is computed by the same code on any thread count.
+fn par_elementwise(o: &mut [f32], x: &[f32], f: impl Fn(&mut [f32], &[f32]) + Sync) {
+    if o.len() < 2 * ELEMENTWISE_CHUNK {
+        f(o, x);
+    } else {
+        o.par_chunks_mut(ELEMENTWISE_CHUNK)
+            .zip(x.par_chunks(ELEMENTWISE_CHUNK))
+            .for_each(|(o, x)| f(o, x));
     }
 }

@@ -1,0 +1,111 @@
+//! The 2-D product (through `gemm.rs`'s engine, transposes read through strides) and the
+//! batched product of `matmul` at rank > 2.
+
+#[allow(unused_imports)]
+use super::*;
+
+impl CpuBackend {
+    pub(super) fn matmul(
+        &self,
+        a: &CpuStorage,
+        b: &CpuStorage,
+        c: &mut CpuStorage,
+        s: &MatmulSpec,
+    ) -> Result<()> {
+        const OP: &str = "matmul";
+        let (a, b, c) = (a.f32s(OP)?, b.f32s(OP)?, c.f32s_mut(OP)?);
+        if a.len() < s.m * s.k || b.len() < s.k * s.n || c.len() < s.m * s.n {
+            return Err(Error::invalid(OP, format!("buffers too small for {s:?}")));
+        }
+        // Stored layouts as strides, so op(A) and op(B) are read in place.
+        let am = if s.trans_a {
+            Mat {
+                data: a,
+                rs: 1,
+                cs: s.m,
+            }
+        } else {
+            Mat {
+                data: a,
+                rs: s.k,
+                cs: 1,
+            }
+        };
+        let bm = if s.trans_b {
+            Mat {
+                data: b,
+                rs: 1,
+                cs: s.k,
+            }
+        } else {
+            Mat {
+                data: b,
+                rs: s.n,
+                cs: 1,
+            }
+        };
+        if s.beta == 0.0 {
+            c[..s.m * s.n].fill(0.0); // never read a previous C (it may hold NaN)
+        }
+        if s.k == 0 {
+            c[..s.m * s.n].iter_mut().for_each(|v| *v *= s.beta);
+            return Ok(());
+        }
+        gemm(s.m, s.k, s.n, s.alpha, am, bm, s.beta, c);
+        Ok(())
+    }
+
+    pub(super) fn bmm(
+        &self,
+        a: &CpuStorage,
+        b: &CpuStorage,
+        c: &mut CpuStorage,
+        s: &BmmSpec,
+    ) -> Result<()> {
+        const OP: &str = "bmm";
+        let (a, b, c) = (a.f32s(OP)?, b.f32s(OP)?, c.f32s_mut(OP)?);
+        let (mk, kn, mn) = (s.m * s.k, s.k * s.n, s.m * s.n);
+        let last = s.batch.saturating_sub(1);
+        if a.len() < last * s.stride_a + mk
+            || b.len() < last * s.stride_b + kn
+            || c.len() < s.batch * mn
+        {
+            return Err(Error::invalid(OP, format!("buffers too small for {s:?}")));
+        }
+        for i in 0..s.batch {
+            let (a, b) = (&a[i * s.stride_a..], &b[i * s.stride_b..]);
+            let c = &mut c[i * mn..(i + 1) * mn];
+            let am = if s.trans_a {
+                Mat {
+                    data: a,
+                    rs: 1,
+                    cs: s.m,
+                }
+            } else {
+                Mat {
+                    data: a,
+                    rs: s.k,
+                    cs: 1,
+                }
+            };
+            let bm = if s.trans_b {
+                Mat {
+                    data: b,
+                    rs: 1,
+                    cs: s.k,
+                }
+            } else {
+                Mat {
+                    data: b,
+                    rs: s.n,
+                    cs: 1,
+                }
+            };
+            c.fill(0.0);
+            if s.k > 0 {
+                gemm(s.m, s.k, s.n, 1.0, am, bm, 0.0, c);
+            }
+        }
+        Ok(())
+    }
+}
