@@ -151,7 +151,7 @@ impl GpuContext {
     }
 
     /// Updates every slot with rule `s` (its `weight_decay` is taken per slot): one dispatch
-    /// per [`MULTI_SLOTS`] tensors, or one per tensor where the adapter allows fewer than
+    /// per `MULTI_SLOTS` (7) tensors, or one per tensor where the adapter allows fewer than
     /// the 29 storage bindings of `update_multi`.
     pub fn optim_update_many(
         &self,
