@@ -3,8 +3,8 @@
 // fma_peak: each thread runs 8 independent vec4 FMA chains for `iters` rounds (8·4·2 flops a
 //           round), enough independent work to hide FMA latency; the result is written so the
 //           compiler cannot drop the loop.
-// copy:     out[i] = x[i] over vec4s: the device's achievable copy bandwidth.
-// Bindings: 1 = out (read_write), 2 = x.
+// (The copy bandwidth is measured with a buffer copy: `crate::bench::copy_bandwidth_gbs`.)
+// Bindings: 1 = out (read_write).
 
 struct Params {
     n: u32,
@@ -15,7 +15,6 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
 
 @compute @workgroup_size(256)
 fn fma_peak(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -43,13 +42,5 @@ fn fma_peak(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     }
     if (i < p.n) {
         out[i] = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
-    }
-}
-
-@compute @workgroup_size(256)
-fn copy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
-    if (i < p.n) {
-        out[i] = x[i];
     }
 }

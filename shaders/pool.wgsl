@@ -13,8 +13,8 @@ struct Params {
     c: u32,
     h: u32,
     w: u32,
-    ph: u32,
-    pw: u32,
+    kh: u32,   // the pool window (the Rust side's WindowParams, shared with im2col.wgsl)
+    kw: u32,
     stride: u32,
     pad: u32,
     oh: u32,
@@ -40,12 +40,12 @@ fn max_pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     let base = plane * p.h * p.w;
     var best = T(0.0);
     var best_i = 0xffffffffu;
-    for (var ky = 0u; ky < p.ph; ky++) {
+    for (var ky = 0u; ky < p.kh; ky++) {
         let iy = i32(oy * p.stride + ky) - i32(p.pad);
         if (iy < 0 || iy >= i32(p.h)) {
             continue;
         }
-        for (var kx = 0u; kx < p.pw; kx++) {
+        for (var kx = 0u; kx < p.kw; kx++) {
             let ix = i32(ox * p.stride + kx) - i32(p.pad);
             if (ix < 0 || ix >= i32(p.w)) {
                 continue;
@@ -71,7 +71,7 @@ fn max_pool_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     let xx = i % p.w;
     let yy = (i / p.w) % p.h;
     let plane = i / (p.w * p.h);
-    if (p.stride == p.ph && p.stride == p.pw && p.pad == 0u) {
+    if (p.stride == p.kh && p.stride == p.kw && p.pad == 0u) {
         // Windows that tile the input (the usual 2x2, stride 2): this element lies in one
         // window at most, so one load and no loop.
         let oy = yy / p.stride;
@@ -85,7 +85,7 @@ fn max_pool_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
         return;
     }
     var acc = 0.0;
-    for (var ky = 0u; ky < p.ph; ky++) {
+    for (var ky = 0u; ky < p.kh; ky++) {
         let oy_s = i32(yy + p.pad) - i32(ky);
         if (oy_s < 0 || u32(oy_s) % p.stride != 0u) {
             continue;
@@ -94,7 +94,7 @@ fn max_pool_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
         if (oy >= p.oh) {
             continue;
         }
-        for (var kx = 0u; kx < p.pw; kx++) {
+        for (var kx = 0u; kx < p.kw; kx++) {
             let ox_s = i32(xx + p.pad) - i32(kx);
             if (ox_s < 0 || u32(ox_s) % p.stride != 0u) {
                 continue;

@@ -10,10 +10,16 @@
 //                 (times dy[0], the loss's upstream gradient, when the DOUT override is set)
 // Bindings: 1 = out (read_write), 2 = x, 3 = dy, 4 = labels (u32), 5 = row_loss (read_write).
 
+// The Rust side's RowParams, shared with reduce.wgsl (the contract test compares the two):
+// softmax reads rows, cols and alpha only.
 struct Params {
     rows: u32,
     cols: u32,
     alpha: f32,
+    accumulate: u32,
+    block: u32,
+    beta: f32,
+    outputs: u32,
     _p0: u32,
 }
 

@@ -1,11 +1,13 @@
-//! What the benchmarks measure a backend against: an FMA peak and a copy bandwidth, each from
-//! a microkernel (`shaders/peak.wgsl` on a GPU; AVX2/AVX-512 FMA chains on the CPU, picked at
-//! run time), and a timer that synchronises the device inside the timed region.
+//! What the benchmarks measure a backend against: an FMA peak from a microkernel
+//! (`shaders/peak.wgsl` on a GPU; AVX2/AVX-512 FMA chains on the CPU, picked at run time), a
+//! copy bandwidth (a buffer copy on a GPU, a memcpy-like loop on the CPU), and a timer that
+//! synchronises the device inside the timed region.
 
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::Result;
-use crate::gpu::{GpuContext, Shader};
+use crate::gpu::GpuContext;
+use crate::gpu::kernels::{self, uniform};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -47,6 +49,16 @@ pub fn copy_bandwidth_gbs(device: &Device) -> Result<f64> {
     }
 }
 
+uniform! {
+    /// `Params` of `shaders/peak.wgsl`.
+    pub(crate) struct PeakParams {
+        n: u32,
+        iters: u32,
+        _p0: u32,
+        _p1: u32,
+    }
+}
+
 fn gpu_fma_peak(ctx: &Arc<GpuContext>, device: &Device) -> Result<f64> {
     let threads = 256 * 1024usize;
     let iters = 512u32;
@@ -54,11 +66,16 @@ fn gpu_fma_peak(ctx: &Arc<GpuContext>, device: &Device) -> Result<f64> {
     let crate::tensor::Storage::Gpu(buf) = &*out.storage else {
         unreachable!("a GPU tensor")
     };
-    let params: [u32; 4] = [threads as u32, iters, 0, 0];
+    let params = PeakParams {
+        n: threads as u32,
+        iters,
+        _p0: 0,
+        _p1: 0,
+    };
     let secs = time_median(device, 5, || {
         let groups = ctx.grid(threads, 256)?;
         ctx.dispatch(
-            &crate::gpu::kernel_key(Shader::Peak, "fma_peak"),
+            &crate::gpu::kernel_key(&kernels::peak::FMA_PEAK),
             bytemuck::bytes_of(&params),
             &[(1, buf)],
             groups,

@@ -392,7 +392,11 @@ impl GpuContext {
     }
 
     /// Records one compute dispatch: `params` go to the uniform arena (binding 0), `bindings`
-    /// are (binding, buffer) pairs, `groups` the workgroup counts.
+    /// are (binding, buffer) pairs, `groups` the workgroup counts. The bindings must be exactly
+    /// the kernel's slots and `params` its shader's `Params` ([`KernelDef::check`]), or the
+    /// dispatch is refused with an error naming the shader, entry and slot.
+    ///
+    /// [`KernelDef::check`]: super::kernels::KernelDef::check
     pub(crate) fn dispatch(
         &self,
         key: &KernelKey,
@@ -400,6 +404,10 @@ impl GpuContext {
         bindings: &[(u32, &GpuBuffer)],
         groups: [u32; 3],
     ) -> Result<()> {
+        // The contract: exactly the kernel's slots, and its shader's parameter struct.
+        key.kernel
+            .check(params.len(), bindings.iter().map(|b| b.0))
+            .map_err(|e| self.gpu_err(e))?;
         if groups.contains(&0) {
             return Ok(());
         }
@@ -409,8 +417,8 @@ impl GpuContext {
         if groups.iter().any(|&g| g > self.max_groups) {
             return Err(self.gpu_err(format!(
                 "{}::{}: dispatch {groups:?} exceeds {} workgroups per dimension",
-                key.shader.file(),
-                key.entry,
+                key.shader().file(),
+                key.entry(),
                 self.max_groups
             )));
         }
@@ -434,8 +442,8 @@ impl GpuContext {
         let bind_key = BindKey::new(key, offset, bindings).ok_or_else(|| {
             self.gpu_err(format!(
                 "{}::{}: {} buffers bound, more than a bind-group key holds",
-                key.shader.file(),
-                key.entry,
+                key.shader().file(),
+                key.entry(),
                 bindings.len()
             ))
         })?;
@@ -457,7 +465,7 @@ impl GpuContext {
                 });
             }
             self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(key.entry),
+                label: Some(key.entry()),
                 layout: &kernel.layout,
                 entries: &entries,
             })
@@ -472,7 +480,7 @@ impl GpuContext {
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         if timed {
-            let name = format!("{}::{}", key.shader.file(), key.entry);
+            let name = format!("{}::{}", key.shader().file(), key.entry());
             pending.timed((name, key.constants().to_vec(), groups));
         }
         self.dispatches.fetch_add(1, Ordering::Relaxed);

@@ -2,14 +2,17 @@
 //!
 //! - `context.rs`   adapter/device/queue, limits, counters, flush/sync/read
 //! - `pipelines.rs` WGSL sources and the lazy pipeline cache
+//! - `kernels.rs`   the Rust ↔ WGSL contract: every dispatched entry point with its bindings
+//!   and uniform struct, checked against the shaders by its `contract` test
 //! - `buffers.rs`   the size-classed buffer pool and [`GpuBuffer`]
 //! - `encoder.rs`   the pending command encoder and the per-dispatch uniform arena
-//! - `ops/`         the [`Backend`](crate::ops::Backend) implementation (dispatches), one file per
-//!   op family with more than one path: `gemm.rs` (matmul, implicit-GEMM convolution), `optim.rs`
+//! - `ops/`         the [`Backend`](crate::ops::Backend) implementation: the dispatch code of each
+//!   op family in `ops/<family>.rs` beside `shaders/<family>.wgsl` (`gemm.rs` ↔ `matmul.wgsl`)
 
 mod buffers;
 mod context;
 mod encoder;
+pub(crate) mod kernels;
 mod ops;
 mod pipelines;
 mod profile;
@@ -20,7 +23,7 @@ pub use ops::{ConvPath, GemmConfig, MatmulKernel, OptimSlot};
 pub use pipelines::Shader;
 pub use profile::KernelTime;
 
-/// The key of a kernel (for the benchmark microkernels in [`crate::bench`]).
-pub(crate) fn kernel_key(shader: Shader, entry: &'static str) -> pipelines::KernelKey {
-    pipelines::KernelKey::new(shader, entry)
+/// The key of a kernel of the table (for the benchmark microkernels in [`crate::bench`]).
+pub(crate) fn kernel_key(kernel: &'static kernels::KernelDef) -> pipelines::KernelKey {
+    pipelines::KernelKey::new(kernel)
 }

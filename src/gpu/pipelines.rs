@@ -5,6 +5,7 @@
 //! dtype. Pipelines are built on first use and cached by (shader, entry, dtype, override
 //! constants); override constants carry compile-time switches such as matmul transposes.
 
+use super::kernels::KernelDef;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -154,18 +155,17 @@ const MAX_CONSTANTS: usize = 12;
 /// pipeline up on every dispatch costs a hash and nothing else.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct KernelKey {
-    pub shader: Shader,
-    pub entry: &'static str,
+    /// The kernel: an entry of the table in `kernels.rs`.
+    pub kernel: &'static KernelDef,
     pub dtype: DType,
     constants: [(&'static str, u32); MAX_CONSTANTS],
     len: usize,
 }
 
 impl Hash for KernelKey {
-    /// The entry name by address and the constants by value (equal keys hash equally: the
-    /// names are `'static` literals, and `Eq` still compares them all).
+    /// The kernel by address (a `static` of the table has one) and the constants by value.
     fn hash<H: Hasher>(&self, h: &mut H) {
-        h.write_u64(self.entry.as_ptr() as u64 ^ ((self.shader as u64) << 56));
+        h.write_usize(std::ptr::from_ref(self.kernel) as usize);
         h.write_u64(self.dtype as u64);
         for &(_, v) in self.constants() {
             h.write_u32(v);
@@ -174,12 +174,11 @@ impl Hash for KernelKey {
 }
 
 impl PartialEq for KernelKey {
-    /// Names compare by address, as they hash (so a lookup compares integers, not strings):
-    /// two copies of one literal at different addresses make two keys for one kernel — a
-    /// second compile, never a wrong pipeline.
+    /// The kernel compares by address, as it hashes (each is one `static`); constant names
+    /// by address too (`'static` literals: two copies of one name at different addresses make
+    /// two keys for one kernel — a second compile, never a wrong pipeline).
     fn eq(&self, other: &Self) -> bool {
-        self.shader == other.shader
-            && std::ptr::eq(self.entry, other.entry)
+        std::ptr::eq(self.kernel, other.kernel)
             && self.dtype == other.dtype
             && self.len == other.len
             && self
@@ -228,10 +227,10 @@ impl Hasher for FastHasher {
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 impl KernelKey {
-    pub(crate) fn new(shader: Shader, entry: &'static str) -> Self {
+    /// The key of `kernel` (f32, no override constants).
+    pub(crate) fn new(kernel: &'static KernelDef) -> Self {
         KernelKey {
-            shader,
-            entry,
+            kernel,
             dtype: DType::F32,
             constants: [("", 0); MAX_CONSTANTS],
             len: 0,
@@ -260,10 +259,21 @@ impl KernelKey {
         self
     }
 
-    /// The same constants for another entry point of the shader.
-    pub(crate) fn for_entry(mut self, entry: &'static str) -> Self {
-        self.entry = entry;
+    /// The same constants for another kernel of the same shader.
+    pub(crate) fn for_kernel(mut self, kernel: &'static KernelDef) -> Self {
+        debug_assert_eq!(kernel.shader, self.kernel.shader);
+        self.kernel = kernel;
         self
+    }
+
+    /// The key's shader family.
+    pub(crate) fn shader(&self) -> Shader {
+        self.kernel.shader
+    }
+
+    /// The key's entry point.
+    pub(crate) fn entry(&self) -> &'static str {
+        self.kernel.entry
     }
 
     /// The override constants set.
@@ -306,20 +316,20 @@ impl PipelineCache {
             adapter: adapter.to_string(),
             msg: format!(
                 "{what} {}::{} ({}): {e}",
-                key.shader.file(),
-                key.entry,
+                key.shader().file(),
+                key.entry(),
                 key.dtype
             ),
         };
         let module = {
             let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
-            match modules.get(&(key.shader, key.dtype)) {
+            match modules.get(&(key.shader(), key.dtype)) {
                 Some(m) => m.clone(),
                 None => {
                     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-                    let source = instantiate(key.shader, key.dtype);
+                    let source = instantiate(key.shader(), key.dtype);
                     let desc = wgpu::ShaderModuleDescriptor {
-                        label: Some(key.shader.file()),
+                        label: Some(key.shader().file()),
                         source: wgpu::ShaderSource::Wgsl(source.into()),
                     };
                     // Every check wgpu adds stays on (buffer and array bounds, integer
@@ -335,7 +345,7 @@ impl PipelineCache {
                     if let Some(e) = pollster::block_on(scope.pop()) {
                         return Err(fail("compiling", e));
                     }
-                    modules.insert((key.shader, key.dtype), m.clone());
+                    modules.insert((key.shader(), key.dtype), m.clone());
                     m
                 }
             }
@@ -347,10 +357,10 @@ impl PipelineCache {
             .collect();
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(key.entry),
+            label: Some(key.entry()),
             layout: None,
             module: &module,
-            entry_point: Some(key.entry),
+            entry_point: Some(key.entry()),
             compilation_options: wgpu::PipelineCompilationOptions {
                 constants: &constants,
                 zero_initialize_workgroup_memory: false,

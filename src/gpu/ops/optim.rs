@@ -2,43 +2,40 @@
 //! [`MULTI_SLOTS`] tensors in one dispatch (a multi-tensor step, as PyTorch's `foreach` /
 //! fused optimizers), where the adapter allows the 4·7 + 1 storage bindings.
 
-use super::super::buffers::GpuBuffer;
-use super::super::context::GpuContext;
-use super::super::pipelines::{KernelKey, Shader};
 use super::u32_of;
 use crate::error::{Error, Result};
+use crate::gpu::buffers::GpuBuffer;
+use crate::gpu::context::GpuContext;
+use crate::gpu::kernels::{KernelDef, optim as k, uniform};
+use crate::gpu::pipelines::KernelKey;
 use crate::ops::{OptimKind, OptimStep};
-use bytemuck::{Pod, Zeroable};
 
 /// Tensors one `update_multi` dispatch updates.
 pub(crate) const MULTI_SLOTS: usize = 7;
 
-/// The uniform block of optim.wgsl (`struct Params`).
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct OptimParams {
-    n: u32,
-    lr: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    wd: f32,
-    lr_t: f32,
-    /// Adam's `t` (saturating), for the bias correction after skipped steps.
-    t: u32,
-    ln_beta1: f32,
-    ln_beta2: f32,
-    /// Tensors in an `update_multi` dispatch.
-    count: u32,
-    _p0: u32,
-    /// First element of each slot in the dispatch's index space (two vec4s in WGSL).
-    starts: [u32; 8],
-    /// Each slot's weight decay.
-    wds: [f32; 8],
+uniform! {
+    /// The uniform block of optim.wgsl (`struct Params`).
+    pub(crate) struct OptimParams {
+        n: u32,
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        wd: f32,
+        lr_t: f32,
+        /// Adam's `t` (saturating), for the bias correction after skipped steps.
+        t: u32,
+        ln_beta1: f32,
+        ln_beta2: f32,
+        /// Tensors in an `update_multi` dispatch.
+        count: u32,
+        _p0: u32,
+        /// First element of each slot in the dispatch's index space (two vec4s in WGSL).
+        starts: [u32; 8],
+        /// Each slot's weight decay.
+        wds: [f32; 8],
+    }
 }
-
-// The WGSL struct: 12 four-byte fields, then two arrays of two vec4s.
-const _: () = assert!(std::mem::size_of::<OptimParams>() == 48 + 64);
 
 impl OptimParams {
     fn new(s: &OptimStep, n: usize) -> Result<OptimParams> {
@@ -77,10 +74,11 @@ fn kind_index(k: OptimKind) -> u32 {
     }
 }
 
-fn key(entry: &'static str, k: OptimKind) -> KernelKey {
-    KernelKey::new(Shader::Optim, entry)
-        .constant("KIND", kind_index(k))
-        .constant("STATES", k.state_count() as u32)
+/// `kernel` specialised for the rule `kind`.
+fn key(kernel: &'static KernelDef, kind: OptimKind) -> KernelKey {
+    KernelKey::new(kernel)
+        .constant("KIND", kind_index(kind))
+        .constant("STATES", kind.state_count() as u32)
 }
 
 /// One parameter of a multi-tensor update: its values, gradient, state tensors (as many as
@@ -145,7 +143,7 @@ impl GpuContext {
         let [w, g, s1, s2] = slot.buffers(s.kind)?;
         let p = OptimParams::new(s, n)?;
         self.dispatch(
-            &key("update", s.kind),
+            &key(&k::UPDATE, s.kind),
             bytemuck::bytes_of(&p),
             &[(1, w), (2, g), (3, s1), (4, s2), (5, guard)],
             self.grid(n, 256)?,
@@ -153,7 +151,7 @@ impl GpuContext {
     }
 
     /// Updates every slot with rule `s` (its `weight_decay` is taken per slot): one dispatch
-    /// per [`MULTI_SLOTS`] tensors, or one per tensor where the adapter allows fewer than
+    /// per `MULTI_SLOTS` (7) tensors, or one per tensor where the adapter allows fewer than
     /// the 29 storage bindings of `update_multi`.
     pub fn optim_update_many(
         &self,
@@ -206,7 +204,7 @@ impl GpuContext {
             p.count = group.len() as u32;
             bindings.push((5, guard));
             self.dispatch(
-                &key("update_multi", s.kind),
+                &key(&k::UPDATE_MULTI, s.kind),
                 bytemuck::bytes_of(&p),
                 &bindings,
                 self.grid(total, 256)?,

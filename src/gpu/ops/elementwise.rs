@@ -1,0 +1,109 @@
+//! Dispatch of `shaders/elementwise.wgsl`: fill, axpy and dropout, one thread per element.
+//! (Every other elementwise op is the strided `pointwise.rs`.)
+
+use super::u32_of;
+use crate::error::Result;
+use crate::gpu::buffers::GpuBuffer;
+use crate::gpu::context::GpuContext;
+use crate::gpu::kernels::{KernelDef, elementwise as k, uniform};
+use crate::gpu::pipelines::KernelKey;
+use crate::ops::DropoutSpec;
+
+uniform! {
+    /// `Params` of `shaders/elementwise.wgsl`.
+    #[derive(Default)]
+    pub(crate) struct EltParams {
+        n: u32,
+        alpha: f32,
+        beta: f32,
+        seed: u32,
+        offset: u32,
+        _p0: u32,
+        _p1: u32,
+        _p2: u32,
+    }
+}
+
+impl EltParams {
+    /// `n` elements with the scalar `alpha`.
+    fn new(op: &'static str, n: usize, alpha: f32) -> Result<EltParams> {
+        Ok(EltParams {
+            n: u32_of(op, n)?,
+            alpha,
+            ..Default::default()
+        })
+    }
+
+    /// `n` elements of a dropout with `spec`.
+    fn dropout(op: &'static str, n: usize, spec: &DropoutSpec) -> Result<EltParams> {
+        Ok(EltParams {
+            alpha: spec.ratio,
+            beta: spec.scale,
+            seed: spec.seed,
+            offset: spec.offset,
+            ..EltParams::new(op, n, 0.0)?
+        })
+    }
+}
+
+impl GpuContext {
+    /// One thread per element; `bufs` bind slots 1, 2, … in order.
+    fn elementwise(
+        &self,
+        kernel: &'static KernelDef,
+        p: EltParams,
+        bufs: &[&GpuBuffer],
+    ) -> Result<()> {
+        let bindings: Vec<(u32, &GpuBuffer)> = bufs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i as u32 + 1, *b))
+            .collect();
+        let groups = self.grid(p.n as usize, 256)?;
+        self.dispatch(
+            &KernelKey::new(kernel),
+            bytemuck::bytes_of(&p),
+            &bindings,
+            groups,
+        )
+    }
+
+    /// `y += alpha · x` over `n` elements.
+    pub(super) fn axpy_impl(
+        &self,
+        alpha: f32,
+        x: &GpuBuffer,
+        y: &mut GpuBuffer,
+        n: usize,
+    ) -> Result<()> {
+        self.elementwise(&k::AXPY, EltParams::new("axpy", n, alpha)?, &[y, x])
+    }
+
+    /// `out = value` over `n` elements.
+    pub(super) fn fill_impl(&self, out: &mut GpuBuffer, value: f32, n: usize) -> Result<()> {
+        self.elementwise(&k::FILL, EltParams::new("fill", n, value)?, &[out])
+    }
+
+    /// A dropout keep-mask (scaled) of `n` elements.
+    pub(super) fn dropout_mask_impl(
+        &self,
+        out: &mut GpuBuffer,
+        n: usize,
+        spec: &DropoutSpec,
+    ) -> Result<()> {
+        let p = EltParams::dropout("dropout_mask", n, spec)?;
+        self.elementwise(&k::DROPOUT_MASK, p, &[out])
+    }
+
+    /// `out = x · mask` with the mask regenerated from `spec`.
+    pub(super) fn dropout_apply_impl(
+        &self,
+        x: &GpuBuffer,
+        out: &mut GpuBuffer,
+        n: usize,
+        spec: &DropoutSpec,
+    ) -> Result<()> {
+        let p = EltParams::dropout("dropout", n, spec)?;
+        self.elementwise(&k::DROPOUT_APPLY, p, &[out, x])
+    }
+}
