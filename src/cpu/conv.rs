@@ -87,7 +87,7 @@ impl CpuBackend {
         fout: usize,
     ) -> Result<()> {
         const OP: &str = "conv2d";
-        gemm::conv2d_forward(
+        conv_gemm::conv2d_forward(
             x.f32s(OP)?,
             w.f32s(OP)?,
             b.f32s(OP)?,
@@ -111,7 +111,7 @@ impl CpuBackend {
         fout: usize,
     ) -> Result<()> {
         const OP: &str = "conv2d_backward";
-        gemm::conv2d_backward(
+        conv_gemm::conv2d_backward(
             x.f32s(OP)?,
             w.f32s(OP)?,
             dout.f32s(OP)?,

@@ -30,7 +30,8 @@
 //! the im2col path and for the cross-checks. Elsewhere (other CPUs, other strides) the im2col
 //! path runs unchanged.
 
-use super::gemm::{grad_blocks, sum_f64};
+use super::conv_gemm::grad_blocks;
+use super::gemm::sum_f64;
 use crate::ops::Conv2dGeom;
 use rayon::prelude::*;
 use std::sync::OnceLock;
@@ -332,7 +333,7 @@ pub(crate) fn backward(
             (dw_part, db_part)
         })
         .collect();
-    super::gemm::add_blocks(&blocks, &mut dw[..fout * taps], &mut db[..fout]);
+    super::conv_gemm::add_blocks(&blocks, &mut dw[..fout * taps], &mut db[..fout]);
 }
 
 /// `out[f·qr + q] = Σ_k wt[k·fp + f] · x[offs[k] + q]` for `f < fout`, `q < qr`, with `fp` =
@@ -577,13 +578,13 @@ mod tests {
             let (x, w, b) = (data(x_len, 1), data(w_len, 2), data(fout, 3));
             let dout = data(o_len, 4);
             let mut want = vec![0f32; o_len];
-            super::super::gemm::conv2d_forward_columns(&x, &w, &b, &mut want, &g, fout);
+            super::super::conv_gemm::conv2d_forward_columns(&x, &w, &b, &mut want, &g, fout);
             let mut got = vec![f32::NAN; o_len];
             forward(&x, &w, &b, &mut got, &g, fout);
             close(&got, &want, &format!("case {i} out"));
             let (mut dx0, mut dw0, mut db0) =
                 (vec![0f32; x_len], vec![0f32; w_len], vec![0f32; fout]);
-            super::super::gemm::conv2d_backward_columns(
+            super::super::conv_gemm::conv2d_backward_columns(
                 &x,
                 &w,
                 &dout,
@@ -604,7 +605,7 @@ mod tests {
             let (mut dw2, mut db2) = (vec![f32::NAN; w_len], vec![f32::NAN; fout]);
             backward(&x, &w, &dout, None, &mut dw2, &mut db2, &g, fout);
             assert_eq!((&dw2, &db2), (&dw1, &db1), "case {i}: direct without dx");
-            super::super::gemm::conv2d_backward_columns(
+            super::super::conv_gemm::conv2d_backward_columns(
                 &x, &w, &dout, None, &mut dw2, &mut db2, &g, fout,
             );
             assert_eq!((&dw2, &db2), (&dw0, &db0), "case {i}: im2col without dx");

@@ -23,6 +23,7 @@ use rayon::prelude::*;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod conv;
+mod conv_gemm;
 mod data;
 mod direct;
 mod gemm;
