@@ -18,32 +18,10 @@ impl CpuBackend {
             return Err(Error::invalid(OP, format!("buffers too small for {s:?}")));
         }
         // Stored layouts as strides, so op(A) and op(B) are read in place.
-        let am = if s.trans_a {
-            Mat {
-                data: a,
-                rs: 1,
-                cs: s.m,
-            }
-        } else {
-            Mat {
-                data: a,
-                rs: s.k,
-                cs: 1,
-            }
-        };
-        let bm = if s.trans_b {
-            Mat {
-                data: b,
-                rs: 1,
-                cs: s.k,
-            }
-        } else {
-            Mat {
-                data: b,
-                rs: s.n,
-                cs: 1,
-            }
-        };
+        let (am, bm) = (
+            stored(a, s.m, s.k, s.trans_a),
+            stored(b, s.k, s.n, s.trans_b),
+        );
         if s.beta == 0.0 {
             c[..s.m * s.n].fill(0.0); // never read a previous C (it may hold NaN)
         }
@@ -75,37 +53,33 @@ impl CpuBackend {
         for i in 0..s.batch {
             let (a, b) = (&a[i * s.stride_a..], &b[i * s.stride_b..]);
             let c = &mut c[i * mn..(i + 1) * mn];
-            let am = if s.trans_a {
-                Mat {
-                    data: a,
-                    rs: 1,
-                    cs: s.m,
-                }
-            } else {
-                Mat {
-                    data: a,
-                    rs: s.k,
-                    cs: 1,
-                }
-            };
-            let bm = if s.trans_b {
-                Mat {
-                    data: b,
-                    rs: 1,
-                    cs: s.k,
-                }
-            } else {
-                Mat {
-                    data: b,
-                    rs: s.n,
-                    cs: 1,
-                }
-            };
+            let (am, bm) = (
+                stored(a, s.m, s.k, s.trans_a),
+                stored(b, s.k, s.n, s.trans_b),
+            );
             c.fill(0.0);
             if s.k > 0 {
                 gemm(s.m, s.k, s.n, 1.0, am, bm, 0.0, c);
             }
         }
         Ok(())
+    }
+}
+
+/// An operand `op(X)` of `rows × cols` as strides over its stored layout: `[rows, cols]`, or
+/// `[cols, rows]` read transposed when `trans`.
+fn stored(data: &[f32], rows: usize, cols: usize, trans: bool) -> Mat<'_> {
+    if trans {
+        Mat {
+            data,
+            rs: 1,
+            cs: rows,
+        }
+    } else {
+        Mat {
+            data,
+            rs: cols,
+            cs: 1,
+        }
     }
 }
