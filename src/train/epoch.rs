@@ -39,13 +39,15 @@ struct Tally {
 impl Run<'_> {
     /// Trains epoch `epoch` (0-based): every batch of the epoch's shuffle, the last one
     /// partial, one step each at the scheduled rate. Counts the epoch's steps and GPU traffic
-    /// into the run's per-step figures.
-    pub(super) fn train_epoch(&mut self, epoch: usize) -> Result<Trained> {
+    /// into the run's per-step figures. (The plain [`train_epoch`](super::train_epoch) is
+    /// this without the partial batch, the schedule and the bookkeeping.)
+    pub(super) fn fit_epoch(&mut self, epoch: usize) -> Result<Trained> {
         let (cfg, train, steps) = (self.cfg, self.train, self.steps_per_epoch);
         let bar = super::report::progress_bar(cfg, steps, epoch + 1, cfg.epochs);
         let order = train.shuffled(cfg.seed, epoch)?;
         let loss_sum = Tensor::zeros([1], DType::F32, &self.device)?;
         let correct = Tensor::zeros([1], DType::U32, &self.device)?;
+        // Time and count the epoch from an idle device.
         self.device.sync()?;
         let before = self.device.counters();
         let mut tally = Tally {

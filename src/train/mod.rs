@@ -90,7 +90,7 @@ pub fn fit_validated(
 ) -> Result<Metrics> {
     let (mut run, first_epoch) = Run::start(model, loss_fn, opt, train, val, test, cfg)?;
     for epoch in first_epoch..cfg.epochs {
-        let trained = run.train_epoch(epoch)?;
+        let trained = run.fit_epoch(epoch)?;
         let m = run.evaluate_epoch(epoch, trained)?;
         run.report_epoch(&m)?;
         let improved = run.note_best(&m);
