@@ -26,9 +26,9 @@ pub(super) struct Trained {
 
 /// The device-side sums of an epoch so far, and how far it got.
 struct Tally {
-    /// Sum of the steps' losses, f32 [1].
+    /// Sum of the steps' losses, f32 `[1]`.
     loss_sum: Tensor,
-    /// Examples classified correctly, u32 [1].
+    /// Examples classified correctly, u32 `[1]`.
     correct: Tensor,
     /// Examples trained on.
     offset: usize,
