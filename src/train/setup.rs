@@ -21,7 +21,6 @@ impl<'a> Run<'a> {
     /// Checks the arguments, resumes from `cfg.resume` and sets up what every epoch needs;
     /// returns the run and the 0-based epoch it starts at (0, or the one after the
     /// checkpoint's). The model is left in training mode.
-    #[allow(clippy::too_many_arguments)] // fit_validated's arguments, handed on
     pub(super) fn start(
         model: &'a mut dyn Module,
         loss_fn: &'a LossFn,
