@@ -176,6 +176,52 @@ pub fn load(path: &Path, model: &mut dyn Module, opt: &mut Optimizer) -> Result<
         msg,
     };
     let (meta, tensors) = read_safetensors(path)?;
+    let info = read_header(&meta, opt, &fail)?;
+    let saved = f32_tensors(tensors, &fail)?;
+    // Check everything before changing anything.
+    let plan = plan_restore(model, &meta, &saved).map_err(|problems| fail(misfit(problems)))?;
+    let device = model.device();
+    let mut optim_tensors = BTreeMap::new();
+    for (key, (shape, values)) in plan.optim_state {
+        optim_tensors.insert(key, Tensor::from_slice(values, shape, &device)?);
+    }
+    let names: Vec<String> = model
+        .named_parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    opt.load_state(&names, optim_tensors, info.optim_steps, &what)?;
+    for (name, p) in model.named_parameters() {
+        let (shape, values) = &saved[&name];
+        p.set_value(Tensor::from_slice(values, shape.clone(), &device)?)?;
+    }
+    for (name, t) in model.named_buffers() {
+        let (shape, values) = &saved[&name];
+        *t = Tensor::from_slice(values, shape.clone(), &device)?;
+    }
+    for ((_, c), v) in model.named_counters().into_iter().zip(plan.counters) {
+        *c = v;
+    }
+    Ok(info)
+}
+
+/// A checkpoint's tensors by name: shape and f32 values.
+type Saved = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// What [`load`] restores once the checkpoint is known to fit: the model's counters in
+/// `named_counters` order, and the optimizer state by its name without `optim.`.
+struct RestorePlan<'s> {
+    counters: Vec<u64>,
+    optim_state: BTreeMap<String, (Vec<usize>, &'s Vec<f32>)>,
+}
+
+/// Checks the header metadata: the format, the optimizer kind `opt` must match, and the
+/// epoch and step counts, which it returns.
+fn read_header(
+    meta: &Metadata,
+    opt: &Optimizer,
+    fail: &dyn Fn(String) -> Error,
+) -> Result<CheckpointInfo> {
     if meta.get("format").map(String::as_str) != Some(FORMAT) {
         return Err(fail(format!(
             "not a wgnn checkpoint (format {:?})",
@@ -194,19 +240,33 @@ pub fn load(path: &Path, model: &mut dyn Module, opt: &mut Optimizer) -> Result<
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| fail(format!("metadata \"{k}\" missing or not a number")))
     };
-    let info = CheckpointInfo {
+    Ok(CheckpointInfo {
         epoch: num("epoch")? as usize,
         optim_steps: num("optim_steps")?,
-    };
-    let mut saved: BTreeMap<String, (Vec<usize>, Vec<f32>)> = BTreeMap::new();
+    })
+}
+
+/// The checkpoint's tensors as f32 values (checkpoints are written in f32 whatever the
+/// model's dtype, see [`save`]).
+fn f32_tensors(tensors: Vec<(String, Tensor)>, fail: &dyn Fn(String) -> Error) -> Result<Saved> {
+    let mut saved = Saved::new();
     for (name, t) in tensors {
         if t.dtype() != DType::F32 {
             return Err(fail(format!("{name}: dtype {}, expected f32", t.dtype())));
         }
         saved.insert(name, (t.dims().to_vec(), t.to_vec::<f32>()?));
     }
-    let device = model.device();
-    // Check everything before changing anything.
+    Ok(saved)
+}
+
+/// Matches the checkpoint against the model: every counter in the metadata, every parameter
+/// and buffer with its shape, and nothing but them and `optim.` state in the file. Returns
+/// what to restore, or every mismatch found.
+fn plan_restore<'s>(
+    model: &mut dyn Module,
+    meta: &Metadata,
+    saved: &'s Saved,
+) -> std::result::Result<RestorePlan<'s>, Vec<String>> {
     let mut expected: Vec<(String, Vec<usize>)> = model
         .named_parameters()
         .into_iter()
@@ -243,7 +303,7 @@ pub fn load(path: &Path, model: &mut dyn Module, opt: &mut Optimizer) -> Result<
         }
     }
     let mut optim_state = BTreeMap::new();
-    for (name, (shape, values)) in &saved {
+    for (name, (shape, values)) in saved {
         if let Some(key) = name.strip_prefix("optim.") {
             optim_state.insert(key.to_string(), (shape.clone(), values));
         } else if !expected.iter().any(|(n, _)| n == name) {
@@ -252,39 +312,28 @@ pub fn load(path: &Path, model: &mut dyn Module, opt: &mut Optimizer) -> Result<
             ));
         }
     }
-    if !problems.is_empty() {
-        let n = problems.len();
-        problems.truncate(6);
-        let more = if n > 6 {
-            format!("; and {} more", n - 6)
-        } else {
-            String::new()
-        };
-        return Err(fail(format!(
-            "does not fit the model (a different architecture?): {}{more}",
-            problems.join("; ")
-        )));
+    if problems.is_empty() {
+        Ok(RestorePlan {
+            counters,
+            optim_state,
+        })
+    } else {
+        Err(problems)
     }
-    let mut optim_tensors = BTreeMap::new();
-    for (key, (shape, values)) in optim_state {
-        optim_tensors.insert(key, Tensor::from_slice(values, shape, &device)?);
-    }
-    let names: Vec<String> = model
-        .named_parameters()
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
-    opt.load_state(&names, optim_tensors, info.optim_steps, &what)?;
-    for (name, p) in model.named_parameters() {
-        let (shape, values) = &saved[&name];
-        p.set_value(Tensor::from_slice(values, shape.clone(), &device)?)?;
-    }
-    for (name, t) in model.named_buffers() {
-        let (shape, values) = &saved[&name];
-        *t = Tensor::from_slice(values, shape.clone(), &device)?;
-    }
-    for ((_, c), v) in model.named_counters().into_iter().zip(counters) {
-        *c = v;
-    }
-    Ok(info)
+}
+
+/// The error message for a checkpoint that does not fit: the first six problems, and how
+/// many more there are.
+fn misfit(mut problems: Vec<String>) -> String {
+    let n = problems.len();
+    problems.truncate(6);
+    let more = if n > 6 {
+        format!("; and {} more", n - 6)
+    } else {
+        String::new()
+    };
+    format!(
+        "does not fit the model (a different architecture?): {}{more}",
+        problems.join("; ")
+    )
 }
