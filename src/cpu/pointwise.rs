@@ -17,9 +17,16 @@ where
     let x = ins[0];
     let y = ins.get(1).copied().unwrap_or(x);
     let z = ins.get(2).copied().unwrap_or(x);
+    // An op with fewer inputs reads its first input again in the unused slots, with its
+    // strides, so a unary op meets the unit-stride loop below.
+    let mut own = *walk;
+    for k in ins.len()..MAX_INPUTS {
+        own.strides[k] = own.strides[0];
+    }
+    let walk = &own;
     let n = out.len();
     let run = |start: usize, o: &mut [f32]| {
-        if walk.is_flat(ins.len()) {
+        if walk.is_flat(MAX_INPUTS) {
             flat(x, y, z, start, o, walk, f);
         } else {
             strided(x, y, z, start, o, walk, f);
@@ -45,17 +52,24 @@ fn flat<F: Fn([f32; MAX_INPUTS]) -> f32>(
 ) {
     let s = |k: usize| walk.strides[k][0];
     match (s(0), s(1), s(2)) {
-        // The common cases written out so the compiler sees unit strides.
+        // The common cases as zipped iterators: no bounds checks, so each op's loop
+        // vectorises (an input the op does not read is never loaded).
         (1, 1, 1) => {
-            let (x, y, z) = (&x[start..], &y[start..], &z[start..]);
-            for (i, o) in o.iter_mut().enumerate() {
-                *o = f([x[i], y[i], z[i]]);
+            let n = o.len();
+            let (x, y, z) = (
+                &x[start..start + n],
+                &y[start..start + n],
+                &z[start..start + n],
+            );
+            for ((o, &a), (&b, &c)) in o.iter_mut().zip(x).zip(y.iter().zip(z)) {
+                *o = f([a, b, c]);
             }
         }
         (1, 0, 1) => {
-            let (x, z) = (&x[start..], &z[start..]);
-            for (i, o) in o.iter_mut().enumerate() {
-                *o = f([x[i], y[0], z[i]]);
+            let n = o.len();
+            let (x, b, z) = (&x[start..start + n], y[0], &z[start..start + n]);
+            for ((o, &a), &c) in o.iter_mut().zip(x).zip(z) {
+                *o = f([a, b, c]);
             }
         }
         (sx, sy, sz) => {
