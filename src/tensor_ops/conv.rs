@@ -2,6 +2,7 @@
 //! optional ReLU, and its backward.
 
 use super::*;
+use crate::autograd::record_needs;
 
 impl Tensor {
     /// The convolution geometry of this NCHW tensor under a `kh`×`kw` window.
@@ -122,10 +123,10 @@ impl Tensor {
         })?;
         // The fused backward kernel gives dx, dw and db in one pass over the columns.
         let (x, wt) = (self.detach(), w.detach());
-        // The images of a first layer need no gradient: its dx is skipped, not thrown away.
-        let need_dx = self.node.is_some();
-        Ok(record(out, OP, &[self, w, b], move |d| {
-            let (dx, dw, db) = x.conv2d_backward_parts(&wt, d, stride, pad, need_dx)?;
+        // The images of a first layer need no gradient (the walk says which inputs do): its
+        // dx is skipped, not thrown away.
+        Ok(record_needs(out, OP, &[self, w, b], move |d, needs| {
+            let (dx, dw, db) = x.conv2d_backward_parts(&wt, d, stride, pad, needs[0])?;
             Ok(vec![dx, Some(dw), Some(db)])
         }))
     }
@@ -149,9 +150,8 @@ impl Tensor {
             Ok(Tensor::from_parts(Shape::new([g.n, fout, g.out_h(), g.out_w()]), dt, out.into()))
         })?;
         let (x, wt, y) = (self.detach(), w.detach(), out.detach());
-        let need_dx = self.node.is_some();
-        Ok(record(out, OP, &[self, w, b], move |d| {
-            let (dx, dw, db) = x.conv2d_relu_backward_parts(&wt, &y, d, stride, pad, need_dx)?;
+        Ok(record_needs(out, OP, &[self, w, b], move |d, needs| {
+            let (dx, dw, db) = x.conv2d_relu_backward_parts(&wt, &y, d, stride, pad, needs[0])?;
             Ok(vec![dx, Some(dw), Some(db)])
         }))
     }

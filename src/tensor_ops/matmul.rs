@@ -171,14 +171,13 @@ impl Tensor {
         // the operand was used transposed — all through the flags, no transpose copies.
         // An operand outside the graph (a batch of inputs) gets no product computed for it.
         let (a, b) = (self.detach(), rhs.detach());
-        let need = (self.requires_grad(), rhs.requires_grad());
-        Ok(record(c, OP, &[self, rhs], move |g| {
-            let da = match (need.0, trans_a) {
+        Ok(record_needs(c, OP, &[self, rhs], move |g, needs| {
+            let da = match (needs[0], trans_a) {
                 (false, _) => None,
                 (true, true) => Some(b.matmul_t(g, trans_b, true)?),
                 (true, false) => Some(g.matmul_t(&b, false, !trans_b)?),
             };
-            let db = match (need.1, trans_b) {
+            let db = match (needs[1], trans_b) {
                 (false, _) => None,
                 (true, true) => Some(g.matmul_t(&a, true, trans_a)?),
                 (true, false) => Some(a.matmul_t(g, !trans_a, false)?),
@@ -272,13 +271,14 @@ impl Tensor {
             Ok(Tensor::from_parts(Shape::new([n, m]), dt, out.into()))
         })?;
         let (x, wt, y) = (self.detach(), w.detach(), out.detach());
-        let need = [self.node.is_some(), w.node.is_some(), b.node.is_some()];
-        Ok(record(out, OP, &[self, w, b], move |d| {
+        Ok(record_needs(out, OP, &[self, w, b], move |d, needs| {
             let dz = if relu { d.relu_grad(&y)? } else { d.clone() };
             Ok(vec![
-                need[0].then(|| dz.matmul_t(&wt, false, true)).transpose()?,
-                need[1].then(|| x.matmul_t(&dz, true, false)).transpose()?,
-                need[2].then(|| dz.sum_dim(&[0], false)).transpose()?,
+                needs[0]
+                    .then(|| dz.matmul_t(&wt, false, true))
+                    .transpose()?,
+                needs[1].then(|| x.matmul_t(&dz, true, false)).transpose()?,
+                needs[2].then(|| dz.sum_dim(&[0], false)).transpose()?,
             ])
         }))
     }
