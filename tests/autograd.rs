@@ -418,7 +418,7 @@ fn pooling_slicing_embedding_and_losses() {
                 &dev,
                 std::slice::from_ref(&x),
                 AFFINE,
-                |t| t[0].narrow(dim, 1, len),
+                |t| t[0].narrow(dim as isize, 1, len),
             );
         }
         let y = (randn(2 * 2 * 6 * 6, 1.0, 21), vec![2, 2, 6, 6]);

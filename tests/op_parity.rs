@@ -135,10 +135,10 @@ fn apply(op: &str, args: &Value, x: &[Tensor]) -> Result<Tensor> {
             let s: Vec<usize> = dims(&args["shape"]).iter().map(|&d| d as usize).collect();
             x[0].expand(s)?
         }
-        "cat" => Tensor::cat(&x.iter().collect::<Vec<_>>(), int(&args["dim"]) as usize)?,
+        "cat" => Tensor::cat(&x.iter().collect::<Vec<_>>(), int(&args["dim"]))?,
         "stack" => Tensor::stack(&x.iter().collect::<Vec<_>>(), int(&args["dim"]))?,
         "narrow" => x[0].narrow(
-            int(&args["dim"]) as usize,
+            int(&args["dim"]),
             int(&args["start"]) as usize,
             int(&args["length"]) as usize,
         )?,

@@ -289,7 +289,7 @@ impl Tensor {
             .map(|t| t.unsqueeze(i as isize))
             .collect::<Result<_>>()?;
         let refs: Vec<&Tensor> = parts.iter().collect();
-        Tensor::cat(&refs, i)
+        Tensor::cat(&refs, i as isize)
     }
 }
 
@@ -342,10 +342,10 @@ impl Tensor {
 
     /// Elements `start..start + len` along dimension `dim` (PyTorch's `narrow`, a slice),
     /// copied. Backward: the gradient goes back into those positions of a zero tensor.
-    pub fn narrow(&self, dim: usize, start: usize, len: usize) -> Result<Tensor> {
+    pub fn narrow(&self, dim: isize, start: usize, len: usize) -> Result<Tensor> {
         const OP: &str = "narrow";
-        let rank = self.shape.rank();
-        if dim >= rank || start + len > self.dims()[dim] || len == 0 {
+        let dim = dim_index(OP, dim, self.shape.rank())?;
+        if start + len > self.dims()[dim] || len == 0 {
             return Err(Error::invalid(
                 OP,
                 format!(
@@ -386,17 +386,12 @@ impl Tensor {
 
     /// `tensors` joined along dimension `dim` (PyTorch's `torch.cat`): equal shapes but in
     /// `dim`, one dtype, one device. Backward: each input gets its slice of the gradient.
-    pub fn cat(tensors: &[&Tensor], dim: usize) -> Result<Tensor> {
+    pub fn cat(tensors: &[&Tensor], dim: isize) -> Result<Tensor> {
         const OP: &str = "cat";
         let Some(first) = tensors.first() else {
             return Err(Error::invalid(OP, "nothing to concatenate"));
         };
-        if dim >= first.shape.rank() {
-            return Err(Error::invalid(
-                OP,
-                format!("dimension {dim} of a {} tensor", first.shape),
-            ));
-        }
+        let dim = dim_index(OP, dim, first.shape.rank())?;
         let mut total = 0;
         for t in tensors {
             want_float(OP, t, first.dtype)?;
@@ -438,7 +433,7 @@ impl Tensor {
         Ok(record(out, OP, &refs, move |g| {
             pieces
                 .iter()
-                .map(|&(off, len)| g.narrow(dim, off, len).map(Some))
+                .map(|&(off, len)| g.narrow(dim as isize, off, len).map(Some))
                 .collect()
         }))
     }
