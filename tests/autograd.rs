@@ -421,6 +421,19 @@ fn pooling_slicing_embedding_and_losses() {
                 |t| t[0].narrow(dim as isize, 1, len),
             );
         }
+        check_op(
+            "chunk: the middle of 3 along -1",
+            &dev,
+            std::slice::from_ref(&x),
+            AFFINE,
+            |t| Ok(t[0].chunk(3, -1)?.swap_remove(1)),
+        );
+        let parts = Tensor::arange(0.0, 10.0, 1.0, &dev)
+            .and_then(|t| t.split(4, 0))
+            .unwrap();
+        let sizes: Vec<usize> = parts.iter().map(|p| p.dims()[0]).collect();
+        assert_eq!(sizes, [4, 4, 2], "split(4) of 10");
+        assert_eq!(parts[2].to_vec::<f32>().unwrap(), [8.0, 9.0]);
         let y = (randn(2 * 2 * 6 * 6, 1.0, 21), vec![2, 2, 6, 6]);
         check_op("cat dim 1", &dev, &[x.clone(), y], AFFINE, |t| {
             Tensor::cat(&[&t[0], &t[1], &t[0]], 1)

@@ -268,6 +268,30 @@ impl Tensor {
         self.permute_idx(&perm)
     }
 
+    /// Pieces of `size` elements along `dim`, the last one shorter when `size` does not
+    /// divide the dim (PyTorch's `split(size, dim)`): an LSTM's four gates from one product.
+    pub fn split(&self, size: usize, dim: isize) -> Result<Vec<Tensor>> {
+        let d = dim_index("split", dim, self.dims().len())?;
+        if size == 0 {
+            return Err(Error::invalid("split", "the piece size must be ≥ 1"));
+        }
+        let total = self.dims()[d];
+        (0..total)
+            .step_by(size)
+            .map(|start| self.narrow(d as isize, start, size.min(total - start)))
+            .collect()
+    }
+
+    /// `chunks` pieces along `dim` of `ceil(size / chunks)` elements each (fewer pieces when
+    /// the dim is short, as PyTorch's `chunk`).
+    pub fn chunk(&self, chunks: usize, dim: isize) -> Result<Vec<Tensor>> {
+        let d = dim_index("chunk", dim, self.dims().len())?;
+        if chunks == 0 {
+            return Err(Error::invalid("chunk", "the number of chunks must be ≥ 1"));
+        }
+        self.split(self.dims()[d].div_ceil(chunks).max(1), dim)
+    }
+
     /// The tensors, all of one shape, joined along a new dim `dim` (PyTorch's `stack`).
     pub fn stack(tensors: &[&Tensor], dim: isize) -> Result<Tensor> {
         let first = tensors
