@@ -77,6 +77,21 @@ pub enum Error {
         /// Adapter name.
         adapter: String,
     },
+    /// Host memory for a tensor could not be had: the size overflows, or the allocator
+    /// refused it. Nothing was allocated and nothing aborts.
+    #[error("{op}: cannot allocate a {shape} {dtype} tensor in host memory ({bytes} bytes): {why}")]
+    HostAllocation {
+        /// The op or constructor that asked.
+        op: String,
+        /// The shape (or element count) asked for.
+        shape: String,
+        /// Element type.
+        dtype: crate::dtype::DType,
+        /// Bytes asked for (saturating at `u128::MAX` when even that overflows).
+        bytes: u128,
+        /// Why: the size overflows, or the allocator's refusal.
+        why: String,
+    },
     /// No GPU adapter could be found or opened.
     #[error("no GPU adapter available: {0}")]
     NoAdapter(String),

@@ -27,6 +27,11 @@ impl Shape {
         self.0.iter().product()
     }
 
+    /// Number of elements, or `None` when the product overflows `usize`.
+    pub fn checked_numel(&self) -> Option<usize> {
+        self.0.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+    }
+
     /// Dimension `i`, or `None` if out of range.
     pub fn dim(&self, i: usize) -> Option<usize> {
         self.0.get(i).copied()

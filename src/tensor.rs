@@ -202,9 +202,11 @@ impl Tensor {
     /// All zeros.
     pub fn zeros(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
         let shape = shape.into();
-        let n = shape.numel();
+        let n = checked_len("zeros", &shape, dtype)?;
         let storage = match device {
-            Device::Cpu => Storage::Cpu(CpuStorage::zeros(dtype, n)),
+            Device::Cpu => Storage::Cpu(
+                CpuStorage::zeros(dtype, n, "zeros").map_err(|e| with_shape(e, &shape))?,
+            ),
             Device::Gpu(ctx) => Storage::Gpu(ctx.zeros(n, dtype)?),
         };
         Ok(Tensor::from_parts(shape, dtype, storage))
@@ -262,9 +264,8 @@ impl Tensor {
     ) -> Result<Tensor> {
         let shape = shape.into();
         let mut rng = SplitMix64::new(seed);
-        let data: Vec<f32> = (0..shape.numel())
-            .map(|_| mean + std * rng.next_normal() as f32)
-            .collect();
+        let mut data = host_vec("randn", &shape)?;
+        data.extend((0..shape.numel()).map(|_| mean + std * rng.next_normal() as f32));
         Tensor::from_vec(data, shape, device)
     }
 
@@ -278,9 +279,8 @@ impl Tensor {
     ) -> Result<Tensor> {
         let shape = shape.into();
         let mut rng = SplitMix64::new(seed);
-        let data: Vec<f32> = (0..shape.numel())
-            .map(|_| low + (high - low) * rng.next_f64() as f32)
-            .collect();
+        let mut data = host_vec("rand_uniform", &shape)?;
+        data.extend((0..shape.numel()).map(|_| low + (high - low) * rng.next_f64() as f32));
         Tensor::from_vec(data, shape, device)
     }
 
@@ -535,6 +535,59 @@ impl fmt::Debug for Tensor {
                 ""
             }
         )
+    }
+}
+
+/// The element count of `shape` for a `dtype` tensor, or an error naming `op`, the shape and
+/// the bytes when the count or its byte size overflows.
+pub(crate) fn checked_len(op: &str, shape: &Shape, dtype: DType) -> Result<usize> {
+    shape
+        .checked_numel()
+        .filter(|n| n.checked_mul(dtype.size()).is_some())
+        .ok_or_else(|| Error::HostAllocation {
+            op: op.to_string(),
+            shape: shape.to_string(),
+            dtype,
+            bytes: shape
+                .dims()
+                .iter()
+                .try_fold(dtype.size() as u128, |a, &d| a.checked_mul(d as u128))
+                .unwrap_or(u128::MAX),
+            why: "the size overflows".to_string(),
+        })
+}
+
+/// An empty f32 vector with room for `shape`'s elements, or an error naming `op` and the shape.
+fn host_vec(op: &str, shape: &Shape) -> Result<Vec<f32>> {
+    let n = checked_len(op, shape, DType::F32)?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|e| Error::HostAllocation {
+        op: op.to_string(),
+        shape: shape.to_string(),
+        dtype: DType::F32,
+        bytes: n as u128 * 4,
+        why: e.to_string(),
+    })?;
+    Ok(v)
+}
+
+/// A host-allocation error re-labelled with the tensor's shape.
+fn with_shape(e: Error, shape: &Shape) -> Error {
+    match e {
+        Error::HostAllocation {
+            op,
+            dtype,
+            bytes,
+            why,
+            ..
+        } => Error::HostAllocation {
+            op,
+            shape: shape.to_string(),
+            dtype,
+            bytes,
+            why,
+        },
+        other => other,
     }
 }
 

@@ -301,3 +301,30 @@ fn evaluation_with_no_batches_is_an_error() -> wgnn::Result<()> {
     assert!(evaluate(&mut model, &data, 1)? <= 1.0);
     Ok(())
 }
+
+/// Host allocations whose size comes from the user fail with an error naming the op, the
+/// shape and the bytes — never an abort ("memory allocation of … failed") or a panic
+/// ("capacity overflow").
+#[test]
+fn oversize_host_tensors_are_errors_not_aborts() -> wgnn::Result<()> {
+    let cpu = Device::cpu();
+    let m = message(Tensor::zeros([1usize << 40], DType::F32, &cpu));
+    assert!(
+        m.contains("zeros") && m.contains("[1099511627776]") && m.contains("4398046511104 bytes"),
+        "{m}"
+    );
+    let m = message(Tensor::zeros([usize::MAX, 4], DType::F32, &cpu));
+    assert!(m.contains("zeros") && m.contains("overflows"), "{m}");
+    let m = message(Tensor::randn([1usize << 40], 0.0, 1.0, 1, &cpu));
+    assert!(m.contains("randn") && m.contains("bytes"), "{m}");
+    // An op whose output size comes from its arguments (vgg_like --resize 100000).
+    let x = Tensor::zeros([1, 1, 4, 4], DType::F32, &cpu)?;
+    let m = message(x.resize_bilinear(1 << 20, 1 << 20));
+    assert!(m.contains("host memory") && m.contains("bytes"), "{m}");
+    // The process is fine afterwards.
+    assert_eq!(
+        Tensor::zeros([3], DType::F32, &cpu)?.to_vec::<f32>()?,
+        [0.0; 3]
+    );
+    Ok(())
+}

@@ -100,12 +100,25 @@ impl CpuStorage {
         }
     }
 
-    pub(crate) fn zeros(dtype: DType, n: usize) -> CpuStorage {
-        match dtype {
-            DType::F32 => CpuStorage::F32(vec![0.0; n]),
-            DType::F16 => CpuStorage::F16(vec![f16::ZERO; n]),
-            DType::U32 => CpuStorage::U32(vec![0; n]),
+    /// `n` zeros; an allocation the allocator refuses is an error naming `what`.
+    pub(crate) fn zeros(dtype: DType, n: usize, what: &str) -> Result<CpuStorage> {
+        fn filled<T: Clone>(n: usize, zero: T, what: &str, dtype: DType) -> Result<Vec<T>> {
+            let mut v = Vec::new();
+            v.try_reserve_exact(n).map_err(|e| Error::HostAllocation {
+                op: what.to_string(),
+                shape: format!("[{n}]"),
+                dtype,
+                bytes: n as u128 * dtype.size() as u128,
+                why: e.to_string(),
+            })?;
+            v.resize(n, zero);
+            Ok(v)
         }
+        Ok(match dtype {
+            DType::F32 => CpuStorage::F32(filled(n, 0.0, what, dtype)?),
+            DType::F16 => CpuStorage::F16(filled(n, f16::ZERO, what, dtype)?),
+            DType::U32 => CpuStorage::U32(filled(n, 0, what, dtype)?),
+        })
     }
 
     /// The element type.
@@ -215,12 +228,14 @@ pub struct CpuBackend;
 impl Backend for CpuBackend {
     type Buf = CpuStorage;
 
-    fn alloc(&self, numel: usize, dtype: DType, _what: &str) -> Result<CpuStorage> {
+    fn alloc(&self, numel: usize, dtype: DType, what: &str) -> Result<CpuStorage> {
         // Every op overwrites its whole output (as on the GPU), so recycled contents are fine.
+        // Sizes come from user shapes (a --resize, a batch size): a refused allocation is an
+        // error naming the op, never an abort.
         Ok(match dtype {
-            DType::F32 => CpuStorage::F32(pool::take_f32(numel)),
-            DType::F16 => CpuStorage::F16(pool::take_f16(numel)),
-            DType::U32 => CpuStorage::U32(pool::take_u32(numel)),
+            DType::F32 => CpuStorage::F32(pool::try_take_f32(numel, what)?),
+            DType::F16 => CpuStorage::F16(pool::try_take_f16(numel, what)?),
+            DType::U32 => CpuStorage::U32(pool::try_take_u32(numel, what)?),
         })
     }
 

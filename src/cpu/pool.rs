@@ -3,6 +3,8 @@
 //! allocating (and page-faulting in) fresh memory. Buffers are kept by exact length; the pool
 //! holds at most [`POOL_LIMIT`] bytes and frees the rest.
 
+use crate::dtype::DType;
+use crate::error::{Error, Result};
 use half::f16;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -26,15 +28,40 @@ fn with_pool<R>(f: impl FnOnce(&mut Pool) -> R) -> R {
 }
 
 macro_rules! typed {
-    ($take:ident, $give:ident, $field:ident, $t:ty, $zero:expr) => {
-        /// A vector of `n` elements: recycled (contents unspecified) or new (zeroed).
+    ($take:ident, $try_take:ident, $give:ident, $field:ident, $t:ty, $zero:expr, $dtype:expr) => {
+        /// A vector of `n` elements: recycled (contents unspecified) or new (zeroed). For
+        /// sizes the program itself derives from an allocation that already succeeded; a size
+        /// from user input goes through the fallible twin.
         pub fn $take(n: usize) -> Vec<$t> {
-            let reused = with_pool(|p| {
-                let v = p.$field.get_mut(&n)?.pop()?;
-                p.bytes -= n * std::mem::size_of::<$t>();
-                Some(v)
-            });
-            reused.unwrap_or_else(|| vec![$zero; n])
+            reuse(
+                n,
+                |p| p.$field.get_mut(&n)?.pop(),
+                std::mem::size_of::<$t>(),
+            )
+            .unwrap_or_else(|| vec![$zero; n])
+        }
+
+        /// [`$take`] that returns an error naming `what` instead of aborting when the
+        /// allocator refuses (or the byte count overflows).
+        pub fn $try_take(n: usize, what: &str) -> Result<Vec<$t>> {
+            if let Some(v) = reuse(
+                n,
+                |p| p.$field.get_mut(&n)?.pop(),
+                std::mem::size_of::<$t>(),
+            ) {
+                return Ok(v);
+            }
+            let refused = |why: String| Error::HostAllocation {
+                op: what.to_string(),
+                shape: format!("[{n}]"),
+                dtype: $dtype,
+                bytes: (n as u128) * std::mem::size_of::<$t>() as u128,
+                why,
+            };
+            let mut v: Vec<$t> = Vec::new();
+            v.try_reserve_exact(n).map_err(|e| refused(e.to_string()))?;
+            v.resize(n, $zero);
+            Ok(v)
         }
 
         /// Returns a vector to the pool (or frees it when the pool is full).
@@ -53,9 +80,30 @@ macro_rules! typed {
     };
 }
 
-typed!(take_f32, give_f32, f32s, f32, 0.0);
-typed!(take_u32, give_u32, u32s, u32, 0);
-typed!(take_f16, give_f16, f16s, f16, f16::ZERO);
+/// A pooled vector of `n` elements of `size` bytes, if the pool holds one.
+fn reuse<T>(
+    n: usize,
+    pop: impl FnOnce(&mut Pool) -> Option<Vec<T>>,
+    size: usize,
+) -> Option<Vec<T>> {
+    with_pool(|p| {
+        let v = pop(p)?;
+        p.bytes -= n * size;
+        Some(v)
+    })
+}
+
+typed!(take_f32, try_take_f32, give_f32, f32s, f32, 0.0, DType::F32);
+typed!(take_u32, try_take_u32, give_u32, u32s, u32, 0, DType::U32);
+typed!(
+    take_f16,
+    try_take_f16,
+    give_f16,
+    f16s,
+    f16,
+    f16::ZERO,
+    DType::F16
+);
 
 /// Bytes currently pooled.
 pub fn pooled_bytes() -> usize {
