@@ -41,8 +41,9 @@ macro_rules! typed {
             .unwrap_or_else(|| vec![$zero; n])
         }
 
-        /// [`$take`] that returns an error naming `what` instead of aborting when the
-        /// allocator refuses (or the byte count overflows).
+        /// The pooled vector of `n` elements as the infallible twin gives it, or an error
+        /// naming `what` instead of an abort when the allocator refuses (or the byte count
+        /// overflows).
         pub fn $try_take(n: usize, what: &str) -> Result<Vec<$t>> {
             if let Some(v) = reuse(
                 n,
