@@ -384,6 +384,13 @@ pub fn run_mnist(
     let kind = if device.is_gpu() { "GPU" } else { "CPU" };
     println!("{name}: training on the {kind}: {device}");
     let dataset = Dataset::parse(&args.dataset)?;
+    // The optimizer first: --lr=-1 or --weight-decay=nan are refused before any data loads.
+    let mut opt = Optimizer::by_name(&args.optimizer, args.lr)?;
+    if let Some(lambda) = args.weight_decay {
+        opt = opt.with_weight_decay(lambda);
+    }
+    opt.validate()
+        .map_err(|e| Error::invalid("--lr/--weight-decay", e.to_string()))?;
     let dir = args
         .data_dir
         .clone()
@@ -438,10 +445,6 @@ pub fn run_mnist(
     let filters_before = first_conv_filters(&mut model)?;
     if args.profile {
         profile(&mut model, &train, args.batch_size.unwrap_or(100))?;
-    }
-    let mut opt = Optimizer::by_name(&args.optimizer, args.lr)?;
-    if let Some(lambda) = args.weight_decay {
-        opt = opt.with_weight_decay(lambda);
     }
     println!(
         "optimizer {:?} lr {} ({lr_schedule:?} schedule), batch {}, {} epochs, seed {}",

@@ -26,6 +26,46 @@ pub struct Optimizer {
 }
 
 impl Optimizer {
+    /// Checks the hyperparameters as PyTorch's constructors do: a finite learning rate and
+    /// weight decay ≥ 0, and momentum, decay rate and betas in `[0, 1)`; the error names the
+    /// one out of range. [`Optimizer::step`] calls it, and the examples call it where the
+    /// command line gives the values.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name: &str, v: f32, range: &str| {
+            Err(Error::invalid(
+                "optimizer",
+                format!(
+                    "{:?}: {name} {v} is out of range (must be {range})",
+                    self.kind
+                ),
+            ))
+        };
+        if !(self.lr.is_finite() && self.lr >= 0.0) {
+            return bad("learning rate", self.lr, "a finite number ≥ 0");
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad("weight decay", self.weight_decay, "a finite number ≥ 0");
+        }
+        let unit = |v: f32| (0.0..1.0).contains(&v);
+        let (b1, b2) = match self.kind {
+            OptimKind::Momentum | OptimKind::Nesterov => (Some("momentum"), None),
+            OptimKind::RmsProp => (Some("decay rate"), None),
+            OptimKind::Adam | OptimKind::AdamW => (Some("beta1"), Some("beta2")),
+            OptimKind::Sgd | OptimKind::AdaGrad => (None, None),
+        };
+        if let Some(name) = b1
+            && !unit(self.beta1)
+        {
+            return bad(name, self.beta1, "in [0, 1)");
+        }
+        if let Some(name) = b2
+            && !unit(self.beta2)
+        {
+            return bad(name, self.beta2, "in [0, 1)");
+        }
+        Ok(())
+    }
+
     fn new(kind: OptimKind, lr: f32, beta1: f32, beta2: f32) -> Optimizer {
         Optimizer {
             kind,
@@ -159,10 +199,12 @@ impl Optimizer {
     /// Applies one update to every parameter that has a gradient, each known by its name
     /// (the key of its state: `model.named_parameters()`, or several models' lists joined
     /// with distinct prefixes). The update runs without recording (inside `no_grad`).
+    /// Hyperparameters out of range are refused by name before anything changes.
     pub fn step<'a>(
         &mut self,
         params: impl IntoIterator<Item = (String, &'a mut Param)>,
     ) -> Result<()> {
+        self.validate()?;
         let params: Vec<(String, &mut Param)> = params.into_iter().collect();
         let device = match params.iter().find(|(_, p)| p.grad().is_some()) {
             Some((_, p)) => p.value().device(),

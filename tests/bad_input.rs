@@ -328,3 +328,52 @@ fn oversize_host_tensors_are_errors_not_aborts() -> wgnn::Result<()> {
     );
     Ok(())
 }
+
+/// Zero-sized layers and out-of-range hyperparameters are refused where they are given (a
+/// layer's constructor; the optimizer's step, before anything changes), by name.
+#[test]
+fn zero_sized_layers_and_bad_hyperparameters_are_refused() -> wgnn::Result<()> {
+    use wgnn::nn::{BatchNorm, Conv2d, Embedding, Linear, ModuleExt};
+    use wgnn::optim::Optimizer;
+    let cpu = Device::cpu();
+    let refused = |r: Result<(), Error>| r.expect_err("refused").to_string();
+    let m = refused(Linear::new(0, 10, &cpu).map(drop));
+    assert!(m.contains("Linear") && m.contains("in_features"), "{m}");
+    let m = refused(Conv2d::new(3, 8, 3, 0, 1, &cpu).map(drop));
+    assert!(m.contains("Conv2d") && m.contains("stride"), "{m}");
+    let m = refused(BatchNorm::channels(0, &cpu).map(drop));
+    assert!(m.contains("BatchNorm") && m.contains("channels"), "{m}");
+    let m = refused(Embedding::new(10, 0, &cpu).map(drop));
+    assert!(
+        m.contains("Embedding") && m.contains("embedding_dim"),
+        "{m}"
+    );
+    let mut layer = Linear::new(4, 2, &cpu)?;
+    let x = Tensor::randn([3, 4], 0.0, 1.0, 1, &cpu)?;
+    wgnn::nn::Module::forward(&mut layer, &x)?
+        .sum()?
+        .backward()?;
+    let before = layer
+        .state_dict()
+        .get("weight")
+        .expect("weight")
+        .to_vec::<f32>()?;
+    for (opt, what) in [
+        (Optimizer::sgd(f32::NAN), "learning rate"),
+        (Optimizer::sgd(-1.0), "learning rate"),
+        (Optimizer::momentum(0.1, 1.5), "momentum"),
+        (Optimizer::adam(1e-3, 1.0, 0.999), "beta1"),
+        (Optimizer::sgd(0.1).with_weight_decay(-0.5), "weight decay"),
+    ] {
+        let mut opt = opt;
+        let m = message(opt.step(layer.named_parameters()));
+        assert!(m.contains(what) && m.contains("out of range"), "{m}");
+    }
+    let after = layer
+        .state_dict()
+        .get("weight")
+        .expect("weight")
+        .to_vec::<f32>()?;
+    assert_eq!(before, after, "a refused step changed nothing");
+    Ok(())
+}

@@ -50,12 +50,14 @@ pub struct BatchNorm {
 impl BatchNorm {
     /// The book's form, for inputs with `features` values per example (`C·H·W` for images).
     pub fn new(features: usize, device: &Device) -> Result<BatchNorm> {
+        super::check_sizes("BatchNorm", &[("features", features)])?;
         BatchNorm::build(features, Axis::Feature, 0.0, 1e-6, device)
     }
 
     /// Per-channel batch normalisation of `[N, channels, H, W]` inputs (PyTorch's
     /// `BatchNorm2d`).
     pub fn channels(channels: usize, device: &Device) -> Result<BatchNorm> {
+        super::check_sizes("BatchNorm", &[("channels", channels)])?;
         BatchNorm::build(channels, Axis::Channel, 1.0, 1e-5, device)
     }
 

@@ -35,6 +35,15 @@ impl Conv2d {
         pad: usize,
         device: &Device,
     ) -> Result<Conv2d> {
+        super::check_sizes(
+            "Conv2d",
+            &[
+                ("in_channels", in_ch),
+                ("out_channels", out_ch),
+                ("kernel_size", k),
+                ("stride", stride),
+            ],
+        )?;
         let mut seeds = crate::rng::SplitMix64::new(crate::rng::next_seed());
         let fan_in = in_ch * k * k;
         let bound = super::init::torch_bias_bound(fan_in);
@@ -70,6 +79,15 @@ impl Conv2d {
         seed: u64,
         device: &Device,
     ) -> Result<Conv2d> {
+        super::check_sizes(
+            "Conv2d",
+            &[
+                ("in_channels", in_ch),
+                ("out_channels", out_ch),
+                ("kernel_size", k),
+                ("stride", stride),
+            ],
+        )?;
         let fan_in = in_ch * k * k;
         Ok(Conv2d {
             weight: Param::new(

@@ -20,6 +20,10 @@ impl Embedding {
 
     /// A `[rows, dim]` table drawn from `seed`.
     pub fn with_seed(rows: usize, dim: usize, seed: u64, device: &Device) -> Result<Embedding> {
+        super::check_sizes(
+            "Embedding",
+            &[("num_embeddings", rows), ("embedding_dim", dim)],
+        )?;
         Ok(Embedding {
             weight: Param::new(Init::Std(1.0).tensor(&[rows, dim], 1, seed, device)?, true)?,
         })

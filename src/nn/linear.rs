@@ -22,6 +22,10 @@ impl Linear {
     /// uniform in `±1/√in_features` (`kaiming_uniform_(a=√5)` for the weight), drawn from the
     /// global generator ([`crate::manual_seed`]), so two layers built one after another differ.
     pub fn new(in_features: usize, out_features: usize, device: &Device) -> Result<Linear> {
+        super::check_sizes(
+            "Linear",
+            &[("in_features", in_features), ("out_features", out_features)],
+        )?;
         let mut seeds = crate::rng::SplitMix64::new(crate::rng::next_seed());
         let bound = super::init::torch_bias_bound(in_features);
         Ok(Linear {
@@ -50,6 +54,10 @@ impl Linear {
         seed: u64,
         device: &Device,
     ) -> Result<Linear> {
+        super::check_sizes(
+            "Linear",
+            &[("in_features", in_features), ("out_features", out_features)],
+        )?;
         Ok(Linear {
             weight: Param::new(
                 init.tensor(&[in_features, out_features], in_features, seed, device)?,

@@ -103,6 +103,14 @@ use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use std::any::Any;
 
+/// Refuses a layer size of 0 (`Linear::new(0, 10)`), naming the layer and the argument.
+pub(crate) fn check_sizes(layer: &'static str, sizes: &[(&str, usize)]) -> Result<()> {
+    match sizes.iter().find(|(_, v)| *v == 0) {
+        Some((name, _)) => Err(Error::invalid(layer, format!("{name} must be ≥ 1, got 0"))),
+        None => Ok(()),
+    }
+}
+
 /// A trainable tensor: a leaf of the autograd graph whose gradient backward accumulates.
 #[derive(Debug)]
 pub struct Param {
