@@ -374,6 +374,76 @@ fn profile(model: &mut Sequential, train: &DeviceDataset, batch_size: usize) -> 
     Ok(())
 }
 
+impl TrainArgs {
+    /// Checks every output path before any data loads, so that a run's figures are not lost
+    /// after it trained: a directory option must not name a file (it is created when
+    /// missing), a file option must not name a directory and its directory must exist.
+    pub fn check_outputs(&self) -> Result<()> {
+        let dirs = [
+            ("--plots", &self.plots),
+            ("--tensorboard", &self.tensorboard),
+            ("--checkpoint-dir", &self.checkpoint_dir),
+        ];
+        for (flag, path) in dirs {
+            if let Some(p) = path {
+                check_output_dir(flag, p)?;
+            }
+        }
+        let files = [
+            ("--metrics-out", &self.metrics_out),
+            ("--save-augmented", &self.save_augmented),
+        ];
+        for (flag, path) in files {
+            if let Some(p) = path {
+                check_output_file(flag, p)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A directory for outputs: created when missing; an error naming `flag` when `path` is a
+/// file or cannot be created.
+pub fn check_output_dir(flag: &'static str, path: &std::path::Path) -> Result<()> {
+    if path.exists() && !path.is_dir() {
+        return Err(Error::invalid(
+            flag,
+            format!("{} is a file, not a directory", path.display()),
+        ));
+    }
+    std::fs::create_dir_all(path).map_err(|e| {
+        Error::invalid(
+            flag,
+            format!("cannot create the directory {}: {e}", path.display()),
+        )
+    })
+}
+
+/// A file to write at the end of a run: an error naming `flag` when `path` is a directory or
+/// its directory does not exist.
+pub fn check_output_file(flag: &'static str, path: &std::path::Path) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::invalid(
+            flag,
+            format!("{} is a directory, not a file", path.display()),
+        ));
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(dir) = parent
+        && !dir.is_dir()
+    {
+        return Err(Error::invalid(
+            flag,
+            format!(
+                "the directory {} of {} does not exist",
+                dir.display(),
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Loads MNIST, builds the model with `build` on the chosen device, trains and reports.
 pub fn run_mnist(
     args: &TrainArgs,
@@ -384,6 +454,7 @@ pub fn run_mnist(
     let kind = if device.is_gpu() { "GPU" } else { "CPU" };
     println!("{name}: training on the {kind}: {device}");
     let dataset = Dataset::parse(&args.dataset)?;
+    args.check_outputs()?;
     // The optimizer first: --lr=-1 or --weight-decay=nan are refused before any data loads.
     let mut opt = Optimizer::by_name(&args.optimizer, args.lr)?;
     if let Some(lambda) = args.weight_decay {

@@ -377,3 +377,35 @@ fn zero_sized_layers_and_bad_hyperparameters_are_refused() -> wgnn::Result<()> {
     assert_eq!(before, after, "a refused step changed nothing");
     Ok(())
 }
+
+/// Output paths are checked before a run trains, with messages that say what is wrong.
+#[test]
+fn output_paths_are_checked_before_training() {
+    use wgnn::cli::{check_output_dir, check_output_file};
+    let root = std::env::temp_dir().join(format!("wgnn-outputs-{}", std::process::id()));
+    std::fs::create_dir_all(&root).expect("temp dir");
+    let file = root.join("a-file");
+    std::fs::write(&file, b"x").expect("write");
+    let e = check_output_dir("--plots", &file)
+        .expect_err("a file")
+        .to_string();
+    assert!(
+        e.contains("--plots") && e.contains("is a file, not a directory"),
+        "{e}"
+    );
+    let e = check_output_file("--metrics-out", &root)
+        .expect_err("a dir")
+        .to_string();
+    assert!(
+        e.contains("--metrics-out") && e.contains("is a directory"),
+        "{e}"
+    );
+    let e = check_output_file("--metrics-out", &root.join("missing/run.json"))
+        .expect_err("no such directory")
+        .to_string();
+    assert!(e.contains("does not exist"), "{e}");
+    check_output_dir("--checkpoint-dir", &root.join("new/ckpt")).expect("created");
+    assert!(root.join("new/ckpt").is_dir());
+    check_output_file("--metrics-out", &root.join("run.json")).expect("a fine path");
+    std::fs::remove_dir_all(&root).expect("clean up");
+}
