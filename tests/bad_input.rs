@@ -409,3 +409,26 @@ fn output_paths_are_checked_before_training() {
     check_output_file("--metrics-out", &root.join("run.json")).expect("a fine path");
     std::fs::remove_dir_all(&root).expect("clean up");
 }
+
+/// Resuming another network's checkpoint names the architecture mismatch, even when the
+/// optimizers differ too (the optimizer is checked second).
+#[test]
+fn resume_reports_the_architecture_before_the_optimizer() -> wgnn::Result<()> {
+    use wgnn::optim::Optimizer;
+    use wgnn::train::checkpoint;
+    let cpu = Device::cpu();
+    let path = std::env::temp_dir().join(format!("wgnn-lenet-{}.safetensors", std::process::id()));
+    let mut lenet = wgnn::models::lenet(&cpu, 0)?;
+    checkpoint::save(&path, &mut lenet, &Optimizer::sgd(0.1), 1)?;
+    let mut deep = wgnn::models::deep_convnet(&cpu, 0)?;
+    let e = checkpoint::load(&path, &mut deep, &mut Optimizer::adam(1e-3, 0.9, 0.999))
+        .expect_err("another network")
+        .to_string();
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        e.contains("in the checkpoint but") || e.contains("the model has"),
+        "the architecture mismatch comes first: {e}"
+    );
+    assert!(!e.contains("optimizer"), "{e}");
+    Ok(())
+}

@@ -176,10 +176,13 @@ pub fn load(path: &Path, model: &mut dyn Module, opt: &mut Optimizer) -> Result<
         msg,
     };
     let (meta, tensors) = read_safetensors(path)?;
-    let info = read_header(&meta, opt, &fail)?;
+    let info = read_header(&meta, &fail)?;
     let saved = f32_tensors(tensors, &fail)?;
-    // Check everything before changing anything.
+    // Check everything before changing anything: the architecture first (a LeNet checkpoint
+    // resumed into DeepConvNet is a model mismatch, whatever optimizer trained it), then the
+    // optimizer.
     let plan = plan_restore(model, &meta, &saved).map_err(|problems| fail(misfit(problems)))?;
+    check_optimizer(&meta, opt, &fail)?;
     let device = model.device();
     let mut optim_tensors = BTreeMap::new();
     for (key, (shape, values)) in plan.optim_state {
@@ -215,24 +218,24 @@ struct RestorePlan<'s> {
     optim_state: BTreeMap<String, (Vec<usize>, &'s Vec<f32>)>,
 }
 
-/// Checks the header metadata: the format, the optimizer kind `opt` must match, and the
-/// epoch and step counts, which it returns.
-fn read_header(
-    meta: &Metadata,
-    opt: &Optimizer,
-    fail: &dyn Fn(String) -> Error,
-) -> Result<CheckpointInfo> {
-    if meta.get("format").map(String::as_str) != Some(FORMAT) {
-        return Err(fail(format!(
-            "not a wgnn checkpoint (format {:?})",
-            meta.get("format")
-        )));
-    }
+/// The optimizer kind `opt` must match the one that wrote the checkpoint.
+fn check_optimizer(meta: &Metadata, opt: &Optimizer, fail: &dyn Fn(String) -> Error) -> Result<()> {
     let saved_opt = meta.get("optimizer").cloned().unwrap_or_default();
     if saved_opt != format!("{:?}", opt.kind()) {
         return Err(fail(format!(
             "saved with optimizer {saved_opt}, resuming with {:?}",
             opt.kind()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the header metadata: the format, and the epoch and step counts, which it returns.
+fn read_header(meta: &Metadata, fail: &dyn Fn(String) -> Error) -> Result<CheckpointInfo> {
+    if meta.get("format").map(String::as_str) != Some(FORMAT) {
+        return Err(fail(format!(
+            "not a wgnn checkpoint (format {:?})",
+            meta.get("format")
         )));
     }
     let num = |k: &str| -> Result<u64> {
