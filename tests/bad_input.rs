@@ -432,3 +432,61 @@ fn resume_reports_the_architecture_before_the_optimizer() -> wgnn::Result<()> {
     assert!(!e.contains("optimizer"), "{e}");
     Ok(())
 }
+
+/// A checkpoint carries a CRC-32C of every tensor's bytes: a byte flipped anywhere in its
+/// payload is an error naming the damaged tensor, never a silent load.
+#[test]
+fn a_flipped_payload_byte_is_detected_on_load() -> wgnn::Result<()> {
+    use wgnn::optim::Optimizer;
+    use wgnn::train::checkpoint;
+    let cpu = Device::cpu();
+    let dir = std::env::temp_dir().join(format!("wgnn-flip-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let path = dir.join("last.safetensors");
+    // A small MLP after one Adam step (so the file holds optimizer moments too): ~200 KB.
+    let mlp = |dev: &Device| -> wgnn::Result<wgnn::nn::Sequential> {
+        wgnn::nn::Sequential::new()
+            .add("fc1", wgnn::nn::Linear::new(64, 128, dev)?)?
+            .add("fc2", wgnn::nn::Linear::new(128, 64, dev)?)
+    };
+    let mut model = mlp(&cpu)?;
+    let mut opt = Optimizer::adam(1e-3, 0.9, 0.999);
+    {
+        use wgnn::nn::{Module, ModuleExt};
+        let x = Tensor::randn([4, 64], 0.0, 1.0, 3, &cpu)?;
+        model.forward(&x)?.sum()?.backward()?;
+        opt.step(model.named_parameters())?;
+    }
+    checkpoint::save(&path, &mut model, &opt, 1)?;
+    let good = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let header = u64::from_le_bytes(good[..8].try_into().expect("8 bytes")) as usize;
+    let payload = 8 + header..good.len();
+    let mut flips = 0;
+    for at in payload.step_by(1000) {
+        let mut bad = good.clone();
+        bad[at] ^= 0x5a;
+        std::fs::write(&path, &bad).map_err(|e| Error::io(&path, e))?;
+        let e = checkpoint::load(&path, &mut mlp(&cpu)?, &mut opt_like())
+            .expect_err("a damaged checkpoint must not load")
+            .to_string();
+        assert!(e.contains("checksum"), "byte {at}: {e}");
+        flips += 1;
+    }
+    assert!(flips >= 100, "only {flips} bytes flipped");
+    // The intact file still loads; a dead writer's temp file is gone after the next save.
+    std::fs::write(&path, &good).map_err(|e| Error::io(&path, e))?;
+    checkpoint::load(&path, &mut mlp(&cpu)?, &mut opt_like())?;
+    let stale = dir.join("last.safetensors.tmp4294967");
+    std::fs::write(&stale, b"half a checkpoint").map_err(|e| Error::io(&stale, e))?;
+    checkpoint::save(&path, &mut model, &opt, 2)?;
+    assert!(
+        !stale.exists(),
+        "the dead writer's temp file survived the save"
+    );
+    std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    Ok(())
+}
+
+fn opt_like() -> wgnn::optim::Optimizer {
+    wgnn::optim::Optimizer::adam(1e-3, 0.9, 0.999)
+}

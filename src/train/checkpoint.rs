@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::nn::{Module, ModuleExt};
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
+use crate::tensorboard::crc32c;
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use std::collections::{BTreeMap, HashMap};
@@ -74,11 +75,88 @@ pub(crate) fn write_safetensors(
             .map_err(|e| fail(format!("{name}: {e}")))?;
         views.push((*name, view));
     }
+    let mut meta = meta;
+    for (name, _, (_, bytes)) in &data {
+        meta.insert(
+            format!("{CHECKSUM}{name}"),
+            format!("{:08x}", crc32c(bytes)),
+        );
+    }
     let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| fail(e.to_string()))?;
+    remove_stale_temps(path);
     let tmp = temp_name(path);
-    std::fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
+    write_synced(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    sync_dir(path).map_err(|e| Error::io(path, e))?;
     Ok(())
+}
+
+/// Metadata key prefix of a tensor's CRC-32C (of its bytes as stored), checked on load.
+const CHECKSUM: &str = "crc32c.";
+
+/// Writes `bytes` to `path` and flushes them to the disk before returning (so that the
+/// rename that follows never publishes a file whose data is still in flight).
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Flushes the directory entry of `path` (the rename) to the disk, where the platform can.
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Removes `path`'s temporary files left by writers that died between the write and the
+/// rename (`NAME.tmpPID` whose process no longer runs; on systems without `/proc`, those
+/// older than an hour).
+fn remove_stale_temps(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!("{}.tmp", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let proc = Path::new("/proc");
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file
+            .strip_prefix(&prefix)
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let dead = if proc.is_dir() {
+            pid != std::process::id() && !proc.join(pid.to_string()).exists()
+        } else {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 3600)
+        };
+        if dead {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Reads a safetensors file: its header metadata (empty when it has none) and its tensors,
@@ -98,6 +176,14 @@ pub(crate) fn read_safetensors(path: &Path) -> Result<(Metadata, Vec<(String, Te
     views.sort_by_key(|(_, v)| v.data().as_ptr() as usize);
     let mut tensors = Vec::with_capacity(views.len());
     for (name, view) in views {
+        // Files written before checksums (or by other tools) carry none: nothing to check.
+        if let Some(want) = meta.get(&format!("{CHECKSUM}{name}"))
+            && *want != format!("{:08x}", crc32c(view.data()))
+        {
+            return Err(fail(format!(
+                "{name}: its bytes do not match their checksum (the file is damaged)"
+            )));
+        }
         let shape = view.shape().to_vec();
         let cpu = Device::Cpu;
         let t = match view.dtype() {
