@@ -236,6 +236,13 @@ impl Tensor {
         Tensor::ones(like.shape.clone(), like.dtype, &like.device())
     }
 
+    /// Every element `value`, with `like`'s shape, dtype and device.
+    pub fn full_like(like: &Tensor, value: f32) -> Result<Tensor> {
+        let mut t = Tensor::zeros_like(like)?;
+        t.fill_(value)?;
+        Ok(t)
+    }
+
     /// `start, start + step, …` up to (excluding) `end`, f32 (PyTorch's `arange`).
     pub fn arange(start: f32, end: f32, step: f32, device: &Device) -> Result<Tensor> {
         if step == 0.0 || !step.is_finite() || !start.is_finite() || !end.is_finite() {

@@ -102,18 +102,7 @@ impl CpuStorage {
 
     /// `n` zeros; an allocation the allocator refuses is an error naming `what`.
     pub(crate) fn zeros(dtype: DType, n: usize, what: &str) -> Result<CpuStorage> {
-        fn filled<T: Clone>(n: usize, zero: T, what: &str, dtype: DType) -> Result<Vec<T>> {
-            let mut v = Vec::new();
-            v.try_reserve_exact(n).map_err(|e| Error::HostAllocation {
-                op: what.to_string(),
-                shape: format!("[{n}]"),
-                dtype,
-                bytes: n as u128 * dtype.size() as u128,
-                why: e.to_string(),
-            })?;
-            v.resize(n, zero);
-            Ok(v)
-        }
+        use pool::try_filled as filled;
         Ok(match dtype {
             DType::F32 => CpuStorage::F32(filled(n, 0.0, what, dtype)?),
             DType::F16 => CpuStorage::F16(filled(n, f16::ZERO, what, dtype)?),

@@ -52,17 +52,7 @@ macro_rules! typed {
             ) {
                 return Ok(v);
             }
-            let refused = |why: String| Error::HostAllocation {
-                op: what.to_string(),
-                shape: format!("[{n}]"),
-                dtype: $dtype,
-                bytes: (n as u128) * std::mem::size_of::<$t>() as u128,
-                why,
-            };
-            let mut v: Vec<$t> = Vec::new();
-            v.try_reserve_exact(n).map_err(|e| refused(e.to_string()))?;
-            v.resize(n, $zero);
-            Ok(v)
+            try_filled(n, $zero, what, $dtype)
         }
 
         /// Returns a vector to the pool (or frees it when the pool is full).
@@ -79,6 +69,21 @@ macro_rules! typed {
             });
         }
     };
+}
+
+/// `n` copies of `fill` in a new vector, or an error naming `what`, the element count and
+/// the bytes when the allocator refuses (or the byte count overflows) — never an abort.
+pub(crate) fn try_filled<T: Clone>(n: usize, fill: T, what: &str, dtype: DType) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|e| Error::HostAllocation {
+        op: what.to_string(),
+        shape: format!("[{n}]"),
+        dtype,
+        bytes: n as u128 * std::mem::size_of::<T>() as u128,
+        why: e.to_string(),
+    })?;
+    v.resize(n, fill);
+    Ok(v)
 }
 
 /// A pooled vector of `n` elements of `size` bytes, if the pool holds one.

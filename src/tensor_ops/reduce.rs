@@ -351,11 +351,4 @@ impl Tensor {
         }
         Ok(y)
     }
-
-    /// Every element `value`, with `like`'s shape, dtype and device.
-    pub fn full_like(like: &Tensor, value: f32) -> Result<Tensor> {
-        let mut t = Tensor::zeros(like.shape().clone(), like.dtype(), &like.device())?;
-        t.fill_(value)?;
-        Ok(t)
-    }
 }
