@@ -102,6 +102,10 @@ pub struct TrainArgs {
     /// Resume from this checkpoint (e.g. CHECKPOINT_DIR/last.safetensors).
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Resume even from a checkpoint holding NaN or infinite values (to inspect a diverged
+    /// run); refused by default.
+    #[arg(long)]
+    pub allow_non_finite: bool,
     /// Arithmetic: f32, mixed (f16 compute, f32 master weights, dynamic loss scaling), or
     /// auto (mixed only on a hardware GPU with SHADER_F16).
     #[arg(long, default_value = "f32")]
@@ -389,6 +393,16 @@ impl TrainArgs {
                 check_output_dir(flag, p)?;
             }
         }
+        if let Some(dir) = &self.checkpoint_dir {
+            // Only the resumed run's own checkpoints may be there.
+            let run_id = match &self.resume {
+                Some(path) => crate::train::checkpoint::run_id_of(path)
+                    .map_err(|e| Error::invalid("--resume", e.to_string()))?,
+                None => None,
+            };
+            crate::train::checkpoint::check_dir(dir, run_id.as_deref())
+                .map_err(|e| Error::invalid("--checkpoint-dir", e.to_string()))?;
+        }
         let files = [
             ("--metrics-out", &self.metrics_out),
             ("--save-augmented", &self.save_augmented),
@@ -549,6 +563,7 @@ pub fn run_mnist(
         progress: !args.no_progress,
         checkpoint_dir: args.checkpoint_dir.clone(),
         resume: args.resume.clone(),
+        allow_non_finite: args.allow_non_finite,
         precision,
         lr_schedule,
         augment,

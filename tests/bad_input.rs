@@ -490,3 +490,129 @@ fn a_flipped_payload_byte_is_detected_on_load() -> wgnn::Result<()> {
 fn opt_like() -> wgnn::optim::Optimizer {
     wgnn::optim::Optimizer::adam(1e-3, 0.9, 0.999)
 }
+
+/// A checkpoint or state-dict file whose parameter is all NaN (a diverged run) is refused
+/// with the parameter's name; the opt-outs load it for inspection.
+#[test]
+fn non_finite_checkpoints_are_refused_by_name() -> wgnn::Result<()> {
+    use wgnn::nn::{ModuleExt, StateDict};
+    use wgnn::train::checkpoint::{self, LoadOptions};
+    let cpu = Device::cpu();
+    let dir = std::env::temp_dir().join(format!("wgnn-nan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let mlp = |dev: &Device| -> wgnn::Result<wgnn::nn::Sequential> {
+        wgnn::nn::Sequential::new()
+            .add("fc1", wgnn::nn::Linear::new(8, 16, dev)?)?
+            .add("fc2", wgnn::nn::Linear::new(16, 4, dev)?)
+    };
+    let mut model = mlp(&cpu)?;
+    let nan = Tensor::full([16, 4], f32::NAN, &cpu)?;
+    model.get_parameter("fc2.weight")?.set_value(nan)?;
+    let ckpt = dir.join("diverged.safetensors");
+    checkpoint::save(&ckpt, &mut model, &opt_like(), 3)?;
+    let e = message(checkpoint::load(&ckpt, &mut mlp(&cpu)?, &mut opt_like()));
+    assert!(
+        e.contains("\"fc2.weight\" (64 of 64)") && e.contains("NaN") && !e.contains("fc1"),
+        "{e}"
+    );
+    let mut inspect = mlp(&cpu)?;
+    let forensic = LoadOptions {
+        allow_non_finite: true,
+    };
+    let info = checkpoint::load_with(&ckpt, &mut inspect, &mut opt_like(), forensic)?;
+    assert_eq!(info.epoch, 3);
+    let w = inspect
+        .get_parameter("fc2.weight")?
+        .value()
+        .to_vec::<f32>()?;
+    assert!(
+        w.iter().all(|v| v.is_nan()),
+        "the forensic load keeps the NaNs"
+    );
+
+    let dict_path = dir.join("weights.safetensors");
+    model.save_state_dict(&dict_path)?;
+    let e = message(mlp(&cpu)?.load_state_dict_file(&dict_path, true));
+    assert!(e.contains("\"fc2.weight\" (64 of 64)"), "{e}");
+    let dict = StateDict::load(&dict_path)?;
+    mlp(&cpu)?.load_state_dict(&dict, true)?;
+    std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    Ok(())
+}
+
+/// A new run refuses a checkpoint directory that holds another run's checkpoints (instead of
+/// leaving its `epoch-N` files beside its own); the run that wrote them resumes into it and
+/// keeps its run id.
+#[test]
+fn a_checkpoint_dir_of_another_run_is_refused() -> wgnn::Result<()> {
+    use wgnn::data::{DeviceDataset, Mnist};
+    use wgnn::nn::cross_entropy;
+    use wgnn::train::{TrainConfig, checkpoint, fit};
+    let cpu = Device::cpu();
+    let mnist = Mnist::load_default()?;
+    let train = DeviceDataset::from_mnist(&mnist.train.take(200), &cpu)?;
+    let test = DeviceDataset::from_mnist(&mnist.test.take(100), &cpu)?;
+    let dir = std::env::temp_dir().join(format!("wgnn-runs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let net = |dev: &Device| -> wgnn::Result<wgnn::nn::Sequential> {
+        let init = wgnn::nn::Init::He;
+        wgnn::nn::Sequential::new().add("fc", wgnn::nn::Linear::with_init(784, 10, init, 1, dev)?)
+    };
+    let cfg = |epochs: usize| TrainConfig {
+        epochs,
+        checkpoint_dir: Some(dir.clone()),
+        ..TrainConfig::default()
+    };
+    let first = fit(
+        &mut net(&cpu)?,
+        &cross_entropy,
+        &mut opt_like(),
+        &train,
+        &test,
+        &cfg(1),
+    );
+    first?;
+    let id = checkpoint::run_id_of(&dir.join("epoch-1.safetensors"))?.expect("a run id");
+
+    let e = message(fit(
+        &mut net(&cpu)?,
+        &cross_entropy,
+        &mut opt_like(),
+        &train,
+        &test,
+        &cfg(1),
+    ));
+    assert!(
+        e.contains("another run") && e.contains("epoch-1.safetensors") && e.contains(&id),
+        "{e}"
+    );
+    assert!(!dir.join("epoch-2.safetensors").exists());
+    // Other files in the directory do not count.
+    std::fs::write(dir.join("notes.txt"), b"x").map_err(|e| Error::io(&dir, e))?;
+    let resumed = TrainConfig {
+        resume: Some(dir.join("last.safetensors")),
+        ..cfg(2)
+    };
+    fit(
+        &mut net(&cpu)?,
+        &cross_entropy,
+        &mut opt_like(),
+        &train,
+        &test,
+        &resumed,
+    )?;
+    let second = checkpoint::run_id_of(&dir.join("epoch-2.safetensors"))?;
+    assert_eq!(
+        second.as_deref(),
+        Some(id.as_str()),
+        "the resumed run keeps its id"
+    );
+    checkpoint::check_dir(&dir, Some(&id))?;
+    let e = message(checkpoint::check_dir(&dir, None));
+    assert!(
+        e.contains("another run") && e.contains("last.safetensors"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    Ok(())
+}

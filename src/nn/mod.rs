@@ -532,13 +532,17 @@ pub trait ModuleExt {
         self.state_dict().save(path)
     }
 
-    /// Reads a safetensors file and loads it as [`ModuleExt::load_state_dict`] does.
+    /// Reads a safetensors file and loads it as [`ModuleExt::load_state_dict`] does. A
+    /// damaged tensor (its checksum) or one holding NaN or infinite values is an error that
+    /// names it, and nothing is loaded; to inspect such values, read the file with
+    /// [`StateDict::load`], which does not judge them, and load that.
     fn load_state_dict_file(
         &mut self,
         path: impl AsRef<std::path::Path>,
         strict: bool,
     ) -> Result<LoadReport> {
-        let dict = StateDict::load(path)?;
+        let dict = StateDict::load(&path)?;
+        state::refuse_non_finite(&dict, path.as_ref())?;
         self.load_state_dict(&dict, strict)
     }
 

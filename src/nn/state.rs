@@ -180,6 +180,32 @@ pub(crate) fn state_dict(m: &mut dyn Module) -> StateDict {
         .collect()
 }
 
+/// An error naming every float tensor of `dict` (read from `path`) that holds NaN or
+/// infinite values, with how many.
+pub(crate) fn refuse_non_finite(dict: &StateDict, path: &Path) -> Result<()> {
+    let mut bad = Vec::new();
+    for (name, t) in dict.iter() {
+        if !t.dtype().is_float() {
+            continue;
+        }
+        let values = t.to_dtype(crate::dtype::DType::F32)?.to_vec::<f32>()?;
+        let n = values.iter().filter(|v| !v.is_finite()).count();
+        if n > 0 {
+            bad.push(format!("\"{name}\" ({n} of {})", values.len()));
+        }
+    }
+    if bad.is_empty() {
+        return Ok(());
+    }
+    Err(crate::error::Error::Checkpoint {
+        path: path.display().to_string(),
+        msg: format!(
+            "NaN or infinite values in {}; read it with StateDict::load to inspect them",
+            bad.join(", ")
+        ),
+    })
+}
+
 /// Up to 20 quoted names, then how many more ("none" for none).
 fn list(names: &[String]) -> String {
     if names.is_empty() {

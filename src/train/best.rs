@@ -37,7 +37,13 @@ impl Run<'_> {
             names.push("best.safetensors".to_string());
         }
         for name in names {
-            checkpoint::save(&dir.join(name), self.model, self.opt, epoch + 1)?;
+            checkpoint::save_in_run(
+                &dir.join(name),
+                self.model,
+                self.opt,
+                epoch + 1,
+                &self.run_id,
+            )?;
         }
         Ok(())
     }

@@ -2,8 +2,14 @@
 //! parameter names (`conv1.weight`, `layer1.0.bn1.gamma` …), buffers (`bn1.running_mean`)
 //! and optimizer state (`optim.conv1.weight.m` …); the header metadata records the
 //! optimizer, its step count, the module's counters (`counter.drop1.step`, which seed the
-//! dropout masks) and the epoch. Files are
-//! written to a temporary name and renamed, so a crash never leaves a half-written checkpoint.
+//! dropout masks), the epoch and the id of the run that wrote it. Files are written to a
+//! temporary name, flushed to the disk and renamed, so a crash never leaves a half-written
+//! checkpoint; each tensor's CRC-32C is in the metadata and checked on load.
+//!
+//! A run writes into a checkpoint directory only when the checkpoints there are its own
+//! ([`check_dir`]): a new run beside an old run's `epoch-N` files is refused rather than
+//! mixed in. Loading refuses parameters, buffers and optimizer state that are not finite
+//! (a diverged run) unless [`LoadOptions::allow_non_finite`] asks for them.
 //!
 //! The safetensors reading and writing here (`write_safetensors`, `read_safetensors`) is
 //! also what [`ModuleExt::save_state_dict`] and [`ModuleExt::load_state_dict_file`] use for
@@ -30,6 +36,32 @@ pub struct CheckpointInfo {
     pub epoch: usize,
     /// The optimizer's update counter.
     pub optim_steps: u64,
+    /// The id of the run that wrote it (`None` in checkpoints written before run ids).
+    pub run_id: Option<String>,
+}
+
+/// How [`load_with`] treats what it reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Load NaN and infinite values too (to inspect a diverged run) instead of refusing them
+    /// by name.
+    pub allow_non_finite: bool,
+}
+
+/// Metadata key of the id of the run that wrote a checkpoint.
+const RUN_ID: &str = "run_id";
+
+/// A fresh run id: 16 hex digits mixed from the clock and the process id.
+pub(crate) fn new_run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    // splitmix64's finaliser, so that runs started close together differ in every digit.
+    let mut z = nanos ^ (u64::from(std::process::id()) << 32);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    format!("{:016x}", z ^ (z >> 31))
 }
 
 /// A safetensors header's metadata (string → string).
@@ -213,8 +245,20 @@ pub(crate) fn read_safetensors(path: &Path) -> Result<(Metadata, Vec<(String, Te
     Ok((meta, tensors))
 }
 
-/// Writes model parameters, buffers and optimizer state to `path` atomically.
+/// Writes model parameters, buffers and optimizer state to `path` atomically, as a run of
+/// its own (a fresh run id).
 pub fn save(path: &Path, model: &mut dyn Module, opt: &Optimizer, epoch: usize) -> Result<()> {
+    save_in_run(path, model, opt, epoch, &new_run_id())
+}
+
+/// [`save`] for the run `run_id`.
+pub(crate) fn save_in_run(
+    path: &Path,
+    model: &mut dyn Module,
+    opt: &Optimizer,
+    epoch: usize,
+    run_id: &str,
+) -> Result<()> {
     let mut data: BTreeMap<String, Tensor> = BTreeMap::new();
     for (name, p) in model.named_parameters() {
         data.insert(name, p.value().detach());
@@ -236,6 +280,7 @@ pub fn save(path: &Path, model: &mut dyn Module, opt: &Optimizer, epoch: usize) 
         ("optimizer".to_string(), format!("{:?}", opt.kind())),
         ("optim_steps".to_string(), opt.steps().to_string()),
         ("epoch".to_string(), epoch.to_string()),
+        (RUN_ID.to_string(), run_id.to_string()),
     ]);
     for (name, c) in model.named_counters() {
         meta.insert(format!("counter.{name}"), c.to_string());
@@ -254,8 +299,20 @@ fn temp_name(path: &Path) -> PathBuf {
 
 /// Loads a checkpoint into `model` and `opt`. Every parameter, buffer and optimizer state of
 /// the model must be present with the same shape, and nothing else: a mismatch is an error
-/// that names the tensors, and leaves the model untouched.
+/// that names the tensors, and leaves the model untouched. So is a damaged tensor (its
+/// checksum) and a value that is NaN or infinite (see [`load_with`] to load those anyway).
 pub fn load(path: &Path, model: &mut dyn Module, opt: &mut Optimizer) -> Result<CheckpointInfo> {
+    load_with(path, model, opt, LoadOptions::default())
+}
+
+/// [`load`] with options: `allow_non_finite` loads a diverged run's NaN and infinite values
+/// for inspection instead of refusing them.
+pub fn load_with(
+    path: &Path,
+    model: &mut dyn Module,
+    opt: &mut Optimizer,
+    options: LoadOptions,
+) -> Result<CheckpointInfo> {
     let what = path.display().to_string();
     let fail = |msg: String| Error::Checkpoint {
         path: what.clone(),
@@ -269,6 +326,9 @@ pub fn load(path: &Path, model: &mut dyn Module, opt: &mut Optimizer) -> Result<
     // optimizer.
     let plan = plan_restore(model, &meta, &saved).map_err(|problems| fail(misfit(problems)))?;
     check_optimizer(&meta, opt, &fail)?;
+    if !options.allow_non_finite {
+        check_finite(&saved, &fail)?;
+    }
     let device = model.device();
     let mut optim_tensors = BTreeMap::new();
     for (key, (shape, values)) in plan.optim_state {
@@ -332,6 +392,97 @@ fn read_header(meta: &Metadata, fail: &dyn Fn(String) -> Error) -> Result<Checkp
     Ok(CheckpointInfo {
         epoch: num("epoch")? as usize,
         optim_steps: num("optim_steps")?,
+        run_id: meta.get(RUN_ID).cloned(),
+    })
+}
+
+/// Refuses NaN and infinite values, naming each tensor that has them and how many.
+fn check_finite(saved: &Saved, fail: &dyn Fn(String) -> Error) -> Result<()> {
+    let bad: Vec<String> = saved
+        .iter()
+        .filter_map(|(name, (_, values))| {
+            let n = values.iter().filter(|v| !v.is_finite()).count();
+            (n > 0).then(|| format!("\"{name}\" ({n} of {})", values.len()))
+        })
+        .collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    Err(fail(format!(
+        "NaN or infinite values (a diverged run?) in {}; load with allow_non_finite \
+         (--allow-non-finite) to inspect them",
+        bad.join(", ")
+    )))
+}
+
+/// Whether `name` is a file a training run writes into its checkpoint directory
+/// (`last.safetensors`, `best.safetensors`, `epoch-N.safetensors`).
+fn is_run_checkpoint(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(".safetensors") else {
+        return false;
+    };
+    stem == "last"
+        || stem == "best"
+        || stem
+            .strip_prefix("epoch-")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The id of the run that wrote the checkpoint at `path` (`None` when it has none).
+pub fn run_id_of(path: &Path) -> Result<Option<String>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::Checkpoint {
+        path: path.display().to_string(),
+        msg: format!("not a safetensors file: {e}"),
+    })?;
+    Ok(header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(RUN_ID).cloned()))
+}
+
+/// Refuses a checkpoint directory that holds checkpoints (`last`, `best`, `epoch-N`) of a run
+/// other than `run_id` (`None`: a new run, so any checkpoint there is another run's), so that
+/// a run never mixes its files with another's or overwrites them. A directory that does not
+/// exist yet, or holds other files only, is fine.
+pub fn check_dir(dir: &Path, run_id: Option<&str>) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut foreign = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !is_run_checkpoint(&name) {
+            continue;
+        }
+        let theirs = run_id_of(&entry.path()).unwrap_or(None);
+        if theirs.is_none() || theirs.as_deref() != run_id {
+            foreign.push((name, theirs));
+        }
+    }
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    foreign.sort();
+    let shown: Vec<String> = foreign
+        .iter()
+        .take(6)
+        .map(|(name, id)| match id {
+            Some(id) => format!("{name} (run {id})"),
+            None => format!("{name} (no run id)"),
+        })
+        .collect();
+    let more = match foreign.len().saturating_sub(6) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    Err(Error::Checkpoint {
+        path: dir.display().to_string(),
+        msg: format!(
+            "holds checkpoints of another run: {}{more}; resume that run from its \
+             last.safetensors (--resume), or use an empty directory",
+            shown.join(", ")
+        ),
     })
 }
 

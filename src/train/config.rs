@@ -84,8 +84,11 @@ pub struct TrainConfig {
     pub verbose: bool,
     /// Write `epoch-N.safetensors` and `last.safetensors` here after every epoch.
     pub checkpoint_dir: Option<PathBuf>,
-    /// Continue from this checkpoint.
+    /// Continue from this checkpoint (its run: `checkpoint_dir` may hold that run's
+    /// checkpoints, and no other run's).
     pub resume: Option<PathBuf>,
+    /// Resume even from a checkpoint with NaN or infinite values (refused by default).
+    pub allow_non_finite: bool,
     /// f32 or mixed precision.
     pub precision: Precision,
     /// The learning-rate schedule over all `epochs` (from the optimizer's rate).
@@ -119,6 +122,7 @@ impl Default for TrainConfig {
             verbose: false,
             checkpoint_dir: None,
             resume: None,
+            allow_non_finite: false,
             precision: Precision::F32,
             lr_schedule: LrSchedule::Constant,
             augment: None,

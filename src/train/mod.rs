@@ -115,6 +115,8 @@ struct Run<'a> {
     val: Option<&'a DeviceDataset>,
     test: &'a DeviceDataset,
     cfg: &'a TrainConfig,
+    /// The id written into this run's checkpoints (the resumed checkpoint's, or a new one).
+    run_id: String,
     /// The training set's device, where the run's sums live.
     device: Device,
     /// Steps of one epoch, the last batch partial.

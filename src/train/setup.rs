@@ -37,11 +37,17 @@ impl<'a> Run<'a> {
             return Err(Error::invalid("fit", "empty training set"));
         }
         let device = train.device();
-        let first_epoch = match &cfg.resume {
-            Some(path) => resume(path, model, opt, cfg.verbose)?,
-            None => 0,
+        let (first_epoch, run_id) = match &cfg.resume {
+            Some(path) => {
+                let info = resume(path, model, opt, cfg)?;
+                // A checkpoint from before run ids starts a new run.
+                let id = info.run_id.unwrap_or_else(checkpoint::new_run_id);
+                (info.epoch, id)
+            }
+            None => (0, checkpoint::new_run_id()),
         };
         if let Some(dir) = &cfg.checkpoint_dir {
+            checkpoint::check_dir(dir, Some(&run_id))?;
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
         model.train();
@@ -62,6 +68,7 @@ impl<'a> Run<'a> {
             val,
             test,
             cfg,
+            run_id,
             device,
             scaler,
             board,
@@ -76,16 +83,19 @@ impl<'a> Run<'a> {
     }
 }
 
-/// Loads the checkpoint at `path` into `model` and `opt` (saying so when `verbose`) and
-/// returns the number of epochs it had done, which is the 0-based epoch to go on with.
+/// Loads the checkpoint at `path` into `model` and `opt` (saying so when verbose) and
+/// returns what it says: the number of epochs it had done is the 0-based epoch to go on with.
 fn resume(
     path: &Path,
     model: &mut dyn Module,
     opt: &mut Optimizer,
-    verbose: bool,
-) -> Result<usize> {
-    let info = checkpoint::load(path, model, opt)?;
-    if verbose {
+    cfg: &TrainConfig,
+) -> Result<checkpoint::CheckpointInfo> {
+    let options = checkpoint::LoadOptions {
+        allow_non_finite: cfg.allow_non_finite,
+    };
+    let info = checkpoint::load_with(path, model, opt, options)?;
+    if cfg.verbose {
         println!(
             "resumed from {} after epoch {} ({} optimizer steps)",
             path.display(),
@@ -93,7 +103,7 @@ fn resume(
             info.optim_steps
         );
     }
-    Ok(info.epoch)
+    Ok(info)
 }
 
 /// Refuses a model whose parameters are not f32: `fit` updates f32 master weights, and
