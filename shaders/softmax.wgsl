@@ -5,10 +5,12 @@
 // softmax:        out = softmax(x)
 // softmax_bwd:    out = y * (dy - sum(dy * y))            (x = y, dy = upstream gradient)
 // softmax_ce:     out = softmax(x), row_loss = logsumexp(x) - x[label]
-//                 (a label >= cols yields NaN: labels are not read back to check)
+//                 (a label >= cols yields NaN and is written into the fault record, which
+//                 the next readback checks: see src/gpu/faults.rs)
 // softmax_ce_bwd: out = (probs - onehot(label)) * alpha    (x = probs; one thread per element)
 //                 (times dy[0], the loss's upstream gradient, when the DOUT override is set)
-// Bindings: 1 = out (read_write), 2 = x, 3 = dy, 4 = labels (u32), 5 = row_loss (read_write).
+// Bindings: 1 = out (read_write), 2 = x, 3 = dy, 4 = labels (u32), 5 = row_loss (read_write),
+// 63 = the context's fault record (first bad row, largest bad label, classes, op code 1).
 
 // The Rust side's RowParams, shared with reduce.wgsl (the contract test compares the two):
 // softmax reads rows, cols and alpha only.
@@ -29,6 +31,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> dy: array<T>;
 @group(0) @binding(4) var<storage, read> labels: array<u32>;
 @group(0) @binding(5) var<storage, read_write> row_loss: array<T>;
+@group(0) @binding(63) var<storage, read_write> faults: array<atomic<u32>, 4>;
 
 const WG: u32 = 64u;
 var<workgroup> red: array<f32, 64>;
@@ -105,6 +108,10 @@ fn softmax_ce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
         if (t >= p.cols) {
             let zero = p.alpha * 0.0;
             loss = zero / zero; // NaN at run time: an out-of-range label
+            atomicMin(&faults[0], row);
+            atomicMax(&faults[1], t);
+            atomicStore(&faults[2], p.cols);
+            atomicStore(&faults[3], 1u);
         }
         row_loss[row] = T(loss);
     }

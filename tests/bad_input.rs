@@ -616,3 +616,29 @@ fn a_checkpoint_dir_of_another_run_is_refused() -> wgnn::Result<()> {
     std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     Ok(())
 }
+
+/// `cross_entropy` with a label past the class count: an error on the CPU at once; on a GPU
+/// the kernel flags it and the next readback (here the loss's) is the error, naming the first
+/// bad row and the largest bad label; the device works on afterwards.
+#[test]
+fn gpu_cross_entropy_reports_out_of_range_labels() -> wgnn::Result<()> {
+    use wgnn::nn::cross_entropy;
+    for dev in common::all_devices() {
+        let logits = Tensor::randn([4, 10], 0.0, 1.0, 5, &dev)?;
+        let bad = Tensor::from_slice(&[0u32, 12, 3, 11], [4], &dev)?;
+        let m = message(cross_entropy(&logits, &bad).and_then(|l| l.to_vec::<f32>()));
+        assert!(m.contains("10 classes"), "{dev}: {m}");
+        if dev.is_gpu() {
+            assert!(
+                m.contains("softmax_cross_entropy")
+                    && m.contains("first at row 1")
+                    && m.contains("largest 12"),
+                "{dev}: {m}"
+            );
+        }
+        let good = Tensor::from_slice(&[0u32, 9, 3, 1], [4], &dev)?;
+        let loss = cross_entropy(&logits, &good)?.to_vec::<f32>()?;
+        assert!(loss[0].is_finite(), "{dev}: {loss:?}");
+    }
+    Ok(())
+}

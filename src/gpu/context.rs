@@ -3,6 +3,7 @@
 
 use super::buffers::{BufferPool, GpuBuffer, size_class};
 use super::encoder::{ARENA_BYTES, BindKey, Pending};
+use super::faults::{FAULT_BYTES, FAULT_SLOT, Faults};
 use super::ops::{ConvPath, GemmConfig, MatmulKernel, TuneKey};
 use super::pipelines::{KernelKey, PipelineCache};
 use super::profile::Profiler;
@@ -67,6 +68,8 @@ pub struct GpuContext {
     pool: Mutex<BufferPool>,
     pending: Mutex<Pending>,
     arena: wgpu::Buffer,
+    /// Bad input the kernels found, checked at the next readback.
+    faults: Faults,
     submits: AtomicU64,
     dispatches: AtomicU64,
     uploaded: AtomicU64,
@@ -138,6 +141,7 @@ impl GpuContext {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let faults = Faults::new(&device);
         let subgroups = subgroups_usable(features, summary.subgroup_sizes);
         let kernel =
             MatmulKernel::from_env().unwrap_or(MatmulKernel::default_for(info.device_type));
@@ -156,6 +160,7 @@ impl GpuContext {
             pool: Mutex::new(BufferPool::default()),
             pending: Mutex::new(Pending::default()),
             arena,
+            faults,
             submits: AtomicU64::new(0),
             dispatches: AtomicU64::new(0),
             uploaded: AtomicU64::new(0),
@@ -447,6 +452,10 @@ impl GpuContext {
                 bindings.len()
             ))
         })?;
+        let reports_faults = key.kernel.slot(FAULT_SLOT).is_some();
+        if reports_faults {
+            self.faults.arm();
+        }
         let bind_group = pending.bind_group(bind_key, || {
             self.bind_groups_created.fetch_add(1, Ordering::Relaxed);
             let mut entries = Vec::with_capacity(bindings.len() + 1);
@@ -463,6 +472,9 @@ impl GpuContext {
                     binding,
                     resource: buffer.raw().as_entire_binding(),
                 });
+            }
+            if reports_faults {
+                entries.push(self.faults.bind());
             }
             self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(key.entry()),
@@ -585,6 +597,8 @@ impl GpuContext {
     }
 
     /// Reads several buffers with one copy pass, one submit and one wait.
+    /// When a kernel that reports bad input ran since the last readback, its fault record is
+    /// read too (16 bytes more in the same copy pass), and a fault is this read's error.
     pub(crate) fn read_many(&self, srcs: &[(&GpuBuffer, usize)]) -> Result<Vec<Vec<u8>>> {
         let mut offsets = Vec::with_capacity(srcs.len());
         let mut total = 0u64;
@@ -592,6 +606,10 @@ impl GpuContext {
             offsets.push(total);
             // Copies and map offsets must be 4- and 8-byte aligned respectively.
             total += (bytes as u64).div_ceil(8) * 8;
+        }
+        let faults_at = self.faults.take_armed().then_some(total);
+        if faults_at.is_some() {
+            total += FAULT_BYTES;
         }
         if total == 0 {
             return Ok(srcs.iter().map(|_| Vec::new()).collect());
@@ -611,6 +629,9 @@ impl GpuContext {
                     encoder.copy_buffer_to_buffer(src.raw(), 0, &staging, off, len);
                 }
             }
+            if let Some(at) = faults_at {
+                self.faults.copy_to(encoder, &staging, at);
+            }
             self.submit_locked(&mut pending)?;
         }
         let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
@@ -626,16 +647,25 @@ impl GpuContext {
             None => return Err(self.gpu_err("readback was cancelled")),
         }
         self.take_error()?;
-        let out = {
+        let (out, fault) = {
             let view = staging
                 .get_mapped_range(..)
                 .map_err(|e| self.gpu_err(format!("reading a mapped buffer: {e}")))?;
-            srcs.iter()
+            let out: Vec<Vec<u8>> = srcs
+                .iter()
                 .zip(&offsets)
                 .map(|(&(_, bytes), &off)| view[off as usize..off as usize + bytes].to_vec())
-                .collect()
+                .collect();
+            let fault = faults_at.and_then(|at| {
+                self.faults
+                    .check(&view[at as usize..], &self.queue, &self.summary.name)
+            });
+            (out, fault)
         };
         staging.unmap();
+        if let Some(e) = fault {
+            return Err(e);
+        }
         let bytes: usize = srcs.iter().map(|s| s.1).sum();
         self.read_back.fetch_add(bytes as u64, Ordering::Relaxed);
         Ok(out)

@@ -17,6 +17,7 @@
 //! (`pipelines.rs`) and the uniform structs themselves (beside the dispatch code that fills
 //! them).
 
+use super::faults::FAULT_SLOT;
 use super::ops::augment::AugmentParams;
 use super::ops::bmm::BmmParams;
 use super::ops::cast::CastParams;
@@ -160,7 +161,8 @@ pub(crate) struct KernelDef {
     pub shader: Shader,
     /// Its `@compute` entry point.
     pub entry: &'static str,
-    /// The storage bindings a dispatch fills (binding 0, the parameters, aside).
+    /// The storage bindings of the kernel (binding 0, the parameters, aside); a dispatch fills
+    /// each but the fault record's ([`FAULT_SLOT`]), which the context binds.
     pub slots: &'static [Slot],
     /// Bit `b` set for each binding `b` of `slots`.
     mask: u64,
@@ -186,6 +188,12 @@ impl KernelDef {
                 "binding 0 is the parameters; slots are 1..=63"
             );
             assert!(mask & (1 << b) == 0, "a slot listed twice");
+            assert!(
+                b != FAULT_SLOT
+                    || (matches!(slots[i].access, Access::ReadWrite)
+                        && matches!(slots[i].elem, Elem::U32)),
+                "the fault record's slot is read_write u32 (see gpu/faults.rs)"
+            );
             mask |= 1 << b;
             i += 1;
         }
@@ -225,9 +233,14 @@ impl KernelDef {
                 self.params.size
             ));
         }
-        let mut given = 0u64;
+        // The fault record is the context's to bind (see `gpu/faults.rs`).
+        let fault_bit = 1u64 << FAULT_SLOT;
+        let mut given = self.mask & fault_bit;
         for b in bindings {
-            let bit = 1u64.checked_shl(b).filter(|_| b > 0).unwrap_or(0);
+            let bit = 1u64
+                .checked_shl(b)
+                .filter(|&bit| b > 0 && bit != fault_bit)
+                .unwrap_or(0);
             if bit == 0 || self.mask & bit == 0 {
                 return Err(format!(
                     "{}: binding {b} given, but the entry has no storage slot {b} (its slots: {})",
@@ -369,7 +382,8 @@ kernels! {
         /// `dx = y · (dy - Σ y·dy)`
         SOFTMAX_BWD = "softmax_bwd" [1 rw T, 2 r T, 3 r T];
         /// Probabilities and per-row losses against u32 labels.
-        SOFTMAX_CE = "softmax_ce" [1 rw T, 2 r T, 4 r u32, 5 rw T];
+        /// An out-of-range label goes into the fault record (63).
+        SOFTMAX_CE = "softmax_ce" [1 rw T, 2 r T, 4 r u32, 5 rw T, 63 rw u32];
         /// `dx = scale · (p - onehot) (· dout)`
         SOFTMAX_CE_BWD = "softmax_ce_bwd" [1 rw T, 2 r T, 3 r T, 4 r u32];
     }

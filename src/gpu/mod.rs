@@ -6,12 +6,15 @@
 //!   and uniform struct, checked against the shaders by its `contract` test
 //! - `buffers.rs`   the size-classed buffer pool and [`GpuBuffer`]
 //! - `encoder.rs`   the pending command encoder and the per-dispatch uniform arena
+//! - `faults.rs`    bad input a kernel finds (an out-of-range label), reported at the next
+//!   readback
 //! - `ops/`         the [`Backend`](crate::ops::Backend) implementation: the dispatch code of each
 //!   op family in `ops/<family>.rs` beside `shaders/<family>.wgsl` (`gemm.rs` ↔ `matmul.wgsl`)
 
 mod buffers;
 mod context;
 mod encoder;
+mod faults;
 pub(crate) mod kernels;
 mod ops;
 mod pipelines;

@@ -39,7 +39,9 @@ impl Tensor {
     /// Softmax + cross-entropy against class indices (`labels`: u32 `[rows]`).
     /// Returns `(mean loss [1], probabilities)`; the loss per row is `logsumexp(x) - x[label]`,
     /// the exact form of the book's `-log(softmax(x)[t])` without its 1e-7 guard.
-    /// On a GPU a label ≥ the class count gives a NaN loss (labels are not read back to check).
+    /// On a GPU a label ≥ the class count gives a NaN loss, and the next readback (the
+    /// loss's, or any other) is an error naming the label and its row: checking it here
+    /// would cost a synchronisation per call.
     pub(crate) fn softmax_cross_entropy(&self, labels: &Tensor) -> Result<(Tensor, Tensor)> {
         const OP: &str = "softmax_cross_entropy";
         want_float(OP, self, self.dtype)?;

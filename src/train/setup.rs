@@ -1,6 +1,7 @@
 //! Before the first epoch of [`fit_validated`](super::fit_validated): the arguments are
-//! checked, the run resumes from a checkpoint, the checkpoint directory is made, and the
-//! loss scaler (mixed precision) and the TensorBoard writer are created.
+//! checked, the run resumes from a checkpoint, the checkpoint directory is checked (no other
+//! run's checkpoints) and made, and the loss scaler (mixed precision) and the TensorBoard
+//! writer are created.
 //!
 //! The checks and the side effects interleave in one fixed order (resuming comes before the
 //! dtype and patience checks), which decides the error a run with several faults reports;
@@ -46,14 +47,15 @@ impl<'a> Run<'a> {
             }
             None => (0, checkpoint::new_run_id()),
         };
-        if let Some(dir) = &cfg.checkpoint_dir {
-            checkpoint::check_dir(dir, Some(&run_id))?;
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
         model.train();
         check_f32_master_weights(model)?;
         let scaler = loss_scaler(cfg.precision, &device)?;
         check_patience(cfg, val)?;
+        // The arguments are fine: now the directory, which must hold no other run's files.
+        if let Some(dir) = &cfg.checkpoint_dir {
+            checkpoint::check_dir(dir, Some(&run_id))?;
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
         let board = match &cfg.tensorboard {
             Some(dir) => Some(SummaryWriter::new(dir)?),
             None => None,
