@@ -13,7 +13,8 @@ use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::ops::{
     AugmentSpec, Backend, BlockCopy, BmmSpec, BnGeom, Conv2dGeom, DropoutSpec, IndexGeom,
-    MatmulSpec, OptimKind, OptimStep, PointwiseOp, Pool2dGeom, Strided,
+    MatmulSpec, OptimKind, OptimStep, PointwiseOp, Pool2dGeom, RnnCellBwd, RnnCellFwd, RnnStep,
+    Strided,
 };
 use crate::rng::counter_uniform;
 use half::f16;
@@ -35,6 +36,7 @@ mod optim;
 pub(crate) mod pointwise;
 mod pooling;
 mod reduce;
+mod rnn;
 mod softmax;
 
 /// `C = A B` for row-major `A [m, k]`, `B [k, n]` and `C [m, n]`, straight through the CPU
@@ -611,6 +613,14 @@ impl Backend for CpuBackend {
 
     fn bmm(&self, a: &CpuStorage, b: &CpuStorage, c: &mut CpuStorage, s: &BmmSpec) -> Result<()> {
         CpuBackend::bmm(self, a, b, c, s)
+    }
+
+    fn rnn_cell(&self, s: &RnnStep, bufs: RnnCellFwd<'_, CpuStorage>) -> Result<()> {
+        CpuBackend::rnn_cell(self, s, bufs)
+    }
+
+    fn rnn_cell_bwd(&self, s: &RnnStep, bufs: RnnCellBwd<'_, CpuStorage>) -> Result<()> {
+        CpuBackend::rnn_cell_bwd(self, s, bufs)
     }
 
     fn transpose(

@@ -31,6 +31,7 @@ use super::ops::norm::BnParams;
 use super::ops::optim::OptimParams;
 use super::ops::pointwise::PointwiseParams;
 use super::ops::reduce::RowParams;
+use super::ops::rnn::RnnParams;
 use super::ops::scaler::ScalerParams;
 use super::pipelines::Shader;
 use crate::bench::PeakParams;
@@ -519,6 +520,23 @@ kernels! {
     bmm: Bmm, BmmParams {
         /// `c[b] = op(a[b]) · op(b[b])`
         BMM = "bmm" [1 rw T, 2 r T, 3 r T];
+    }
+
+    /// `shaders/rnn.wgsl`: one recurrent time step's pointwise work (forward 1–8, backward
+    /// 10–18; see `RnnCellFwd` / `RnnCellBwd`).
+    rnn: Rnn, RnnParams {
+        /// `h = tanh(xw + hh + b)`
+        RNN_TANH_FWD = "rnn_tanh_fwd" [1 r T, 2 r T, 3 r T, 4 rw T, 6 rw T, 7 rw T, 8 rw T];
+        /// The GRU's gates and new state.
+        GRU_FWD = "gru_fwd" [1 r T, 2 r T, 3 r T, 4 rw T, 6 rw T, 7 rw T, 8 rw T];
+        /// The LSTM's gates, cell state and new state.
+        LSTM_FWD = "lstm_fwd" [1 r T, 2 r T, 3 r T, 4 rw T, 5 rw T, 6 rw T, 7 rw T, 8 rw T];
+        /// Its backward.
+        RNN_TANH_BWD = "rnn_tanh_bwd" [10 r T, 13 r T, 14 rw T, 16 rw T, 17 rw T];
+        /// Its backward.
+        GRU_BWD = "gru_bwd" [10 r T, 11 r T, 13 r T, 14 rw T, 16 rw T, 17 rw T, 18 rw T];
+        /// Its backward.
+        LSTM_BWD = "lstm_bwd" [10 r T, 12 r T, 13 r T, 14 rw T, 15 rw T, 16 rw T, 17 rw T];
     }
 
     /// `shaders/peak.wgsl`: the benchmark microkernel (`crate::bench`).

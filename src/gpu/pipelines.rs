@@ -53,6 +53,8 @@ pub enum Shader {
     Index,
     /// `shaders/bmm.wgsl`
     Bmm,
+    /// `shaders/rnn.wgsl`
+    Rnn,
 }
 
 /// `shaders/pointwise.wgsl` with the op table's generated `fn pw` appended.
@@ -66,7 +68,7 @@ static POINTWISE_SOURCE: std::sync::LazyLock<String> = std::sync::LazyLock::new(
 
 impl Shader {
     /// Every family (used by tests that compile them all).
-    pub const ALL: [Shader; 18] = [
+    pub const ALL: [Shader; 19] = [
         Shader::Matmul,
         Shader::Elementwise,
         Shader::Reduce,
@@ -85,6 +87,7 @@ impl Shader {
         Shader::Pointwise,
         Shader::Index,
         Shader::Bmm,
+        Shader::Rnn,
     ];
 
     /// The WGSL source (without the dtype prefix).
@@ -111,6 +114,7 @@ impl Shader {
             Shader::Pointwise => POINTWISE_SOURCE.as_str(),
             Shader::Index => include_str!("../../shaders/index.wgsl"),
             Shader::Bmm => include_str!("../../shaders/bmm.wgsl"),
+            Shader::Rnn => include_str!("../../shaders/rnn.wgsl"),
         }
     }
 
@@ -135,6 +139,7 @@ impl Shader {
             Shader::Pointwise => "pointwise.wgsl",
             Shader::Index => "index.wgsl",
             Shader::Bmm => "bmm.wgsl",
+            Shader::Rnn => "rnn.wgsl",
         }
     }
 }

@@ -77,9 +77,11 @@ mod init;
 mod linear;
 pub mod loss;
 mod pool;
+mod rnn;
 mod sequential;
 mod state;
 
+pub use crate::ops::RnnCell;
 pub use activation::{LeakyRelu, Relu, Sigmoid, Tanh};
 pub use batchnorm::BatchNorm;
 pub use conv::Conv2d;
@@ -92,6 +94,7 @@ pub use loss::{
     nll_loss_with,
 };
 pub use pool::{AvgPool2d, GlobalAvgPool2d, MaxPool2d};
+pub use rnn::{Gru, Lstm, Recurrent, Rnn, RnnOptions, RnnState};
 pub use sequential::Sequential;
 pub use state::{LoadReport, StateDict};
 

@@ -15,6 +15,59 @@ pub use crate::tensor_ops::kernels::Kernels;
 pub use pointwise::{PointwiseOp, Pw, Strided};
 pub use spec::*;
 
+/// The buffers of one forward time step of a recurrent cell, for [`Backend::rnn_cell`]
+/// (`T` steps, `B` batch, `H` hidden, `G` the cell's [`RnnCell::gates`], `S` its
+/// [`RnnCell::saved`]).
+pub struct RnnCellFwd<'a, Buf> {
+    /// `[T, B, G·H]`: the input projection of every step, `b_ih` included.
+    pub xw: &'a Buf,
+    /// `[B, G·H]`: this step's recurrent projection `h_{t-1}·W_hhᵀ`, without bias.
+    pub hh: &'a Buf,
+    /// `[G·H]`: `b_hh`.
+    pub bias: &'a Buf,
+    /// `[T, B, H]`: the state each step starts from (`h_0` at 0); step `t` reads row `t` and
+    /// writes its new state to row `t + 1` when there is one.
+    pub hprev: &'a mut Buf,
+    /// `[T + 1, B, H]` (LSTM only): the cell states, `c_0` at 0; step `t` reads row `t` and
+    /// writes row `t + 1`.
+    pub cs: Option<&'a mut Buf>,
+    /// `[T, B, S·H]`: what the backward needs, written at row `t`.
+    pub act: &'a mut Buf,
+    /// `[T, B, H]` (`[T + 1, B, H]` for the LSTM): the layer's output; step `t` writes its
+    /// state to row `t`, and the LSTM's last step its cell state to row `T`.
+    pub out: &'a mut Buf,
+    /// `[B, H]`: the new state again, the next step's GEMM input.
+    pub h: &'a mut Buf,
+}
+
+/// The buffers of one backward time step of a recurrent cell, for [`Backend::rnn_cell_bwd`]
+/// (shapes as in [`RnnCellFwd`]).
+pub struct RnnCellBwd<'a, Buf> {
+    /// The forward's saved values.
+    pub act: &'a Buf,
+    /// The forward's `hprev` (the GRU reads `h_{t-1}`).
+    pub hprev: &'a Buf,
+    /// The forward's cell states (LSTM only).
+    pub cs: Option<&'a Buf>,
+    /// The gradient of the layer's output (row `t`; for the LSTM's last step also row `T`,
+    /// the final cell state's).
+    pub gout: &'a Buf,
+    /// `[B, H]`: in, the gradient reaching `h_t` through step `t + 1` (ignored at the last
+    /// step); out, for the GRU, the part of `h_{t-1}`'s that bypasses `W_hh` (`dh_t ⊙ z`, to
+    /// which the caller adds `dhh·W_hh`); left as it is for the others (the caller's GEMM
+    /// overwrites it).
+    pub dh: &'a mut Buf,
+    /// `[B, H]` (LSTM only): in, the gradient reaching `c_t` through step `t + 1` (ignored at
+    /// the last step); out, `c_{t-1}`'s.
+    pub dc: Option<&'a mut Buf>,
+    /// `[T, B, G·H]`: the gradient of the gate pre-activations on the input side, row `t`.
+    pub dxw: &'a mut Buf,
+    /// `[B, G·H]`: the gradient of `hh` (the GEMM input of `h_{t-1}`'s gradient).
+    pub dhh: &'a mut Buf,
+    /// `[T, B, G·H]` (GRU only, where it differs from `dxw`): `dhh` of every step, row `t`.
+    pub dhh_all: Option<&'a mut Buf>,
+}
+
 /// The primitives, implemented once per backend. Output buffers are allocated by the caller
 /// with [`Backend::alloc`] and fully overwritten unless the doc says otherwise.
 #[allow(missing_docs)] // each method is documented by the tensor method that calls it
@@ -418,6 +471,12 @@ pub trait Backend {
     ) -> Result<()>;
     /// The batched product of [`BmmSpec`].
     fn bmm(&self, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf, s: &BmmSpec) -> Result<()>;
+    /// The pointwise work of time step `s.t` of a recurrent layer, in one kernel: the gates
+    /// from the two projections and `b_hh`, the new state (and the LSTM's cell state), and
+    /// what the backward needs (see [`RnnCellFwd`]).
+    fn rnn_cell(&self, s: &RnnStep, bufs: RnnCellFwd<'_, Self::Buf>) -> Result<()>;
+    /// The backward of time step `s.t`, in one kernel (see [`RnnCellBwd`]).
+    fn rnn_cell_bwd(&self, s: &RnnStep, bufs: RnnCellBwd<'_, Self::Buf>) -> Result<()>;
     /// `[batch, rows, cols] → [batch, cols, rows]`.
     fn transpose(
         &self,

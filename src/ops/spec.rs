@@ -416,3 +416,67 @@ pub fn one_minus_exp(x: f32) -> f32 {
     }
     1.0 - x.exp()
 }
+
+/// The cell of a recurrent layer, and how its gates are laid out (PyTorch's order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RnnCell {
+    /// Elman RNN: `h = tanh(x·W_ihᵀ + b_ih + h·W_hhᵀ + b_hh)`.
+    Tanh,
+    /// GRU, gates `r, z, n`: `n = tanh(x_n + r ⊙ (h·W_hnᵀ + b_hn))`, `h = (1 - z) ⊙ n + z ⊙ h`.
+    Gru,
+    /// LSTM, gates `i, f, g, o`: `c = f ⊙ c + i ⊙ g`, `h = o ⊙ tanh(c)`.
+    Lstm,
+}
+
+impl RnnCell {
+    /// Gate blocks of the projections (`W_ih` is `[gates · hidden, input]`).
+    pub fn gates(self) -> usize {
+        match self {
+            RnnCell::Tanh => 1,
+            RnnCell::Gru => 3,
+            RnnCell::Lstm => 4,
+        }
+    }
+
+    /// Blocks of `hidden` values a time step saves for the backward: the new `h` (Tanh); the
+    /// activated `r, z, n` and the recurrent `h·W_hnᵀ + b_hn` (GRU); the activated `i, f, g,
+    /// o` (LSTM).
+    pub fn saved(self) -> usize {
+        match self {
+            RnnCell::Tanh => 1,
+            RnnCell::Gru | RnnCell::Lstm => 4,
+        }
+    }
+
+    /// PyTorch's name of the layer (`RNN`, `GRU`, `LSTM`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RnnCell::Tanh => "RNN",
+            RnnCell::Gru => "GRU",
+            RnnCell::Lstm => "LSTM",
+        }
+    }
+}
+
+/// One time step `t` of a recurrent layer over `steps` steps of `batch × hidden` states: the
+/// fused pointwise work of its cell (see `Backend::rnn_cell`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RnnStep {
+    /// The cell.
+    pub cell: RnnCell,
+    /// Sequence length.
+    pub steps: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// Hidden size.
+    pub hidden: usize,
+    /// This step (`0..steps`).
+    pub t: usize,
+}
+
+impl RnnStep {
+    /// Elements of one step's state (`batch · hidden`).
+    pub fn state(&self) -> usize {
+        self.batch * self.hidden
+    }
+}

@@ -85,6 +85,7 @@ mod optim;
 pub(crate) mod pointwise;
 mod pool;
 mod reduce;
+mod rnn;
 pub(crate) mod shape;
 
 pub use optim::OptimTarget;
@@ -123,6 +124,28 @@ impl<A: RoundToF16, B: RoundToF16, C: RoundToF16> RoundToF16 for (A, B, C) {
             self.1.round_to_f16()?,
             self.2.round_to_f16()?,
         ))
+    }
+}
+
+impl<A: RoundToF16, B: RoundToF16, C: RoundToF16, D: RoundToF16> RoundToF16 for (A, B, C, D) {
+    fn round_to_f16(self) -> Result<Self> {
+        let (a, b, c, d) = self;
+        Ok((
+            a.round_to_f16()?,
+            b.round_to_f16()?,
+            c.round_to_f16()?,
+            d.round_to_f16()?,
+        ))
+    }
+}
+
+impl<A: RoundToF16, B: RoundToF16, C: RoundToF16, D: RoundToF16, E: RoundToF16> RoundToF16
+    for (A, B, C, D, E)
+{
+    fn round_to_f16(self) -> Result<Self> {
+        let (a, b, c, d, e) = self;
+        let (a, b, c, d) = (a, b, c, d).round_to_f16()?;
+        Ok((a, b, c, d, e.round_to_f16()?))
     }
 }
 

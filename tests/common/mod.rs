@@ -1,6 +1,8 @@
 //! Shared test helpers: the list of devices every cross-check runs on, and tolerant compares.
 #![allow(dead_code)]
 
+pub mod grad;
+
 use std::sync::OnceLock;
 use wgnn::Device;
 

@@ -11,7 +11,7 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::ops::{
     AugmentSpec, Backend, BlockCopy, BmmSpec, BnGeom, Conv2dGeom, DropoutSpec, IndexGeom,
-    MatmulSpec, OptimStep, PointwiseOp, Pool2dGeom, Strided,
+    MatmulSpec, OptimStep, PointwiseOp, Pool2dGeom, RnnCellBwd, RnnCellFwd, RnnStep, Strided,
 };
 use std::sync::Arc;
 
@@ -30,6 +30,7 @@ pub(super) mod optim;
 pub(super) mod pointwise;
 mod pool;
 pub(super) mod reduce;
+pub(super) mod rnn;
 pub(super) mod scaler;
 mod softmax;
 pub(crate) use gemm::Epilogue;
@@ -486,6 +487,14 @@ impl Backend for Arc<GpuContext> {
 
     fn bmm(&self, a: &GpuBuffer, b: &GpuBuffer, c: &mut GpuBuffer, s: &BmmSpec) -> Result<()> {
         self.bmm_impl(a, b, c, s)
+    }
+
+    fn rnn_cell(&self, s: &RnnStep, bufs: RnnCellFwd<'_, GpuBuffer>) -> Result<()> {
+        self.rnn_cell_impl(s, bufs)
+    }
+
+    fn rnn_cell_bwd(&self, s: &RnnStep, bufs: RnnCellBwd<'_, GpuBuffer>) -> Result<()> {
+        self.rnn_cell_bwd_impl(s, bufs)
     }
 
     fn transpose(

@@ -1,0 +1,220 @@
+//! Recurrent layers (RNN, GRU, LSTM): gradients through 5 time steps against central
+//! differences on the CPU and on every GPU adapter (the initial state's too, and through the
+//! final state), the fused GPU cell kernels against the CPU reference forward and backward,
+//! and the shapes, options and errors a PyTorch user expects.
+
+mod common;
+
+use common::grad::*;
+use wgnn::nn::{Module, ModuleExt, Param, Part, Parts, Recurrent, RnnCell, RnnOptions, RnnState};
+use wgnn::{Device, Tensor};
+
+const CELLS: [RnnCell; 3] = [RnnCell::Tanh, RnnCell::Gru, RnnCell::Lstm];
+
+/// A recurrent network with its initial state as parameters, whose output is the outputs at
+/// every step followed by the final state, flattened: its gradient check covers `h_0` (and
+/// `c_0`) and the paths through `h_n` (and `c_n`) too.
+struct Stateful {
+    rnn: Recurrent,
+    h0: Param,
+    c0: Option<Param>,
+}
+
+impl Stateful {
+    fn new(cell: RnnCell, options: RnnOptions, dev: &Device, seed: u64) -> Stateful {
+        let (f, h) = (3, 4);
+        let rnn = Recurrent::new(cell, f, h, options, dev).unwrap();
+        let layers = options.num_layers;
+        let state = |s: u64| {
+            let v = randn(layers * 2 * h, 0.0, 0.5, s);
+            Param::new(Tensor::from_slice(&v, [layers, 2, h], dev).unwrap(), false).unwrap()
+        };
+        Stateful {
+            rnn,
+            h0: state(seed),
+            c0: (cell == RnnCell::Lstm).then(|| state(seed + 1)),
+        }
+    }
+}
+
+impl Parts for Stateful {
+    fn parts(&mut self) -> Vec<(String, Part<'_>)> {
+        let mut parts = self.rnn.parts();
+        parts.push(("h0".into(), Part::Param(&mut self.h0)));
+        if let Some(c0) = &mut self.c0 {
+            parts.push(("c0".into(), Part::Param(c0)));
+        }
+        parts
+    }
+}
+
+impl Module for Stateful {
+    fn forward(&mut self, x: &Tensor) -> wgnn::Result<Tensor> {
+        let state = RnnState {
+            h: self.h0.value().clone(),
+            c: self.c0.as_ref().map(|p| p.value().clone()),
+        };
+        let (out, last) = self.rnn.forward_with_state(x, Some(&state))?;
+        let mut parts = vec![out.reshape([-1])?, last.h.reshape([-1])?];
+        if let Some(c) = &last.c {
+            parts.push(c.reshape([-1])?);
+        }
+        Tensor::cat(&parts.iter().collect::<Vec<_>>(), 0)
+    }
+}
+
+/// Weights U(±1/2) (PyTorch's bound for H = 4), x and the state N(0, 0.5²): gate
+/// pre-activations stay within a few units, so tanh and σ are smooth and far from
+/// saturation. L sums ~100 outputs, each a chain of ≲ 5 steps × ~20 f32 ops (≲ 1e-6 each):
+/// with h = 1e-2 the rounding term is ≈ √100·1e-6/0.02 ≈ 5e-4 at worst, truncation
+/// h²/6·|∂³L| ≈ 2e-5·few. atol 5e-4, rtol 2e-3.
+const RECURRENT: Fd = fd(1e-2, 5e-4, 2e-3);
+
+#[test]
+fn gradients_through_five_steps_match_central_differences() {
+    for dev in common::all_devices() {
+        for cell in CELLS {
+            for (layers, batch_first) in [(1, false), (2, true)] {
+                let options = RnnOptions::default()
+                    .layers(layers)
+                    .batch_first(batch_first);
+                let mut net = Stateful::new(cell, options, &dev, 11);
+                // 5 steps, batch 2, 3 features.
+                let shape = if batch_first { [2, 5, 3] } else { [5, 2, 3] };
+                let x = randn(30, 0.0, 0.5, 7);
+                let what = format!(
+                    "{} ({layers} layers, batch_first {batch_first})",
+                    cell.name()
+                );
+                check_layer(&what, &dev, &mut net, &x, &shape, RECURRENT, RECURRENT, 21);
+            }
+        }
+    }
+}
+
+/// The fused GPU cell kernels against the CPU reference: the same weights, input and state
+/// give the same outputs, final state and every gradient (8 steps, batch 5, hidden 33, so
+/// the threads of a step do not fill whole workgroups).
+#[test]
+fn gpu_cells_match_the_cpu_forward_and_backward() {
+    let gpus = common::gpus();
+    if gpus.is_empty() {
+        common::report_gpu_skip("rnn::gpu_cells_match_the_cpu_forward_and_backward");
+        return;
+    }
+    let cpu = Device::cpu();
+    for gpu in gpus {
+        for cell in CELLS {
+            let options = RnnOptions::default().layers(2);
+            let run = |dev: &Device| -> Vec<(String, Vec<f32>)> {
+                wgnn::manual_seed(3);
+                let mut rnn = Recurrent::new(cell, 6, 33, options, dev).unwrap();
+                let x = Tensor::from_slice(&randn(8 * 5 * 6, 0.0, 1.0, 4), [8, 5, 6], dev)
+                    .unwrap()
+                    .requiring_grad()
+                    .unwrap();
+                let mut st = rnn.zero_state(5, dev).unwrap();
+                st.h =
+                    Tensor::from_slice(&randn(2 * 5 * 33, 0.0, 0.5, 5), [2, 5, 33], dev).unwrap();
+                let (out, last) = rnn.forward_with_state(&x, Some(&st)).unwrap();
+                let r =
+                    Tensor::from_slice(&randn(out.numel(), 0.0, 1.0, 6), out.dims(), dev).unwrap();
+                out.backward_with(&r).unwrap();
+                let mut got = vec![
+                    ("output".to_string(), out.to_vec::<f32>().unwrap()),
+                    ("h_n".to_string(), last.h.to_vec::<f32>().unwrap()),
+                    ("dx".to_string(), x.grad().unwrap().to_vec::<f32>().unwrap()),
+                ];
+                if let Some(c) = &last.c {
+                    got.push(("c_n".to_string(), c.to_vec::<f32>().unwrap()));
+                }
+                for (name, p) in rnn.named_parameters() {
+                    got.push((
+                        format!("d{name}"),
+                        p.grad().unwrap().to_vec::<f32>().unwrap(),
+                    ));
+                }
+                got
+            };
+            let (want, got) = (run(&cpu), run(&gpu));
+            assert_eq!(want.len(), got.len());
+            for ((name, w), (_, g)) in want.iter().zip(&got) {
+                common::assert_close(
+                    &format!("{} {name} on {gpu}", cell.name()),
+                    g,
+                    w,
+                    1e-4,
+                    1e-3,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn shapes_names_and_errors_are_pytorchs() -> wgnn::Result<()> {
+    let cpu = Device::cpu();
+    let mut lstm = wgnn::nn::Lstm::with_options(10, 20, RnnOptions::default().layers(2), &cpu)?;
+    let names: Vec<(String, Vec<usize>)> = lstm
+        .named_parameters()
+        .into_iter()
+        .map(|(n, p)| (n, p.value().dims().to_vec()))
+        .collect();
+    assert_eq!(
+        names[..4],
+        [
+            ("weight_ih_l0".to_string(), vec![80, 10]),
+            ("weight_hh_l0".to_string(), vec![80, 20]),
+            ("bias_ih_l0".to_string(), vec![80]),
+            ("bias_hh_l0".to_string(), vec![80]),
+        ]
+    );
+    assert_eq!(names[4], ("weight_ih_l1".to_string(), vec![80, 20]));
+    let x = Tensor::zeros([7, 3, 10], wgnn::DType::F32, &cpu)?;
+    let (out, st) = lstm.forward_with_state(&x, None)?;
+    assert_eq!(out.dims(), [7, 3, 20]);
+    assert_eq!(st.h.dims(), [2, 3, 20]);
+    assert_eq!(
+        st.c.as_ref().map(|c| c.dims().to_vec()),
+        Some(vec![2, 3, 20])
+    );
+    // The last output is the last layer's final state.
+    let last = out.narrow(0, 6, 1)?.to_vec::<f32>()?;
+    assert_eq!(last, st.h.narrow(0, 1, 1)?.to_vec::<f32>()?);
+
+    let mut gru = wgnn::nn::Gru::with_options(4, 5, RnnOptions::default().batch_first(true), &cpu)?;
+    let x = Tensor::zeros([3, 9, 4], wgnn::DType::F32, &cpu)?;
+    let (out, st) = gru.forward_with_state(&x, None)?;
+    assert_eq!(
+        (out.dims(), st.h.dims(), st.c.is_none()),
+        ([3, 9, 5].as_slice(), [1, 3, 5].as_slice(), true)
+    );
+
+    let msg = |r: wgnn::Result<(Tensor, RnnState)>| r.map(|_| ()).unwrap_err().to_string();
+    let bad = Tensor::zeros([7, 3, 11], wgnn::DType::F32, &cpu)?;
+    let e = msg(lstm.forward_with_state(&bad, None));
+    assert!(
+        e.contains("LSTM") && e.contains("11 features") && e.contains("takes 10"),
+        "{e}"
+    );
+    let e = msg(lstm.forward_with_state(&Tensor::zeros([3, 10], wgnn::DType::F32, &cpu)?, None));
+    assert!(e.contains("rank 3"), "{e}");
+    let wrong = RnnState {
+        h: Tensor::zeros([1, 3, 20], wgnn::DType::F32, &cpu)?,
+        c: None,
+    };
+    let x = Tensor::zeros([7, 3, 10], wgnn::DType::F32, &cpu)?;
+    let e = msg(lstm.forward_with_state(&x, Some(&wrong)));
+    assert!(e.contains("[1, 3, 20]") && e.contains("[2, 3, 20]"), "{e}");
+    let e = wgnn::nn::Rnn::new(0, 4, &cpu)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("input_size"), "{e}");
+    let e = wgnn::nn::Lstm::with_options(3, 4, RnnOptions::default().dropout(1.5), &cpu)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("dropout"), "{e}");
+    Ok(())
+}
