@@ -218,3 +218,84 @@ fn shapes_names_and_errors_are_pytorchs() -> wgnn::Result<()> {
     assert!(e.contains("dropout"), "{e}");
     Ok(())
 }
+
+/// One training step of d2l's language model (one-hot ids → LSTM → linear → cross-entropy,
+/// backward, global-norm clipping, SGD), the loss summed on the device.
+fn lm_step(
+    model: &mut wgnn::models::RnnLm,
+    opt: &mut wgnn::optim::Optimizer,
+    x: &Tensor,
+    y: &Tensor,
+    state: &RnnState,
+    loss_sum: &mut Tensor,
+) -> wgnn::Result<RnnState> {
+    let (logits, next) = model.forward_ids(x, Some(state))?;
+    let loss = wgnn::nn::cross_entropy(&logits, y)?;
+    loss.backward()?;
+    wgnn::optim::clip_grad_norm(model.named_parameters(), 1.0)?;
+    opt.step(model.named_parameters())?;
+    model.zero_grad();
+    *loss_sum = loss_sum.add(&loss.detach().reshape([1])?)?;
+    Ok(next.detach())
+}
+
+/// On a GPU, a training step of the LSTM language model over 35 time steps records
+/// everything into one submit and uploads nothing but the batch of token ids (X and Y); the
+/// dispatches per time step (forward and backward) are printed.
+#[test]
+fn lstm_lm_training_step_is_one_submit() -> wgnn::Result<()> {
+    let gpus = common::fresh_gpus();
+    if gpus.is_empty() {
+        common::report_gpu_skip("rnn::lstm_lm_training_step_is_one_submit");
+        return Ok(());
+    }
+    for dev in gpus {
+        wgnn::manual_seed(1);
+        let (vocab, batch) = (28, 4);
+        let mut model = wgnn::models::RnnLm::new(RnnCell::Lstm, vocab, 32, 1, &dev)?;
+        let mut opt = wgnn::optim::Optimizer::sgd(1.0);
+        let mut loss_sum = Tensor::zeros([1], wgnn::DType::F32, &dev)?;
+        let mut state = model.rnn.zero_state(batch, &dev)?;
+        let mut measure = |steps: usize| -> wgnn::Result<wgnn::gpu::Counters> {
+            let ids: Vec<u32> = (0..steps * batch).map(|i| (i * 7 % vocab) as u32).collect();
+            let next: Vec<u32> = ids.iter().map(|&t| (t + 1) % vocab as u32).collect();
+            let mut run = || -> wgnn::Result<wgnn::gpu::Counters> {
+                dev.sync()?;
+                let before = dev.counters();
+                let x = Tensor::from_slice(&ids, [steps, batch], &dev)?;
+                let y = Tensor::from_slice(&next, [steps * batch], &dev)?;
+                state = lm_step(&mut model, &mut opt, &x, &y, &state, &mut loss_sum)?;
+                dev.flush()?;
+                Ok(dev.counters().since(&before))
+            };
+            run()?; // pipelines compile and buffers are made on the first step
+            run()
+        };
+        let long = measure(35)?;
+        let short = measure(10)?;
+        assert_eq!(
+            long.submits, 1,
+            "{dev}: a 35-step training step took {} submits",
+            long.submits
+        );
+        assert_eq!(long.bytes_read_back, 0, "{dev}: the step read back data");
+        assert_eq!(
+            long.bytes_uploaded,
+            2 * 35 * 4 * 4,
+            "{dev}: the step uploaded more than the token ids"
+        );
+        let per_step = (long.dispatches - short.dispatches) as f64 / 25.0;
+        println!(
+            "rnn: LSTM LM training step on {dev}: 35 time steps, {} dispatches, 1 submit, {} bytes \
+             uploaded (the ids); {per_step} dispatches per time step (forward + backward)",
+            long.dispatches, long.bytes_uploaded
+        );
+        assert!(
+            per_step <= 4.0,
+            "{dev}: {per_step} dispatches per time step"
+        );
+        let total = loss_sum.to_vec::<f32>()?[0];
+        assert!(total.is_finite() && total > 0.0, "{dev}: loss sum {total}");
+    }
+    Ok(())
+}

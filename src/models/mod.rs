@@ -8,9 +8,11 @@ use crate::nn::{
 use crate::rng::SplitMix64;
 
 mod d2l;
+mod rnn_lm;
 pub use d2l::{
     DenseBlock, Inception, Residual, alexnet, densenet, googlenet, lenet, nin, resnet18, vgg11,
 };
+pub use rnn_lm::RnnLm;
 
 /// The book's ch.8 `DeepConvNet` (the "VGG-like" net, 99.38 % on MNIST):
 /// conv 16, 16 | pool | 32, 32 (the 4th with pad 2) | pool | 64, 64 | pool | Affine 1024→50,
