@@ -1,14 +1,20 @@
 //! Datasets: the IDX reader (MNIST and Fashion-MNIST share the format), the vendored
-//! datasets, the device-resident batch loader, and PyTorch's general `TensorDataset` and
-//! `DataLoader`.
+//! datasets, the device-resident batch loader, PyTorch's general `TensorDataset` and
+//! `DataLoader`, and text for language models (`text`: The Time Machine, a vocabulary, d2l's
+//! sequence partitions).
 
 pub mod loader;
 pub mod mnist;
 mod tensor_dataset;
+pub mod text;
 
 pub use loader::{DeviceDataset, epoch_permutation};
 pub use mnist::{Mnist, MnistSplit, default_data_dir, read_idx_images, read_idx_labels};
 pub use tensor_dataset::{Batches, DataLoader, TensorDataset};
+pub use text::{
+    Partition, SeqBatch, SeqBatches, SeqDataLoader, TimeMachine, Vocab, epoch_rng,
+    seq_data_iter_random, seq_data_iter_sequential, seq_data_iter_sequential_at,
+};
 
 use crate::error::{Error, Result};
 use std::path::PathBuf;
