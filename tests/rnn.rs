@@ -299,3 +299,71 @@ fn lstm_lm_training_step_is_one_submit() -> wgnn::Result<()> {
     }
     Ok(())
 }
+
+/// PyTorch's `nn.RNN`, `nn.GRU` and `nn.LSTM` state dicts (2 layers, input 5, hidden 7,
+/// written by `benches/rnn_fixture.py` with the inputs and PyTorch's outputs) load into
+/// `Rnn`, `Gru` and `Lstm` by their own names and give the same outputs and final states
+/// within 1e-5, on the CPU and on every GPU.
+#[test]
+fn pytorch_state_dicts_load_and_agree() -> wgnn::Result<()> {
+    use wgnn::nn::StateDict;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/rnn_state_dicts.safetensors"
+    );
+    let file = StateDict::load(path)?;
+    for dev in common::all_devices() {
+        for (prefix, cell) in [
+            ("rnn", RnnCell::Tanh),
+            ("gru", RnnCell::Gru),
+            ("lstm", RnnCell::Lstm),
+        ] {
+            let take = |p: &str| -> StateDict {
+                file.iter()
+                    .filter_map(|(n, t)| n.strip_prefix(p).map(|n| (n.to_string(), t.clone())))
+                    .collect()
+            };
+            let (weights, io) = (take(&format!("{prefix}.")), take(&format!("{prefix}_io.")));
+            let mut net = Recurrent::new(cell, 5, 7, RnnOptions::default().layers(2), &dev)?;
+            let report = net.load_state_dict(&weights, true)?;
+            assert!(report.is_exact(), "{prefix}: {report:?}");
+            let on = |name: &str| -> wgnn::Result<Tensor> {
+                let t = io
+                    .get(name)
+                    .unwrap_or_else(|| panic!("{prefix}_io.{name} missing"));
+                Tensor::from_slice(&t.to_vec::<f32>()?, t.dims(), &dev)
+            };
+            let state = RnnState {
+                h: on("h0")?,
+                c: (cell == RnnCell::Lstm).then(|| on("c0")).transpose()?,
+            };
+            let (out, last) = net.forward_with_state(&on("input")?, Some(&state))?;
+            let what = format!("{prefix} on {dev}");
+            let want = |n: &str| on(n).and_then(|t| t.to_vec::<f32>());
+            common::assert_close(
+                &format!("{what}: output"),
+                &out.to_vec::<f32>()?,
+                &want("output")?,
+                1e-5,
+                0.0,
+            );
+            common::assert_close(
+                &format!("{what}: h_n"),
+                &last.h.to_vec::<f32>()?,
+                &want("h_n")?,
+                1e-5,
+                0.0,
+            );
+            if let Some(c) = &last.c {
+                common::assert_close(
+                    &format!("{what}: c_n"),
+                    &c.to_vec::<f32>()?,
+                    &want("c_n")?,
+                    1e-5,
+                    0.0,
+                );
+            }
+        }
+    }
+    Ok(())
+}

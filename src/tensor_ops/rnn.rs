@@ -103,17 +103,20 @@ impl Tensor {
                 let mut out = be.alloc(out_rows * n, dt, OP)?;
                 let mut h = be.alloc(n, dt, OP)?;
                 let mut hh = be.alloc(batch * gh, dt, OP)?;
+                // W_hhᵀ once, so that each step's GEMM reads B row by row.
+                let mut wt = be.alloc(gh * hidden, dt, OP)?;
+                be.transpose(w, &mut wt, 1, gh, hidden)?;
                 let spec = MatmulSpec {
                     m: batch,
                     n: gh,
                     k: hidden,
                     trans_a: false,
-                    trans_b: true,
+                    trans_b: false,
                     alpha: 1.0,
                     beta: 0.0,
                 };
                 for t in 0..steps {
-                    be.matmul(if t == 0 { h0b } else { &h }, w, &mut hh, &spec)?;
+                    be.matmul(if t == 0 { h0b } else { &h }, &wt, &mut hh, &spec)?;
                     let bufs = RnnCellFwd {
                         xw: x,
                         hh: &hh,
