@@ -52,7 +52,7 @@ pub struct LoadOptions {
 const RUN_ID: &str = "run_id";
 
 /// A fresh run id: 16 hex digits mixed from the clock and the process id.
-pub(crate) fn new_run_id() -> String {
+pub fn new_run_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -251,8 +251,10 @@ pub fn save(path: &Path, model: &mut dyn Module, opt: &Optimizer, epoch: usize) 
     save_in_run(path, model, opt, epoch, &new_run_id())
 }
 
-/// [`save`] for the run `run_id`.
-pub(crate) fn save_in_run(
+/// [`save`] for the run `run_id` (a training loop's own: [`new_run_id`] at its start, or the
+/// resumed checkpoint's [`CheckpointInfo::run_id`]), so that [`check_dir`] can tell its
+/// checkpoints from another run's.
+pub fn save_in_run(
     path: &Path,
     model: &mut dyn Module,
     opt: &Optimizer,
