@@ -27,9 +27,11 @@ impl Shape {
         self.0.iter().product()
     }
 
-    /// Number of elements, or `None` when the product overflows `usize`.
+    /// Number of elements, or `None` when the product of the nonzero dims overflows `usize`.
+    /// A zero dim does not excuse the others: in `[0, 2^40, 2^40]` the size of a row
+    /// (`2^80`), which ops compute, overflows as well. Every tensor's shape has a count.
     pub fn checked_numel(&self) -> Option<usize> {
-        self.0.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        checked_product(&self.0)
     }
 
     /// Dimension `i`, or `None` if out of range.
@@ -44,6 +46,16 @@ impl Shape {
             _ => None,
         }
     }
+}
+
+/// The product of `sizes`, or `None` when the product of the nonzero ones overflows `usize`
+/// (so that every partial product fits too): a size computed from sizes whose product wraps
+/// would allocate a small buffer and index past it.
+pub(crate) fn checked_product(sizes: &[usize]) -> Option<usize> {
+    let nonzero = sizes
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)))?;
+    Some(if sizes.contains(&0) { 0 } else { nonzero })
 }
 
 impl fmt::Display for Shape {

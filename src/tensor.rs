@@ -251,8 +251,10 @@ impl Tensor {
                 format!("needs finite bounds and a nonzero step, got {start}..{end} by {step}"),
             ));
         }
+        // Saturates at usize::MAX for a count past it (or infinite), which `host_vec` refuses.
         let n = ((end - start) / step).ceil().max(0.0) as usize;
-        let data: Vec<f32> = (0..n).map(|i| start + step * i as f32).collect();
+        let mut data = host_vec("arange", &Shape::new([n]))?;
+        data.extend((0..n).map(|i| start + step * i as f32));
         Tensor::from_vec(data, [n], device)
     }
 
@@ -425,7 +427,7 @@ impl Tensor {
     /// The same elements with a new shape of equal size; shares the storage (no copy).
     pub(crate) fn reshape_to(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
-        if shape.numel() != self.numel() {
+        if shape.checked_numel() != Some(self.numel()) {
             return Err(Error::shapes(
                 "reshape",
                 &self.shape,
@@ -516,16 +518,17 @@ impl Tensor {
 
 /// The element count a shape needs must match the data given.
 fn check_len(op: &'static str, shape: &Shape, len: usize) -> Result<()> {
-    if shape.numel() != len {
-        return Err(Error::invalid(
+    match shape.checked_numel() {
+        Some(n) if n == len => Ok(()),
+        Some(n) => Err(Error::invalid(
             op,
-            format!(
-                "shape {shape} holds {} elements but {len} were given",
-                shape.numel()
-            ),
-        ));
+            format!("shape {shape} holds {n} elements but {len} were given"),
+        )),
+        None => Err(Error::invalid(
+            op,
+            format!("shape {shape}: its element count overflows ({len} were given)"),
+        )),
     }
-    Ok(())
 }
 
 impl fmt::Debug for Tensor {

@@ -451,6 +451,11 @@ pub(crate) fn grad_blocks(
     block: usize,
 ) -> Vec<Option<&mut [f32]>> {
     match dx {
+        // Images without pixels (a padded empty input): an empty slice per block, as
+        // `chunks_mut` takes no zero size.
+        Some(_) if x_per == 0 => (0..n.div_ceil(block))
+            .map(|_| Some(Default::default()))
+            .collect(),
         Some(dx) => dx[..n * x_per]
             .chunks_mut(block * x_per)
             .map(Some)

@@ -181,9 +181,12 @@ impl CpuBackend {
                             let sy = (ct * v - st * u) / s + cy + ey;
                             let (x0, y0) = (sx.floor(), sy.floor());
                             let (wx, wy) = (sx - x0, sy - y0);
+                            // A huge shift saturates the casts; the +1 then wraps (as WGSL's
+                            // i32 does) to a tap outside the image, which reads 0 either way.
                             let (xi, yi) = (x0 as i64, y0 as i64);
-                            let top = px(yi, xi) * (1.0 - wx) + px(yi, xi + 1) * wx;
-                            let bottom = px(yi + 1, xi) * (1.0 - wx) + px(yi + 1, xi + 1) * wx;
+                            let (xj, yj) = (xi.wrapping_add(1), yi.wrapping_add(1));
+                            let top = px(yi, xi) * (1.0 - wx) + px(yi, xj) * wx;
+                            let bottom = px(yj, xi) * (1.0 - wx) + px(yj, xj) * wx;
                             let val = top * (1.0 - wy) + bottom * wy;
                             o[y * w + xo] = ((val - 0.5) * con + 0.5 + b).clamp(0.0, 1.0);
                         }

@@ -14,6 +14,10 @@ pub(crate) fn walk<F>(ins: &[&[f32]], out: &mut [f32], walk: &Strided, f: F)
 where
     F: Fn([f32; MAX_INPUTS]) -> f32 + Sync + Send + Copy,
 {
+    if out.is_empty() {
+        // Nothing to compute; the odometer below would divide by a zero-size dim.
+        return;
+    }
     let x = ins[0];
     let y = ins.get(1).copied().unwrap_or(x);
     let z = ins.get(2).copied().unwrap_or(x);

@@ -275,7 +275,7 @@ impl GpuContext {
         dtype: DType,
         what: &str,
     ) -> Result<GpuBuffer> {
-        let bytes = (numel as u64) * dtype.size() as u64;
+        let bytes = (numel as u64).saturating_mul(dtype.size() as u64);
         if bytes > self.max_binding {
             return Err(Error::BufferTooLarge {
                 what: what.to_string(),

@@ -10,7 +10,7 @@
 use super::{Init, Module, Param};
 use crate::DType;
 use crate::device::Device;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
 /// A 2-D convolution with `out_ch` square filters over `in_ch` channels (weights
@@ -45,7 +45,7 @@ impl Conv2d {
             ],
         )?;
         let mut seeds = crate::rng::SplitMix64::new(crate::rng::next_seed());
-        let fan_in = in_ch * k * k;
+        let fan_in = fan_in(in_ch, k)?;
         let bound = super::init::torch_bias_bound(fan_in);
         Ok(Conv2d {
             weight: Param::new(
@@ -88,7 +88,7 @@ impl Conv2d {
                 ("stride", stride),
             ],
         )?;
-        let fan_in = in_ch * k * k;
+        let fan_in = fan_in(in_ch, k)?;
         Ok(Conv2d {
             weight: Param::new(
                 init.tensor(&[out_ch, in_ch, k, k], fan_in, seed, device)?,
@@ -136,4 +136,17 @@ impl Module for Conv2d {
             d[1], d[0], d[2], d[3], self.stride, self.pad
         )
     }
+}
+
+/// A `k`×`k` filter's fan-in over `in_ch` channels, or an error when it overflows.
+fn fan_in(in_ch: usize, k: usize) -> Result<usize> {
+    in_ch
+        .checked_mul(k)
+        .and_then(|f| f.checked_mul(k))
+        .ok_or_else(|| {
+            Error::invalid(
+                "Conv2d",
+                format!("{in_ch} channels of {k}x{k} filters: the size overflows"),
+            )
+        })
 }

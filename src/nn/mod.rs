@@ -669,7 +669,7 @@ pub(crate) fn flat_rows(
     like: &Tensor,
 ) -> Result<usize> {
     let n = x.dims().first().copied().unwrap_or(0);
-    if n == 0 || x.numel() != n * features {
+    if n == 0 || n.checked_mul(features) != Some(x.numel()) {
         return Err(Error::shapes(
             op,
             x.shape(),

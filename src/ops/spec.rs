@@ -3,6 +3,7 @@
 //! geometries, the augmentation, dropout and optimizer step parameters.
 
 use crate::error::{Error, Result};
+use crate::shape::checked_product;
 
 /// `C = alpha * op(A) · op(B) + beta * C`, all row-major; `op(X)` is `Xᵀ` when the flag is set.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -69,21 +70,43 @@ impl Conv2dGeom {
                 format!("kernel and stride must be ≥ 1 ({self:?})"),
             ));
         }
-        if self.kh > self.h + 2 * self.pad || self.kw > self.w + 2 * self.pad {
+        let (Some(hp), Some(wp)) = (padded(self.h, self.pad), padded(self.w, self.pad)) else {
+            return Err(overflows(op, self));
+        };
+        if self.kh > hp || self.kw > wp {
             return Err(Error::invalid(
                 op,
                 format!(
-                    "kernel {}x{} larger than padded input {}x{} (pad {})",
-                    self.kh,
-                    self.kw,
-                    self.h + 2 * self.pad,
-                    self.w + 2 * self.pad,
-                    self.pad
+                    "kernel {}x{} larger than padded input {hp}x{wp} (pad {})",
+                    self.kh, self.kw, self.pad
                 ),
             ));
         }
+        // Every size the geometry implies (input, output, columns) must be countable.
+        let (n, c, oh, ow) = (self.n, self.c, self.out_h(), self.out_w());
+        if checked_product(&[n, c, self.h, self.w]).is_none()
+            || checked_product(&[n, oh, ow, c, self.kh, self.kw]).is_none()
+        {
+            return Err(overflows(op, self));
+        }
         Ok(())
     }
+}
+
+/// `size + 2·pad`, or `None` when it overflows `isize` (window positions minus the padding
+/// are signed).
+fn padded(size: usize, pad: usize) -> Option<usize> {
+    pad.checked_mul(2)?
+        .checked_add(size)
+        .filter(|&p| isize::try_from(p).is_ok())
+}
+
+/// A geometry whose sizes overflow `usize`.
+fn overflows(op: &'static str, g: &impl std::fmt::Debug) -> Error {
+    Error::invalid(
+        op,
+        format!("{g:?}: its sizes overflow; the geometry is too large"),
+    )
 }
 
 /// Geometry of a 2-D max-pool over an NCHW input. Padded positions never win the max
@@ -134,17 +157,23 @@ impl Pool2dGeom {
                 ),
             ));
         }
-        if self.ph > self.h + 2 * self.pad || self.pw > self.w + 2 * self.pad {
+        let (Some(hp), Some(wp)) = (padded(self.h, self.pad), padded(self.w, self.pad)) else {
+            return Err(overflows(op, self));
+        };
+        if self.ph > hp || self.pw > wp {
             return Err(Error::invalid(
                 op,
                 format!(
-                    "window {}x{} larger than padded input {}x{}",
-                    self.ph,
-                    self.pw,
-                    self.h + 2 * self.pad,
-                    self.w + 2 * self.pad
+                    "window {}x{} larger than padded input {hp}x{wp}",
+                    self.ph, self.pw
                 ),
             ));
+        }
+        let (n, c, oh, ow) = (self.n, self.c, self.out_h(), self.out_w());
+        if checked_product(&[n, c, self.h, self.w]).is_none()
+            || checked_product(&[n, c, oh, ow]).is_none()
+        {
+            return Err(overflows(op, self));
         }
         Ok(())
     }

@@ -280,7 +280,17 @@ fn conv_check(
             format!("input has {c} channels, weights expect {wc}"),
         ));
     }
-    x.conv_geom(kh, kw, stride, pad)
+    let g = x.conv_geom(kh, kw, stride, pad)?;
+    let fout = w.dims()[0];
+    if crate::shape::checked_product(&[g.n, fout, g.out_h(), g.out_w()]).is_none() {
+        return Err(Error::shapes(
+            op,
+            &x.shape,
+            &w.shape,
+            "the output's size overflows",
+        ));
+    }
+    Ok(g)
 }
 
 /// [`conv_check`] plus the bias: `b` must be a float `[F]` for weights `[F, C, KH, KW]`.

@@ -19,14 +19,22 @@ impl Tensor {
         const OP: &str = "gather_bytes";
         want(OP, self, DType::U32)?;
         want(OP, perm, DType::U32)?;
-        if offset + count > perm.numel() {
+        if offset
+            .checked_add(count)
+            .is_none_or(|end| end > perm.numel())
+        {
             return Err(Error::invalid(
                 OP,
                 format!(
-                    "rows {offset}..{} of a permutation of {}",
-                    offset + count,
+                    "{count} rows from {offset} of a permutation of {}",
                     perm.numel()
                 ),
+            ));
+        }
+        if count.checked_mul(row_len).is_none() {
+            return Err(Error::invalid(
+                OP,
+                format!("{count} rows of {row_len} bytes: the size overflows"),
             ));
         }
         if dtype == DType::F16 {
@@ -63,11 +71,17 @@ impl Tensor {
         let mut od = idx.dims().to_vec();
         od.push(d);
         let dt = self.dtype;
-        let out = backend!(OP, dt, [self => table, idx => ib], |be| {
-            let mut out = be.alloc(count * d, dt, OP)?;
-            be.gather_rows(table, ib, &mut out, count, d)?;
-            Ok(Tensor::from_parts(Shape::new(od.clone()), dt, out.into()))
-        })?;
+        crate::tensor::checked_len(OP, &Shape::new(od.clone()), dt)?;
+        let out = if count == 0 || d == 0 {
+            // No rows to gather (the kernels walk rows of d elements).
+            Tensor::zeros(od, dt, &self.device())?
+        } else {
+            backend!(OP, dt, [self => table, idx => ib], |be| {
+                let mut out = be.alloc(count * d, dt, OP)?;
+                be.gather_rows(table, ib, &mut out, count, d)?;
+                Ok(Tensor::from_parts(Shape::new(od.clone()), dt, out.into()))
+            })?
+        };
         let idx = idx.detach();
         Ok(record(out, OP, &[self], move |g| {
             let onehot = idx.one_hot(v, g.dtype)?;
@@ -137,7 +151,7 @@ impl Tensor {
             });
         }
         let shape = shape.into();
-        let n = shape.numel();
+        let n = crate::tensor::checked_len(OP, &shape, dtype)?;
         let storage = match device {
             Device::Cpu => {
                 let mut m = CpuBackend.alloc(n, DType::F32, OP)?;
@@ -197,6 +211,10 @@ impl Tensor {
             ));
         }
         let dt = self.dtype;
+        if self.numel() == 0 {
+            // No images, or images without pixels (the kernels walk whole planes).
+            return Tensor::zeros(self.shape.clone(), dt, &self.device());
+        }
         backend!(OP, dt, [self => x], |be| {
             let mut out = be.alloc(n * c * h * w, dt, OP)?;
             be.augment(x, &mut out, n, c, h, w, spec)?;
@@ -221,6 +239,12 @@ impl Tensor {
             return Err(Error::invalid(
                 OP,
                 format!("cannot resize {} to {oh}x{ow}", self.shape),
+            ));
+        }
+        if crate::shape::checked_product(&[n, c, oh, ow]).is_none() {
+            return Err(Error::invalid(
+                OP,
+                format!("{} resized to {oh}x{ow}: the size overflows", self.shape),
             ));
         }
         if crate::autograd::wants_grad(&[self]) {

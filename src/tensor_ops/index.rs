@@ -1,7 +1,7 @@
 //! Indexing along a dim: `index_select` and `gather` with their scatter-add backwards
 //! (`shaders/index.wgsl`). Indices are u32 tensors (wgnn's integer dtype).
 
-use super::shape::dim_index;
+use super::shape::existing_dim;
 use super::{want, want_float};
 use crate::autograd::record;
 use crate::dtype::DType;
@@ -68,7 +68,7 @@ impl Tensor {
             ));
         }
         let d = self.dims();
-        let i = dim_index(OP, dim, d.len())?;
+        let i = existing_dim(OP, dim, d.len())?;
         let geom = IndexGeom {
             outer: d[..i].iter().product(),
             size: d[i],
@@ -77,6 +77,7 @@ impl Tensor {
         };
         let mut od = d.to_vec();
         od[i] = geom.count;
+        crate::tensor::checked_len(OP, &Shape::new(od.clone()), self.dtype)?;
         let out = self.index_kernel(idx, &geom, Shape::new(od), Kind::Select)?;
         let (idx, in_shape) = (idx.clone(), self.shape().clone());
         Ok(record(out, OP, &[self], move |g| {
@@ -96,7 +97,7 @@ impl Tensor {
         want_float(OP, self, self.dtype)?;
         want(OP, idx, DType::U32)?;
         let d = self.dims();
-        let i = dim_index(OP, dim, d.len())?;
+        let i = existing_dim(OP, dim, d.len())?;
         let e = idx.dims();
         let fits = e.len() == d.len() && (0..d.len()).all(|k| k == i || e[k] == d[k]);
         if !fits {

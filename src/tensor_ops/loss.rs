@@ -46,6 +46,15 @@ impl Tensor {
         const OP: &str = "softmax_cross_entropy";
         want_float(OP, self, self.dtype)?;
         let (rows, cols) = labels_for(OP, self, labels)?;
+        if rows == 0 {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "logits {} have no rows: the mean loss of an empty batch is undefined",
+                    self.shape
+                ),
+            ));
+        }
         let dt = self.dtype;
         let (loss, probs) = backend!(OP, dt, [self => x, labels => t], |be| {
             let mut probs = be.alloc(rows * cols, dt, OP)?;

@@ -86,6 +86,14 @@ impl Tensor {
         const OP: &str = "matmul";
         want_float(OP, self, self.dtype)?;
         want_float(OP, rhs, self.dtype)?;
+        if crate::shape::checked_product(&od).is_none() {
+            return Err(Error::shapes(
+                OP,
+                self.shape(),
+                rhs.shape(),
+                format!("the product's size {od:?} overflows"),
+            ));
+        }
         let r = od.len();
         let (m, n) = (od[r - 2], od[r - 1]);
         let batch: usize = od[..r - 2].iter().product();
@@ -107,11 +115,16 @@ impl Tensor {
             trans_b,
         };
         let dt = self.dtype;
-        let out = backend!(OP, dt, [self => a, rhs => b], |be| {
-            let mut c = be.alloc(batch * m * n, dt, OP)?;
-            be.bmm(a, b, &mut c, &spec)?;
-            Ok(Tensor::from_parts(Shape::new(od.clone()), dt, c.into()))
-        })?;
+        let out = if batch * m * n == 0 {
+            // An empty product: nothing to compute (a kernel would still walk every batch).
+            Tensor::zeros(od.clone(), dt, &self.device())?
+        } else {
+            backend!(OP, dt, [self => a, rhs => b], |be| {
+                let mut c = be.alloc(batch * m * n, dt, OP)?;
+                be.bmm(a, b, &mut c, &spec)?;
+                Ok(Tensor::from_parts(Shape::new(od.clone()), dt, c.into()))
+            })?
+        };
         let (a, b) = (self.detach(), rhs.detach());
         Ok(record_needs(out, OP, &[self, rhs], move |g, needs| {
             // dA = g·Bᵀ, dB = Aᵀ·g per batch (through the flags), summed over the batch
@@ -252,6 +265,14 @@ impl Tensor {
                 format!("bias must be [{m}]"),
             ));
         }
+        if n.checked_mul(m).is_none() {
+            return Err(Error::shapes(
+                OP,
+                self.shape(),
+                w.shape(),
+                "the output's size overflows",
+            ));
+        }
         want_float(OP, self, self.dtype)?;
         want_float(OP, w, self.dtype)?;
         want_float(OP, b, self.dtype)?;
@@ -309,6 +330,14 @@ fn matmul_spec(
             &a.shape,
             &b.shape,
             format!("inner dimensions differ ({k} vs {k2}; trans_a={trans_a}, trans_b={trans_b})"),
+        ));
+    }
+    if m.checked_mul(n).is_none() {
+        return Err(Error::shapes(
+            OP,
+            &a.shape,
+            &b.shape,
+            "the product's size overflows",
         ));
     }
     Ok(MatmulSpec {

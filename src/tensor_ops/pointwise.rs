@@ -42,6 +42,8 @@ impl Tensor {
             }
             shape = full;
         }
+        // The broadcast (or expanded) output must be countable before its strides are.
+        crate::tensor::checked_len(name, &Shape::new(shape.clone()), dt)?;
         let strides: Vec<Vec<usize>> = ins
             .iter()
             .map(|t| broadcast_strides(t.dims(), &shape))

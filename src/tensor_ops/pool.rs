@@ -113,6 +113,10 @@ impl Tensor {
         }
         same_shape(OP, self, idx)?;
         let dt = self.dtype;
+        if g.n * g.c * g.h * g.w == 0 {
+            // An empty input (windows over padding only): no gradient to route anywhere.
+            return Tensor::zeros([g.n, g.c, g.h, g.w], dt, &self.device());
+        }
         backend!(OP, dt, [self => dy, idx => ib], |be| {
             let mut dx = be.alloc(g.n * g.c * g.h * g.w, dt, OP)?;
             be.max_pool_bwd(dy, ib, &mut dx, g)?;

@@ -214,6 +214,10 @@ impl Tensor {
         let op = if min { "min_dim" } else { "max_dim" };
         let rank = self.dims().len();
         let i = dim_index(op, dim, rank)?;
+        if rank == 0 {
+            // PyTorch: the max of a 0-d tensor along dim 0 is itself, at index 0.
+            return self.reshape_to([1])?.max_dim_impl(0, false, min);
+        }
         let (_, out_shape) = reduced_shapes(self.dims(), &[i], keepdim);
         let (x, rows, r) = self.reduced_last(&[i])?;
         let (v, idx) = x.extreme_2d(rows, r, min)?;

@@ -21,7 +21,22 @@ pub(crate) fn dim_index(op: &'static str, d: isize, rank: usize) -> Result<usize
     Ok(i as usize)
 }
 
-/// Sorted, distinct dim indices from `dims`; an error names a repeated one.
+/// `d` as an index into the dims of a tensor that has one: as [`dim_index`], but a 0-d
+/// tensor (whose dim 0 `dim_index` accepts, as PyTorch does for reductions) is an error, for
+/// the ops that take a slice along the dim (`narrow`, `cat`, `split`, `index_select` …).
+pub(crate) fn existing_dim(op: &'static str, d: isize, rank: usize) -> Result<usize> {
+    if rank == 0 {
+        return Err(Error::invalid(
+            op,
+            format!("dim {d}: a 0-d tensor has no dim to index; reshape it to [1] first"),
+        ));
+    }
+    dim_index(op, d, rank)
+}
+
+/// Sorted, distinct dim indices from `dims`; an error names a repeated one. A 0-d tensor's
+/// dim 0 (or -1) is accepted and names nothing to reduce over (PyTorch: `x.sum(0)` of a 0-d
+/// `x` is `x`).
 pub(crate) fn dim_set(op: &'static str, dims: &[isize], rank: usize) -> Result<Vec<usize>> {
     let mut out = Vec::with_capacity(dims.len());
     for &d in dims {
@@ -33,6 +48,9 @@ pub(crate) fn dim_set(op: &'static str, dims: &[isize], rank: usize) -> Result<V
             ));
         }
         out.push(i);
+    }
+    if rank == 0 {
+        out.clear();
     }
     out.sort_unstable();
     Ok(out)
@@ -84,7 +102,12 @@ fn infer(dims: Vec<i64>, numel: usize) -> Result<Shape> {
             -1 if hole.is_none() => hole = Some(i),
             -1 => return Err(Error::invalid(OP, format!("more than one -1 in {dims:?}"))),
             d if d < 0 => return Err(Error::invalid(OP, format!("size {d} in {dims:?}"))),
-            d => known *= d as usize,
+            d => {
+                known = usize::try_from(d)
+                    .ok()
+                    .and_then(|d| known.checked_mul(d))
+                    .ok_or_else(|| Error::invalid(OP, format!("the sizes {dims:?} overflow")))?
+            }
         }
     }
     let mut out: Vec<usize> = dims.iter().map(|&d| d.max(0) as usize).collect();
@@ -271,21 +294,34 @@ impl Tensor {
     /// Pieces of `size` elements along `dim`, the last one shorter when `size` does not
     /// divide the dim (PyTorch's `split(size, dim)`): an LSTM's four gates from one product.
     pub fn split(&self, size: usize, dim: isize) -> Result<Vec<Tensor>> {
-        let d = dim_index("split", dim, self.dims().len())?;
+        let d = existing_dim("split", dim, self.dims().len())?;
         if size == 0 {
             return Err(Error::invalid("split", "the piece size must be ≥ 1"));
         }
         let total = self.dims()[d];
-        (0..total)
-            .step_by(size)
-            .map(|start| self.narrow(d as isize, start, size.min(total - start)))
-            .collect()
+        // A huge dim of an empty tensor (`[0, 2^40]`) would make more pieces than memory holds:
+        // the list is reserved first, so that is an error rather than an abort.
+        let count = total.div_ceil(size);
+        let mut pieces = Vec::new();
+        pieces.try_reserve_exact(count).map_err(|e| {
+            Error::invalid(
+                "split",
+                format!(
+                    "{count} pieces of a {} tensor along dim {d}: {e}",
+                    self.shape
+                ),
+            )
+        })?;
+        for start in (0..total).step_by(size) {
+            pieces.push(self.narrow(d as isize, start, size.min(total - start))?);
+        }
+        Ok(pieces)
     }
 
     /// `chunks` pieces along `dim` of `ceil(size / chunks)` elements each (fewer pieces when
     /// the dim is short, as PyTorch's `chunk`).
     pub fn chunk(&self, chunks: usize, dim: isize) -> Result<Vec<Tensor>> {
-        let d = dim_index("chunk", dim, self.dims().len())?;
+        let d = existing_dim("chunk", dim, self.dims().len())?;
         if chunks == 0 {
             return Err(Error::invalid("chunk", "the number of chunks must be ≥ 1"));
         }
@@ -352,6 +388,11 @@ impl Tensor {
         want_float(OP, self, self.dtype)?;
         want_float(OP, src, self.dtype)?;
         same_device(OP, &[self, src])?;
+        // Nothing to copy: without this, a zero-size block of a huge `outer` (a `[2^62, 0]`
+        // tensor) would be walked row by empty row.
+        if b.outer == 0 || b.len == 0 || b.inner == 0 {
+            return Ok(());
+        }
         match (self.storage_mut()?, &*src.storage) {
             (Storage::Cpu(d), Storage::Cpu(s)) => {
                 in_place_f32(d, |d| CpuBackend.copy_block(&s.widen_f16(), d, b))
@@ -368,13 +409,17 @@ impl Tensor {
     /// copied. Backward: the gradient goes back into those positions of a zero tensor.
     pub fn narrow(&self, dim: isize, start: usize, len: usize) -> Result<Tensor> {
         const OP: &str = "narrow";
-        let dim = dim_index(OP, dim, self.shape.rank())?;
-        if start + len > self.dims()[dim] || len == 0 {
+        let dim = existing_dim(OP, dim, self.shape.rank())?;
+        if start
+            .checked_add(len)
+            .is_none_or(|end| end > self.dims()[dim])
+            || len == 0
+        {
             return Err(Error::invalid(
                 OP,
                 format!(
                     "cannot take {start}..{} along dimension {dim} of a {} tensor",
-                    start + len,
+                    start.saturating_add(len),
                     self.shape
                 ),
             ));
@@ -415,8 +460,8 @@ impl Tensor {
         let Some(first) = tensors.first() else {
             return Err(Error::invalid(OP, "nothing to concatenate"));
         };
-        let dim = dim_index(OP, dim, first.shape.rank())?;
-        let mut total = 0;
+        let dim = existing_dim(OP, dim, first.shape.rank())?;
+        let mut total = 0usize;
         for t in tensors {
             want_float(OP, t, first.dtype)?;
             let same_rest = t.shape.rank() == first.shape.rank()
@@ -429,7 +474,14 @@ impl Tensor {
                     format!("shapes must agree in every dimension but {dim}"),
                 ));
             }
-            total += t.dims()[dim];
+            total = total.checked_add(t.dims()[dim]).ok_or_else(|| {
+                Error::shapes(
+                    OP,
+                    &first.shape,
+                    &t.shape,
+                    format!("the joined size along dimension {dim} overflows"),
+                )
+            })?;
         }
         let refs: Vec<&Tensor> = tensors.to_vec();
         same_device(OP, &refs)?;

@@ -236,7 +236,9 @@ impl GpuContext {
                 [u32_of(OP, gx)?, u32_of(OP, gy)?, 1],
             );
         }
-        let chunk = k.div_ceil(splits.max(1)).next_multiple_of(16);
+        // At least one chunk of 16 when k is 0 (a convolution's weight gradient over an empty
+        // batch), so the split count below divides by something.
+        let chunk = k.div_ceil(splits.max(1)).next_multiple_of(16).max(16);
         let splits = k.div_ceil(chunk).max(1);
         let p = MatmulParams {
             k_chunk: u32_of(OP, chunk)?,
