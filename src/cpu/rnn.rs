@@ -1,163 +1,375 @@
 //! The fused pointwise work of one time step of a recurrent cell (RNN, GRU, LSTM), forward
 //! and backward: the reference of `shaders/rnn.wgsl`. Buffer roles are documented on
-//! `Backend::rnn_cell` and `Backend::rnn_cell_bwd`.
+//! [`RnnCellFwd`] and [`RnnCellBwd`].
+//!
+//! Each batch row is a handful of loops over contiguous gate blocks of `H` values, with a
+//! branch-free exponential, so the compiler vectorises them; where the CPU has AVX-512 the
+//! row functions are compiled a second time for it and chosen at run time.
 
 use super::*;
 use crate::ops::{RnnCell, RnnCellBwd, RnnCellFwd, RnnStep};
 
+/// `eˣ` to about 2 ulp without a branch or a call (so loops over it vectorise): `2ⁿ·p(r)` with
+/// `n` the nearest integer to `x·log₂e`, `r = x - n·ln 2` (Cody–Waite, two parts) and `p` the
+/// degree-6 Taylor polynomial on `|r| ≤ ln 2 / 2`. Clamped to the finite range of f32 (NaN
+/// stays NaN).
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    // 1.5·2²³: adding and subtracting it rounds to the nearest integer.
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+#[inline(always)]
 fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+    1.0 / (1.0 + exp(-x))
+}
+
+#[inline(always)]
+fn tanh(x: f32) -> f32 {
+    1.0 - 2.0 / (exp(2.0 * x) + 1.0)
+}
+
+/// `out[k] = f(a[k] + b[k] + c[k])`.
+#[inline(always)]
+fn sum3(out: &mut [f32], a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32) -> f32) {
+    for (((o, &a), &b), &c) in out.iter_mut().zip(a).zip(b).zip(c) {
+        *o = f(a + b + c);
+    }
+}
+
+/// One batch row of a forward step: `x`, `hh`, `bias` are the row's `G·H` projections, `prev`
+/// its `h_{t-1}` (`c_{t-1}` for the LSTM), `act` its `S·H` saved values; writes the new state
+/// to `h` (and the LSTM's cell state to `c`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn fwd_row(
+    cell: RnnCell,
+    hid: usize,
+    x: &[f32],
+    hh: &[f32],
+    bias: &[f32],
+    prev: &[f32],
+    act: &mut [f32],
+    h: &mut [f32],
+    c: &mut [f32],
+) {
+    match cell {
+        RnnCell::Tanh => {
+            sum3(&mut act[..hid], x, hh, bias, tanh);
+            h.copy_from_slice(&act[..hid]);
+        }
+        RnnCell::Gru => {
+            let (rz, rest) = act.split_at_mut(2 * hid);
+            let (n, hn) = rest.split_at_mut(hid);
+            sum3(rz, &x[..2 * hid], &hh[..2 * hid], &bias[..2 * hid], sigmoid);
+            for ((o, &a), &b) in hn.iter_mut().zip(&hh[2 * hid..]).zip(&bias[2 * hid..]) {
+                *o = a + b;
+            }
+            let (r, z) = rz.split_at(hid);
+            for ((((o, &xn), &r), &hn), ((hv, &z), &p)) in n
+                .iter_mut()
+                .zip(&x[2 * hid..])
+                .zip(r)
+                .zip(hn.iter())
+                .zip(h.iter_mut().zip(z).zip(prev))
+            {
+                *o = tanh(xn + r * hn);
+                *hv = (1.0 - z) * *o + z * p;
+            }
+        }
+        RnnCell::Lstm => {
+            let (ifg, o) = act.split_at_mut(3 * hid);
+            sum3(
+                &mut ifg[..2 * hid],
+                &x[..2 * hid],
+                &hh[..2 * hid],
+                &bias[..2 * hid],
+                sigmoid,
+            );
+            let (x3, h3, b3) = (
+                &x[2 * hid..3 * hid],
+                &hh[2 * hid..3 * hid],
+                &bias[2 * hid..3 * hid],
+            );
+            sum3(&mut ifg[2 * hid..], x3, h3, b3, tanh);
+            sum3(o, &x[3 * hid..], &hh[3 * hid..], &bias[3 * hid..], sigmoid);
+            let (i, fg) = ifg.split_at(hid);
+            let (f, g) = fg.split_at(hid);
+            for ((((cv, hv), &og), (&iv, &fv)), (&gv, &p)) in c
+                .iter_mut()
+                .zip(h.iter_mut())
+                .zip(o.iter())
+                .zip(i.iter().zip(f))
+                .zip(g.iter().zip(prev))
+            {
+                *cv = fv * p + iv * gv;
+                *hv = og * tanh(*cv);
+            }
+        }
+    }
+}
+
+/// One batch row of a backward step: `act` the saved values, `prev` `h_{t-1}` (GRU) or
+/// `c_{t-1}` (LSTM), `c` the LSTM's `c_t`, `dh` the total gradient of `h_t`, `dc_in` the
+/// LSTM's gradient of `c_t` from step `t + 1`; writes the gate gradients `dx` (input side)
+/// and `dhh` (recurrent side), and `dh_out` (GRU: `dh ⊙ z`) or `dc_out` (LSTM: `c_{t-1}`'s).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn bwd_row(
+    cell: RnnCell,
+    hid: usize,
+    act: &[f32],
+    prev: &[f32],
+    c: &[f32],
+    dh: &[f32],
+    dc_in: &[f32],
+    dx: &mut [f32],
+    dhh: &mut [f32],
+    dh_out: &mut [f32],
+    dc_out: &mut [f32],
+) {
+    match cell {
+        RnnCell::Tanh => {
+            for (((o, q), &v), &d) in dx.iter_mut().zip(dhh.iter_mut()).zip(act).zip(dh) {
+                *o = d * (1.0 - v * v);
+                *q = *o;
+            }
+        }
+        RnnCell::Gru => {
+            let (r, rest) = act.split_at(hid);
+            let (z, rest) = rest.split_at(hid);
+            let (n, hn) = rest.split_at(hid);
+            let (dxr, dxrest) = dx.split_at_mut(hid);
+            let (dxz, dxn) = dxrest.split_at_mut(hid);
+            let (dhr, dhrest) = dhh.split_at_mut(hid);
+            let (dhz, dhn) = dhrest.split_at_mut(hid);
+            for j in 0..hid {
+                let d = dh[j];
+                let dn = d * (1.0 - z[j]) * (1.0 - n[j] * n[j]);
+                let dz = d * (prev[j] - n[j]) * z[j] * (1.0 - z[j]);
+                let dr = dn * hn[j] * r[j] * (1.0 - r[j]);
+                dxr[j] = dr;
+                dxz[j] = dz;
+                dxn[j] = dn;
+                dhr[j] = dr;
+                dhz[j] = dz;
+                dhn[j] = dn * r[j];
+                dh_out[j] = d * z[j];
+            }
+        }
+        RnnCell::Lstm => {
+            let (i, rest) = act.split_at(hid);
+            let (f, rest) = rest.split_at(hid);
+            let (g, o) = rest.split_at(hid);
+            let (di, rest) = dx.split_at_mut(hid);
+            let (df, rest) = rest.split_at_mut(hid);
+            let (dg, dout) = rest.split_at_mut(hid);
+            for j in 0..hid {
+                let tc = tanh(c[j]);
+                let dct = dc_in[j] + dh[j] * o[j] * (1.0 - tc * tc);
+                di[j] = dct * g[j] * i[j] * (1.0 - i[j]);
+                df[j] = dct * prev[j] * f[j] * (1.0 - f[j]);
+                dg[j] = dct * i[j] * (1.0 - g[j] * g[j]);
+                dout[j] = dh[j] * tc * o[j] * (1.0 - o[j]);
+                dc_out[j] = dct * f[j];
+            }
+            dhh.copy_from_slice(dx);
+        }
+    }
+}
+
+/// The row functions compiled for AVX-512 (the same source, vectorised 16 wide).
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use super::*;
+
+    /// # Safety
+    /// AVX-512F must be present.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn fwd_row(
+        cell: RnnCell,
+        hid: usize,
+        x: &[f32],
+        hh: &[f32],
+        bias: &[f32],
+        prev: &[f32],
+        act: &mut [f32],
+        h: &mut [f32],
+        c: &mut [f32],
+    ) {
+        super::fwd_row(cell, hid, x, hh, bias, prev, act, h, c)
+    }
+
+    /// # Safety
+    /// AVX-512F must be present.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn bwd_row(
+        cell: RnnCell,
+        hid: usize,
+        act: &[f32],
+        prev: &[f32],
+        c: &[f32],
+        dh: &[f32],
+        dc_in: &[f32],
+        dx: &mut [f32],
+        dhh: &mut [f32],
+        dh_out: &mut [f32],
+        dc_out: &mut [f32],
+    ) {
+        super::bwd_row(cell, hid, act, prev, c, dh, dc_in, dx, dhh, dh_out, dc_out)
+    }
+}
+
+/// Whether the AVX-512 row functions can run here.
+fn wide() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        super::avx512::supported()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 fn missing(op: &'static str, what: &str) -> Error {
     Error::invalid(op, format!("the LSTM needs its {what} buffer"))
 }
 
+/// Rows `t` of `v` viewed as `[rows, width]`.
+fn row(v: &[f32], t: usize, width: usize) -> &[f32] {
+    &v[t * width..(t + 1) * width]
+}
+
 impl CpuBackend {
     pub(super) fn rnn_cell(&self, s: &RnnStep, o: RnnCellFwd<'_, CpuStorage>) -> Result<()> {
         const OP: &str = "rnn_cell";
-        let (hid, n, t) = (s.hidden, s.state(), s.t);
-        let g = s.cell.gates() * hid;
-        let xw = &o.xw.f32s(OP)?[t * s.batch * g..(t + 1) * s.batch * g];
+        let (hid, n, t, b) = (s.hidden, s.state(), s.t, s.batch);
+        let lstm = s.cell == RnnCell::Lstm;
+        let (g, sv) = (s.cell.gates() * hid, s.cell.saved() * hid);
+        let xw = row(o.xw.f32s(OP)?, t, b * g);
         let (hh, bias) = (o.hh.f32s(OP)?, o.bias.f32s(OP)?);
         let hprev = o.hprev.f32s_mut(OP)?;
-        let sv = s.cell.saved() * hid;
-        let act = &mut o.act.f32s_mut(OP)?[t * s.batch * sv..(t + 1) * s.batch * sv];
+        let act = &mut o.act.f32s_mut(OP)?[t * b * sv..(t + 1) * b * sv];
         let out = o.out.f32s_mut(OP)?;
-        let h = o.h.f32s_mut(OP)?;
+        let h = &mut o.h.f32s_mut(OP)?[..n];
         let mut cs = match o.cs {
             Some(c) => Some(c.f32s_mut(OP)?),
+            None if lstm => return Err(missing(OP, "cell-state")),
             None => None,
         };
-        for b in 0..s.batch {
-            let (xr, hr) = (&xw[b * g..(b + 1) * g], &hh[b * g..(b + 1) * g]);
-            let ar = &mut act[b * sv..(b + 1) * sv];
-            for j in 0..hid {
-                let pre = |k: usize| xr[k * hid + j] + hr[k * hid + j] + bias[k * hid + j];
-                let e = b * hid + j;
-                let new_h = match s.cell {
-                    RnnCell::Tanh => {
-                        let v = pre(0).tanh();
-                        ar[j] = v;
-                        v
-                    }
-                    RnnCell::Gru => {
-                        let r = sigmoid(pre(0));
-                        let z = sigmoid(pre(1));
-                        let hn = hr[2 * hid + j] + bias[2 * hid + j];
-                        let nn = (xr[2 * hid + j] + r * hn).tanh();
-                        ar[j] = r;
-                        ar[hid + j] = z;
-                        ar[2 * hid + j] = nn;
-                        ar[3 * hid + j] = hn;
-                        (1.0 - z) * nn + z * hprev[t * n + e]
-                    }
-                    RnnCell::Lstm => {
-                        let cs = cs.as_deref_mut().ok_or_else(|| missing(OP, "cell-state"))?;
-                        let ig = sigmoid(pre(0));
-                        let fg = sigmoid(pre(1));
-                        let gg = pre(2).tanh();
-                        let og = sigmoid(pre(3));
-                        ar[j] = ig;
-                        ar[hid + j] = fg;
-                        ar[2 * hid + j] = gg;
-                        ar[3 * hid + j] = og;
-                        let c = fg * cs[t * n + e] + ig * gg;
-                        cs[(t + 1) * n + e] = c;
-                        if t + 1 == s.steps {
-                            out[s.steps * n + e] = c;
-                        }
-                        og * c.tanh()
-                    }
-                };
-                out[t * n + e] = new_h;
-                h[e] = new_h;
-                if t + 1 < s.steps {
-                    hprev[(t + 1) * n + e] = new_h;
-                }
+        // The LSTM's c_{t-1} and c_t rows, or (others) an empty c.
+        let (prev_c, c_t): (&[f32], &mut [f32]) = match cs.as_deref_mut() {
+            Some(cs) => {
+                let (before, after) = cs.split_at_mut((t + 1) * n);
+                (&before[t * n..], &mut after[..n])
             }
+            None => (&[], &mut []),
+        };
+        let prev_h = &hprev[t * n..(t + 1) * n];
+        let wide = wide();
+        for bi in 0..b {
+            let (x, hr) = (row(xw, bi, g), row(hh, bi, g));
+            let prev = if lstm {
+                row(prev_c, bi, hid)
+            } else {
+                row(prev_h, bi, hid)
+            };
+            let a = &mut act[bi * sv..(bi + 1) * sv];
+            let hv = &mut h[bi * hid..(bi + 1) * hid];
+            let cv: &mut [f32] = if lstm {
+                &mut c_t[bi * hid..(bi + 1) * hid]
+            } else {
+                &mut []
+            };
+            if wide {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `wide()` checked that the CPU has AVX-512F.
+                unsafe {
+                    wide::fwd_row(s.cell, hid, x, hr, bias, prev, a, hv, cv)
+                };
+            } else {
+                fwd_row(s.cell, hid, x, hr, bias, prev, a, hv, cv);
+            }
+        }
+        out[t * n..(t + 1) * n].copy_from_slice(h);
+        if t + 1 < s.steps {
+            hprev[(t + 1) * n..(t + 2) * n].copy_from_slice(h);
+        }
+        if lstm && t + 1 == s.steps {
+            out[s.steps * n..(s.steps + 1) * n].copy_from_slice(c_t);
         }
         Ok(())
     }
 
     pub(super) fn rnn_cell_bwd(&self, s: &RnnStep, io: RnnCellBwd<'_, CpuStorage>) -> Result<()> {
         const OP: &str = "rnn_cell_backward";
-        let (hid, n, t) = (s.hidden, s.state(), s.t);
+        let (hid, n, t, b) = (s.hidden, s.state(), s.t, s.batch);
         let last = t + 1 == s.steps;
-        let g = s.cell.gates() * hid;
-        let sv = s.cell.saved() * hid;
-        let act = &io.act.f32s(OP)?[t * s.batch * sv..(t + 1) * s.batch * sv];
-        let hprev = io.hprev.f32s(OP)?;
+        let (g, sv) = (s.cell.gates() * hid, s.cell.saved() * hid);
+        let act = row(io.act.f32s(OP)?, t, b * sv);
         let gout = io.gout.f32s(OP)?;
-        let dh = io.dh.f32s_mut(OP)?;
-        let dxw = &mut io.dxw.f32s_mut(OP)?[t * s.batch * g..(t + 1) * s.batch * g];
-        let dhh = io.dhh.f32s_mut(OP)?;
-        let mut dhh_all = match io.dhh_all {
-            Some(d) => Some(&mut d.f32s_mut(OP)?[t * s.batch * g..(t + 1) * s.batch * g]),
-            None => None,
-        };
-        let cs = match io.cs {
-            Some(c) => Some(c.f32s(OP)?),
-            None => None,
-        };
-        let mut dc = match io.dc {
-            Some(d) => Some(d.f32s_mut(OP)?),
-            None => None,
-        };
-        for b in 0..s.batch {
-            let ar = &act[b * sv..(b + 1) * sv];
-            for j in 0..hid {
-                let e = b * hid + j;
-                let dh_t = gout[t * n + e] + if last { 0.0 } else { dh[e] };
-                let row = b * g;
-                match s.cell {
-                    RnnCell::Tanh => {
-                        let v = ar[j];
-                        let d = dh_t * (1.0 - v * v);
-                        dxw[row + j] = d;
-                        dhh[row + j] = d;
-                    }
-                    RnnCell::Gru => {
-                        let (r, z, nn, hn) = (ar[j], ar[hid + j], ar[2 * hid + j], ar[3 * hid + j]);
-                        let dn = dh_t * (1.0 - z) * (1.0 - nn * nn);
-                        let dz = dh_t * (hprev[t * n + e] - nn) * z * (1.0 - z);
-                        let dr = dn * hn * r * (1.0 - r);
-                        dxw[row + j] = dr;
-                        dxw[row + hid + j] = dz;
-                        dxw[row + 2 * hid + j] = dn;
-                        dhh[row + j] = dr;
-                        dhh[row + hid + j] = dz;
-                        dhh[row + 2 * hid + j] = dn * r;
-                        if let Some(all) = dhh_all.as_deref_mut() {
-                            all[row + j] = dr;
-                            all[row + hid + j] = dz;
-                            all[row + 2 * hid + j] = dn * r;
-                        }
-                        dh[e] = dh_t * z;
-                    }
-                    RnnCell::Lstm => {
-                        let cs = cs.ok_or_else(|| missing(OP, "cell-state"))?;
-                        let dc = dc.as_deref_mut().ok_or_else(|| missing(OP, "dc"))?;
-                        let (ig, fg, gg, og) =
-                            (ar[j], ar[hid + j], ar[2 * hid + j], ar[3 * hid + j]);
-                        let c = cs[(t + 1) * n + e];
-                        let tc = c.tanh();
-                        let dc_in = if last { gout[s.steps * n + e] } else { dc[e] };
-                        let dct = dc_in + dh_t * og * (1.0 - tc * tc);
-                        let d = [
-                            dct * gg * ig * (1.0 - ig),
-                            dct * cs[t * n + e] * fg * (1.0 - fg),
-                            dct * ig * (1.0 - gg * gg),
-                            dh_t * tc * og * (1.0 - og),
-                        ];
-                        for (k, v) in d.into_iter().enumerate() {
-                            dxw[row + k * hid + j] = v;
-                            dhh[row + k * hid + j] = v;
-                        }
-                        dc[e] = dct * fg;
-                    }
-                }
+        let dh = &mut io.dh.f32s_mut(OP)?[..n];
+        // The total gradient of h_t: the output's, plus the recurrent one but at the last step.
+        let mut dh_t = row(gout, t, n).to_vec();
+        if !last {
+            dh_t.iter_mut().zip(dh.iter()).for_each(|(a, &b)| *a += b);
+        }
+        let dxw = &mut io.dxw.f32s_mut(OP)?[t * b * g..(t + 1) * b * g];
+        let dhh = &mut io.dhh.f32s_mut(OP)?[..b * g];
+        let (prev, c, dc_in, mut dc) = match s.cell {
+            RnnCell::Lstm => {
+                let cs = io.cs.ok_or_else(|| missing(OP, "cell-state"))?.f32s(OP)?;
+                let dc = io.dc.ok_or_else(|| missing(OP, "dc"))?.f32s_mut(OP)?;
+                let dc_in = if last {
+                    row(gout, s.steps, n).to_vec()
+                } else {
+                    dc[..n].to_vec()
+                };
+                (row(cs, t, n), row(cs, t + 1, n), dc_in, Some(dc))
             }
+            RnnCell::Gru => (row(io.hprev.f32s(OP)?, t, n), &[][..], Vec::new(), None),
+            RnnCell::Tanh => (&[][..], &[][..], Vec::new(), None),
+        };
+        let (lstm, gru) = (s.cell == RnnCell::Lstm, s.cell == RnnCell::Gru);
+        let wide = wide();
+        for bi in 0..b {
+            let a = row(act, bi, sv);
+            let p = if lstm || gru { row(prev, bi, hid) } else { &[] };
+            let cv = if lstm { row(c, bi, hid) } else { &[] };
+            let dci = if lstm { row(&dc_in, bi, hid) } else { &[] };
+            let d = row(&dh_t, bi, hid);
+            let dx = &mut dxw[bi * g..(bi + 1) * g];
+            let dq = &mut dhh[bi * g..(bi + 1) * g];
+            let dho: &mut [f32] = if gru {
+                &mut dh[bi * hid..(bi + 1) * hid]
+            } else {
+                &mut []
+            };
+            let dco: &mut [f32] = match dc.as_deref_mut() {
+                Some(dc) => &mut dc[bi * hid..(bi + 1) * hid],
+                None => &mut [],
+            };
+            if wide {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `wide()` checked that the CPU has AVX-512F.
+                unsafe {
+                    wide::bwd_row(s.cell, hid, a, p, cv, d, dci, dx, dq, dho, dco)
+                };
+            } else {
+                bwd_row(s.cell, hid, a, p, cv, d, dci, dx, dq, dho, dco);
+            }
+        }
+        if let Some(all) = io.dhh_all {
+            all.f32s_mut(OP)?[t * b * g..(t + 1) * b * g].copy_from_slice(dhh);
         }
         Ok(())
     }
