@@ -261,13 +261,13 @@ impl CpuBackend {
         let act = &mut o.act.f32s_mut(OP)?[t * b * sv..(t + 1) * b * sv];
         let out = o.out.f32s_mut(OP)?;
         let h = &mut o.h.f32s_mut(OP)?[..n];
-        let mut cs = match o.cs {
+        let cs = match o.cs {
             Some(c) => Some(c.f32s_mut(OP)?),
             None if lstm => return Err(missing(OP, "cell-state")),
             None => None,
         };
         // The LSTM's c_{t-1} and c_t rows, or (others) an empty c.
-        let (prev_c, c_t): (&[f32], &mut [f32]) = match cs.as_deref_mut() {
+        let (prev_c, c_t): (&[f32], &mut [f32]) = match cs {
             Some(cs) => {
                 let (before, after) = cs.split_at_mut((t + 1) * n);
                 (&before[t * n..], &mut after[..n])

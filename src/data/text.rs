@@ -598,8 +598,9 @@ impl<'a> SeqBatches<'a> {
         if b >= self.batch_size {
             return None;
         }
+        // Checked: `i · B + b` past `usize::MAX` would wrap to a row of an early batch.
         self.starts
-            .get(i.checked_mul(self.batch_size)? + b)
+            .get(i.checked_mul(self.batch_size)?.checked_add(b)?)
             .copied()
     }
 }

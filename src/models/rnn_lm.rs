@@ -4,6 +4,7 @@
 
 use crate::autograd::no_grad;
 use crate::device::Device;
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::nn::{Linear, Module, Recurrent, RnnCell, RnnOptions, RnnState};
 use crate::tensor::Tensor;
@@ -31,14 +32,20 @@ impl RnnLm {
         layers: usize,
         device: &Device,
     ) -> Result<RnnLm> {
+        let Ok(tokens) = u32::try_from(vocab) else {
+            return Err(Error::invalid(
+                "RnnLm",
+                format!("vocab {vocab}: token ids are u32, so at most 2^32 tokens"),
+            ));
+        };
         let options = RnnOptions::default().layers(layers);
         let rnn = Recurrent::new(cell, vocab, hidden, options, device)?;
         let head = Linear::new(hidden, vocab, device)?;
-        let mut eye = vec![0f32; vocab * vocab];
-        for i in 0..vocab {
-            eye[i * vocab + i] = 1.0;
-        }
-        let eye = Tensor::from_slice(&eye, [vocab, vocab], device)?;
+        // The table holds vocab² values: made on the device by `one_hot`, whose size checks
+        // make a vocabulary too large for it an error, not an overflow or an aborted
+        // allocation.
+        let ids = Tensor::from_vec((0..tokens).collect::<Vec<u32>>(), [vocab], device)?;
+        let eye = ids.one_hot(vocab, DType::F32)?;
         Ok(RnnLm { rnn, head, eye })
     }
 

@@ -119,7 +119,15 @@ impl Recurrent {
                 format!("dropout must be in [0, 1), got {}", options.dropout),
             ));
         }
-        let gh = cell.gates() * hidden_size;
+        let gh = cell.gates().checked_mul(hidden_size).ok_or_else(|| {
+            Error::invalid(
+                name,
+                format!(
+                    "hidden_size {hidden_size}: its {} gates overflow usize",
+                    cell.gates()
+                ),
+            )
+        })?;
         let bound = 1.0 / (hidden_size as f32).sqrt();
         let draw = |dims: &[usize], decay: bool| -> Result<Param> {
             let t = Tensor::rand_uniform(
@@ -131,7 +139,18 @@ impl Recurrent {
             )?;
             Param::new(t, decay)
         };
-        let mut layers = Vec::with_capacity(options.num_layers);
+        // The layer count is the caller's: reserved fallibly, so that one no host could hold
+        // is an error here rather than an abort in the allocator.
+        let mut layers = Vec::new();
+        layers.try_reserve_exact(options.num_layers).map_err(|e| {
+            Error::invalid(
+                name,
+                format!(
+                    "num_layers {}: cannot hold that many layers ({e})",
+                    options.num_layers
+                ),
+            )
+        })?;
         for l in 0..options.num_layers {
             let fan_in = if l == 0 { input_size } else { hidden_size };
             layers.push(LayerParams {
