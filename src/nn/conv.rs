@@ -35,17 +35,8 @@ impl Conv2d {
         pad: usize,
         device: &Device,
     ) -> Result<Conv2d> {
-        super::check_sizes(
-            "Conv2d",
-            &[
-                ("in_channels", in_ch),
-                ("out_channels", out_ch),
-                ("kernel_size", k),
-                ("stride", stride),
-            ],
-        )?;
+        let fan_in = checked_fan_in(in_ch, out_ch, k, stride)?;
         let mut seeds = crate::rng::SplitMix64::new(crate::rng::next_seed());
-        let fan_in = fan_in(in_ch, k)?;
         let bound = super::init::torch_bias_bound(fan_in);
         Ok(Conv2d {
             weight: Param::new(
@@ -79,16 +70,7 @@ impl Conv2d {
         seed: u64,
         device: &Device,
     ) -> Result<Conv2d> {
-        super::check_sizes(
-            "Conv2d",
-            &[
-                ("in_channels", in_ch),
-                ("out_channels", out_ch),
-                ("kernel_size", k),
-                ("stride", stride),
-            ],
-        )?;
-        let fan_in = fan_in(in_ch, k)?;
+        let fan_in = checked_fan_in(in_ch, out_ch, k, stride)?;
         Ok(Conv2d {
             weight: Param::new(
                 init.tensor(&[out_ch, in_ch, k, k], fan_in, seed, device)?,
@@ -139,7 +121,18 @@ impl Module for Conv2d {
 }
 
 /// A `k`×`k` filter's fan-in over `in_ch` channels, or an error when it overflows.
-fn fan_in(in_ch: usize, k: usize) -> Result<usize> {
+/// Refuses zero sizes by argument name, and returns the fan-in `in_ch·k·k` (an error when it
+/// overflows).
+fn checked_fan_in(in_ch: usize, out_ch: usize, k: usize, stride: usize) -> Result<usize> {
+    super::check_sizes(
+        "Conv2d",
+        &[
+            ("in_channels", in_ch),
+            ("out_channels", out_ch),
+            ("kernel_size", k),
+            ("stride", stride),
+        ],
+    )?;
     in_ch
         .checked_mul(k)
         .and_then(|f| f.checked_mul(k))
