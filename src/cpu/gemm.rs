@@ -13,6 +13,13 @@ pub(crate) struct Mat<'a> {
     pub cs: usize,
 }
 
+impl<'a> Mat<'a> {
+    /// `data` with row stride `rs` and column stride `cs`.
+    pub(crate) fn new(data: &'a [f32], rs: usize, cs: usize) -> Mat<'a> {
+        Mat { data, rs, cs }
+    }
+}
+
 /// Raw pointer that may cross threads: each thread writes a disjoint block of C.
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
@@ -200,6 +207,129 @@ pub(crate) fn gemm(
     }
 }
 
+/// A right operand `B [k, n]` prepared once for many products by [`gemm_packed`]: packed into
+/// the AVX-512 kernel's panels where that kernel runs (so no call packs it again), otherwise B
+/// itself, read in place by [`gemm`].
+pub(crate) enum PackedB<'a> {
+    /// The panels of `avx512.rs`.
+    #[cfg(target_arch = "x86_64")]
+    Avx512(super::avx512::PackedB<'a>),
+    /// B as it is stored.
+    Plain { k: usize, n: usize, b: Mat<'a> },
+}
+
+impl<'a> PackedB<'a> {
+    /// The scratch floats [`PackedB::new`] needs for a `[k, n]` operand (0 where nothing is
+    /// packed).
+    pub(crate) fn scratch_len(k: usize, n: usize) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if super::avx512::available() {
+            return super::avx512::PackedB::len(k, n);
+        }
+        let _ = (k, n);
+        0
+    }
+
+    /// Prepares `B [k, n]`, packing it into `scratch` (at least [`PackedB::scratch_len`]
+    /// floats). Panics (a bug of the caller) when B reaches past its slice.
+    pub(crate) fn new(k: usize, n: usize, b: Mat<'a>, scratch: &'a mut [f32]) -> PackedB<'a> {
+        #[cfg(target_arch = "x86_64")]
+        if super::avx512::available() {
+            return PackedB::Avx512(super::avx512::PackedB::new(k, n, b, scratch));
+        }
+        let _ = scratch;
+        assert!(
+            reach(k, n, b.rs, b.cs) <= b.data.len(),
+            "PackedB: B [{k}, {n}] with strides ({}, {}) reaches past its {} elements",
+            b.rs,
+            b.cs,
+            b.data.len()
+        );
+        PackedB::Plain { k, n, b }
+    }
+
+    /// `[k, n]`.
+    fn dims(&self) -> (usize, usize) {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            PackedB::Avx512(p) => (p.k(), p.n()),
+            PackedB::Plain { k, n, .. } => (*k, *n),
+        }
+    }
+}
+
+/// `C = alpha A B + beta C` for row-major C `[m, n]` and a B prepared by [`PackedB::new`]:
+/// [`gemm`]'s result, bit for bit. Made for a few rows of A against a large B (a batch of
+/// recurrent states times `W_hhᵀ`): B is never packed again, and each thread multiplies A by its
+/// own panels of B.
+pub(crate) fn gemm_packed(m: usize, alpha: f32, a: Mat, b: &PackedB, beta: f32, c: &mut [f32]) {
+    let (k, n) = b.dims();
+    let c = &mut c[..m * n];
+    if c.is_empty() {
+        return;
+    }
+    match b {
+        #[cfg(target_arch = "x86_64")]
+        PackedB::Avx512(p) => {
+            assert!(
+                reach(m, k, a.rs, a.cs) <= a.data.len(),
+                "gemm_packed: A [{m}, {k}] with strides ({}, {}) reaches past its {} elements",
+                a.rs,
+                a.cs,
+                a.data.len()
+            );
+            // A grid of blocks of C, one per thread: first whole panels of B, so that each
+            // thread reads only its part of B, which stays in its cache from one product to
+            // the next (the loops of `rnn_layer.rs` give each thread the same block every
+            // step), and every row panel of A is whole (a batch of 32 is 12 + 12 + 8 rows);
+            // then, when threads outnumber the panels, blocks of rows (a multiple of 4, so
+            // that the edge panel runs a kernel of its own height).
+            let panels = p.panels();
+            let threads = match m * n * k < PARALLEL_MIN {
+                true => 1,
+                false => rayon::current_num_threads(),
+            };
+            let cols = panels.div_ceil(threads.min(panels));
+            let row_blocks = threads / panels.div_ceil(cols);
+            let rows = m.div_ceil(row_blocks.max(1)).next_multiple_of(4).min(m);
+            let col_blocks = panels.div_ceil(cols);
+            let blocks = m.div_ceil(rows) * col_blocks;
+            let base = SendPtr(c.as_mut_ptr());
+            let block = |i: usize| {
+                let ptr = base;
+                let r0 = (i / col_blocks) * rows;
+                let mb = rows.min(m - r0);
+                let p0 = (i % col_blocks) * cols;
+                let a_blk = Mat {
+                    data: &a.data[r0 * a.rs..],
+                    ..a
+                };
+                // SAFETY: the kernel is available (it packed the operand); A was checked for
+                // `[m, k]`, so its rows from r0 are in bounds; C is `c[..m * n]`, borrowed
+                // mutably above, and rows `r0..r0 + mb` of the columns of panels
+                // `p0..p0 + cols` belong to this block alone.
+                unsafe {
+                    let (c_blk, range) = (ptr.0.add(r0 * n), p0..panels.min(p0 + cols));
+                    super::avx512::sgemm_packed(mb, alpha, a_blk, p, range, beta, c_blk, n)
+                };
+            };
+            if blocks == 1 {
+                block(0);
+            } else {
+                (0..blocks).into_par_iter().for_each(block);
+            }
+        }
+        PackedB::Plain { b, .. } => {
+            match (k, beta == 0.0) {
+                // No products: C = beta C, never reading a previous C when beta is 0.
+                (0, true) => c.fill(0.0),
+                (0, false) => c.iter_mut().for_each(|v| *v *= beta),
+                _ => gemm(m, k, n, alpha, a, *b, beta, c),
+            }
+        }
+    }
+}
+
 /// `Σ v` in f64, with eight running sums (added in a fixed order at the end) so that the loop
 /// is not one long chain of dependent additions: a bias gradient sums a million values a step.
 pub(crate) fn sum_f64(v: &[f32]) -> f64 {
@@ -325,6 +455,75 @@ mod tests {
                                  beta {beta}: element {i} is {g}, want {w}"
                             );
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `gemm_packed` gives `gemm`'s bits, B stored either way, on one thread and split
+    /// across two (blocks of rows for a batch of 32, panels of B for fewer rows), and never
+    /// reads C when beta is 0.
+    #[test]
+    fn gemm_packed_matches_gemm_bit_for_bit() {
+        let mut seed = 5u32;
+        let mut rand = |len: usize| -> Vec<f32> {
+            (0..len)
+                .map(|_| {
+                    seed = crate::rng::hash_u32(seed);
+                    (seed >> 8) as f32 / 16_777_216.0 - 0.5
+                })
+                .collect()
+        };
+        let shapes = [
+            (32, 256, 1024),
+            (32, 1024, 256),
+            (5, 300, 70),
+            (1, 7, 33),
+            (13, 513, 65),
+            (3, 40, 1030),
+            (2, 0, 40),
+            (0, 5, 7),
+            (4, 5, 0),
+        ];
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("a thread pool");
+            for &(m, k, n) in &shapes {
+                for tb in [false, true] {
+                    for beta in [0.0, 1.0] {
+                        let (a, b, c0) = (rand(m * k), rand(k * n), rand(m * n));
+                        let am = mat(&a, k);
+                        let bm = match tb {
+                            true => Mat::new(&b, 1, k.max(1)),
+                            false => mat(&b, n),
+                        };
+                        let c0 = match beta == 0.0 {
+                            true => vec![f32::NAN; m * n],
+                            false => c0,
+                        };
+                        let (mut want, mut got) = (c0.clone(), c0);
+                        let mut scratch = vec![0f32; PackedB::scratch_len(k, n)];
+                        pool.install(|| {
+                            if k == 0 {
+                                want.iter_mut()
+                                    .for_each(|v| *v = if beta == 0.0 { 0.0 } else { *v });
+                            } else {
+                                gemm(m, k, n, 1.0, am, bm, beta, &mut want);
+                            }
+                            let pb = PackedB::new(k, n, bm, &mut scratch);
+                            gemm_packed(m, 1.0, am, &pb, beta, &mut got);
+                        });
+                        let same = want
+                            .iter()
+                            .zip(&got)
+                            .all(|(w, g)| w.to_bits() == g.to_bits());
+                        assert!(
+                            same,
+                            "[{m}, {k}, {n}] tb {tb} beta {beta} on {threads} threads differs"
+                        );
                     }
                 }
             }

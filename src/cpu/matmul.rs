@@ -22,11 +22,14 @@ impl CpuBackend {
             stored(a, s.m, s.k, s.trans_a),
             stored(b, s.k, s.n, s.trans_b),
         );
-        if s.beta == 0.0 {
-            c[..s.m * s.n].fill(0.0); // never read a previous C (it may hold NaN)
-        }
         if s.k == 0 {
-            c[..s.m * s.n].iter_mut().for_each(|v| *v *= s.beta);
+            // No products: C = beta C, never reading a previous C when beta is 0 (it may
+            // hold NaN). With products, the kernels do not read C when beta is 0.
+            let c = &mut c[..s.m * s.n];
+            match s.beta == 0.0 {
+                true => c.fill(0.0),
+                false => c.iter_mut().for_each(|v| *v *= s.beta),
+            }
             return Ok(());
         }
         gemm(s.m, s.k, s.n, s.alpha, am, bm, s.beta, c);
@@ -57,9 +60,9 @@ impl CpuBackend {
                 stored(a, s.m, s.k, s.trans_a),
                 stored(b, s.k, s.n, s.trans_b),
             );
-            c.fill(0.0);
-            if s.k > 0 {
-                gemm(s.m, s.k, s.n, 1.0, am, bm, 0.0, c);
+            match s.k {
+                0 => c.fill(0.0),
+                _ => gemm(s.m, s.k, s.n, 1.0, am, bm, 0.0, c),
             }
         }
         Ok(())

@@ -13,8 +13,8 @@ use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::ops::{
     AugmentSpec, Backend, BlockCopy, BmmSpec, BnGeom, Conv2dGeom, DropoutSpec, IndexGeom,
-    MatmulSpec, OptimKind, OptimStep, PointwiseOp, Pool2dGeom, RnnCellBwd, RnnCellFwd, RnnStep,
-    Strided,
+    MatmulSpec, OptimKind, OptimStep, PointwiseOp, Pool2dGeom, RnnCellBwd, RnnCellFwd, RnnLayerBwd,
+    RnnLayerFwd, RnnStep, Strided,
 };
 use crate::rng::counter_uniform;
 use half::f16;
@@ -37,6 +37,7 @@ pub(crate) mod pointwise;
 mod pooling;
 mod reduce;
 mod rnn;
+mod rnn_layer;
 mod softmax;
 
 /// `C = A B` for row-major `A [m, k]`, `B [k, n]` and `C [m, n]`, straight through the CPU
@@ -102,13 +103,27 @@ impl CpuStorage {
         }
     }
 
-    /// `n` zeros; an allocation the allocator refuses is an error naming `what`.
+    /// `n` zeros; an allocation the allocator refuses is an error naming `what`. A pooled
+    /// buffer, zeroed here, where there is one: writing zeros over memory in cache is cheaper
+    /// than faulting in fresh pages (a training step makes the same zeros every step, such as
+    /// the gradients of the slices it takes).
     pub(crate) fn zeros(dtype: DType, n: usize, what: &str) -> Result<CpuStorage> {
-        use pool::try_filled as filled;
         Ok(match dtype {
-            DType::F32 => CpuStorage::F32(filled(n, 0.0, what, dtype)?),
-            DType::F16 => CpuStorage::F16(filled(n, f16::ZERO, what, dtype)?),
-            DType::U32 => CpuStorage::U32(filled(n, 0, what, dtype)?),
+            DType::F32 => {
+                let mut v = pool::try_take_f32(n, what)?;
+                v.fill(0.0);
+                CpuStorage::F32(v)
+            }
+            DType::F16 => {
+                let mut v = pool::try_take_f16(n, what)?;
+                v.fill(f16::ZERO);
+                CpuStorage::F16(v)
+            }
+            DType::U32 => {
+                let mut v = pool::try_take_u32(n, what)?;
+                v.fill(0);
+                CpuStorage::U32(v)
+            }
         })
     }
 
@@ -621,6 +636,14 @@ impl Backend for CpuBackend {
 
     fn rnn_cell_bwd(&self, s: &RnnStep, bufs: RnnCellBwd<'_, CpuStorage>) -> Result<()> {
         CpuBackend::rnn_cell_bwd(self, s, bufs)
+    }
+
+    fn rnn_layer(&self, s: &RnnStep, bufs: RnnLayerFwd<'_, CpuStorage>) -> Result<()> {
+        CpuBackend::rnn_layer(self, s, bufs)
+    }
+
+    fn rnn_layer_bwd(&self, s: &RnnStep, bufs: RnnLayerBwd<'_, CpuStorage>) -> Result<()> {
+        CpuBackend::rnn_layer_bwd(self, s, bufs)
     }
 
     fn transpose(

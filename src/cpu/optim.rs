@@ -40,6 +40,14 @@ impl CpuBackend {
             None => None,
         };
         // The same expressions, in the same order, as shaders/optim.wgsl.
+        if s.kind == OptimKind::Sgd {
+            // Plain SGD (d2l's language models) as one loop the compiler vectorises.
+            for (w, &g) in w.iter_mut().zip(g) {
+                let gi = g / scale + s.weight_decay * *w;
+                *w -= s.lr * gi;
+            }
+            return Ok(());
+        }
         for i in 0..n {
             let l2 = if s.kind == OptimKind::AdamW {
                 0.0

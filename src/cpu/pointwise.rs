@@ -117,8 +117,21 @@ fn strided<F: Fn([f32; MAX_INPUTS]) -> f32>(
     while i < o.len() {
         // A run along the last dim.
         let run = (dims[last] - coord[last]).min(o.len() - i);
-        for r in 0..run {
-            o[i + r] = f([x[ox + r * sx], y[oy + r * sy], z[oz + r * sz]]);
+        let o_run = &mut o[i..i + run];
+        match (sx, sy, sz) {
+            // Every input contiguous along the run (a row broadcast down a matrix, such as a
+            // bias): zipped slices, so the op's loop vectorises as in `flat`.
+            (1, 1, 1) => {
+                let (xr, yr, zr) = (&x[ox..ox + run], &y[oy..oy + run], &z[oz..oz + run]);
+                for ((o, &a), (&b, &c)) in o_run.iter_mut().zip(xr).zip(yr.iter().zip(zr)) {
+                    *o = f([a, b, c]);
+                }
+            }
+            _ => {
+                for (r, o) in o_run.iter_mut().enumerate() {
+                    *o = f([x[ox + r * sx], y[oy + r * sy], z[oz + r * sz]]);
+                }
+            }
         }
         i += run;
         coord[last] += run;

@@ -3,6 +3,9 @@
 #[allow(unused_imports)]
 use super::*;
 
+/// Elements below which [`CpuBackend::sum_rows`] runs on the calling thread.
+const SUM_PARALLEL_MIN: usize = 1 << 16;
+
 impl CpuBackend {
     pub(super) fn sum_rows(
         &self,
@@ -13,11 +16,26 @@ impl CpuBackend {
         alpha: f32,
     ) -> Result<()> {
         let (x, o) = (x.f32s("sum_rows")?, &mut out.f32s_mut("sum_rows")?[..cols]);
-        o.fill(0.0);
-        for row in x[..rows * cols].chunks_exact(cols) {
-            o.iter_mut().zip(row).for_each(|(o, &v)| *o += v);
+        let x = &x[..rows * cols];
+        // Column block `o` starting at column `c0`, rows in order: the same sums on any split.
+        let block = |c0: usize, o: &mut [f32]| {
+            o.fill(0.0);
+            for row in x.chunks_exact(cols) {
+                let row = &row[c0..c0 + o.len()];
+                o.iter_mut().zip(row).for_each(|(o, &v)| *o += v);
+            }
+            o.iter_mut().for_each(|o| *o *= alpha);
+        };
+        // A bias gradient sums a few megabytes: split by columns across the pool when large.
+        let threads = rayon::current_num_threads();
+        if threads <= 1 || rows * cols < SUM_PARALLEL_MIN || cols < 2 * 16 {
+            block(0, o);
+        } else {
+            let width = cols.div_ceil(threads).next_multiple_of(16);
+            o.par_chunks_mut(width)
+                .enumerate()
+                .for_each(|(i, o)| block(i * width, o));
         }
-        o.iter_mut().for_each(|o| *o *= alpha);
         Ok(())
     }
 

@@ -4,7 +4,8 @@
 //!
 //! Each batch row is a handful of loops over contiguous gate blocks of `H` values, with a
 //! branch-free exponential, so the compiler vectorises them; where the CPU has AVX-512 the
-//! row functions are compiled a second time for it and chosen at run time.
+//! row functions are compiled a second time for it and chosen at run time. A step's rows are
+//! split across the rayon pool when the step is large (`row_blocks`).
 
 use super::*;
 use crate::ops::{RnnCell, RnnCellBwd, RnnCellFwd, RnnStep};
@@ -18,13 +19,18 @@ fn exp(x: f32) -> f32 {
     // 1.5·2²³: adding and subtracting it rounds to the nearest integer.
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let shifted = x * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
     let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // `shifted` lies in [2²³, 2²⁴), where the mantissa counts units: its bits less ROUND's
+    // are n (two's complement), without `n as i32`, whose saturating conversion does not
+    // vectorise (it went lane by lane through scalar registers).
+    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    p * f32::from_bits(n_bits.wrapping_add(127) << 23)
 }
 
 #[inline(always)]
@@ -244,6 +250,44 @@ fn missing(op: &'static str, what: &str) -> Error {
     Error::invalid(op, format!("the LSTM needs its {what} buffer"))
 }
 
+/// State elements (`batch · hidden`) from which a step's rows are split across the pool.
+const CELL_PARALLEL_MIN: usize = 1 << 12;
+
+/// Runs `f(first_row, blocks)` over blocks of a step's `batch` rows: `outs` are the step's
+/// output arrays, `widths` their values per row (0 for an array the cell does not use), and
+/// each block gets the same rows of every one. The blocks run in parallel when the step has
+/// `units ≥ CELL_PARALLEL_MIN` state elements (each row is computed by the same code
+/// whatever the split).
+fn row_blocks<const K: usize>(
+    batch: usize,
+    units: usize,
+    outs: [&mut [f32]; K],
+    widths: [usize; K],
+    f: impl Fn(usize, [&mut [f32]; K]) + Sync,
+) {
+    let threads = rayon::current_num_threads();
+    let per = match threads > 1 && units >= CELL_PARALLEL_MIN {
+        true => batch.div_ceil(threads),
+        false => batch,
+    };
+    if per >= batch {
+        return f(0, outs);
+    }
+    let f = &f;
+    rayon::scope(|sc| {
+        let mut rest = outs;
+        for b0 in (0..batch).step_by(per) {
+            let rows = per.min(batch - b0);
+            let block: [&mut [f32]; K] = std::array::from_fn(|k| {
+                let (here, after) = std::mem::take(&mut rest[k]).split_at_mut(rows * widths[k]);
+                rest[k] = after;
+                here
+            });
+            sc.spawn(move |_| f(b0, block));
+        }
+    });
+}
+
 /// Rows `t` of `v` viewed as `[rows, width]`.
 fn row(v: &[f32], t: usize, width: usize) -> &[f32] {
     &v[t * width..(t + 1) * width]
@@ -276,30 +320,36 @@ impl CpuBackend {
         };
         let prev_h = &hprev[t * n..(t + 1) * n];
         let wide = wide();
-        for bi in 0..b {
-            let (x, hr) = (row(xw, bi, g), row(hh, bi, g));
-            let prev = if lstm {
-                row(prev_c, bi, hid)
-            } else {
-                row(prev_h, bi, hid)
-            };
-            let a = &mut act[bi * sv..(bi + 1) * sv];
-            let hv = &mut h[bi * hid..(bi + 1) * hid];
-            let cv: &mut [f32] = if lstm {
-                &mut c_t[bi * hid..(bi + 1) * hid]
-            } else {
-                &mut []
-            };
-            if wide {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: `wide()` checked that the CPU has AVX-512F.
-                unsafe {
-                    wide::fwd_row(s.cell, hid, x, hr, bias, prev, a, hv, cv)
+        let widths = [sv, hid, if lstm { hid } else { 0 }];
+        row_blocks(b, n, [act, &mut *h, c_t], widths, |b0, [act, h, c]| {
+            for (r, (a, hv)) in act
+                .chunks_exact_mut(sv)
+                .zip(h.chunks_exact_mut(hid))
+                .enumerate()
+            {
+                let bi = b0 + r;
+                let (x, hr) = (row(xw, bi, g), row(hh, bi, g));
+                let prev = if lstm {
+                    row(prev_c, bi, hid)
+                } else {
+                    row(prev_h, bi, hid)
                 };
-            } else {
-                fwd_row(s.cell, hid, x, hr, bias, prev, a, hv, cv);
+                let cv: &mut [f32] = if lstm {
+                    &mut c[r * hid..(r + 1) * hid]
+                } else {
+                    &mut []
+                };
+                if wide {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: `wide()` checked that the CPU has AVX-512F.
+                    unsafe {
+                        wide::fwd_row(s.cell, hid, x, hr, bias, prev, a, hv, cv)
+                    };
+                } else {
+                    fwd_row(s.cell, hid, x, hr, bias, prev, a, hv, cv);
+                }
             }
-        }
+        });
         out[t * n..(t + 1) * n].copy_from_slice(h);
         if t + 1 < s.steps {
             hprev[(t + 1) * n..(t + 2) * n].copy_from_slice(h);
@@ -325,7 +375,7 @@ impl CpuBackend {
         }
         let dxw = &mut io.dxw.f32s_mut(OP)?[t * b * g..(t + 1) * b * g];
         let dhh = &mut io.dhh.f32s_mut(OP)?[..b * g];
-        let (prev, c, dc_in, mut dc) = match s.cell {
+        let (prev, c, dc_in, dc) = match s.cell {
             RnnCell::Lstm => {
                 let cs = io.cs.ok_or_else(|| missing(OP, "cell-state"))?.f32s(OP)?;
                 let dc = io.dc.ok_or_else(|| missing(OP, "dc"))?.f32s_mut(OP)?;
@@ -341,33 +391,51 @@ impl CpuBackend {
         };
         let (lstm, gru) = (s.cell == RnnCell::Lstm, s.cell == RnnCell::Gru);
         let wide = wide();
-        for bi in 0..b {
-            let a = row(act, bi, sv);
-            let p = if lstm || gru { row(prev, bi, hid) } else { &[] };
-            let cv = if lstm { row(c, bi, hid) } else { &[] };
-            let dci = if lstm { row(&dc_in, bi, hid) } else { &[] };
-            let d = row(&dh_t, bi, hid);
-            let dx = &mut dxw[bi * g..(bi + 1) * g];
-            let dq = &mut dhh[bi * g..(bi + 1) * g];
-            let dho: &mut [f32] = if gru {
-                &mut dh[bi * hid..(bi + 1) * hid]
-            } else {
-                &mut []
-            };
-            let dco: &mut [f32] = match dc.as_deref_mut() {
-                Some(dc) => &mut dc[bi * hid..(bi + 1) * hid],
-                None => &mut [],
-            };
-            if wide {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: `wide()` checked that the CPU has AVX-512F.
-                unsafe {
-                    wide::bwd_row(s.cell, hid, a, p, cv, d, dci, dx, dq, dho, dco)
-                };
-            } else {
-                bwd_row(s.cell, hid, a, p, cv, d, dci, dx, dq, dho, dco);
-            }
-        }
+        let dho: &mut [f32] = if gru { dh } else { &mut [] };
+        let dco: &mut [f32] = match dc {
+            Some(dc) => &mut dc[..n],
+            None => &mut [],
+        };
+        let widths = [g, g, if gru { hid } else { 0 }, if lstm { hid } else { 0 }];
+        row_blocks(
+            b,
+            n,
+            [dxw, &mut *dhh, dho, dco],
+            widths,
+            |b0, [dx, dq, dho, dco]| {
+                for (r, (dx, dq)) in dx
+                    .chunks_exact_mut(g)
+                    .zip(dq.chunks_exact_mut(g))
+                    .enumerate()
+                {
+                    let bi = b0 + r;
+                    let a = row(act, bi, sv);
+                    let p = if lstm || gru { row(prev, bi, hid) } else { &[] };
+                    let cv = if lstm { row(c, bi, hid) } else { &[] };
+                    let dci = if lstm { row(&dc_in, bi, hid) } else { &[] };
+                    let d = row(&dh_t, bi, hid);
+                    let dho: &mut [f32] = if gru {
+                        &mut dho[r * hid..(r + 1) * hid]
+                    } else {
+                        &mut []
+                    };
+                    let dco: &mut [f32] = if lstm {
+                        &mut dco[r * hid..(r + 1) * hid]
+                    } else {
+                        &mut []
+                    };
+                    if wide {
+                        #[cfg(target_arch = "x86_64")]
+                        // SAFETY: `wide()` checked that the CPU has AVX-512F.
+                        unsafe {
+                            wide::bwd_row(s.cell, hid, a, p, cv, d, dci, dx, dq, dho, dco)
+                        };
+                    } else {
+                        bwd_row(s.cell, hid, a, p, cv, d, dci, dx, dq, dho, dco);
+                    }
+                }
+            },
+        );
         if let Some(all) = io.dhh_all {
             all.f32s_mut(OP)?[t * b * g..(t + 1) * b * g].copy_from_slice(dhh);
         }

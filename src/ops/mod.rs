@@ -68,6 +68,50 @@ pub struct RnnCellBwd<'a, Buf> {
     pub dhh_all: Option<&'a mut Buf>,
 }
 
+/// The buffers of a whole recurrent layer's forward, for [`Backend::rnn_layer`] (shapes as in
+/// [`RnnCellFwd`]).
+pub struct RnnLayerFwd<'a, Buf> {
+    /// `[T, B, G·H]`: the input projection of every step, `b_ih` included.
+    pub xw: &'a Buf,
+    /// `[G·H, H]`: `W_hh`.
+    pub w_hh: &'a Buf,
+    /// `[G·H]`: `b_hh`.
+    pub bias: &'a Buf,
+    /// `[B, H]`: the initial state.
+    pub h0: &'a Buf,
+    /// `[T, B, H]`: as [`RnnCellFwd::hprev`], row 0 already holding `h_0`.
+    pub hprev: &'a mut Buf,
+    /// `[T + 1, B, H]` (LSTM only): as [`RnnCellFwd::cs`], row 0 already holding `c_0`.
+    pub cs: Option<&'a mut Buf>,
+    /// As [`RnnCellFwd::act`].
+    pub act: &'a mut Buf,
+    /// As [`RnnCellFwd::out`].
+    pub out: &'a mut Buf,
+}
+
+/// The buffers of a whole recurrent layer's backward, for [`Backend::rnn_layer_bwd`] (shapes
+/// as in [`RnnCellFwd`]).
+pub struct RnnLayerBwd<'a, Buf> {
+    /// The forward's saved values.
+    pub act: &'a Buf,
+    /// The forward's `hprev`.
+    pub hprev: &'a Buf,
+    /// The forward's cell states (LSTM only).
+    pub cs: Option<&'a Buf>,
+    /// The gradient of the layer's output.
+    pub gout: &'a Buf,
+    /// `[G·H, H]`: `W_hh`.
+    pub w_hh: &'a Buf,
+    /// `[B, H]`, out: the gradient of `h_0`.
+    pub dh: &'a mut Buf,
+    /// `[B, H]` (LSTM only), out: the gradient of `c_0`.
+    pub dc: Option<&'a mut Buf>,
+    /// `[T, B, G·H]`, out: as [`RnnCellBwd::dxw`], every row.
+    pub dxw: &'a mut Buf,
+    /// `[T, B, G·H]` (GRU only), out: as [`RnnCellBwd::dhh_all`], every row.
+    pub dhh_all: Option<&'a mut Buf>,
+}
+
 /// The primitives, implemented once per backend. Output buffers are allocated by the caller
 /// with [`Backend::alloc`] and fully overwritten unless the doc says otherwise.
 #[allow(missing_docs)] // each method is documented by the tensor method that calls it
@@ -477,6 +521,79 @@ pub trait Backend {
     fn rnn_cell(&self, s: &RnnStep, bufs: RnnCellFwd<'_, Self::Buf>) -> Result<()>;
     /// The backward of time step `s.t`, in one kernel (see [`RnnCellBwd`]).
     fn rnn_cell_bwd(&self, s: &RnnStep, bufs: RnnCellBwd<'_, Self::Buf>) -> Result<()>;
+    /// A recurrent layer's forward over all `s.steps` steps (`s.t` unused; see
+    /// [`RnnLayerFwd`]): per step the recurrent projection `hh = h_{t-1}·W_hhᵀ`, then
+    /// [`Backend::rnn_cell`]. The default runs [`Backend::matmul`] per step against `W_hhᵀ`
+    /// transposed once; the CPU packs `W_hhᵀ` for its GEMM once per sequence instead.
+    fn rnn_layer(&self, s: &RnnStep, o: RnnLayerFwd<'_, Self::Buf>) -> Result<()> {
+        const OP: &str = "rnn_layer";
+        let (dt, gh) = (DType::F32, s.cell.gates() * s.hidden);
+        let mut h = self.alloc(s.state(), dt, OP)?;
+        let mut hh = self.alloc(s.batch * gh, dt, OP)?;
+        // W_hhᵀ once, so that each step's GEMM reads B row by row.
+        let mut wt = self.alloc(gh * s.hidden, dt, OP)?;
+        self.transpose(o.w_hh, &mut wt, 1, gh, s.hidden)?;
+        let spec = MatmulSpec {
+            m: s.batch,
+            n: gh,
+            k: s.hidden,
+            trans_a: false,
+            trans_b: false,
+            alpha: 1.0,
+            beta: 0.0,
+        };
+        let mut cs = o.cs;
+        for t in 0..s.steps {
+            self.matmul(if t == 0 { o.h0 } else { &h }, &wt, &mut hh, &spec)?;
+            let bufs = RnnCellFwd {
+                xw: o.xw,
+                hh: &hh,
+                bias: o.bias,
+                hprev: &mut *o.hprev,
+                cs: cs.as_deref_mut(),
+                act: &mut *o.act,
+                out: &mut *o.out,
+                h: &mut h,
+            };
+            self.rnn_cell(&RnnStep { t, ..*s }, bufs)?;
+        }
+        Ok(())
+    }
+    /// The backward of [`Backend::rnn_layer`] through every step, last to first (see
+    /// [`RnnLayerBwd`]): per step [`Backend::rnn_cell_bwd`], then `h_{t-1}`'s gradient
+    /// `dhh·W_hh` (added to the GRU's bypass part). The default runs [`Backend::matmul`] per
+    /// step; the CPU packs `W_hh` once per sequence instead.
+    fn rnn_layer_bwd(&self, s: &RnnStep, o: RnnLayerBwd<'_, Self::Buf>) -> Result<()> {
+        const OP: &str = "rnn_layer_backward";
+        let gh = s.cell.gates() * s.hidden;
+        let mut dhh = self.alloc(s.batch * gh, DType::F32, OP)?;
+        let spec = MatmulSpec {
+            m: s.batch,
+            n: s.hidden,
+            k: gh,
+            trans_a: false,
+            trans_b: false,
+            alpha: 1.0,
+            beta: if s.cell == RnnCell::Gru { 1.0 } else { 0.0 },
+        };
+        let (mut dc, mut dhh_all) = (o.dc, o.dhh_all);
+        for t in (0..s.steps).rev() {
+            let bufs = RnnCellBwd {
+                act: o.act,
+                hprev: o.hprev,
+                cs: o.cs,
+                gout: o.gout,
+                dh: &mut *o.dh,
+                dc: dc.as_deref_mut(),
+                dxw: &mut *o.dxw,
+                dhh: &mut dhh,
+                dhh_all: dhh_all.as_deref_mut(),
+            };
+            self.rnn_cell_bwd(&RnnStep { t, ..*s }, bufs)?;
+            self.matmul(&dhh, o.w_hh, &mut *o.dh, &spec)?;
+        }
+        Ok(())
+    }
     /// `[batch, rows, cols] → [batch, cols, rows]`.
     fn transpose(
         &self,

@@ -1,12 +1,13 @@
 //! A recurrent layer over a whole sequence as one autograd node: per time step one GEMM for
 //! the recurrent projection and one fused kernel for the cell's pointwise work, forward and
-//! backward (backpropagation through time: `W_hh`'s gradient is one GEMM over every step's
-//! gate gradients, summed). The input projection `x·W_ihᵀ + b_ih` is the caller's (one GEMM
+//! backward (`Backend::rnn_layer` and `Backend::rnn_layer_bwd` run the loop over the steps;
+//! backpropagation through time: `W_hh`'s gradient is one GEMM over every step's gate
+//! gradients, summed). The input projection `x·W_ihᵀ + b_ih` is the caller's (one GEMM
 //! over the sequence, through the ordinary matmul node).
 
 use super::*;
 use crate::autograd::record_needs;
-use crate::ops::{RnnCell, RnnCellBwd, RnnCellFwd, RnnStep};
+use crate::ops::{RnnCell, RnnLayerBwd, RnnLayerFwd, RnnStep};
 
 impl Tensor {
     /// One recurrent layer: `xw` `[T, B, G·H]` (the input projection of every step, `b_ih`
@@ -101,34 +102,17 @@ impl Tensor {
                 };
                 let mut act = be.alloc(steps * n * cell.saved(), dt, OP)?;
                 let mut out = be.alloc(out_rows * n, dt, OP)?;
-                let mut h = be.alloc(n, dt, OP)?;
-                let mut hh = be.alloc(batch * gh, dt, OP)?;
-                // W_hhᵀ once, so that each step's GEMM reads B row by row.
-                let mut wt = be.alloc(gh * hidden, dt, OP)?;
-                be.transpose(w, &mut wt, 1, gh, hidden)?;
-                let spec = MatmulSpec {
-                    m: batch,
-                    n: gh,
-                    k: hidden,
-                    trans_a: false,
-                    trans_b: false,
-                    alpha: 1.0,
-                    beta: 0.0,
+                let bufs = RnnLayerFwd {
+                    xw: x,
+                    w_hh: w,
+                    bias,
+                    h0: h0b,
+                    hprev: &mut hprev,
+                    cs: cs.as_mut(),
+                    act: &mut act,
+                    out: &mut out,
                 };
-                for t in 0..steps {
-                    be.matmul(if t == 0 { h0b } else { &h }, &wt, &mut hh, &spec)?;
-                    let bufs = RnnCellFwd {
-                        xw: x,
-                        hh: &hh,
-                        bias,
-                        hprev: &mut hprev,
-                        cs: cs.as_mut(),
-                        act: &mut act,
-                        out: &mut out,
-                        h: &mut h,
-                    };
-                    be.rnn_cell(&step(t), bufs)?;
-                }
+                be.rnn_layer(&step(0), bufs)?;
                 let sh = |dims: &[usize]| Shape::new(dims.to_vec());
                 Ok::<_, Error>((
                     Tensor::from_parts(sh(&[out_rows, batch, hidden]), dt, out.into()),
@@ -186,35 +170,22 @@ fn rnn_layer_backward(
             false => None,
         };
         let mut dxw = be.alloc(steps * batch * gh, dt, OP)?;
-        let mut dhh = be.alloc(batch * gh, dt, OP)?;
         let mut dhh_all = match gru {
             true => Some(be.alloc(steps * batch * gh, dt, OP)?),
             false => None,
         };
-        let spec = MatmulSpec {
-            m: batch,
-            n: hidden,
-            k: gh,
-            trans_a: false,
-            trans_b: false,
-            alpha: 1.0,
-            beta: if gru { 1.0 } else { 0.0 },
+        let bufs = RnnLayerBwd {
+            act: ab,
+            hprev: hb,
+            cs: lstm.then_some(cb),
+            gout: gb,
+            w_hh: wb,
+            dh: &mut dh,
+            dc: dc.as_mut(),
+            dxw: &mut dxw,
+            dhh_all: dhh_all.as_mut(),
         };
-        for t in (0..steps).rev() {
-            let bufs = RnnCellBwd {
-                act: ab,
-                hprev: hb,
-                cs: lstm.then_some(cb),
-                gout: gb,
-                dh: &mut dh,
-                dc: dc.as_mut(),
-                dxw: &mut dxw,
-                dhh: &mut dhh,
-                dhh_all: dhh_all.as_mut(),
-            };
-            be.rnn_cell_bwd(&RnnStep { t, ..shape }, bufs)?;
-            be.matmul(&dhh, wb, &mut dh, &spec)?;
-        }
+        be.rnn_layer_bwd(&shape, bufs)?;
         // Backpropagation through time: W_hh and b_hh get every step's gradient, summed.
         let src = dhh_all.as_ref().unwrap_or(&dxw);
         let mut dw = be.alloc(gh * hidden, dt, OP)?;
