@@ -156,6 +156,97 @@ fn gpu_cells_match_the_cpu_forward_and_backward() {
     }
 }
 
+/// `forward_tokens` (the first layer's projection looked up by token) gives what
+/// `forward_with_state` gives on the one-hot vectors, output, state and every gradient, on
+/// the CPU and every GPU, time-major and `batch_first`; bad ids are errors.
+#[test]
+fn token_inputs_equal_one_hot_inputs() {
+    let (vocab, hidden, steps, batch) = (7, 33, 6, 5);
+    let cpu = Device::cpu();
+    for dev in common::all_devices() {
+        for cell in CELLS {
+            for batch_first in [false, true] {
+                let options = RnnOptions::default().layers(2).batch_first(batch_first);
+                let weights = Recurrent::new(cell, vocab, hidden, options, &cpu)
+                    .unwrap()
+                    .state_dict();
+                let dims = match batch_first {
+                    true => [batch, steps],
+                    false => [steps, batch],
+                };
+                let ids: Vec<u32> = (0..steps * batch).map(|i| (i * 5 % vocab) as u32).collect();
+                let ids = Tensor::from_slice(&ids, dims, &dev).unwrap();
+                let run = |tokens: bool| -> Vec<(String, Vec<f32>)> {
+                    let mut rnn = Recurrent::new(cell, vocab, hidden, options, &dev).unwrap();
+                    rnn.load_state_dict(&weights, true).unwrap();
+                    let (out, last) = match tokens {
+                        true => rnn.forward_tokens(&ids, None).unwrap(),
+                        false => {
+                            let x = ids
+                                .reshape([-1])
+                                .unwrap()
+                                .one_hot(vocab, wgnn::DType::F32)
+                                .unwrap()
+                                .reshape([dims[0], dims[1], vocab])
+                                .unwrap();
+                            rnn.forward_with_state(&x, None).unwrap()
+                        }
+                    };
+                    let r = Tensor::from_slice(&randn(out.numel(), 0.0, 1.0, 9), out.dims(), &dev)
+                        .unwrap();
+                    out.backward_with(&r).unwrap();
+                    let mut got = vec![
+                        ("output".to_string(), out.to_vec::<f32>().unwrap()),
+                        ("h_n".to_string(), last.h.to_vec::<f32>().unwrap()),
+                    ];
+                    for (name, p) in rnn.named_parameters() {
+                        got.push((
+                            format!("d{name}"),
+                            p.grad().unwrap().to_vec::<f32>().unwrap(),
+                        ));
+                    }
+                    got
+                };
+                let (want, got) = (run(false), run(true));
+                assert_eq!(want.len(), got.len());
+                for ((name, w), (_, g)) in want.iter().zip(&got) {
+                    let what = format!(
+                        "{} {name} on {dev} (batch_first {batch_first})",
+                        cell.name()
+                    );
+                    common::assert_close(&what, g, w, 1e-5, 1e-5);
+                }
+            }
+        }
+        let mut rnn =
+            Recurrent::new(RnnCell::Lstm, vocab, hidden, RnnOptions::default(), &dev).unwrap();
+        let bad = [
+            (
+                Tensor::from_slice(&[1u32, 2, 3], [3], &dev).unwrap(),
+                "rank 2",
+            ),
+            (
+                Tensor::from_slice(&[1f32, 2.0], [1, 2], &dev).unwrap(),
+                "u32",
+            ),
+        ];
+        for (ids, want) in bad {
+            let Err(e) = rnn.forward_tokens(&ids, None) else {
+                panic!("{dev}: ids {} were accepted", ids.shape());
+            };
+            assert!(e.to_string().contains(want), "{dev}: {e}");
+        }
+        if !dev.is_gpu() {
+            // Out of the vocabulary: an error naming the id, not a read past the table.
+            let ids = Tensor::from_slice(&[1u32, 7], [2, 1], &dev).unwrap();
+            let Err(e) = rnn.forward_tokens(&ids, None) else {
+                panic!("id 7 of a 7-token vocabulary was accepted");
+            };
+            assert!(e.to_string().contains('7'), "{e}");
+        }
+    }
+}
+
 #[test]
 fn shapes_names_and_errors_are_pytorchs() -> wgnn::Result<()> {
     let cpu = Device::cpu();

@@ -35,6 +35,8 @@ const MC: usize = 144;
 const NC: usize = 1024;
 /// Steps of k ahead that the microkernel prefetches B (32 steps are 4 KiB of a panel).
 const B_AHEAD: usize = 32;
+/// Steps of k ahead that packing a transposed A prefetches its stored rows.
+const A_AHEAD: usize = 8;
 /// Elements of B from which [`PackedB::new`] packs across the rayon pool.
 const PACK_PARALLEL_MIN: usize = 1 << 16;
 
@@ -155,6 +157,14 @@ fn pack_a(a: Mat, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]) {
         let full = mc / MR;
         for p in 0..kc {
             let at = i0 + (p0 + p) * a.cs;
+            // Each step's run is a new stored row (4 KiB apart in a gate gradient `[T·B,
+            // 4H]`), which the hardware prefetcher does not follow across pages: ask for the
+            // run A_AHEAD steps on (a prefetch of an address past the slice never faults).
+            let ahead = a.data.as_ptr().wrapping_add(at + A_AHEAD * a.cs);
+            for line in (0..mc).step_by(16) {
+                // SAFETY: a prefetch reads nothing and never faults.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line).cast()) };
+            }
             let src = &a.data[at..at + mc];
             for (panel, run) in src.chunks_exact(MR).enumerate() {
                 let line = (panel * kc + p) * MR;

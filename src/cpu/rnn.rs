@@ -43,11 +43,35 @@ fn tanh(x: f32) -> f32 {
     1.0 - 2.0 / (exp(2.0 * x) + 1.0)
 }
 
-/// `out[k] = f(a[k] + b[k] + c[k])`.
+/// `out[k] = a[k] + b[k] + c[k]`.
 #[inline(always)]
-fn sum3(out: &mut [f32], a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32) -> f32) {
+fn add3(out: &mut [f32], a: &[f32], b: &[f32], c: &[f32]) {
     for (((o, &a), &b), &c) in out.iter_mut().zip(a).zip(b).zip(c) {
-        *o = f(a + b + c);
+        *o = a + b + c;
+    }
+}
+
+/// The cells' activations, applied in place over a slice: the row functions are written once
+/// over this trait and compiled with [`Portable`] (plain loops the compiler vectorises) and,
+/// where the CPU has it, `wide::Avx512` (the same exponential, with the division replaced by
+/// a reciprocal estimate and one Newton step, several times the division's throughput).
+trait Act {
+    fn sigmoid(v: &mut [f32]);
+    fn tanh(v: &mut [f32]);
+}
+
+/// [`Act`] in plain Rust.
+struct Portable;
+
+impl Act for Portable {
+    #[inline(always)]
+    fn sigmoid(v: &mut [f32]) {
+        v.iter_mut().for_each(|x| *x = sigmoid(*x));
+    }
+
+    #[inline(always)]
+    fn tanh(v: &mut [f32]) {
+        v.iter_mut().for_each(|x| *x = tanh(*x));
     }
 }
 
@@ -56,7 +80,7 @@ fn sum3(out: &mut [f32], a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32) -> f32
 /// to `h` (and the LSTM's cell state to `c`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn fwd_row(
+fn fwd_row<A: Act>(
     cell: RnnCell,
     hid: usize,
     x: &[f32],
@@ -69,56 +93,59 @@ fn fwd_row(
 ) {
     match cell {
         RnnCell::Tanh => {
-            sum3(&mut act[..hid], x, hh, bias, tanh);
-            h.copy_from_slice(&act[..hid]);
+            let a = &mut act[..hid];
+            add3(a, x, hh, bias);
+            A::tanh(a);
+            h.copy_from_slice(a);
         }
         RnnCell::Gru => {
             let (rz, rest) = act.split_at_mut(2 * hid);
             let (n, hn) = rest.split_at_mut(hid);
-            sum3(rz, &x[..2 * hid], &hh[..2 * hid], &bias[..2 * hid], sigmoid);
+            add3(rz, &x[..2 * hid], &hh[..2 * hid], &bias[..2 * hid]);
+            A::sigmoid(rz);
             for ((o, &a), &b) in hn.iter_mut().zip(&hh[2 * hid..]).zip(&bias[2 * hid..]) {
                 *o = a + b;
             }
             let (r, z) = rz.split_at(hid);
-            for ((((o, &xn), &r), &hn), ((hv, &z), &p)) in n
-                .iter_mut()
-                .zip(&x[2 * hid..])
-                .zip(r)
-                .zip(hn.iter())
-                .zip(h.iter_mut().zip(z).zip(prev))
-            {
-                *o = tanh(xn + r * hn);
-                *hv = (1.0 - z) * *o + z * p;
+            for (((o, &xn), &r), &hn) in n.iter_mut().zip(&x[2 * hid..]).zip(r).zip(hn.iter()) {
+                *o = xn + r * hn;
+            }
+            A::tanh(n);
+            for (((hv, &n), &z), &p) in h.iter_mut().zip(n.iter()).zip(z).zip(prev) {
+                *hv = (1.0 - z) * n + z * p;
             }
         }
         RnnCell::Lstm => {
             let (ifg, o) = act.split_at_mut(3 * hid);
-            sum3(
+            let (x, hh, bias) = (&x[..4 * hid], &hh[..4 * hid], &bias[..4 * hid]);
+            add3(
                 &mut ifg[..2 * hid],
                 &x[..2 * hid],
                 &hh[..2 * hid],
                 &bias[..2 * hid],
-                sigmoid,
             );
-            let (x3, h3, b3) = (
+            A::sigmoid(&mut ifg[..2 * hid]);
+            let g = &mut ifg[2 * hid..];
+            add3(
+                g,
                 &x[2 * hid..3 * hid],
                 &hh[2 * hid..3 * hid],
                 &bias[2 * hid..3 * hid],
             );
-            sum3(&mut ifg[2 * hid..], x3, h3, b3, tanh);
-            sum3(o, &x[3 * hid..], &hh[3 * hid..], &bias[3 * hid..], sigmoid);
+            A::tanh(g);
+            add3(o, &x[3 * hid..], &hh[3 * hid..], &bias[3 * hid..]);
+            A::sigmoid(o);
             let (i, fg) = ifg.split_at(hid);
             let (f, g) = fg.split_at(hid);
-            for ((((cv, hv), &og), (&iv, &fv)), (&gv, &p)) in c
-                .iter_mut()
-                .zip(h.iter_mut())
-                .zip(o.iter())
-                .zip(i.iter().zip(f))
-                .zip(g.iter().zip(prev))
+            for ((cv, (&iv, &fv)), (&gv, &p)) in
+                c.iter_mut().zip(i.iter().zip(f)).zip(g.iter().zip(prev))
             {
                 *cv = fv * p + iv * gv;
-                *hv = og * tanh(*cv);
             }
+            // h = o ⊙ tanh(c), tanh taken in place in h.
+            h.copy_from_slice(c);
+            A::tanh(h);
+            h.iter_mut().zip(o.iter()).for_each(|(hv, &og)| *hv *= og);
         }
     }
 }
@@ -126,10 +153,11 @@ fn fwd_row(
 /// One batch row of a backward step: `act` the saved values, `prev` `h_{t-1}` (GRU) or
 /// `c_{t-1}` (LSTM), `c` the LSTM's `c_t`, `dh` the total gradient of `h_t`, `dc_in` the
 /// LSTM's gradient of `c_t` from step `t + 1`; writes the gate gradients `dx` (input side)
-/// and `dhh` (recurrent side), and `dh_out` (GRU: `dh ⊙ z`) or `dc_out` (LSTM: `c_{t-1}`'s).
+/// and `dhh` (recurrent side: for the RNN and LSTM a copy of `dx`, skipped when `dhh` is
+/// empty), and `dh_out` (GRU: `dh ⊙ z`) or `dc_out` (LSTM: `c_{t-1}`'s).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn bwd_row(
+fn bwd_row<A: Act>(
     cell: RnnCell,
     hid: usize,
     act: &[f32],
@@ -144,9 +172,11 @@ fn bwd_row(
 ) {
     match cell {
         RnnCell::Tanh => {
-            for (((o, q), &v), &d) in dx.iter_mut().zip(dhh.iter_mut()).zip(act).zip(dh) {
+            for ((o, &v), &d) in dx.iter_mut().zip(act).zip(dh) {
                 *o = d * (1.0 - v * v);
-                *q = *o;
+            }
+            if !dhh.is_empty() {
+                dhh.copy_from_slice(dx);
             }
         }
         RnnCell::Gru => {
@@ -178,8 +208,11 @@ fn bwd_row(
             let (di, rest) = dx.split_at_mut(hid);
             let (df, rest) = rest.split_at_mut(hid);
             let (dg, dout) = rest.split_at_mut(hid);
+            // tanh(c_t) first, in the o gate's slot (each unit reads it before writing it).
+            dout.copy_from_slice(&c[..hid]);
+            A::tanh(dout);
             for j in 0..hid {
-                let tc = tanh(c[j]);
+                let tc = dout[j];
                 let dct = dc_in[j] + dh[j] * o[j] * (1.0 - tc * tc);
                 di[j] = dct * g[j] * i[j] * (1.0 - i[j]);
                 df[j] = dct * prev[j] * f[j] * (1.0 - f[j]);
@@ -187,15 +220,112 @@ fn bwd_row(
                 dout[j] = dh[j] * tc * o[j] * (1.0 - o[j]);
                 dc_out[j] = dct * f[j];
             }
-            dhh.copy_from_slice(dx);
+            if !dhh.is_empty() {
+                dhh.copy_from_slice(dx);
+            }
         }
     }
 }
 
-/// The row functions compiled for AVX-512 (the same source, vectorised 16 wide).
+/// The row functions compiled for AVX-512 (the same source, vectorised 16 wide), with the
+/// activations of [`wide::Avx512`].
 #[cfg(target_arch = "x86_64")]
 mod wide {
     use super::*;
+    use std::arch::x86_64::*;
+
+    /// [`Act`] in AVX-512 intrinsics: only used by the `target_feature` functions below.
+    pub(super) struct Avx512;
+
+    impl Act for Avx512 {
+        #[inline(always)]
+        fn sigmoid(v: &mut [f32]) {
+            // SAFETY: only the AVX-512 row functions below use `Avx512`.
+            unsafe { each16::<false>(v) }
+        }
+
+        #[inline(always)]
+        fn tanh(v: &mut [f32]) {
+            // SAFETY: as in `sigmoid`.
+            unsafe { each16::<true>(v) }
+        }
+    }
+
+    /// `v[k] = tanh(v[k])` (`TANH`) or `sigmoid(v[k])`, sixteen at a time (the tail masked).
+    ///
+    /// # Safety
+    /// AVX-512F must be present.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn each16<const TANH: bool>(v: &mut [f32]) {
+        let f = |x| match TANH {
+            true => tanh16(x),
+            false => sigmoid16(x),
+        };
+        let mut chunks = v.chunks_exact_mut(16);
+        for c in &mut chunks {
+            // SAFETY: 16 values of `c`, read and written; AVX-512F by the contract.
+            unsafe { _mm512_storeu_ps(c.as_mut_ptr(), f(_mm512_loadu_ps(c.as_ptr()))) };
+        }
+        let tail = chunks.into_remainder();
+        if !tail.is_empty() {
+            let mask = ((1u32 << tail.len()) - 1) as __mmask16;
+            // SAFETY: the masked lanes are the tail's values.
+            unsafe {
+                let x = _mm512_maskz_loadu_ps(mask, tail.as_ptr());
+                _mm512_mask_storeu_ps(tail.as_mut_ptr(), mask, f(x));
+            }
+        }
+    }
+
+    /// [`super::exp`] on sixteen lanes (fused multiply-adds, so the last bit may differ).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn exp16(x: __m512) -> __m512 {
+        const ROUND: f32 = 12_582_912.0;
+        let s = _mm512_set1_ps;
+        // max/min return their second operand when either is NaN: NaN stays NaN.
+        let x = _mm512_min_ps(s(88.0), _mm512_max_ps(s(-87.0), x));
+        let shifted = _mm512_fmadd_ps(x, s(std::f32::consts::LOG2_E), s(ROUND));
+        let n = _mm512_sub_ps(shifted, s(ROUND));
+        let r = _mm512_fnmadd_ps(n, s(0.693_359_4), x);
+        let r = _mm512_fmadd_ps(n, s(2.121_944_4e-4), r);
+        let mut p = s(1.0 / 720.0);
+        for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+            p = _mm512_fmadd_ps(p, r, s(c));
+        }
+        let n_bits = _mm512_sub_epi32(
+            _mm512_castps_si512(shifted),
+            _mm512_set1_epi32(ROUND.to_bits() as i32),
+        );
+        let scale = _mm512_slli_epi32::<23>(_mm512_add_epi32(n_bits, _mm512_set1_epi32(127)));
+        _mm512_mul_ps(p, _mm512_castsi512_ps(scale))
+    }
+
+    /// `1 / d`: the 14-bit estimate and one Newton step (about 1 ulp).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn recip16(d: __m512) -> __m512 {
+        let r = _mm512_rcp14_ps(d);
+        _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0)))
+    }
+
+    /// `1 / (1 + e^{-x})`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn sigmoid16(x: __m512) -> __m512 {
+        let e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        recip16(_mm512_add_ps(_mm512_set1_ps(1.0), e))
+    }
+
+    /// `1 - 2 / (e^{2x} + 1)`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn tanh16(x: __m512) -> __m512 {
+        let e = exp16(_mm512_add_ps(x, x));
+        let q = recip16(_mm512_add_ps(e, _mm512_set1_ps(1.0)));
+        _mm512_fnmadd_ps(_mm512_set1_ps(2.0), q, _mm512_set1_ps(1.0))
+    }
 
     /// # Safety
     /// AVX-512F must be present.
@@ -212,7 +342,7 @@ mod wide {
         h: &mut [f32],
         c: &mut [f32],
     ) {
-        super::fwd_row(cell, hid, x, hh, bias, prev, act, h, c)
+        super::fwd_row::<Avx512>(cell, hid, x, hh, bias, prev, act, h, c)
     }
 
     /// # Safety
@@ -232,7 +362,7 @@ mod wide {
         dh_out: &mut [f32],
         dc_out: &mut [f32],
     ) {
-        super::bwd_row(cell, hid, act, prev, c, dh, dc_in, dx, dhh, dh_out, dc_out)
+        super::bwd_row::<Avx512>(cell, hid, act, prev, c, dh, dc_in, dx, dhh, dh_out, dc_out)
     }
 }
 
@@ -346,7 +476,7 @@ impl CpuBackend {
                         wide::fwd_row(s.cell, hid, x, hr, bias, prev, a, hv, cv)
                     };
                 } else {
-                    fwd_row(s.cell, hid, x, hr, bias, prev, a, hv, cv);
+                    fwd_row::<Portable>(s.cell, hid, x, hr, bias, prev, a, hv, cv);
                 }
             }
         });
@@ -361,6 +491,17 @@ impl CpuBackend {
     }
 
     pub(super) fn rnn_cell_bwd(&self, s: &RnnStep, io: RnnCellBwd<'_, CpuStorage>) -> Result<()> {
+        self.cell_bwd(s, io, true)
+    }
+
+    /// [`Backend::rnn_cell_bwd`]; the RNN's and LSTM's `dhh` (a copy of the step's row of
+    /// `dxw`) is written only when `copy_dhh` (`rnn_layer_bwd` multiplies that row in place).
+    pub(super) fn cell_bwd(
+        &self,
+        s: &RnnStep,
+        io: RnnCellBwd<'_, CpuStorage>,
+        copy_dhh: bool,
+    ) -> Result<()> {
         const OP: &str = "rnn_cell_backward";
         let (hid, n, t, b) = (s.hidden, s.state(), s.t, s.batch);
         let last = t + 1 == s.steps;
@@ -374,7 +515,9 @@ impl CpuBackend {
             dh_t.iter_mut().zip(dh.iter()).for_each(|(a, &b)| *a += b);
         }
         let dxw = &mut io.dxw.f32s_mut(OP)?[t * b * g..(t + 1) * b * g];
-        let dhh = &mut io.dhh.f32s_mut(OP)?[..b * g];
+        let (lstm, gru) = (s.cell == RnnCell::Lstm, s.cell == RnnCell::Gru);
+        let dhh_width = if gru || copy_dhh { g } else { 0 };
+        let dhh = &mut io.dhh.f32s_mut(OP)?[..b * dhh_width];
         let (prev, c, dc_in, dc) = match s.cell {
             RnnCell::Lstm => {
                 let cs = io.cs.ok_or_else(|| missing(OP, "cell-state"))?.f32s(OP)?;
@@ -389,25 +532,26 @@ impl CpuBackend {
             RnnCell::Gru => (row(io.hprev.f32s(OP)?, t, n), &[][..], Vec::new(), None),
             RnnCell::Tanh => (&[][..], &[][..], Vec::new(), None),
         };
-        let (lstm, gru) = (s.cell == RnnCell::Lstm, s.cell == RnnCell::Gru);
         let wide = wide();
         let dho: &mut [f32] = if gru { dh } else { &mut [] };
         let dco: &mut [f32] = match dc {
             Some(dc) => &mut dc[..n],
             None => &mut [],
         };
-        let widths = [g, g, if gru { hid } else { 0 }, if lstm { hid } else { 0 }];
+        let widths = [
+            g,
+            dhh_width,
+            if gru { hid } else { 0 },
+            if lstm { hid } else { 0 },
+        ];
         row_blocks(
             b,
             n,
             [dxw, &mut *dhh, dho, dco],
             widths,
             |b0, [dx, dq, dho, dco]| {
-                for (r, (dx, dq)) in dx
-                    .chunks_exact_mut(g)
-                    .zip(dq.chunks_exact_mut(g))
-                    .enumerate()
-                {
+                for (r, dx) in dx.chunks_exact_mut(g).enumerate() {
+                    let dq = &mut dq[r * dhh_width..(r + 1) * dhh_width];
                     let bi = b0 + r;
                     let a = row(act, bi, sv);
                     let p = if lstm || gru { row(prev, bi, hid) } else { &[] };
@@ -431,7 +575,7 @@ impl CpuBackend {
                             wide::bwd_row(s.cell, hid, a, p, cv, d, dci, dx, dq, dho, dco)
                         };
                     } else {
-                        bwd_row(s.cell, hid, a, p, cv, d, dci, dx, dq, dho, dco);
+                        bwd_row::<Portable>(s.cell, hid, a, p, cv, d, dci, dx, dq, dho, dco);
                     }
                 }
             },

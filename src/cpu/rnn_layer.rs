@@ -105,8 +105,14 @@ impl CpuBackend {
                     dhh: &mut dhh,
                     dhh_all: dhh_all.as_deref_mut(),
                 };
-                self.rnn_cell_bwd(&RnnStep { t, ..*s }, bufs)?;
-                let a = Mat::new(dhh.f32s(OP)?, gh, 1);
+                // The RNN's and LSTM's recurrent-side gradient is the step's row of dxw:
+                // multiplied where it is, not copied.
+                let gru = s.cell == RnnCell::Gru;
+                self.cell_bwd(&RnnStep { t, ..*s }, bufs, false)?;
+                let a = match gru {
+                    true => Mat::new(dhh.f32s(OP)?, gh, 1),
+                    false => Mat::new(&o.dxw.f32s(OP)?[t * s.batch * gh..], gh, 1),
+                };
                 gemm_packed(s.batch, 1.0, a, &w, beta, o.dh.f32s_mut(OP)?);
             }
             Ok(())

@@ -1,25 +1,22 @@
 //! d2l's recurrent language model (`RNNModel`, ch. 9): token ids → one-hot → a recurrent
 //! network (RNN, GRU or LSTM) → a linear layer to the vocabulary, with d2l's greedy
-//! prediction and perplexity.
+//! prediction and perplexity. The one-hot vectors are never built: the first layer looks its
+//! input projection up by token ([`Recurrent::forward_tokens`]), which is the same product.
 
 use crate::autograd::no_grad;
 use crate::device::Device;
-use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::nn::{Linear, Module, Recurrent, RnnCell, RnnOptions, RnnState};
 use crate::tensor::Tensor;
 
-/// d2l's `RNNModel`: inputs are token ids, one-hot encoded on the device, through `rnn`, and
-/// `head` maps every step's state to logits over the vocabulary.
+/// d2l's `RNNModel`: inputs are token ids, one-hot encoded, through `rnn`, and `head` maps
+/// every step's state to logits over the vocabulary.
 #[derive(crate::nn::Module)]
 pub struct RnnLm {
     /// The recurrent network (`rnn.weight_ih_l0` …).
     pub rnn: Recurrent,
     /// `hidden → vocab`.
     pub head: Linear,
-    /// The `[vocab, vocab]` identity whose rows are the one-hot codes (a constant).
-    #[module(skip)]
-    eye: Tensor,
 }
 
 impl RnnLm {
@@ -32,26 +29,21 @@ impl RnnLm {
         layers: usize,
         device: &Device,
     ) -> Result<RnnLm> {
-        let Ok(tokens) = u32::try_from(vocab) else {
+        if u32::try_from(vocab).is_err() {
             return Err(Error::invalid(
                 "RnnLm",
                 format!("vocab {vocab}: token ids are u32, so at most 2^32 tokens"),
             ));
-        };
+        }
         let options = RnnOptions::default().layers(layers);
         let rnn = Recurrent::new(cell, vocab, hidden, options, device)?;
         let head = Linear::new(hidden, vocab, device)?;
-        // The table holds vocab² values: made on the device by `one_hot`, whose size checks
-        // make a vocabulary too large for it an error, not an overflow or an aborted
-        // allocation.
-        let ids = Tensor::from_vec((0..tokens).collect::<Vec<u32>>(), [vocab], device)?;
-        let eye = ids.one_hot(vocab, DType::F32)?;
-        Ok(RnnLm { rnn, head, eye })
+        Ok(RnnLm { rnn, head })
     }
 
     /// The vocabulary size.
     pub fn vocab(&self) -> usize {
-        self.eye.dims()[0]
+        self.rnn.input_size()
     }
 
     /// Logits `[T·B, vocab]` (time-major rows: step 0's batch first) for the token ids `ids`
@@ -68,12 +60,7 @@ impl RnnLm {
                 format!("token ids {}: expected [steps, batch]", ids.shape()),
             ));
         };
-        let vocab = self.vocab();
-        let x = self
-            .eye
-            .index_select(0, &ids.reshape([steps * batch])?)?
-            .reshape([steps, batch, vocab])?;
-        let (y, state) = self.rnn.forward_with_state(&x, state)?;
+        let (y, state) = self.rnn.forward_tokens(ids, state)?;
         let hidden = self.rnn.hidden_size();
         let logits = self.head.forward(&y.reshape([steps * batch, hidden])?)?;
         Ok((logits, state))
@@ -87,7 +74,7 @@ impl RnnLm {
             return Err(Error::invalid("RnnLm::predict", "the prefix is empty"));
         };
         let _guard = no_grad();
-        let device = self.eye.device();
+        let device = self.head.weight().value().device();
         let mut out = vec![first];
         let mut state = self.rnn.zero_state(1, &device)?;
         let mut step = |tok: u32, state: &RnnState| -> Result<(Tensor, RnnState)> {

@@ -74,6 +74,14 @@ impl RnnState {
     }
 }
 
+/// What the first layer reads.
+enum FirstInput {
+    /// The input sequence `[T, B, F]`.
+    Sequence(Tensor),
+    /// Its input projection `[T, B, G·H]`, `b_ih` included.
+    Projection(Tensor),
+}
+
 /// One layer's parameters.
 struct LayerParams {
     w_ih: Param,
@@ -187,6 +195,11 @@ impl Recurrent {
         self.hidden_size
     }
 
+    /// Features of the input at each step (PyTorch's `input_size`).
+    pub fn input_size(&self) -> usize {
+        self.input_size
+    }
+
     /// Stacked layers.
     pub fn num_layers(&self) -> usize {
         self.layers.len()
@@ -244,16 +257,80 @@ impl Recurrent {
         } else {
             (d0, d1)
         };
-        let mut seq = if self.options.batch_first {
+        let seq = if self.options.batch_first {
             x.transpose(0, 1)?
         } else {
             x.clone()
+        };
+        self.run(FirstInput::Sequence(seq), steps, batch, state)
+    }
+
+    /// The outputs and final state for token ids (u32 `[T, B]`, or `[B, T]` with
+    /// `batch_first`) of a vocabulary of `input_size` tokens: the same as
+    /// [`Recurrent::forward_with_state`] on their one-hot vectors (d2l's character models'
+    /// input), without building the one-hot matrix or multiplying by it. The first layer's
+    /// input projection of a token is a row of `W_ihᵀ + b_ih`, so the sequence's projection
+    /// is one row lookup, and its gradient one scatter-add into the vocabulary's rows.
+    pub fn forward_tokens(
+        &mut self,
+        ids: &Tensor,
+        state: Option<&RnnState>,
+    ) -> Result<(Tensor, RnnState)> {
+        let name = self.cell.name();
+        let &[d0, d1] = ids.dims() else {
+            return Err(Error::invalid(
+                name,
+                format!(
+                    "token ids {}: expected {} (rank 2)",
+                    ids.shape(),
+                    if self.options.batch_first {
+                        "[batch, steps]"
+                    } else {
+                        "[steps, batch]"
+                    }
+                ),
+            ));
+        };
+        if ids.dtype() != crate::dtype::DType::U32 {
+            return Err(Error::invalid(
+                name,
+                format!("token ids are {}, expected u32", ids.dtype()),
+            ));
+        }
+        let (steps, batch) = if self.options.batch_first {
+            (d1, d0)
+        } else {
+            (d0, d1)
+        };
+        let first = &self.layers[0];
+        let table = first.w_ih.value().t()?.add(first.b_ih.value())?;
+        let gh = self.cell.gates() * self.hidden_size;
+        let rows = table.index_select(0, &ids.reshape([steps * batch])?)?;
+        let xw = match self.options.batch_first {
+            true => rows.reshape([batch, steps, gh])?.transpose(0, 1)?,
+            false => rows.reshape([steps, batch, gh])?,
+        };
+        self.run(FirstInput::Projection(xw), steps, batch, state)
+    }
+
+    /// The layers from `input` (`steps` × `batch`), from `state` (zeros when `None`).
+    fn run(
+        &mut self,
+        input: FirstInput,
+        steps: usize,
+        batch: usize,
+        state: Option<&RnnState>,
+    ) -> Result<(Tensor, RnnState)> {
+        let (mut seq, mut first) = match input {
+            FirstInput::Sequence(seq) => (seq, None),
+            // The first layer reads only its projection; `seq` is each layer's output after.
+            FirstInput::Projection(xw) => (xw.clone(), Some(xw)),
         };
         let zero;
         let state = match state {
             Some(s) => s,
             None => {
-                zero = self.zero_state(batch, &x.device())?;
+                zero = self.zero_state(batch, &seq.device())?;
                 &zero
             }
         };
@@ -266,12 +343,16 @@ impl Recurrent {
             {
                 seq = drop.forward(&seq)?;
             }
-            let fan_in = seq.dims()[2];
-            let xw = seq
-                .reshape([steps * batch, fan_in])?
-                .matmul_t(p.w_ih.value(), false, true)?
-                .add(p.b_ih.value())?
-                .reshape([steps, batch, self.cell.gates() * h])?;
+            let xw = match first.take() {
+                Some(xw) => xw,
+                None => {
+                    let fan_in = seq.dims()[2];
+                    seq.reshape([steps * batch, fan_in])?
+                        .matmul_t(p.w_ih.value(), false, true)?
+                        .add(p.b_ih.value())?
+                        .reshape([steps, batch, self.cell.gates() * h])?
+                }
+            };
             let h0 = state.h.narrow(0, l, 1)?.reshape([batch, h])?;
             let c0 = match &state.c {
                 Some(c) => Some(c.narrow(0, l, 1)?.reshape([batch, h])?),
