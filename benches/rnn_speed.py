@@ -8,13 +8,15 @@ Model and step as d2l's `RNNModel` / `train_ch8` (and `benches/char_lm.py`): one
 state detached between batches. Fixed pseudo-random token ids (speed does not depend on the
 text). Each cell: `--warmup` untimed steps, then `--rounds` rounds of `--steps-per-round` steps;
 the `--quantile` round is reported (default the median), on the wall clock or (`--clock cpu`)
-as the process's CPU time.
+as the process's CPU time. With `--lockstep`, benches/rnn_speed_lockstep.py alternates its rounds
+with the Rust example's, round by round.
 
     /work/venv-torch/bin/python benches/rnn_speed.py --threads 2
     /work/venv-torch/bin/python benches/rnn_speed.py --threads 2 --json
 """
 import argparse
 import json
+import sys
 import time
 
 import torch
@@ -54,6 +56,17 @@ def time_cell(name, args):
     for _ in range(args.warmup):
         step()
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    if args.lockstep:
+        # Driven by benches/rnn_speed_lockstep.py: one round per line read, its ms/step out.
+        print("ready", flush=True)
+        for line in sys.stdin:
+            if line.strip() != "go":
+                break
+            start = clock()
+            for _ in range(args.steps_per_round):
+                step()
+            print(f"{(clock() - start) * 1e3 / args.steps_per_round:.4f}", flush=True)
+        return None
     rounds = []
     for _ in range(max(args.rounds, 1)):
         start = clock()
@@ -79,8 +92,14 @@ def main():
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="wall: elapsed time; cpu: the process's CPU time (steadier for one thread on a shared machine)")
     p.add_argument("--json", action="store_true", help='print {"lstm": ms_per_step, ...} only')
+    p.add_argument("--lockstep", action="store_true",
+                   help="one cell: print 'ready' after the warm-up, then time one round per 'go' read "
+                        "from stdin (benches/rnn_speed_lockstep.py drives it and the Rust example)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.lockstep:
+        time_cell(args.cells.strip(), args)
+        return
     rows = [(c.strip(), time_cell(c.strip(), args)) for c in args.cells.split(",")]
     if args.json:
         print(json.dumps({n: round(ms, 3) for n, ms in rows}))

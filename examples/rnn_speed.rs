@@ -4,7 +4,7 @@
 //! batches) in milliseconds per training step and tokens per second, per cell. The tokens are
 //! fixed pseudo-random ids (speed does not depend on the text). `benches/rnn_speed.py` is the
 //! PyTorch twin: run the two back to back, alternating, and compare the ratio within one sitting
-//! (the machine may be shared).
+//! (the machine may be shared); `benches/rnn_speed_lockstep.py` does that round by round.
 //!
 //! ```text
 //! cargo run --release --example rnn_speed -- --threads 2
@@ -61,6 +61,11 @@ struct Args {
     /// Print one JSON object (`{"lstm": ms_per_step, ...}`) instead of the table.
     #[arg(long)]
     json: bool,
+    /// One cell, driven by `benches/rnn_speed_lockstep.py`: print `ready` after the warm-up,
+    /// then time one round per `go` line read from stdin and print its ms/step, so that the
+    /// driver can alternate rounds with the PyTorch twin's.
+    #[arg(long)]
+    lockstep: bool,
 }
 
 /// d2l's vocabulary size for The Time Machine's characters.
@@ -98,15 +103,15 @@ fn main() -> Result<()> {
             .map_err(|e| Error::invalid("--threads", e.to_string()))?;
     }
     let device = Device::from_spec(&args.device)?;
+    if args.lockstep {
+        return time_cell(cell(&args.cells)?, &args, &device).map(drop);
+    }
     let mut rows = Vec::new();
     for name in args.cells.split(',') {
-        let cell = match name.trim() {
-            "lstm" => RnnCell::Lstm,
-            "gru" => RnnCell::Gru,
-            "rnn" => RnnCell::Tanh,
-            other => return Err(Error::invalid("--cells", format!("unknown cell {other:?}"))),
-        };
-        rows.push((name.trim().to_string(), time_cell(cell, &args, &device)?));
+        rows.push((
+            name.trim().to_string(),
+            time_cell(cell(name)?, &args, &device)?,
+        ));
     }
     let tokens = (args.batch * args.steps) as f64;
     if args.json {
@@ -130,6 +135,19 @@ fn main() -> Result<()> {
         println!("| {name} | {ms:.2} | {:.0} |", tokens / ms * 1e3);
     }
     Ok(())
+}
+
+/// The cell `name` names (`lstm`, `gru` or `rnn`).
+fn cell(name: &str) -> Result<RnnCell> {
+    match name.trim() {
+        "lstm" => Ok(RnnCell::Lstm),
+        "gru" => Ok(RnnCell::Gru),
+        "rnn" => Ok(RnnCell::Tanh),
+        other => Err(Error::invalid(
+            "--cells",
+            format!("{other:?}: lstm, gru or rnn (one of them with --lockstep)"),
+        )),
+    }
 }
 
 /// The milliseconds per training step of `cell`: the `--quantile` of the rounds.
@@ -168,6 +186,23 @@ fn time_cell(cell: RnnCell, args: &Args, device: &Device) -> Result<f64> {
         step()?;
     }
     device.sync()?;
+    if args.lockstep {
+        println!("ready");
+        for line in std::io::stdin().lines() {
+            let line = line.map_err(|e| Error::invalid("--lockstep", format!("stdin: {e}")))?;
+            if line.trim() != "go" {
+                break;
+            }
+            let start = Instant::now();
+            for _ in 0..args.steps_per_round {
+                step()?;
+            }
+            device.sync()?;
+            let ms = start.elapsed().as_secs_f64() * 1e3 / args.steps_per_round as f64;
+            println!("{ms:.4}");
+        }
+        return Ok(f64::NAN);
+    }
     let mut rounds = Vec::with_capacity(args.rounds);
     let clock = || -> Result<f64> {
         match args.clock.as_str() {

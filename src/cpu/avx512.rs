@@ -128,7 +128,7 @@ pub(crate) unsafe fn sgemm(
                             unsafe {
                                 kernel(
                                     kc,
-                                    pa.as_ptr().add(ir * kc),
+                                    APanel::Packed(pa.as_ptr().add(ir * kc)),
                                     pb.as_ptr().add(jr * kc),
                                     c.add((ic + ir) * ldc + jc + jr),
                                     ldc,
@@ -399,17 +399,31 @@ pub(crate) unsafe fn sgemm_packed(
             let beta_here = if pc == 0 { beta } else { 1.0 };
             for ic in (0..m).step_by(MC) {
                 let mc = MC.min(m - ic);
-                pack_a(a, ic, mc, pc, kc, pa);
+                // A row-major A whose row tiles are all of a kernel's height (a batch of 32:
+                // 12 + 12 + 8) is read where it lies, a row per accumulator row: packing it
+                // was a tenth of a recurrent step, mostly waiting for the rows the other
+                // core's cell kernel had just written.
+                let direct =
+                    a.cs == 1 && (0..mc).step_by(MR).all(|ir| direct_height(MR.min(mc - ir)));
+                if !direct {
+                    pack_a(a, ic, mc, pc, kc, pa);
+                }
                 for jr in (j0..j1).step_by(NR) {
                     let nr = NR.min(j1 - jr);
                     for ir in (0..mc).step_by(MR) {
                         let mr = MR.min(mc - ir);
-                        // SAFETY: the panels hold `kc` steps of MR (NR) values each; the
-                        // tile's `mr × nr` elements of C are inside C by the contract.
+                        let panel = match direct {
+                            true => APanel::Rows(a.data[(ic + ir) * a.rs + pc..].as_ptr(), a.rs),
+                            false => APanel::Packed(pa[ir * kc..].as_ptr()),
+                        };
+                        // SAFETY: the panels hold `kc` steps of MR (NR) values each, or A's
+                        // rows `ic + ir ..` hold `mr` rows of `kc` values from column `pc`
+                        // (A lies inside its slice by the contract); the tile's `mr × nr`
+                        // elements of C are inside C by the contract.
                         unsafe {
                             kernel(
                                 kc,
-                                pa.as_ptr().add(ir * kc),
+                                panel,
                                 slice.as_ptr().add(jr * kc),
                                 c.add((ic + ir) * ldc + jr),
                                 ldc,
@@ -426,17 +440,18 @@ pub(crate) unsafe fn sgemm_packed(
     });
 }
 
-/// The `MR × NR` tile: `C = alpha Σ_p a_p b_pᵀ + beta C` over `kc` packed steps, storing only
-/// the top-left `mr × nr` elements.
+/// The `MR × NR` tile: `C = alpha Σ_p a_p b_pᵀ + beta C` over `kc` steps (A's rows packed or
+/// in place, B packed), storing only the top-left `mr × nr` elements.
 ///
 /// # Safety
-/// AVX-512F must be present; `a` must hold `kc · MR` and `b` `kc · NR` floats; `c + i·ldc + j`
+/// AVX-512F must be present; a packed `a` must hold `kc · MR` floats, a row-major one `mr`
+/// rows of `kc` (`mr` a [`direct_height`]); `b` must hold `kc · NR` floats; `c + i·ldc + j`
 /// must be valid for `i < mr`, `j < nr`.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn kernel(
     kc: usize,
-    a: *const f32,
+    a: APanel,
     b: *const f32,
     c: *mut f32,
     ldc: usize,
@@ -447,25 +462,56 @@ unsafe fn kernel(
 ) {
     // An edge panel of 8 (or 4) rows runs a kernel of that height rather than 12 rows of
     // which some are padding (half a batch of 32 is panels of 12 and 4). Same sums either way.
-    // SAFETY: as this fn's contract; `tile::<R>` reads the first R rows of each step.
+    // SAFETY: as this fn's contract; `tile::<R, _>` reads the first R rows of each step (a
+    // row-major panel has exactly R = mr rows: `direct_height`).
     unsafe {
-        match mr {
-            0..=4 => tile::<4>(kc, a, b, c, ldc, mr, nr, alpha, beta),
-            5..=8 => tile::<8>(kc, a, b, c, ldc, mr, nr, alpha, beta),
-            _ => tile::<MR>(kc, a, b, c, ldc, mr, nr, alpha, beta),
+        match (mr, a) {
+            (0..=4, APanel::Packed(a)) => {
+                tile::<4, false>(kc, a, 0, b, c, ldc, mr, nr, alpha, beta)
+            }
+            (5..=8, APanel::Packed(a)) => {
+                tile::<8, false>(kc, a, 0, b, c, ldc, mr, nr, alpha, beta)
+            }
+            (_, APanel::Packed(a)) => tile::<MR, false>(kc, a, 0, b, c, ldc, mr, nr, alpha, beta),
+            (4, APanel::Rows(a, lda)) => {
+                tile::<4, true>(kc, a, lda, b, c, ldc, mr, nr, alpha, beta)
+            }
+            (8, APanel::Rows(a, lda)) => {
+                tile::<8, true>(kc, a, lda, b, c, ldc, mr, nr, alpha, beta)
+            }
+            (_, APanel::Rows(a, lda)) => {
+                debug_assert_eq!(mr, MR);
+                tile::<MR, true>(kc, a, lda, b, c, ldc, mr, nr, alpha, beta)
+            }
         }
     }
 }
 
-/// [`kernel`] with `R ≤ MR` rows of accumulators (`mr ≤ R`).
+/// Where a tile reads its rows of A: a packed panel (`[kc][MR]`, rows past the tile's zero),
+/// or A's own rows (the first element, and the row stride).
+#[derive(Clone, Copy)]
+enum APanel {
+    Packed(*const f32),
+    Rows(*const f32, usize),
+}
+
+/// Whether a tile of `mr` rows can read a row-major A in place: its kernel's height is `mr`
+/// (so it reads no row past A's).
+fn direct_height(mr: usize) -> bool {
+    matches!(mr, 4 | 8 | MR)
+}
+
+/// [`kernel`] with `R ≤ MR` rows of accumulators (`mr ≤ R`), reading A packed (element
+/// `(i, p)` at `a[p·MR + i]`) or, when `ROWS`, row-major in place (at `a[i·lda + p]`).
 ///
 /// # Safety
-/// As [`kernel`].
+/// As [`kernel`]; with `ROWS`, `a + i·lda + p` must be valid for `i < R`, `p < kc`.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<const R: usize>(
+unsafe fn tile<const R: usize, const ROWS: bool>(
     kc: usize,
     a: *const f32,
+    lda: usize,
     b: *const f32,
     c: *mut f32,
     ldc: usize,
@@ -487,9 +533,11 @@ unsafe fn tile<const R: usize>(
             _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(16).cast());
             let b0 = _mm512_loadu_ps(b.add(p * NR));
             let b1 = _mm512_loadu_ps(b.add(p * NR + 16));
-            let ap = a.add(p * MR);
             for (i, row) in acc.iter_mut().enumerate() {
-                let ai = _mm512_set1_ps(*ap.add(i));
+                let ai = match ROWS {
+                    true => _mm512_set1_ps(*a.add(i * lda + p)),
+                    false => _mm512_set1_ps(*a.add(p * MR + i)),
+                };
                 row[0] = _mm512_fmadd_ps(ai, b0, row[0]);
                 row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
             }
