@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::ops::IndexGeom;
+use rayon::prelude::*;
 
 fn bad_index(op: &'static str, at: usize, v: u32, size: usize) -> Error {
     Error::invalid(
@@ -11,6 +12,10 @@ fn bad_index(op: &'static str, at: usize, v: u32, size: usize) -> Error {
         format!("index {v} at position {at} is out of range for a dim of size {size}"),
     )
 }
+
+/// Elements from which index_select and its backward split their work across the rayon pool
+/// (an embedding lookup of a batch of sequences moves megabytes).
+const PARALLEL_MIN: usize = 1 << 16;
 
 /// `out[o, k, i] = x[o, idx[k], i]`.
 pub(crate) fn index_select(x: &[f32], idx: &[u32], out: &mut [f32], g: &IndexGeom) -> Result<()> {
@@ -20,17 +25,25 @@ pub(crate) fn index_select(x: &[f32], idx: &[u32], out: &mut [f32], g: &IndexGeo
             return Err(bad_index(OP, k, d, g.size));
         }
     }
-    for o in 0..g.outer {
-        for (k, &d) in idx[..g.count].iter().enumerate() {
-            let src = (o * g.size + d as usize) * g.inner;
-            let dst = (o * g.count + k) * g.inner;
-            out[dst..dst + g.inner].copy_from_slice(&x[src..src + g.inner]);
-        }
+    let rows = &mut out[..g.outer * g.count * g.inner];
+    // Row `o · count + k` of `out` is row `o · size + idx[k]` of `x`.
+    let copy = |(r, dst): (usize, &mut [f32])| {
+        let (o, k) = (r / g.count, r % g.count);
+        let src = (o * g.size + idx[k] as usize) * g.inner;
+        dst.copy_from_slice(&x[src..src + g.inner]);
+    };
+    if g.inner == 0 {
+        return Ok(());
+    }
+    match rows.len() >= PARALLEL_MIN {
+        true => rows.par_chunks_mut(g.inner).enumerate().for_each(copy),
+        false => rows.chunks_mut(g.inner).enumerate().for_each(copy),
     }
     Ok(())
 }
 
-/// `dx[o, d, i] = Σ_{k: idx[k] = d} dy[o, k, i]`.
+/// `dx[o, d, i] = Σ_{k: idx[k] = d} dy[o, k, i]`, each sum in the order of k (the columns `i`
+/// are split across the pool, so the result does not depend on the thread count).
 pub(crate) fn index_select_bwd(
     dy: &[f32],
     idx: &[u32],
@@ -38,21 +51,53 @@ pub(crate) fn index_select_bwd(
     g: &IndexGeom,
 ) -> Result<()> {
     const OP: &str = "index_select_backward";
+    for (k, &d) in idx[..g.count].iter().enumerate() {
+        if d as usize >= g.size {
+            return Err(bad_index(OP, k, d, g.size));
+        }
+    }
     dx[..g.outer * g.size * g.inner].fill(0.0);
-    for o in 0..g.outer {
-        for (k, &d) in idx[..g.count].iter().enumerate() {
-            if d as usize >= g.size {
-                return Err(bad_index(OP, k, d, g.size));
-            }
-            let src = (o * g.count + k) * g.inner;
-            let dst = (o * g.size + d as usize) * g.inner;
-            for i in 0..g.inner {
-                dx[dst + i] += dy[src + i];
+    // Bands of columns, each summing its columns of every row for every o and k: one band
+    // when the work is small, else one per thread (disjoint, written through a raw pointer
+    // that the tasks share).
+    let threads = rayon::current_num_threads();
+    let parallel =
+        threads > 1 && g.outer * g.count * g.inner >= PARALLEL_MIN && g.inner >= 64 * threads;
+    let per = match parallel {
+        true => g.inner.div_ceil(threads).next_multiple_of(16),
+        false => g.inner.max(1),
+    };
+    let base = SendPtr(dx.as_mut_ptr(), dx.len());
+    let band = |b: usize| {
+        let (i0, i1) = (b * per, ((b + 1) * per).min(g.inner));
+        let ptr = base;
+        for o in 0..g.outer {
+            for (k, &d) in idx[..g.count].iter().enumerate() {
+                let src = (o * g.count + k) * g.inner;
+                let dst = (o * g.size + d as usize) * g.inner;
+                assert!(dst + i1 <= ptr.1, "index_select_backward: a row past dx");
+                // SAFETY: in bounds (asserted); columns i0..i1 of every row of dx belong to
+                // this band alone, and `dx` is borrowed mutably for the call.
+                let row = unsafe { std::slice::from_raw_parts_mut(ptr.0.add(dst + i0), i1 - i0) };
+                for (v, &u) in row.iter_mut().zip(&dy[src + i0..src + i1]) {
+                    *v += u;
+                }
             }
         }
+    };
+    match parallel {
+        true => (0..g.inner.div_ceil(per)).into_par_iter().for_each(band),
+        false => band(0),
     }
     Ok(())
 }
+
+/// A pointer to dx and its length, shared by tasks that write disjoint columns of it.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32, usize);
+// SAFETY: only dereferenced for disjoint column bands, one per task.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
 
 /// `out[o, j, i] = x[o, idx[o, j, i], i]`.
 pub(crate) fn gather(x: &[f32], idx: &[u32], out: &mut [f32], g: &IndexGeom) -> Result<()> {
