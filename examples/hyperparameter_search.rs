@@ -163,6 +163,7 @@ fn run(args: Args) -> wgnn::Result<()> {
                     points: t.val.clone(),
                     markers: false,
                     bars: false,
+                    lines: true,
                 })
                 .collect(),
             y_range: Some((0.0, 1.02)),

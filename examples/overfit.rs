@@ -149,6 +149,7 @@ fn run(args: Args) -> wgnn::Result<()> {
                     points: pts,
                     markers: false,
                     bars: false,
+                    lines: true,
                 });
             }
         }

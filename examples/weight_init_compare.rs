@@ -151,6 +151,7 @@ fn histograms(path: &std::path::Path, seed: u64) -> wgnn::Result<()> {
                     points,
                     markers: false,
                     bars: true,
+                    lines: true,
                 }],
                 y_range: None,
             };

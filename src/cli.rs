@@ -779,6 +779,7 @@ impl Comparison {
                     points: pts,
                     markers: false,
                     bars: false,
+                    lines: true,
                 }
             })
             .collect();

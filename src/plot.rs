@@ -33,6 +33,8 @@ pub struct Series {
     /// Draw bars from 0 up to each point instead of a line (a histogram: points at the bin
     /// centres, bars as wide as the spacing of the points).
     pub bars: bool,
+    /// Join the points with a line (off for a scatter plot: dots only).
+    pub lines: bool,
 }
 
 impl Series {
@@ -43,6 +45,15 @@ impl Series {
             points,
             markers: true,
             bars: false,
+            lines: true,
+        }
+    }
+
+    /// A scatter of `points`: a dot at each, no line.
+    pub fn scatter(name: impl Into<String>, points: Vec<(f64, f64)>) -> Series {
+        Series {
+            lines: false,
+            ..Series::new(name, points)
         }
     }
 }
@@ -320,7 +331,7 @@ impl LineChart {
                     continue;
                 }
                 let q = (sx(p.0), sy(p.1));
-                if let Some(a) = prev {
+                if let Some(a) = prev.filter(|_| s.lines) {
                     cv.line(a, q, 2.0, c);
                 }
                 if s.markers {
@@ -375,7 +386,10 @@ impl LineChart {
             for (row, (i, s)) in named.iter().enumerate() {
                 let y = by + 14.0 + 19.0 * row as f64;
                 let c = PALETTE[i % PALETTE.len()];
-                cv.line((bx + 8.0, y), (bx + 32.0, y), 2.5, c);
+                match s.lines || s.bars {
+                    true => cv.line((bx + 8.0, y), (bx + 32.0, y), 2.5, c),
+                    false => cv.dot((bx + 20.0, y), 3.5, c),
+                }
                 cv.text(&s.name, bx + 38.0, y + 4.5, 13.0, ink, false);
             }
         }
@@ -436,6 +450,7 @@ pub fn learning_curves(
             points: steps,
             markers: false,
             bars: false,
+            lines: true,
         });
     }
     loss.series.push(Series::new(
