@@ -123,4 +123,26 @@ impl CpuBackend {
         );
         Ok(())
     }
+
+    pub(super) fn conv2d_input_grad(
+        &self,
+        w: &CpuStorage,
+        dout: &CpuStorage,
+        dx: &mut CpuStorage,
+        g: &Conv2dGeom,
+        fout: usize,
+    ) -> Result<()> {
+        const OP: &str = "conv2d_input_grad";
+        let (w, dout, dx) = (w.f32s(OP)?, dout.f32s(OP)?, dx.f32s_mut(OP)?);
+        let (ckk, ohw) = (g.c * g.kh * g.kw, g.out_h() * g.out_w());
+        if w.len() < fout * ckk || dout.len() < g.n * fout * ohw || dx.len() < g.n * g.c * g.h * g.w
+        {
+            return Err(Error::invalid(
+                OP,
+                format!("buffers too small for {g:?}, {fout} filters"),
+            ));
+        }
+        conv_gemm::conv2d_input_grad(w, dout, dx, g, fout);
+        Ok(())
+    }
 }

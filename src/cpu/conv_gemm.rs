@@ -390,6 +390,44 @@ pub(crate) fn conv2d_backward(
     }
 }
 
+/// A convolution's input gradient alone, `dx[n] = col2im(Wᵀ · dout[n])` for every image in
+/// parallel (the adjoint of the convolution: a transposed convolution's forward, which has no
+/// convolution input to take a weight gradient from).
+pub(crate) fn conv2d_input_grad(
+    w: &[f32],
+    dout: &[f32],
+    dx: &mut [f32],
+    g: &Conv2dGeom,
+    fout: usize,
+) {
+    let (ckk, ohw) = (g.c * g.kh * g.kw, g.out_h() * g.out_w());
+    let x_per = g.c * g.h * g.w;
+    if x_per == 0 {
+        return;
+    }
+    dx[..g.n * x_per]
+        .par_chunks_mut(x_per)
+        .enumerate()
+        .for_each_init(
+            || vec![0f32; ckk * ohw],
+            |dcol, (n, dx_n)| {
+                let dm = Mat {
+                    data: &dout[n * fout * ohw..][..fout * ohw],
+                    rs: ohw,
+                    cs: 1,
+                };
+                // dcol = Wᵀ [ckk, fout] · dout_n [fout, ohw]
+                let w_t = Mat {
+                    data: w,
+                    rs: 1,
+                    cs: ckk,
+                };
+                sgemm(ckk, fout, ohw, 1.0, w_t, dm, 0.0, dcol, ohw);
+                col2im_image(dcol, dx_n, g);
+            },
+        );
+}
+
 /// `out[n] = W · cols(x[n]) + b` for every image, in parallel, the columns of one image at a
 /// time in a per-thread buffer.
 pub(crate) fn conv2d_forward_columns(

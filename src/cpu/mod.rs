@@ -453,6 +453,17 @@ impl Backend for CpuBackend {
         CpuBackend::conv2d_bwd(self, x, w, dout, dx, dw, db, g, fout)
     }
 
+    fn conv2d_input_grad(
+        &self,
+        w: &CpuStorage,
+        dout: &CpuStorage,
+        dx: &mut CpuStorage,
+        g: &Conv2dGeom,
+        fout: usize,
+    ) -> Result<()> {
+        CpuBackend::conv2d_input_grad(self, w, dout, dx, g, fout)
+    }
+
     fn gather_rows(
         &self,
         table: &CpuStorage,

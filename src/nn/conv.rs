@@ -35,7 +35,7 @@ impl Conv2d {
         pad: usize,
         device: &Device,
     ) -> Result<Conv2d> {
-        let fan_in = checked_fan_in(in_ch, out_ch, k, stride)?;
+        let fan_in = checked_fan_in("Conv2d", in_ch, out_ch, k, stride)?;
         let mut seeds = crate::rng::SplitMix64::new(crate::rng::next_seed());
         let bound = super::init::torch_bias_bound(fan_in);
         Ok(Conv2d {
@@ -70,7 +70,7 @@ impl Conv2d {
         seed: u64,
         device: &Device,
     ) -> Result<Conv2d> {
-        let fan_in = checked_fan_in(in_ch, out_ch, k, stride)?;
+        let fan_in = checked_fan_in("Conv2d", in_ch, out_ch, k, stride)?;
         Ok(Conv2d {
             weight: Param::new(
                 init.tensor(&[out_ch, in_ch, k, k], fan_in, seed, device)?,
@@ -120,12 +120,23 @@ impl Module for Conv2d {
     }
 }
 
-/// A `k`×`k` filter's fan-in over `in_ch` channels, or an error when it overflows.
-/// Refuses zero sizes by argument name, and returns the fan-in `in_ch·k·k` (an error when it
-/// overflows).
-fn checked_fan_in(in_ch: usize, out_ch: usize, k: usize, stride: usize) -> Result<usize> {
+/// Refuses zero sizes by argument name (`layer` names the module), and returns the fan-in
+/// `fan_ch·k·k` of a `k`×`k` filter over `fan_ch` channels (an error when it overflows): the
+/// input channels of a convolution, the output channels of a transposed one (PyTorch's
+/// `fan_in` of their weights).
+fn checked_fan_in(
+    layer: &'static str,
+    fan_ch: usize,
+    other_ch: usize,
+    k: usize,
+    stride: usize,
+) -> Result<usize> {
+    let (in_ch, out_ch) = match layer {
+        "ConvTranspose2d" => (other_ch, fan_ch),
+        _ => (fan_ch, other_ch),
+    };
     super::check_sizes(
-        "Conv2d",
+        layer,
         &[
             ("in_channels", in_ch),
             ("out_channels", out_ch),
@@ -133,13 +144,124 @@ fn checked_fan_in(in_ch: usize, out_ch: usize, k: usize, stride: usize) -> Resul
             ("stride", stride),
         ],
     )?;
-    in_ch
+    fan_ch
         .checked_mul(k)
         .and_then(|f| f.checked_mul(k))
         .ok_or_else(|| {
             Error::invalid(
-                "Conv2d",
-                format!("{in_ch} channels of {k}x{k} filters: the size overflows"),
+                layer,
+                format!("{fan_ch} channels of {k}x{k} filters: the size overflows"),
             )
         })
+}
+
+/// A 2-D transposed convolution (PyTorch's `nn.ConvTranspose2d`): `in_ch → out_ch` with
+/// square `k`×`k` filters (weights `[in, out, k, k]`, PyTorch's layout; bias `[out]` unless
+/// built without), through [`Tensor::conv_transpose2d`]. A DCGAN generator's upsampling layer.
+#[derive(Module)]
+pub struct ConvTranspose2d {
+    weight: Param,
+    bias: Option<Param>,
+    stride: usize,
+    pad: usize,
+    output_padding: usize,
+}
+
+impl ConvTranspose2d {
+    /// `in_ch → out_ch` with `k`×`k` filters, `stride`, `pad` and a bias, PyTorch's default
+    /// initialisation: weights and bias uniform in `±1/√(out_ch·k·k)` (PyTorch's fan-in of a
+    /// `[in, out, k, k]` weight), drawn from the global generator ([`crate::manual_seed`]).
+    pub fn new(
+        in_ch: usize,
+        out_ch: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        device: &Device,
+    ) -> Result<ConvTranspose2d> {
+        let fan_in = checked_fan_in("ConvTranspose2d", out_ch, in_ch, k, stride)?;
+        let mut seeds = crate::rng::SplitMix64::new(crate::rng::next_seed());
+        let bound = super::init::torch_bias_bound(fan_in);
+        Ok(ConvTranspose2d {
+            weight: Param::new(
+                Init::TORCH_DEFAULT.tensor(
+                    &[in_ch, out_ch, k, k],
+                    fan_in,
+                    seeds.next_u64(),
+                    device,
+                )?,
+                true,
+            )?,
+            bias: Some(Param::new(
+                Tensor::rand_uniform([out_ch], -bound, bound, seeds.next_u64(), device)?,
+                false,
+            )?),
+            stride,
+            pad,
+            output_padding: 0,
+        })
+    }
+
+    /// Without a bias (PyTorch's `bias=False`, as DCGAN's layers before a BatchNorm).
+    pub fn without_bias(mut self) -> ConvTranspose2d {
+        self.bias = None;
+        self
+    }
+
+    /// With `output_padding` extra rows and columns at the bottom and right of the output
+    /// (PyTorch's `output_padding`, smaller than the stride).
+    pub fn output_padding(mut self, output_padding: usize) -> Result<ConvTranspose2d> {
+        if output_padding >= self.stride {
+            return Err(Error::invalid(
+                "ConvTranspose2d",
+                format!(
+                    "output_padding {output_padding} must be smaller than the stride {}",
+                    self.stride
+                ),
+            ));
+        }
+        self.output_padding = output_padding;
+        Ok(self)
+    }
+
+    /// The filters `[in, out, k, k]`.
+    pub fn weight(&self) -> &Param {
+        &self.weight
+    }
+}
+
+impl Module for ConvTranspose2d {
+    fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
+        let dt = x.dtype();
+        let bias = self
+            .bias
+            .as_ref()
+            .map(|b| b.value().to_dtype(dt))
+            .transpose()?;
+        x.conv_transpose2d(
+            &self.weight.value().to_dtype(dt)?,
+            bias.as_ref(),
+            self.stride,
+            self.pad,
+            self.output_padding,
+        )
+    }
+
+    fn describe(&self) -> String {
+        let d = self.weight.value().dims();
+        format!(
+            "ConvTranspose2d({}→{}, {}x{}, stride {}, pad {}{}{})",
+            d[0],
+            d[1],
+            d[2],
+            d[3],
+            self.stride,
+            self.pad,
+            match self.output_padding {
+                0 => String::new(),
+                op => format!(", output_padding {op}"),
+            },
+            if self.bias.is_none() { ", no bias" } else { "" }
+        )
+    }
 }

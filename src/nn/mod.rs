@@ -84,7 +84,7 @@ mod state;
 pub use crate::ops::RnnCell;
 pub use activation::{LeakyRelu, Relu, Sigmoid, Tanh};
 pub use batchnorm::BatchNorm;
-pub use conv::Conv2d;
+pub use conv::{Conv2d, ConvTranspose2d};
 pub use dropout::{Dropout, DropoutMode};
 pub use embedding::Embedding;
 pub use init::Init;

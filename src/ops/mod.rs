@@ -289,6 +289,16 @@ pub trait Backend {
         g: &Conv2dGeom,
         fout: usize,
     ) -> Result<()>;
+    /// A convolution's input gradient alone (`dx` `[n, c, h, w]` from `dout` and `w`): the
+    /// adjoint of [`Backend::conv2d`], which is a transposed convolution's forward.
+    fn conv2d_input_grad(
+        &self,
+        w: &Self::Buf,
+        dout: &Self::Buf,
+        dx: &mut Self::Buf,
+        g: &Conv2dGeom,
+        fout: usize,
+    ) -> Result<()>;
     /// `out = x * mask` with the mask of [`Backend::dropout_mask`] for `spec`, without storing
     /// the mask where the backend can regenerate it in the same pass (the default stores it).
     fn dropout_apply(

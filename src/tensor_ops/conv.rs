@@ -131,6 +131,126 @@ impl Tensor {
         }))
     }
 
+    /// Transposed convolution (PyTorch's `conv_transpose2d`, a "deconvolution"): `self`
+    /// `[N, C_in, H, W]`, `w` `[C_in, C_out, KH, KW]` (PyTorch's layout), `b` `[C_out]` or
+    /// none; the output is `[N, C_out, (H − 1)·stride − 2·pad + KH + output_padding, …]`
+    /// (`output_padding < stride` picks among the sizes a stride-`stride` convolution maps
+    /// to `H`). It is the adjoint of [`Tensor::conv2d`] with the same weight, stride and
+    /// padding: the forward is that convolution's input gradient (the GPU's implicit-GEMM
+    /// input-gradient pass), the input gradient is the convolution itself, and the weight
+    /// gradient that convolution's weight gradient with input and output swapped.
+    pub fn conv_transpose2d(
+        &self,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        stride: usize,
+        pad: usize,
+        output_padding: usize,
+    ) -> Result<Tensor> {
+        const OP: &str = "conv_transpose2d";
+        want_float(OP, self, self.dtype)?;
+        want_float(OP, w, self.dtype)?;
+        let (&[n, cin, h, wd], &[wc, cout, kh, kw]) = (self.dims(), w.dims()) else {
+            return Err(Error::shapes(
+                OP,
+                self.shape(),
+                w.shape(),
+                "expected an NCHW input and a [C_in, C_out, KH, KW] weight",
+            ));
+        };
+        if wc != cin {
+            return Err(Error::shapes(
+                OP,
+                self.shape(),
+                w.shape(),
+                format!("the input has {cin} channels, the weight's first dim {wc}"),
+            ));
+        }
+        if stride == 0 || output_padding >= stride {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "stride {stride}, output_padding {output_padding}: the stride must be ≥ 1 and \
+                     the output padding smaller than it"
+                ),
+            ));
+        }
+        let size = |len: usize, k: usize| -> Result<usize> {
+            let full = (len.max(1) - 1)
+                .checked_mul(stride)
+                .and_then(|v| v.checked_add(k + output_padding))
+                .filter(|&v| len > 0 && k > 0 && v > 2 * pad)
+                .ok_or_else(|| {
+                    Error::shapes(
+                        OP,
+                        self.shape(),
+                        w.shape(),
+                        format!(
+                            "stride {stride}, padding {pad}, output_padding {output_padding} \
+                             leave no output"
+                        ),
+                    )
+                })?;
+            Ok(full - 2 * pad)
+        };
+        let (oh, ow) = (size(h, kh)?, size(wd, kw)?);
+        let oshape = Shape::new([n, cout, oh, ow]);
+        crate::tensor::checked_len(OP, &oshape, self.dtype)?;
+        // The convolution this one is the adjoint of: from [N, C_out, OH, OW] to
+        // [N, C_in, H, W] with `C_in` filters.
+        let g = Conv2dGeom {
+            n,
+            c: cout,
+            h: oh,
+            w: ow,
+            kh,
+            kw,
+            stride,
+            pad,
+        };
+        if (g.out_h(), g.out_w()) != (h, wd) {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "the adjoint convolution maps {oh}×{ow} to {}×{}",
+                    g.out_h(),
+                    g.out_w()
+                ),
+            ));
+        }
+        let dt = self.dtype;
+        let out = backend!(OP, dt, [self => x, w => wb], |be| {
+            let mut out = be.alloc(oshape.numel(), dt, OP)?;
+            be.conv2d_input_grad(wb, x, &mut out, &g, cin)?;
+            Ok(Tensor::from_parts(oshape.clone(), dt, out.into()))
+        })?;
+        let (x, wt) = (self.detach(), w.detach());
+        let out = record_needs(out, OP, &[self, w], move |d, needs| {
+            let dx = match needs[0] {
+                true => {
+                    let zero = Tensor::zeros([cin], d.dtype(), &d.device())?;
+                    Some(d.conv2d(&wt, &zero, stride, pad)?)
+                }
+                false => None,
+            };
+            let dw = match needs[1] {
+                true => Some(d.conv2d_backward_parts(&wt, &x, stride, pad, false)?.1),
+                false => None,
+            };
+            Ok(vec![dx, dw])
+        });
+        match b {
+            None => Ok(out),
+            Some(b) if b.dims() == [cout] => out.add(&b.reshape([1, cout, 1, 1])?),
+            Some(b) => Err(Error::shapes(
+                OP,
+                w.shape(),
+                b.shape(),
+                format!("bias must be [{cout}]"),
+            )),
+        }
+    }
+
     /// [`Tensor::conv2d`] followed by ReLU, as one op: a GPU's implicit-GEMM convolution applies
     /// the ReLU in its epilogue, and the backward masks `dout` inside the gradient kernels (no
     /// separate ReLU passes); elsewhere the two are composed. Same values as

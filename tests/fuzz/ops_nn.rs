@@ -25,6 +25,7 @@ pub const OPS: &[&str] = &[
     "im2col",
     "col2im",
     "conv2d_backward",
+    "conv_transpose2d",
     "max_pool2d",
     "max_pool2d_backward",
     "avg_pool2d",
@@ -168,6 +169,37 @@ fn draw(g: &mut Gen, op: &str) -> wgnn::Result<Vec<Tensor>> {
                     })
                 }
             }
+        }
+        "conv_transpose2d" => {
+            let x = g.images("x")?;
+            let c = x.dims().get(1).copied().unwrap_or(1);
+            let (f, k) = (1 + g.r.below(3), 1 + g.r.below(4));
+            let wd = if g.r.chance(0.85) {
+                vec![c, f, k, k]
+            } else {
+                g.dims()
+            };
+            let w = g.float_like("w", &wd, x.dtype())?;
+            let b = match g.r.chance(0.5) {
+                true => {
+                    let bd = if g.r.chance(0.9) { vec![f] } else { g.dims() };
+                    Some(g.float_like("b", &bd, x.dtype())?)
+                }
+                false => None,
+            };
+            let (stride, pad, output_padding) = (g.arg(), g.arg(), g.arg());
+            g.note(format!(
+                " stride={stride} pad={pad} output_padding={output_padding}"
+            ));
+            let y = x.requiring_grad()?.conv_transpose2d(
+                &w,
+                b.as_ref(),
+                stride,
+                pad,
+                output_padding,
+            )?;
+            y.sum()?.backward()?;
+            one(y)
         }
         "im2col" => {
             let x = g.images("x")?;

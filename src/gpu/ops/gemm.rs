@@ -491,10 +491,41 @@ impl GpuContext {
             },
             GemmOut::WeightGrad { dw, db },
         )?;
-        let Some(dx) = dx else {
-            return Ok(()); // nothing differentiates the input
-        };
-        // dx: [C, N·H·W] over K = F·KH·KW.
+        match dx {
+            Some(dx) => self.input_grad_gemm(w, dout, relu_out, dx, g, fout),
+            None => Ok(()), // nothing differentiates the input
+        }
+    }
+
+    /// A convolution's input gradient alone (a transposed convolution's forward): the
+    /// implicit GEMM's input-gradient pass, or on the im2col path `col2im(dout · W)`.
+    pub(super) fn conv_input_grad(
+        self: &Arc<Self>,
+        w: &GpuBuffer,
+        dout: &GpuBuffer,
+        dx: &mut GpuBuffer,
+        g: &Conv2dGeom,
+        fout: usize,
+    ) -> Result<()> {
+        if self.conv_path() == ConvPath::Im2col {
+            return self.conv_input_grad_im2col(w, dout, dx, g, fout);
+        }
+        self.input_grad_gemm(w, dout, None, dx, g, fout)
+    }
+
+    /// `dx` `[C, N·H·W]` over K = F·KH·KW by the implicit GEMM, `dout` masked by `relu_out`'s
+    /// positive entries when given.
+    fn input_grad_gemm(
+        self: &Arc<Self>,
+        w: &GpuBuffer,
+        dout: &GpuBuffer,
+        relu_out: Option<&GpuBuffer>,
+        dx: &mut GpuBuffer,
+        g: &Conv2dGeom,
+        fout: usize,
+    ) -> Result<()> {
+        const OP: &str = "conv2d_input_grad";
+        let geo = conv_params(OP, g, fout)?;
         let p = MatmulParams {
             m: u32_of(OP, g.c)?,
             n: u32_of(OP, g.n * g.h * g.w)?,

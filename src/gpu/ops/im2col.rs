@@ -152,19 +152,48 @@ impl GpuContext {
             beta: 0.0,
         };
         self.matmul(&d2, &col, dw, &dw_spec)?;
-        let Some(dx) = dx else {
-            return Ok(());
-        };
+        match dx {
+            Some(dx) => self.dcol_to_image(&d2, w, &mut col, dx, g, fout),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Self::conv_input_grad`] on the im2col path.
+    pub(super) fn conv_input_grad_im2col(
+        self: &Arc<Self>,
+        w: &GpuBuffer,
+        dout: &GpuBuffer,
+        dx: &mut GpuBuffer,
+        g: &Conv2dGeom,
+        fout: usize,
+    ) -> Result<()> {
+        let (rows, ckk, ohw) = (g.col_rows(), g.col_cols(), g.out_h() * g.out_w());
+        let mut d2 = self.alloc_buffer(rows * fout, dout.dtype, "conv2d_input_grad dout")?;
+        self.transpose(dout, &mut d2, g.n, fout, ohw)?;
+        let mut col = self.alloc_buffer(rows * ckk, dout.dtype, "conv2d columns")?;
+        self.dcol_to_image(&d2, w, &mut col, dx, g, fout)
+    }
+
+    /// `dx = col2im(d2 · W)` with `d2` the `[rows, F]` output gradient, through `col`.
+    fn dcol_to_image(
+        self: &Arc<Self>,
+        d2: &GpuBuffer,
+        w: &GpuBuffer,
+        col: &mut GpuBuffer,
+        dx: &mut GpuBuffer,
+        g: &Conv2dGeom,
+        fout: usize,
+    ) -> Result<()> {
         let dcol_spec = MatmulSpec {
-            m: rows,
-            n: ckk,
+            m: g.col_rows(),
+            n: g.col_cols(),
             k: fout,
             trans_a: false,
             trans_b: false,
             alpha: 1.0,
             beta: 0.0,
         };
-        self.matmul(&d2, w, &mut col, &dcol_spec)?;
-        self.col2im(&col, dx, g)
+        self.matmul(d2, w, col, &dcol_spec)?;
+        self.col2im(col, dx, g)
     }
 }

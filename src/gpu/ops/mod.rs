@@ -267,6 +267,17 @@ impl Backend for Arc<GpuContext> {
         self.conv_backward(x, w, dout, None, dx, dw, db, g, fout)
     }
 
+    fn conv2d_input_grad(
+        &self,
+        w: &GpuBuffer,
+        dout: &GpuBuffer,
+        dx: &mut GpuBuffer,
+        g: &Conv2dGeom,
+        fout: usize,
+    ) -> Result<()> {
+        self.conv_input_grad(w, dout, dx, g, fout)
+    }
+
     fn dropout_apply(
         &self,
         x: &GpuBuffer,
