@@ -8,6 +8,7 @@ use crate::nn::{
 use crate::rng::SplitMix64;
 
 mod d2l;
+pub mod dcgan;
 mod rnn_lm;
 pub use d2l::{
     DenseBlock, Inception, Residual, alexnet, densenet, googlenet, lenet, nin, resnet18, vgg11,

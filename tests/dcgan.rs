@@ -1,0 +1,112 @@
+//! `models::dcgan`: the generator and discriminator for 28×28 and 32×32 images have PyTorch's
+//! DCGAN shapes and initialisation, refuse other sizes, and one D + G iteration trains on the
+//! CPU and on every GPU.
+
+mod common;
+
+use wgnn::models::dcgan;
+use wgnn::nn::{Module, ModuleExt, bce_with_logits};
+use wgnn::optim::Optimizer;
+use wgnn::{DType, Device, Tensor};
+
+#[test]
+fn shapes_and_initialisation() -> wgnn::Result<()> {
+    let dev = Device::cpu();
+    for size in [28, 32] {
+        wgnn::manual_seed(1);
+        let mut g = dcgan::generator(size, 100, 16, 1, &dev)?;
+        let mut d = dcgan::discriminator(size, 16, 1, &dev)?;
+        dcgan::dcgan_init(&mut g)?;
+        dcgan::dcgan_init(&mut d)?;
+        let z = wgnn::randn([3, 100, 1, 1], &dev)?;
+        let x = g.forward(&z)?;
+        assert_eq!(x.dims(), [3, 1, size, size], "{size}: generated images");
+        let v = x.to_vec::<f32>()?;
+        assert!(
+            v.iter().all(|p| (-1.0..=1.0).contains(p)),
+            "{size}: tanh output"
+        );
+        assert_eq!(
+            d.forward(&x)?.dims(),
+            [3, 1, 1, 1],
+            "{size}: one logit per image"
+        );
+        for (name, p) in g.named_parameters().into_iter().chain(d.named_parameters()) {
+            let v = p.value().to_vec::<f32>()?;
+            let n = v.len() as f64;
+            let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+            let std = (v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+            match (p.value().dims().len(), name.ends_with("gamma")) {
+                (4, _) => assert!(
+                    mean.abs() < 0.01 && (std - 0.02).abs() < 0.005,
+                    "{size} {name}: {mean} ± {std}"
+                ),
+                (_, true) => assert!((mean - 1.0).abs() < 0.02, "{size} {name}: {mean}"),
+                _ => assert!(
+                    v.iter().all(|&b| b == 0.0),
+                    "{size} {name}: biases start at 0"
+                ),
+            }
+        }
+    }
+    for bad in [
+        dcgan::generator(64, 100, 16, 1, &dev).err(),
+        dcgan::discriminator(28, 0, 1, &dev).err(),
+        dcgan::generator(28, 100, usize::MAX / 4, 1, &dev).err(),
+    ] {
+        assert!(bad.is_some(), "a bad size was accepted");
+    }
+    Ok(())
+}
+
+#[test]
+fn one_iteration_trains_on_every_device() -> wgnn::Result<()> {
+    for dev in common::all_devices() {
+        wgnn::manual_seed(2);
+        let mut g = dcgan::generator(28, 8, 8, 1, &dev)?;
+        let mut d = dcgan::discriminator(28, 8, 1, &dev)?;
+        dcgan::dcgan_init(&mut g)?;
+        dcgan::dcgan_init(&mut d)?;
+        let (mut opt_g, mut opt_d) = (
+            Optimizer::adam(2e-4, 0.5, 0.999),
+            Optimizer::adam(2e-4, 0.5, 0.999),
+        );
+        let real = ((wgnn::rand([4, 1, 28, 28], &dev)? * 2.0)? - 1.0)?;
+        let before: Vec<Vec<f32>> = g
+            .named_parameters()
+            .into_iter()
+            .chain(d.named_parameters())
+            .map(|(_, p)| p.value().to_vec::<f32>())
+            .collect::<wgnn::Result<_>>()?;
+        let (ones, zeros) = (
+            Tensor::ones([4], DType::F32, &dev)?,
+            Tensor::zeros([4], DType::F32, &dev)?,
+        );
+        d.zero_grad();
+        let fake = g.forward(&wgnn::randn([4, 8, 1, 1], &dev)?)?;
+        let err_d = (bce_with_logits(&d.forward(&real)?.reshape([4])?, &ones)?
+            + bce_with_logits(&d.forward(&fake.detach())?.reshape([4])?, &zeros)?)?;
+        err_d.backward()?;
+        opt_d.step(d.named_parameters())?;
+        g.zero_grad();
+        let err_g = bce_with_logits(&d.forward(&fake)?.reshape([4])?, &ones)?;
+        err_g.backward()?;
+        opt_g.step(g.named_parameters())?;
+        let (ld, lg) = (err_d.item()?, err_g.item()?);
+        assert!(ld.is_finite() && lg.is_finite(), "{dev}: losses {ld} {lg}");
+        // At initialisation D is undecided: ln 2 per term.
+        assert!(
+            (ld - 2.0 * std::f32::consts::LN_2).abs() < 0.1,
+            "{dev}: loss_D {ld}"
+        );
+        let after: Vec<Vec<f32>> = g
+            .named_parameters()
+            .into_iter()
+            .chain(d.named_parameters())
+            .map(|(_, p)| p.value().to_vec::<f32>())
+            .collect::<wgnn::Result<_>>()?;
+        let moved = before.iter().zip(&after).filter(|(a, b)| a != b).count();
+        assert_eq!(moved, before.len(), "{dev}: every parameter takes a step");
+    }
+    Ok(())
+}
