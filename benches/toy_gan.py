@@ -13,6 +13,20 @@ import torch
 from torch import nn
 
 
+def update(net_G, net_D, trainer_G, trainer_D, loss, x, z):
+    """d2l's update_D then update_G on the batch `x` with noise `z`; returns both losses."""
+    ones, zeros = torch.ones(len(x), 1), torch.zeros(len(x), 1)
+    trainer_D.zero_grad()
+    loss_D = (loss(net_D(x), ones) + loss(net_D(net_G(z).detach()), zeros)) / 2
+    loss_D.backward()
+    trainer_D.step()
+    trainer_G.zero_grad()
+    loss_G = loss(net_D(net_G(z)), ones)
+    loss_G.backward()
+    trainer_G.step()
+    return [loss_D.item(), loss_G.item()]
+
+
 def run(seed, epochs=20, batch_size=8, lr_d=0.05, lr_g=0.005):
     torch.manual_seed(seed)
     X = torch.normal(0.0, 1, (1000, 2))
@@ -32,16 +46,7 @@ def run(seed, epochs=20, batch_size=8, lr_d=0.05, lr_g=0.005):
     for _ in range(epochs):
         for (x,) in loader:
             z = torch.normal(0, 1, size=(batch_size, 2))
-            ones, zeros = torch.ones(batch_size, 1), torch.zeros(batch_size, 1)
-            trainer_D.zero_grad()
-            fake_x = net_G(z)
-            loss_D = (loss(net_D(x), ones) + loss(net_D(fake_x.detach()), zeros)) / 2
-            loss_D.backward()
-            trainer_D.step()
-            trainer_G.zero_grad()
-            loss_G = loss(net_D(net_G(z)), ones)
-            loss_G.backward()
-            trainer_G.step()
+            update(net_G, net_D, trainer_G, trainer_D, loss, x, z)
     W = net_G[0].weight.detach().T.double()  # x·W form
     c = net_G[0].bias.detach().double()
     cov = W.T @ W
@@ -73,18 +78,7 @@ def fixture(path, steps=3):
     loss = nn.BCEWithLogitsLoss(reduction="sum")
     trainer_D = torch.optim.Adam(net_D.parameters(), lr=0.05)
     trainer_G = torch.optim.Adam(net_G.parameters(), lr=0.005)
-    ones, zeros = torch.ones(8, 1), torch.zeros(8, 1)
-    losses = []
-    for _ in range(steps):
-        trainer_D.zero_grad()
-        loss_D = (loss(net_D(x), ones) + loss(net_D(net_G(z).detach()), zeros)) / 2
-        loss_D.backward()
-        trainer_D.step()
-        trainer_G.zero_grad()
-        loss_G = loss(net_D(net_G(z)), ones)
-        loss_G.backward()
-        trainer_G.step()
-        losses.append([loss_D.item(), loss_G.item()])
+    losses = [update(net_G, net_D, trainer_G, trainer_D, loss, x, z) for _ in range(steps)]
     with open(path, "w") as f:
         json.dump({"x": x.reshape(-1).tolist(), "z": z.reshape(-1).tolist(), "init": init,
                    "after": {"G": params(net_G), "D": params(net_D)}, "losses": losses}, f)

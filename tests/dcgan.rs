@@ -5,7 +5,7 @@
 mod common;
 
 use wgnn::models::dcgan;
-use wgnn::nn::{Module, ModuleExt, bce_with_logits};
+use wgnn::nn::{Module, ModuleExt, Sequential, bce_with_logits};
 use wgnn::optim::Optimizer;
 use wgnn::{DType, Device, Tensor};
 
@@ -72,12 +72,14 @@ fn one_iteration_trains_on_every_device() -> wgnn::Result<()> {
             Optimizer::adam(2e-4, 0.5, 0.999),
         );
         let real = ((wgnn::rand([4, 1, 28, 28], &dev)? * 2.0)? - 1.0)?;
-        let before: Vec<Vec<f32>> = g
-            .named_parameters()
-            .into_iter()
-            .chain(d.named_parameters())
-            .map(|(_, p)| p.value().to_vec::<f32>())
-            .collect::<wgnn::Result<_>>()?;
+        let values = |g: &mut Sequential, d: &mut Sequential| -> wgnn::Result<Vec<Vec<f32>>> {
+            g.named_parameters()
+                .into_iter()
+                .chain(d.named_parameters())
+                .map(|(_, p)| p.value().to_vec::<f32>())
+                .collect()
+        };
+        let before = values(&mut g, &mut d)?;
         let (ones, zeros) = (
             Tensor::ones([4], DType::F32, &dev)?,
             Tensor::zeros([4], DType::F32, &dev)?,
@@ -99,12 +101,7 @@ fn one_iteration_trains_on_every_device() -> wgnn::Result<()> {
             (ld - 2.0 * std::f32::consts::LN_2).abs() < 0.1,
             "{dev}: loss_D {ld}"
         );
-        let after: Vec<Vec<f32>> = g
-            .named_parameters()
-            .into_iter()
-            .chain(d.named_parameters())
-            .map(|(_, p)| p.value().to_vec::<f32>())
-            .collect::<wgnn::Result<_>>()?;
+        let after = values(&mut g, &mut d)?;
         let moved = before.iter().zip(&after).filter(|(a, b)| a != b).count();
         assert_eq!(moved, before.len(), "{dev}: every parameter takes a step");
     }

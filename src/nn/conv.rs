@@ -36,22 +36,10 @@ impl Conv2d {
         device: &Device,
     ) -> Result<Conv2d> {
         let fan_in = checked_fan_in("Conv2d", in_ch, out_ch, k, stride)?;
-        let mut seeds = crate::rng::SplitMix64::new(crate::rng::next_seed());
-        let bound = super::init::torch_bias_bound(fan_in);
+        let (weight, bias) = torch_default([out_ch, in_ch, k, k], fan_in, out_ch, device)?;
         Ok(Conv2d {
-            weight: Param::new(
-                Init::TORCH_DEFAULT.tensor(
-                    &[out_ch, in_ch, k, k],
-                    fan_in,
-                    seeds.next_u64(),
-                    device,
-                )?,
-                true,
-            )?,
-            bias: Param::new(
-                Tensor::rand_uniform([out_ch], -bound, bound, seeds.next_u64(), device)?,
-                false,
-            )?,
+            weight,
+            bias,
             stride,
             pad,
         })
@@ -120,6 +108,22 @@ impl Module for Conv2d {
     }
 }
 
+/// PyTorch's default initialisation of a convolution's `weight` (`dims`) and bias (`bias_len`):
+/// both uniform in `±1/√fan_in` (`kaiming_uniform_(a=√5)` for the weight), seeds from the
+/// global generator.
+fn torch_default(
+    dims: [usize; 4],
+    fan_in: usize,
+    bias_len: usize,
+    device: &Device,
+) -> Result<(Param, Param)> {
+    let mut seeds = crate::rng::SplitMix64::new(crate::rng::next_seed());
+    let bound = super::init::torch_bias_bound(fan_in);
+    let weight = Init::TORCH_DEFAULT.tensor(&dims, fan_in, seeds.next_u64(), device)?;
+    let bias = Tensor::rand_uniform([bias_len], -bound, bound, seeds.next_u64(), device)?;
+    Ok((Param::new(weight, true)?, Param::new(bias, false)?))
+}
+
 /// Refuses zero sizes by argument name (`layer` names the module), and returns the fan-in
 /// `fan_ch·k·k` of a `k`×`k` filter over `fan_ch` channels (an error when it overflows): the
 /// input channels of a convolution, the output channels of a transposed one (PyTorch's
@@ -180,22 +184,10 @@ impl ConvTranspose2d {
         device: &Device,
     ) -> Result<ConvTranspose2d> {
         let fan_in = checked_fan_in("ConvTranspose2d", out_ch, in_ch, k, stride)?;
-        let mut seeds = crate::rng::SplitMix64::new(crate::rng::next_seed());
-        let bound = super::init::torch_bias_bound(fan_in);
+        let (weight, bias) = torch_default([in_ch, out_ch, k, k], fan_in, out_ch, device)?;
         Ok(ConvTranspose2d {
-            weight: Param::new(
-                Init::TORCH_DEFAULT.tensor(
-                    &[in_ch, out_ch, k, k],
-                    fan_in,
-                    seeds.next_u64(),
-                    device,
-                )?,
-                true,
-            )?,
-            bias: Some(Param::new(
-                Tensor::rand_uniform([out_ch], -bound, bound, seeds.next_u64(), device)?,
-                false,
-            )?),
+            weight,
+            bias: Some(bias),
             stride,
             pad,
             output_padding: 0,
