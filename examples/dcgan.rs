@@ -11,8 +11,15 @@
 //! cargo run --release --example dcgan -- --dataset fashion-mnist --resize 32 --limit 10000
 //! ```
 //!
-//! Issue 26 in progress: the sample score (`--score`), `--interpolate`, checkpoints,
-//! TensorBoard and the PyTorch twin are not built yet.
+//! `--score` rates the final generator's samples with a DeepConvNet classifier trained on the
+//! same dataset (`--classifier FILE` loads one, else it is trained here and saved to the
+//! output directory): the share of 10,000 samples it labels with confidence ≥ 0.9, its label
+//! histogram, and the Fréchet distance between its penultimate (50-d) features of the samples
+//! and of the 10,000 test images — FID's formula in this classifier's feature space
+//! ([`wgnn::score`]).
+//!
+//! Issue 26 in progress: `--interpolate`, checkpoints, TensorBoard and the PyTorch twin are
+//! not built yet.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -69,6 +76,16 @@ struct Args {
     /// Print the losses every this many iterations.
     #[arg(long, default_value_t = 100)]
     log_every: usize,
+    /// Score 10,000 samples of the final generator with a classifier (see the module doc).
+    #[arg(long)]
+    score: bool,
+    /// The scoring classifier's state dict (`models::deep_convnet`, safetensors); without
+    /// it, one is trained for `--classifier-epochs` and saved as `classifier.safetensors`.
+    #[arg(long)]
+    classifier: Option<PathBuf>,
+    /// Epochs of the scoring classifier's training when there is no `--classifier`.
+    #[arg(long, default_value_t = 2)]
+    classifier_epochs: usize,
 }
 
 /// One epoch's figures (means over its iterations).
@@ -81,36 +98,49 @@ struct EpochFigures {
     images_per_sec: f64,
 }
 
-/// The training images in [-1, 1] as `[N, 1, size, size]` on `dev`.
-fn images(args: &Args, dev: &Device) -> Result<Tensor> {
-    let dir = match args.dataset.as_str() {
-        "mnist" => wgnn::data::mnist::default_data_dir(),
-        "fashion-mnist" => {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/data/fashion-mnist"))
-        }
-        other => {
-            return Err(Error::invalid(
-                "--dataset",
-                format!("{other:?}: mnist or fashion-mnist"),
-            ));
-        }
-    };
-    let train = Mnist::load(&dir)?.train;
-    let n = args.limit.unwrap_or(train.n).min(train.n);
-    if n == 0 {
-        return Err(Error::invalid("--limit", "no training images"));
+/// The dataset's directory.
+fn data_dir(args: &Args) -> Result<PathBuf> {
+    match args.dataset.as_str() {
+        "mnist" => Ok(wgnn::data::mnist::default_data_dir()),
+        "fashion-mnist" => Ok(PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/fashion-mnist"
+        ))),
+        other => Err(Error::invalid(
+            "--dataset",
+            format!("{other:?}: mnist or fashion-mnist"),
+        )),
     }
-    let px = train.rows * train.cols;
-    let v: Vec<f32> = train.images[..n * px]
+}
+
+/// `split`'s first `n` images in [-1, 1] as `[n, 1, size, size]` on `dev`.
+fn to_tensor(
+    split: &wgnn::data::MnistSplit,
+    n: usize,
+    size: usize,
+    dev: &Device,
+) -> Result<Tensor> {
+    let px = split.rows * split.cols;
+    let v: Vec<f32> = split.images[..n * px]
         .iter()
         .map(|&p| p as f32 / 127.5 - 1.0)
         .collect();
-    let x = Tensor::from_vec(v, [n, 1, train.rows, train.cols], dev)?;
-    match args.resize {
+    let x = Tensor::from_vec(v, [n, 1, split.rows, split.cols], dev)?;
+    match size {
         28 => Ok(x),
         32 => x.resize_bilinear(32, 32),
         other => Err(Error::invalid("--resize", format!("{other}: 28 or 32"))),
     }
+}
+
+/// The training images in [-1, 1] as `[N, 1, size, size]` on `dev`.
+fn images(args: &Args, dev: &Device) -> Result<Tensor> {
+    let train = Mnist::load(&data_dir(args)?)?.train;
+    let n = args.limit.unwrap_or(train.n).min(train.n);
+    if n == 0 {
+        return Err(Error::invalid("--limit", "no training images"));
+    }
+    to_tensor(&train, n, args.resize, dev)
 }
 
 /// The mean of `sigmoid(logits)`: D's average belief that the batch is real.
@@ -128,6 +158,117 @@ fn sample_grid(g: &mut Sequential, noise: &Tensor, path: &std::path::Path) -> Re
     g.train();
     let captions = vec![String::new(); s.dims()[0]];
     wgnn::plot::captioned_grid(&s, &captions, 8, 2)?.save_png(path)
+}
+
+/// The scoring classifier: `--classifier`'s state dict, or a DeepConvNet trained here on the
+/// dataset's 28×28 training images (Adam 1e-3, batch 100) and saved in the output directory.
+/// Its test accuracy is printed either way.
+fn classifier(args: &Args, data: &Mnist, dev: &Device) -> Result<Sequential> {
+    // DeepConvNet takes 28×28 images: 32×32 samples are scored resized back to 28.
+    let size = 28;
+    let mut net = wgnn::models::deep_convnet(dev, args.seed)?;
+    let test = to_tensor(&data.test, data.test.n, size, dev)?;
+    match &args.classifier {
+        Some(path) => {
+            net.load_state_dict_file(path, true)?;
+        }
+        None => {
+            let x = to_tensor(&data.train, data.train.n, size, dev)?;
+            let y = Tensor::from_vec(
+                data.train
+                    .labels
+                    .iter()
+                    .map(|&l| l as u32)
+                    .collect::<Vec<_>>(),
+                [data.train.n],
+                dev,
+            )?;
+            let set = TensorDataset::new(vec![x, y])?;
+            let mut loader = DataLoader::new(&set, 100)?.shuffle(args.seed + 1);
+            let mut opt = Optimizer::adam(1e-3, 0.9, 0.999);
+            for epoch in 0..args.classifier_epochs {
+                net.train();
+                let start = Instant::now();
+                for batch in loader.epoch() {
+                    let batch = batch?;
+                    net.zero_grad();
+                    wgnn::nn::cross_entropy(&net.forward(&batch[0])?, &batch[1])?.backward()?;
+                    opt.step(net.named_parameters())?;
+                }
+                println!(
+                    "scoring classifier: epoch {}/{} in {:.0} s",
+                    epoch + 1,
+                    args.classifier_epochs,
+                    start.elapsed().as_secs_f64()
+                );
+            }
+            let path = args.out_dir.join("classifier.safetensors");
+            net.state_dict().save(&path)?;
+            println!("scoring classifier saved: {}", path.display());
+        }
+    }
+    net.eval();
+    let mut correct = 0usize;
+    for start in (0..data.test.n).step_by(500) {
+        let b = 500.min(data.test.n - start);
+        let _guard = no_grad();
+        let pred = net
+            .forward(&test.narrow(0, start, b)?)?
+            .argmax(-1, false)?
+            .to_vec::<u32>()?;
+        correct += pred
+            .iter()
+            .zip(&data.test.labels[start..start + b])
+            .filter(|(p, l)| **p == **l as u32)
+            .count();
+    }
+    println!(
+        "scoring classifier: {:.2} % on the {} test images",
+        100.0 * correct as f64 / data.test.n as f64,
+        data.test.n
+    );
+    Ok(net)
+}
+
+/// The score of `g`'s samples (10,000 from fresh noise) against the test images.
+fn score(args: &Args, g: &mut Sequential, dev: &Device) -> Result<String> {
+    let data = Mnist::load(&data_dir(args)?)?;
+    let mut net = classifier(args, &data, dev)?;
+    let n = 10_000;
+    g.eval();
+    let mut parts = Vec::new();
+    for _ in 0..n / 500 {
+        let _guard = no_grad();
+        parts.push(g.forward(&randn([500, args.nz, 1, 1], dev)?)?);
+    }
+    g.train();
+    let mut samples = Tensor::cat(&parts.iter().collect::<Vec<_>>(), 0)?;
+    if args.resize != 28 {
+        samples = samples.resize_bilinear(28, 28)?;
+    }
+    let test = to_tensor(&data.test, data.test.n.min(n), 28, dev)?;
+    let fake = wgnn::score::judge(&mut net, "relu7", &samples, 500)?;
+    let real = wgnn::score::judge(&mut net, "relu7", &test, 500)?;
+    let fd = wgnn::score::frechet_distance(&fake.mean, &fake.cov, &real.mean, &real.cov)?;
+    let hist = |h: &[f64]| {
+        h.iter()
+            .map(|v| format!("{:.1}", 100.0 * v))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "score of {n} samples: {:.1} % labelled with confidence ≥ 0.9 (test images: {:.1} %); \
+         labels (%): [{}]; Fréchet distance in the classifier's features: {fd:.3} \
+         (not FID: DeepConvNet's 50-d features)",
+        100.0 * fake.confident,
+        100.0 * real.confident,
+        hist(&fake.histogram)
+    );
+    Ok(format!(
+        "{{\"samples\": {n}, \"confident\": {:.5}, \"test_confident\": {:.5}, \"histogram\": {:?}, \
+         \"frechet_distance\": {fd:.5}}}",
+        fake.confident, real.confident, fake.histogram
+    ))
 }
 
 fn main() -> Result<()> {
@@ -171,6 +312,7 @@ fn main() -> Result<()> {
         d.num_params()
     );
     let mut epochs = Vec::new();
+    let mut metrics_json = String::new();
     for epoch in 0..args.epochs {
         let start = Instant::now();
         let mut sums = [0f64; 5];
@@ -267,17 +409,26 @@ fn main() -> Result<()> {
                 )
             })
             .collect();
-        let json = format!(
+        metrics_json = format!(
             "{{\"dataset\": \"{}\", \"size\": {size}, \"device\": \"{dev}\", \"batch_size\": {}, \
-             \"seed\": {}, \"epochs\": [{}]}}\n",
+             \"seed\": {}, \"epochs\": [{}]",
             args.dataset,
             args.batch_size,
             args.seed,
             rows.join(", ")
         );
-        let path = args.out_dir.join("metrics.json");
-        std::fs::write(&path, json)
-            .map_err(|e| Error::invalid("--out-dir", format!("{}: {e}", path.display())))?;
+        write_metrics(&args, &format!("{metrics_json}}}\n"))?;
+    }
+    if args.score {
+        let s = score(&args, &mut g, &dev)?;
+        write_metrics(&args, &format!("{metrics_json}, \"score\": {s}}}\n"))?;
     }
     Ok(())
+}
+
+/// Writes `json` to `metrics.json` in the output directory.
+fn write_metrics(args: &Args, json: &str) -> Result<()> {
+    let path = args.out_dir.join("metrics.json");
+    std::fs::write(&path, json)
+        .map_err(|e| Error::invalid("--out-dir", format!("{}: {e}", path.display())))
 }

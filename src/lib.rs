@@ -93,6 +93,7 @@ pub mod optim;
 pub mod plot;
 pub mod prelude;
 pub mod rng;
+pub mod score;
 pub mod shape;
 pub mod tensor;
 mod tensor_ops;

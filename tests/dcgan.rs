@@ -1,6 +1,7 @@
-//! `models::dcgan`: the generator and discriminator for 28×28 and 32×32 images have PyTorch's
-//! DCGAN shapes and initialisation, refuse other sizes, and one D + G iteration trains on the
-//! CPU and on every GPU.
+//! `models::dcgan` and the sample score: the generator and discriminator for 28×28 and 32×32
+//! images have PyTorch's DCGAN shapes and initialisation, refuse other sizes, and one D + G
+//! iteration trains on the CPU and on every GPU; `score::judge` reads a classifier's inner
+//! features, its confidence and its labels.
 
 mod common;
 
@@ -105,5 +106,48 @@ fn one_iteration_trains_on_every_device() -> wgnn::Result<()> {
         let moved = before.iter().zip(&after).filter(|(a, b)| a != b).count();
         assert_eq!(moved, before.len(), "{dev}: every parameter takes a step");
     }
+    Ok(())
+}
+
+/// `score::judge` on a hand-set classifier: features from the named inner module, the share
+/// labelled with confidence ≥ 0.9 and the label histogram from the last; an unknown feature
+/// layer is an error naming the modules.
+#[test]
+fn judge_reads_features_and_confidence() -> wgnn::Result<()> {
+    use wgnn::nn::{Linear, Sequential};
+    let dev = Device::cpu();
+    let mut net = Sequential::new()
+        .add("feat", Linear::new(2, 2, &dev)?)?
+        .add("head", Linear::new(2, 3, &dev)?)?;
+    let set = |net: &mut Sequential, name: &str, v: &[f32], dims: &[usize]| -> wgnn::Result<()> {
+        for (n, p) in net.named_parameters() {
+            if n == name {
+                p.set_value(Tensor::from_slice(v, dims, &dev)?)?;
+            }
+        }
+        Ok(())
+    };
+    set(&mut net, "feat.weight", &[1.0, 0.0, 0.0, 1.0], &[2, 2])?;
+    set(&mut net, "feat.bias", &[0.0, 0.0], &[2])?;
+    set(
+        &mut net,
+        "head.weight",
+        &[10.0, 0.0, 0.0, 0.0, 10.0, 0.0],
+        &[2, 3],
+    )?;
+    set(&mut net, "head.bias", &[0.0, 0.0, 0.0], &[3])?;
+    // Two confident (logit 10), two not (logit 0.5: p ≈ 0.45).
+    let x = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 1.0, 0.05, 0.0, 0.0, 0.05], [4, 2], &dev)?;
+    let v = wgnn::score::judge(&mut net, "feat", &x, 3)?;
+    assert!((v.confident - 0.5).abs() < 1e-12, "{v:?}");
+    assert_eq!(v.histogram, [0.5, 0.5, 0.0]);
+    assert!(
+        (v.mean[0] - 0.2625).abs() < 1e-6 && (v.mean[1] - 0.2625).abs() < 1e-6,
+        "{v:?}"
+    );
+    let Err(e) = wgnn::score::judge(&mut net, "nope", &x, 3) else {
+        panic!("an unknown feature layer was accepted");
+    };
+    assert!(e.to_string().contains("feat, head"), "{e}");
     Ok(())
 }

@@ -108,6 +108,45 @@ impl Sequential {
         Ok((h, elements))
     }
 
+    /// The output of the module named `last` (and of all before it) for `x`: the features a
+    /// trained classifier computes at an inner layer (PyTorch's `model[:k](x)`). An error
+    /// names the modules when none is called `last`.
+    pub fn forward_through(&mut self, x: &Tensor, last: &str) -> Result<Tensor> {
+        let Some(i) = self.layers.0.iter().position(|(n, _)| n == last) else {
+            return Err(Error::invalid(
+                "Sequential::forward_through",
+                format!(
+                    "no module named {last:?} (the modules: {})",
+                    self.names().join(", ")
+                ),
+            ));
+        };
+        self.run_to(x, i + 1)
+    }
+
+    /// The modules `0..end` on `x`; a conv or linear module followed by a plain ReLU (both
+    /// before `end`) runs the pair as one fused op.
+    fn run_to(&mut self, x: &Tensor, end: usize) -> Result<Tensor> {
+        let mut h = x.clone();
+        let mut i = 0;
+        while i < end {
+            let relu_next = i + 1 < end
+                && self
+                    .layers
+                    .0
+                    .get(i + 1)
+                    .is_some_and(|(_, m)| is_relu(m.as_ref()));
+            if relu_next && let Some(out) = fused_relu(self.layers.0[i].1.as_mut(), &h) {
+                h = out?;
+                i += 2;
+                continue;
+            }
+            h = self.layers.0[i].1.forward(&h)?;
+            i += 1;
+        }
+        Ok(h)
+    }
+
     /// The modules' names, in order.
     pub fn names(&self) -> Vec<&str> {
         self.layers.0.iter().map(|(n, _)| n.as_str()).collect()
@@ -174,23 +213,8 @@ impl Module for Sequential {
     /// Runs the layers in order; a conv or linear layer followed by a plain ReLU runs the
     /// pair as one fused op (the ReLU then costs no pass of its own).
     fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
-        let mut h = x.clone();
-        let mut i = 0;
-        while i < self.layers.0.len() {
-            let relu_next = self
-                .layers
-                .0
-                .get(i + 1)
-                .is_some_and(|(_, m)| is_relu(m.as_ref()));
-            if relu_next && let Some(out) = fused_relu(self.layers.0[i].1.as_mut(), &h) {
-                h = out?;
-                i += 2;
-                continue;
-            }
-            h = self.layers.0[i].1.forward(&h)?;
-            i += 1;
-        }
-        Ok(h)
+        let end = self.layers.0.len();
+        self.run_to(x, end)
     }
 
     fn describe(&self) -> String {
