@@ -134,13 +134,12 @@ fn to_tensor(
 }
 
 /// The training images in [-1, 1] as `[N, 1, size, size]` on `dev`.
-fn images(args: &Args, dev: &Device) -> Result<Tensor> {
-    let train = Mnist::load(&data_dir(args)?)?.train;
-    let n = args.limit.unwrap_or(train.n).min(train.n);
+fn images(args: &Args, data: &Mnist, dev: &Device) -> Result<Tensor> {
+    let n = args.limit.unwrap_or(data.train.n).min(data.train.n);
     if n == 0 {
         return Err(Error::invalid("--limit", "no training images"));
     }
-    to_tensor(&train, n, args.resize, dev)
+    to_tensor(&data.train, n, args.resize, dev)
 }
 
 /// The mean of `sigmoid(logits)`: D's average belief that the batch is real.
@@ -231,9 +230,8 @@ fn classifier(args: &Args, data: &Mnist, dev: &Device) -> Result<Sequential> {
 }
 
 /// The score of `g`'s samples (10,000 from fresh noise) against the test images.
-fn score(args: &Args, g: &mut Sequential, dev: &Device) -> Result<String> {
-    let data = Mnist::load(&data_dir(args)?)?;
-    let mut net = classifier(args, &data, dev)?;
+fn score(args: &Args, data: &Mnist, g: &mut Sequential, dev: &Device) -> Result<String> {
+    let mut net = classifier(args, data, dev)?;
     let n = 10_000;
     g.eval();
     let mut parts = Vec::new();
@@ -279,7 +277,8 @@ fn main() -> Result<()> {
     wgnn::cli::check_output_dir("--out-dir", &args.out_dir)?;
     let dev = Device::from_spec(&args.device)?;
     manual_seed(args.seed);
-    let data = images(&args, &dev)?;
+    let mnist = Mnist::load(&data_dir(&args)?)?;
+    let data = images(&args, &mnist, &dev)?;
     let size = args.resize;
     let mut g = dcgan::generator(size, args.nz, args.ngf, 1, &dev)?;
     let mut d = dcgan::discriminator(size, args.ndf, 1, &dev)?;
@@ -420,7 +419,7 @@ fn main() -> Result<()> {
         write_metrics(&args, &format!("{metrics_json}}}\n"))?;
     }
     if args.score {
-        let s = score(&args, &mut g, &dev)?;
+        let s = score(&args, &mnist, &mut g, &dev)?;
         write_metrics(&args, &format!("{metrics_json}, \"score\": {s}}}\n"))?;
     }
     Ok(())

@@ -35,7 +35,7 @@ impl Conv2d {
         pad: usize,
         device: &Device,
     ) -> Result<Conv2d> {
-        let fan_in = checked_fan_in("Conv2d", in_ch, out_ch, k, stride)?;
+        let fan_in = checked_fan_in("Conv2d", (in_ch, out_ch), in_ch, k, stride)?;
         let (weight, bias) = torch_default([out_ch, in_ch, k, k], fan_in, out_ch, device)?;
         Ok(Conv2d {
             weight,
@@ -58,7 +58,7 @@ impl Conv2d {
         seed: u64,
         device: &Device,
     ) -> Result<Conv2d> {
-        let fan_in = checked_fan_in("Conv2d", in_ch, out_ch, k, stride)?;
+        let fan_in = checked_fan_in("Conv2d", (in_ch, out_ch), in_ch, k, stride)?;
         Ok(Conv2d {
             weight: Param::new(
                 init.tensor(&[out_ch, in_ch, k, k], fan_in, seed, device)?,
@@ -125,20 +125,16 @@ fn torch_default(
 }
 
 /// Refuses zero sizes by argument name (`layer` names the module), and returns the fan-in
-/// `fan_ch·k·k` of a `k`×`k` filter over `fan_ch` channels (an error when it overflows): the
-/// input channels of a convolution, the output channels of a transposed one (PyTorch's
-/// `fan_in` of their weights).
+/// `fan_ch·k·k` of a `k`×`k` filter over `fan_ch` channels (an error when it overflows):
+/// PyTorch's `fan_in` of the weight, over the input channels of a convolution and the output
+/// channels of a transposed one.
 fn checked_fan_in(
     layer: &'static str,
+    (in_ch, out_ch): (usize, usize),
     fan_ch: usize,
-    other_ch: usize,
     k: usize,
     stride: usize,
 ) -> Result<usize> {
-    let (in_ch, out_ch) = match layer {
-        "ConvTranspose2d" => (other_ch, fan_ch),
-        _ => (fan_ch, other_ch),
-    };
     super::check_sizes(
         layer,
         &[
@@ -183,7 +179,7 @@ impl ConvTranspose2d {
         pad: usize,
         device: &Device,
     ) -> Result<ConvTranspose2d> {
-        let fan_in = checked_fan_in("ConvTranspose2d", out_ch, in_ch, k, stride)?;
+        let fan_in = checked_fan_in("ConvTranspose2d", (in_ch, out_ch), out_ch, k, stride)?;
         let (weight, bias) = torch_default([in_ch, out_ch, k, k], fan_in, out_ch, device)?;
         Ok(ConvTranspose2d {
             weight,
