@@ -348,6 +348,18 @@ pub(crate) fn sum_f64(v: &[f32]) -> f64 {
 mod tests {
     use super::*;
 
+    /// A source of test operands: each call, `len` fresh values uniform in [-0.5, 0.5).
+    fn values(seed: u32) -> impl FnMut(usize) -> Vec<f32> {
+        let mut calls = 0u32;
+        move |len| {
+            calls += 1;
+            let key = crate::rng::hash_u32(seed ^ calls.wrapping_mul(0x9E37_79B9));
+            (0..len)
+                .map(|i| crate::rng::counter_uniform(key, i as u32) - 0.5)
+                .collect()
+        }
+    }
+
     fn mat(data: &[f32], rs: usize) -> Mat<'_> {
         Mat { data, rs, cs: 1 }
     }
@@ -401,15 +413,7 @@ mod tests {
             (0, 3, 4),
             (4, 0, 5),
         ];
-        let mut seed = 1u32;
-        let mut rand = |len: usize| -> Vec<f32> {
-            (0..len)
-                .map(|_| {
-                    seed = crate::rng::hash_u32(seed);
-                    (seed >> 8) as f32 / 16_777_216.0 - 0.5
-                })
-                .collect()
-        };
+        let mut rand = values(1);
         for &(m, k, n) in &shapes {
             for (ta, tb) in [(false, false), (true, false), (false, true)] {
                 for (alpha, beta) in [(1.0, 0.0), (0.5, 1.0), (-1.0, 0.25)] {
@@ -466,15 +470,7 @@ mod tests {
     /// reads C when beta is 0.
     #[test]
     fn gemm_packed_matches_gemm_bit_for_bit() {
-        let mut seed = 5u32;
-        let mut rand = |len: usize| -> Vec<f32> {
-            (0..len)
-                .map(|_| {
-                    seed = crate::rng::hash_u32(seed);
-                    (seed >> 8) as f32 / 16_777_216.0 - 0.5
-                })
-                .collect()
-        };
+        let mut rand = values(5);
         let shapes = [
             (32, 256, 1024),
             (32, 1024, 256),
