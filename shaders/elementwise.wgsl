@@ -63,6 +63,33 @@ fn dropout_mask(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     }
 }
 
+// Random fills (src/rng.rs computes the same f32 expressions): element i of a uniform fill
+// is alpha + (beta - alpha) * u(offset + i); of a normal fill, alpha + beta * z with z by
+// Box–Muller on the draws offset + 2i and offset + 2i + 1 (u1 in (0, 1], so ln is finite).
+fn counter_uniform(k: u32) -> f32 {
+    return f32(hash_u32(k + hash_u32(p.seed)) >> 8u) * (1.0 / 16777216.0);
+}
+
+@compute @workgroup_size(256)
+fn fill_uniform(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if (i < p.n) {
+        out[i] = T(p.alpha + (p.beta - p.alpha) * counter_uniform(p.offset + i));
+    }
+}
+
+@compute @workgroup_size(256)
+fn fill_normal(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if (i < p.n) {
+        let k = p.offset + 2u * i;
+        let u1 = 1.0 - counter_uniform(k);
+        let u2 = counter_uniform(k + 1u);
+        let z = sqrt(-2.0 * log(u1)) * cos(6.2831855 * u2);
+        out[i] = T(p.alpha + p.beta * z);
+    }
+}
+
 // Dropout applied: out = x * mask with dropout_mask's mask (same hash, same T arithmetic as
 // x * mask), without storing the mask. The backward is the same kernel on the gradient.
 @compute @workgroup_size(256)

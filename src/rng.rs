@@ -2,7 +2,10 @@
 //!
 //! Initial values are drawn on the host with SplitMix64 (tiny, well studied, and stable across
 //! crate versions, so a seed means the same numbers forever). Dropout masks use a counter-based
-//! 32-bit hash so the CPU backend and the WGSL kernel produce the same mask bit for bit.
+//! 32-bit hash so the CPU backend and the WGSL kernel produce the same mask bit for bit, and
+//! so do [`crate::randn`] and [`crate::rand`]: they draw on the tensor's device from the same
+//! hash ([`counter_uniform`], [`counter_normal`]), so a GAN's noise costs a GPU one dispatch
+//! and no upload.
 //!
 //! Layers built without an explicit seed (`Linear::new`, `Conv2d::new`, `Dropout::new` …) take
 //! one from the process-global default generator, as PyTorch's layers draw from its default
@@ -110,4 +113,13 @@ pub fn hash_u32(mut h: u32) -> u32 {
 pub fn counter_uniform(seed: u32, index: u32) -> f32 {
     let h = hash_u32(index.wrapping_add(hash_u32(seed)));
     (h >> 8) as f32 * (1.0 / 16_777_216.0)
+}
+
+/// A standard normal value by Box–Muller from the draws `index` and `index + 1` of
+/// [`counter_uniform`], in f32 as `shaders/elementwise.wgsl`'s `fill_normal` computes it:
+/// `√(−2 ln u₁)·cos(2π u₂)` with `u₁ = 1 − u(index)` in `(0, 1]`, so `|z| ≤ √(48 ln 2) ≈ 5.77`.
+pub fn counter_normal(seed: u32, index: u32) -> f32 {
+    let u1 = 1.0 - counter_uniform(seed, index);
+    let u2 = counter_uniform(seed, index.wrapping_add(1));
+    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
 }

@@ -601,14 +601,37 @@ fn with_shape(e: Error, shape: &Shape) -> Error {
     }
 }
 
-/// Standard normal samples from the default generator (PyTorch's `torch.randn(shape)`): each
-/// call takes a fresh seed from [`crate::manual_seed`]'s generator, so two calls differ and a
-/// run after `manual_seed(s)` repeats. [`Tensor::randn`] takes an explicit seed instead.
+/// Standard normal samples from the default generator (PyTorch's `torch.randn(shape,
+/// device=…)`), drawn on `device`: a GPU fills them in one dispatch with nothing uploaded (a
+/// counter-based hash, see [`crate::ops::RandomSpec`]). Each call takes a fresh seed from
+/// [`crate::manual_seed`]'s generator, so two calls differ and a run after `manual_seed(s)`
+/// repeats; the CPU and a GPU draw the same values up to the last bits of `ln` and `cos`.
+/// [`Tensor::randn`] takes an explicit seed and draws on the host instead (bit-identical
+/// everywhere, for initial weights).
 pub fn randn(shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
-    Tensor::randn(shape, 0.0, 1.0, crate::rng::next_seed(), device)
+    let dist = crate::ops::Distribution::Normal {
+        mean: 0.0,
+        std: 1.0,
+    };
+    Tensor::random(shape, &default_spec(dist), device)
 }
 
-/// Uniform samples in `[0, 1)` from the default generator (PyTorch's `torch.rand(shape)`).
+/// Uniform samples in `[0, 1)` from the default generator (PyTorch's `torch.rand(shape,
+/// device=…)`), drawn on `device` as [`randn`]'s are (bit-identical on every device).
 pub fn rand(shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
-    Tensor::rand(shape, crate::rng::next_seed(), device)
+    let dist = crate::ops::Distribution::Uniform {
+        low: 0.0,
+        high: 1.0,
+    };
+    Tensor::random(shape, &default_spec(dist), device)
+}
+
+/// A random fill of `dist` seeded from the default generator.
+fn default_spec(dist: crate::ops::Distribution) -> crate::ops::RandomSpec {
+    let s = crate::rng::next_seed();
+    crate::ops::RandomSpec {
+        dist,
+        seed: (s ^ (s >> 32)) as u32,
+        offset: 0,
+    }
 }

@@ -6,7 +6,7 @@
 mod common;
 
 use wgnn::models::dcgan;
-use wgnn::nn::{Module, ModuleExt, Sequential, bce_with_logits};
+use wgnn::nn::{Module, ModuleExt, Sequential};
 use wgnn::optim::Optimizer;
 use wgnn::{DType, Device, Tensor};
 
@@ -81,21 +81,11 @@ fn one_iteration_trains_on_every_device() -> wgnn::Result<()> {
                 .collect()
         };
         let before = values(&mut g, &mut d)?;
-        let (ones, zeros) = (
-            Tensor::ones([4], DType::F32, &dev)?,
-            Tensor::zeros([4], DType::F32, &dev)?,
-        );
-        d.zero_grad();
-        let fake = g.forward(&wgnn::randn([4, 8, 1, 1], &dev)?)?;
-        let err_d = (bce_with_logits(&d.forward(&real)?.reshape([4])?, &ones)?
-            + bce_with_logits(&d.forward(&fake.detach())?.reshape([4])?, &zeros)?)?;
-        err_d.backward()?;
-        opt_d.step(d.named_parameters())?;
-        g.zero_grad();
-        let err_g = bce_with_logits(&d.forward(&fake)?.reshape([4])?, &ones)?;
-        err_g.backward()?;
-        opt_g.step(g.named_parameters())?;
-        let (ld, lg) = (err_d.item()?, err_g.item()?);
+        let step = dcgan::train_step(&mut g, &mut d, &mut opt_g, &mut opt_d, &real, 8)?;
+        let figures = Tensor::read_scalars(&[&step.loss_d, &step.loss_g, &step.d_x])?;
+        let (ld, lg, d_x) = (figures[0] as f32, figures[1] as f32, figures[2]);
+        assert!((0.0..=1.0).contains(&d_x), "{dev}: D(x) {d_x}");
+        assert_eq!(step.stacked()?.dims(), [5]);
         assert!(ld.is_finite() && lg.is_finite(), "{dev}: losses {ld} {lg}");
         // At initialisation D is undecided: ln 2 per term.
         assert!(
@@ -105,6 +95,53 @@ fn one_iteration_trains_on_every_device() -> wgnn::Result<()> {
         let after = values(&mut g, &mut d)?;
         let moved = before.iter().zip(&after).filter(|(a, b)| a != b).count();
         assert_eq!(moved, before.len(), "{dev}: every parameter takes a step");
+    }
+    Ok(())
+}
+
+/// Acceptance 4 of issue 26: one DCGAN iteration (a D step and a G step) on a GPU is one
+/// submit per optimizer step, with the noise drawn on the device: nothing is uploaded and
+/// nothing read back (the real batch is already there, as a device-resident dataset's is).
+#[test]
+fn one_iteration_is_a_submit_per_step_with_nothing_uploaded() -> wgnn::Result<()> {
+    // A context of its own: the other tests' work must not show in its counters.
+    for dev in common::fresh_gpus() {
+        wgnn::manual_seed(3);
+        let mut g = dcgan::generator(28, 16, 8, 1, &dev)?;
+        let mut d = dcgan::discriminator(28, 8, 1, &dev)?;
+        dcgan::dcgan_init(&mut g)?;
+        dcgan::dcgan_init(&mut d)?;
+        let (mut opt_g, mut opt_d) = (
+            Optimizer::adam(2e-4, 0.5, 0.999),
+            Optimizer::adam(2e-4, 0.5, 0.999),
+        );
+        let real = ((wgnn::rand([16, 1, 28, 28], &dev)? * 2.0)? - 1.0)?;
+        let mut sum = Tensor::zeros([5], DType::F32, &dev)?;
+        let mut iteration = |sum: &mut Tensor| -> wgnn::Result<wgnn::gpu::Counters> {
+            dev.sync()?;
+            let before = dev.counters();
+            let step = dcgan::train_step(&mut g, &mut d, &mut opt_g, &mut opt_d, &real, 16)?;
+            *sum = (&*sum + &step.stacked()?)?;
+            dev.flush()?;
+            Ok(dev.counters().since(&before))
+        };
+        iteration(&mut sum)?; // pipelines compile and buffers are made on the first
+        let c = iteration(&mut sum)?;
+        assert!(
+            c.submits <= 2,
+            "{dev}: one iteration took {} submits ({} dispatches)",
+            c.submits,
+            c.dispatches
+        );
+        assert_eq!(c.bytes_uploaded, 0, "{dev}: the iteration uploaded data");
+        assert_eq!(c.bytes_read_back, 0, "{dev}: the iteration read data back");
+        let figures = sum.to_vec::<f32>()?;
+        assert!(figures.iter().all(|v| v.is_finite()), "{dev}: {figures:?}");
+        println!(
+            "dcgan: one iteration (D step + G step, batch 16) on {dev}: {} submits, {} \
+             dispatches, 0 bytes uploaded",
+            c.submits, c.dispatches
+        );
     }
     Ok(())
 }

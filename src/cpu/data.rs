@@ -123,6 +123,35 @@ impl CpuBackend {
         Ok(())
     }
 
+    pub(super) fn fill_random(
+        &self,
+        out: &mut CpuStorage,
+        n: usize,
+        spec: &RandomSpec,
+    ) -> Result<()> {
+        use crate::rng::{counter_normal, counter_uniform};
+        let out = &mut out.f32s_mut("fill_random")?[..n];
+        // Chunks of 4096 across the pool; element i's value depends on i alone.
+        const CHUNK: usize = 4096;
+        let (seed, offset) = (spec.seed, spec.offset);
+        out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
+            let first = (c * CHUNK) as u32;
+            for (j, v) in o.iter_mut().enumerate() {
+                let i = first.wrapping_add(j as u32);
+                *v = match spec.dist {
+                    Distribution::Uniform { low, high } => {
+                        low + (high - low) * counter_uniform(seed, offset.wrapping_add(i))
+                    }
+                    Distribution::Normal { mean, std } => {
+                        let k = offset.wrapping_add(i.wrapping_mul(2));
+                        mean + std * counter_normal(seed, k)
+                    }
+                };
+            }
+        });
+        Ok(())
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn augment(
         &self,

@@ -12,8 +12,8 @@
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::ops::{
-    AugmentSpec, Backend, BlockCopy, BmmSpec, BnGeom, Conv2dGeom, DropoutSpec, IndexGeom,
-    MatmulSpec, OptimKind, OptimStep, PointwiseOp, Pool2dGeom, RnnCellBwd, RnnCellFwd, RnnLayerBwd,
+    AugmentSpec, Backend, BlockCopy, BmmSpec, BnGeom, Conv2dGeom, Distribution, DropoutSpec,
+    IndexGeom, MatmulSpec, OptimKind, OptimStep, PointwiseOp, Pool2dGeom, RandomSpec, RnnCellBwd, RnnCellFwd, RnnLayerBwd,
     RnnLayerFwd, RnnStep, Strided,
 };
 use crate::rng::counter_uniform;
@@ -383,6 +383,10 @@ impl Backend for CpuBackend {
 
     fn dropout_mask(&self, out: &mut CpuStorage, n: usize, spec: &DropoutSpec) -> Result<()> {
         CpuBackend::dropout_mask(self, out, n, spec)
+    }
+
+    fn fill_random(&self, out: &mut CpuStorage, n: usize, spec: &RandomSpec) -> Result<()> {
+        CpuBackend::fill_random(self, out, n, spec)
     }
 
     fn optim_update(

@@ -330,6 +330,10 @@ kernels! {
         DROPOUT_MASK = "dropout_mask" [1 rw T];
         /// `out = x · mask`, the mask regenerated from the seed.
         DROPOUT_APPLY = "dropout_apply" [1 rw T, 2 r T];
+        /// Uniform values in `[alpha, beta)` from the counter hash.
+        FILL_UNIFORM = "fill_uniform" [1 rw T];
+        /// Normal values (mean `alpha`, std `beta`) by Box–Muller on the counter hash.
+        FILL_NORMAL = "fill_normal" [1 rw T];
     }
 
     /// `shaders/cast.wgsl`: f32 ↔ f16 (f16 adapters only).

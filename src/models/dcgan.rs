@@ -70,12 +70,15 @@ pub fn generator(
         .add(&(i + 1).to_string(), Tanh)
 }
 
-/// DCGAN's discriminator for `size`×`size` images of `channels` channels: one logit per
+/// DCGAN's discriminator for `size`×`size` images of `channels` channels (convolutions
+/// without biases, as PyTorch's example): one logit per
 /// image (`[N, 1, 1, 1]`; PyTorch's example ends in a sigmoid and BCELoss, here the logit goes
 /// to [`crate::nn::bce_with_logits`], the same loss without its overflow).
 pub fn discriminator(size: usize, ndf: usize, channels: usize, dev: &Device) -> Result<Sequential> {
     check("ndf", size, channels, ndf)?;
-    let conv = |cin, cout, k, s, p| Conv2d::new(cin, cout, k, s, p, dev);
+    let conv = |cin, cout, k, s, p| -> Result<Conv2d> {
+        Ok(Conv2d::new(cin, cout, k, s, p, dev)?.without_bias())
+    };
     let lrelu = || LeakyRelu {
         negative_slope: 0.2,
     };
@@ -99,17 +102,97 @@ pub fn discriminator(size: usize, ndf: usize, channels: usize, dev: &Device) -> 
 
 /// DCGAN's `weights_init`: convolution weights (rank 4) from N(0, 0.02), BatchNorm scales
 /// (`gamma`, PyTorch's `weight`) from N(1, 0.02), BatchNorm shifts and every bias 0; seeds
-/// from the global generator.
+/// from the global generator, drawn on the host (the same weights on every device).
 pub fn dcgan_init(m: &mut dyn Module) -> Result<()> {
     for (name, p) in m.named_parameters() {
         let v = p.value();
         let (dims, dev) = (v.dims().to_vec(), v.device());
+        let seed = crate::rng::next_seed();
         let fresh = match (dims.len(), name.ends_with("gamma")) {
-            (4, _) => (crate::randn(dims, &dev)? * 0.02)?,
-            (_, true) => ((crate::randn(dims, &dev)? * 0.02)? + 1.0)?,
+            (4, _) => Tensor::randn(dims, 0.0, 0.02, seed, &dev)?,
+            (_, true) => Tensor::randn(dims, 1.0, 0.02, seed, &dev)?,
             _ => Tensor::zeros(dims, crate::DType::F32, &dev)?,
         };
         p.set_value(fresh)?;
     }
     Ok(())
+}
+
+/// One iteration's figures, left on the device (read them with [`Tensor::read_scalars`], or
+/// add them up over an epoch first): D's loss on real plus fake, G's loss, and D's mean
+/// belief `sigmoid(logit)` that real images are real, that G's are before its update and
+/// after it (PyTorch's `D(x)`, `D(G(z))` = `d_g_z1 / d_g_z2`).
+pub struct StepFigures {
+    /// `BCE(D(x), 1) + BCE(D(G(z)), 0)`.
+    pub loss_d: Tensor,
+    /// `BCE(D(G(z)), 1)` through the updated D.
+    pub loss_g: Tensor,
+    /// Mean `sigmoid(D(x))`.
+    pub d_x: Tensor,
+    /// Mean `sigmoid(D(G(z)))` before D's update.
+    pub d_g_z1: Tensor,
+    /// Mean `sigmoid(D(G(z)))` after D's update.
+    pub d_g_z2: Tensor,
+}
+
+impl StepFigures {
+    /// The five figures as one `[5]` tensor (loss_d, loss_g, d_x, d_g_z1, d_g_z2).
+    pub fn stacked(&self) -> Result<Tensor> {
+        Tensor::stack(
+            &[
+                &self.loss_d,
+                &self.loss_g,
+                &self.d_x,
+                &self.d_g_z1,
+                &self.d_g_z2,
+            ],
+            0,
+        )
+    }
+}
+
+/// One iteration of PyTorch's DCGAN example on the batch `real` (`[B, C, H, W]` in [-1, 1]):
+/// D's step on `real` and on `G(z)` with fresh noise `z ~ N(0, 1)` `[B, nz, 1, 1]` drawn on
+/// the batch's device, then G's step through the updated D on the same `G(z)`. Nothing is
+/// read back: on a GPU each optimizer step is one submit, and the noise is one dispatch.
+pub fn train_step(
+    g: &mut dyn Module,
+    d: &mut dyn Module,
+    opt_g: &mut crate::optim::Optimizer,
+    opt_d: &mut crate::optim::Optimizer,
+    real: &Tensor,
+    nz: usize,
+) -> Result<StepFigures> {
+    use crate::nn::bce_with_logits;
+    if real.dims().len() != 4 {
+        return Err(Error::invalid(
+            "dcgan::train_step",
+            format!("real images {}: expected [B, C, H, W]", real.shape()),
+        ));
+    }
+    let (b, dev) = (real.dims()[0], real.device());
+    let ones = Tensor::ones([b], crate::DType::F32, &dev)?;
+    let zeros = Tensor::zeros([b], crate::DType::F32, &dev)?;
+    let belief = |logits: &Tensor| logits.detach().sigmoid()?.mean();
+    // (1) D: maximise log D(x) + log(1 − D(G(z))).
+    d.zero_grad();
+    let out_real = d.forward(real)?.reshape([b])?;
+    let fake = g.forward(&crate::randn([b, nz, 1, 1], &dev)?)?;
+    let out_fake = d.forward(&fake.detach())?.reshape([b])?;
+    let loss_d = (bce_with_logits(&out_real, &ones)? + bce_with_logits(&out_fake, &zeros)?)?;
+    loss_d.backward()?;
+    opt_d.step(d.named_parameters())?;
+    // (2) G: maximise log D(G(z)) through the updated D.
+    g.zero_grad();
+    let out = d.forward(&fake)?.reshape([b])?;
+    let loss_g = bce_with_logits(&out, &ones)?;
+    loss_g.backward()?;
+    opt_g.step(g.named_parameters())?;
+    Ok(StepFigures {
+        loss_d: loss_d.detach(),
+        loss_g: loss_g.detach(),
+        d_x: belief(&out_real)?,
+        d_g_z1: belief(&out_fake)?,
+        d_g_z2: belief(&out)?,
+    })
 }

@@ -14,11 +14,11 @@ use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
 /// A 2-D convolution with `out_ch` square filters over `in_ch` channels (weights
-/// `[out, in, k, k]`, bias `[out]`).
+/// `[out, in, k, k]`, bias `[out]` unless built [`Conv2d::without_bias`]).
 #[derive(Module)]
 pub struct Conv2d {
     weight: Param,
-    bias: Param,
+    bias: Option<Param>,
     stride: usize,
     pad: usize,
 }
@@ -39,7 +39,7 @@ impl Conv2d {
         let (weight, bias) = torch_default([out_ch, in_ch, k, k], fan_in, out_ch, device)?;
         Ok(Conv2d {
             weight,
-            bias,
+            bias: Some(bias),
             stride,
             pad,
         })
@@ -64,10 +64,31 @@ impl Conv2d {
                 init.tensor(&[out_ch, in_ch, k, k], fan_in, seed, device)?,
                 true,
             )?,
-            bias: Param::new(Tensor::zeros([out_ch], DType::F32, device)?, false)?,
+            bias: Some(Param::new(
+                Tensor::zeros([out_ch], DType::F32, device)?,
+                false,
+            )?),
             stride,
             pad,
         })
+    }
+
+    /// Without a bias (PyTorch's `bias=False`, as DCGAN's discriminator layers): no `bias`
+    /// parameter, and the convolution adds zeros.
+    pub fn without_bias(mut self) -> Conv2d {
+        self.bias = None;
+        self
+    }
+
+    /// The bias `[out]` the convolution adds, in `dt`: zeros without one.
+    fn bias_as(&self, dt: DType) -> Result<Tensor> {
+        match &self.bias {
+            Some(b) => b.value().to_dtype(dt),
+            None => {
+                let w = self.weight.value();
+                Tensor::zeros([w.dims()[0]], dt, &w.device())
+            }
+        }
     }
 
     /// The filters `[out, in, k, k]`.
@@ -81,7 +102,7 @@ impl Conv2d {
         let dt = x.dtype();
         x.conv2d_relu(
             &self.weight.value().to_dtype(dt)?,
-            &self.bias.value().to_dtype(dt)?,
+            &self.bias_as(dt)?,
             self.stride,
             self.pad,
         )
@@ -93,7 +114,7 @@ impl Module for Conv2d {
         let dt = x.dtype();
         x.conv2d(
             &self.weight.value().to_dtype(dt)?,
-            &self.bias.value().to_dtype(dt)?,
+            &self.bias_as(dt)?,
             self.stride,
             self.pad,
         )
@@ -102,8 +123,14 @@ impl Module for Conv2d {
     fn describe(&self) -> String {
         let d = self.weight.value().dims();
         format!(
-            "Conv2d({}→{}, {}x{}, stride {}, pad {})",
-            d[1], d[0], d[2], d[3], self.stride, self.pad
+            "Conv2d({}→{}, {}x{}, stride {}, pad {}{})",
+            d[1],
+            d[0],
+            d[2],
+            d[3],
+            self.stride,
+            self.pad,
+            if self.bias.is_none() { ", no bias" } else { "" }
         )
     }
 }

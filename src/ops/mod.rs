@@ -211,6 +211,8 @@ pub trait Backend {
         accumulate: bool,
     ) -> Result<()>;
     fn dropout_mask(&self, out: &mut Self::Buf, n: usize, spec: &DropoutSpec) -> Result<()>;
+    /// `n` f32 random values of `spec` (counter-based: no state, nothing uploaded).
+    fn fill_random(&self, out: &mut Self::Buf, n: usize, spec: &RandomSpec) -> Result<()>;
     /// One optimizer update of `w` from gradient `g` with state `s1`, `s2` (see [`OptimStep`]),
     /// guarded by a loss-scaler state `guard` (u32 `[scale bits, flag, ..]`): the gradient is
     /// divided by the scale and nothing changes while the flag is set.

@@ -352,6 +352,40 @@ pub struct DropoutSpec {
     pub offset: u32,
 }
 
+/// The distribution of [`crate::ops::Backend::fill_random`]'s values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Distribution {
+    /// Uniform in `[low, high)`: `low + (high − low)·u` with `u` the 24-bit draw of element i.
+    Uniform {
+        /// Lower bound (included).
+        low: f32,
+        /// Upper bound (excluded).
+        high: f32,
+    },
+    /// Normal by Box–Muller on the draws `2i` and `2i + 1`: `mean + std·√(−2 ln u₁)·cos(2π u₂)`
+    /// with `u₁ = 1 − u(2i)` in `(0, 1]`.
+    Normal {
+        /// Mean.
+        mean: f32,
+        /// Standard deviation.
+        std: f32,
+    },
+}
+
+/// Random values drawn where the tensor lives, from the counter hash of `(seed, offset + k)`
+/// (see `rng::counter_uniform`): element i of a uniform fill uses draw `k = i`, of a normal
+/// fill draws `2i` and `2i + 1`. No state, so a GPU draws them in one dispatch with nothing
+/// uploaded; the CPU computes the same expressions (equal up to the last bits of `ln`/`cos`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RandomSpec {
+    /// The distribution.
+    pub dist: Distribution,
+    /// Seed of the counter-based hash.
+    pub seed: u32,
+    /// Counter offset of draw 0 (lets several fills share a seed).
+    pub offset: u32,
+}
+
 /// The optimizers of the book's `common/optimizer.py`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OptimKind {

@@ -167,6 +167,56 @@ impl Tensor {
         Ok(Tensor::from_parts(shape, dtype, storage))
     }
 
+    /// f32 random values of `spec`, drawn where they are stored: a GPU fills them in one
+    /// dispatch (nothing uploaded), the CPU computes the same expressions.
+    pub(crate) fn random(
+        shape: impl Into<Shape>,
+        spec: &crate::ops::RandomSpec,
+        device: &Device,
+    ) -> Result<Tensor> {
+        use crate::ops::Distribution;
+        const OP: &str = "random";
+        let ok = match spec.dist {
+            Distribution::Uniform { low, high } => {
+                low.is_finite() && high.is_finite() && low <= high
+            }
+            Distribution::Normal { mean, std } => {
+                mean.is_finite() && std.is_finite() && std >= 0.0
+            }
+        };
+        if !ok {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "{:?}: needs finite parameters, low ≤ high and std ≥ 0",
+                    spec.dist
+                ),
+            ));
+        }
+        let shape = shape.into();
+        let n = crate::tensor::checked_len(OP, &shape, DType::F32)?;
+        // A normal fill takes two draws per value from a 32-bit counter.
+        if matches!(spec.dist, Distribution::Normal { .. }) && n > 1 << 31 {
+            return Err(Error::invalid(
+                OP,
+                format!("{shape}: at most 2^31 normal values per fill"),
+            ));
+        }
+        let storage = match device {
+            Device::Cpu => {
+                let mut m = CpuBackend.alloc(n, DType::F32, OP)?;
+                CpuBackend.fill_random(&mut m, n, spec)?;
+                Storage::Cpu(m)
+            }
+            Device::Gpu(ctx) => {
+                let mut m = ctx.alloc(n, DType::F32, OP)?;
+                ctx.fill_random(&mut m, n, spec)?;
+                Storage::Gpu(m)
+            }
+        };
+        Ok(Tensor::from_parts(shape, DType::F32, storage))
+    }
+
     /// Random augmentation of a batch of NCHW images in [0, 1] (`spec`: rotation, scale,
     /// shift, flip, brightness, contrast; image `i` seeded by `(spec.seed, spec.offset + i)`,
     /// so a seed gives the same images on every device). An input-pipeline op, like

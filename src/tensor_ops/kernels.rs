@@ -6,7 +6,7 @@
 use crate::Device;
 use crate::dtype::DType;
 use crate::error::Result;
-use crate::ops::{Conv2dGeom, DropoutSpec, OptimStep, Pool2dGeom};
+use crate::ops::{Conv2dGeom, DropoutSpec, OptimStep, Pool2dGeom, RandomSpec};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 use crate::tensor_ops::OptimTarget;
@@ -57,6 +57,11 @@ pub trait Kernels {
         spec: &DropoutSpec,
         device: &Device,
     ) -> Result<Tensor>;
+
+    /// f32 random values of `spec` drawn on `device` (one dispatch on a GPU, nothing
+    /// uploaded); [`crate::randn`] and [`crate::rand`] are this with the default generator's
+    /// seed.
+    fn random(shape: impl Into<Shape>, spec: &RandomSpec, device: &Device) -> Result<Tensor>;
 
     /// Softmax backward: `self` is dy, `y` the forward output; `dx = y * (dy - Σ dy·y)` per row.
     fn softmax_backward(&self, y: &Tensor) -> Result<Tensor>;
@@ -192,6 +197,10 @@ impl Kernels for Tensor {
         device: &Device,
     ) -> Result<Tensor> {
         Tensor::dropout_mask_as(shape, dtype, spec, device)
+    }
+
+    fn random(shape: impl Into<Shape>, spec: &RandomSpec, device: &Device) -> Result<Tensor> {
+        Tensor::random(shape, spec, device)
     }
 
     fn softmax_backward(&self, y: &Tensor) -> Result<Tensor> {

@@ -1,4 +1,5 @@
-//! Dispatch of `shaders/elementwise.wgsl`: fill, axpy and dropout, one thread per element.
+//! Dispatch of `shaders/elementwise.wgsl`: fill, axpy, dropout and random fills, one thread
+//! per element.
 //! (Every other elementwise op is the strided `pointwise.rs`.)
 
 use super::u32_of;
@@ -7,7 +8,7 @@ use crate::gpu::buffers::GpuBuffer;
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::{KernelDef, elementwise as k, uniform};
 use crate::gpu::pipelines::KernelKey;
-use crate::ops::DropoutSpec;
+use crate::ops::{Distribution, DropoutSpec, RandomSpec};
 
 uniform! {
     /// `Params` of `shaders/elementwise.wgsl`.
@@ -93,6 +94,26 @@ impl GpuContext {
     ) -> Result<()> {
         let p = EltParams::dropout("dropout_mask", n, spec)?;
         self.elementwise(&k::DROPOUT_MASK, p, &[out])
+    }
+
+    /// `n` random values of `spec`.
+    pub(super) fn fill_random_impl(
+        &self,
+        out: &mut GpuBuffer,
+        n: usize,
+        spec: &RandomSpec,
+    ) -> Result<()> {
+        let (kernel, alpha, beta) = match spec.dist {
+            Distribution::Uniform { low, high } => (&k::FILL_UNIFORM, low, high),
+            Distribution::Normal { mean, std } => (&k::FILL_NORMAL, mean, std),
+        };
+        let p = EltParams {
+            beta,
+            seed: spec.seed,
+            offset: spec.offset,
+            ..EltParams::new("fill_random", n, alpha)?
+        };
+        self.elementwise(kernel, p, &[out])
     }
 
     /// `out = x · mask` with the mask regenerated from `spec`.

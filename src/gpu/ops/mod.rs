@@ -11,7 +11,7 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::ops::{
     AugmentSpec, Backend, BlockCopy, BmmSpec, BnGeom, Conv2dGeom, DropoutSpec, IndexGeom,
-    MatmulSpec, OptimStep, PointwiseOp, Pool2dGeom, RnnCellBwd, RnnCellFwd, RnnStep, Strided,
+    MatmulSpec, OptimStep, PointwiseOp, Pool2dGeom, RandomSpec, RnnCellBwd, RnnCellFwd, RnnStep, Strided,
 };
 use std::sync::Arc;
 
@@ -197,6 +197,10 @@ impl Backend for Arc<GpuContext> {
 
     fn dropout_mask(&self, out: &mut GpuBuffer, n: usize, spec: &DropoutSpec) -> Result<()> {
         self.dropout_mask_impl(out, n, spec)
+    }
+
+    fn fill_random(&self, out: &mut GpuBuffer, n: usize, spec: &RandomSpec) -> Result<()> {
+        self.fill_random_impl(out, n, spec)
     }
 
     fn optim_update(
