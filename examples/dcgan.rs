@@ -1,14 +1,19 @@
 //! PyTorch's DCGAN example on MNIST or Fashion-MNIST, sized for 28×28 images (or 32×32 with
 //! `--resize 32`): `models::dcgan`'s generator (transposed convolutions, BatchNorm, ReLU,
-//! tanh) and discriminator (strided convolutions, LeakyReLU 0.2, BatchNorm but on its first
-//! layer, one logit), DCGAN's initialisation, Adam lr 2e-4 with β1 0.5, noise of 100, binary
-//! cross-entropy (with logits). Prints PyTorch's line per iteration block — `Loss_D`, `Loss_G`,
-//! `D(x)`, `D(G(z))` before and after the D step — and after every epoch writes a grid of 64
-//! samples from one fixed noise batch to `--out-dir`, with the figures in `metrics.json`.
+//! tanh) and discriminator (strided convolutions without biases, LeakyReLU 0.2, BatchNorm but
+//! on its first layer, one logit), DCGAN's initialisation, Adam lr 2e-4 with β1 0.5, noise of
+//! 100 drawn on the device, binary cross-entropy (with logits). Prints PyTorch's line per
+//! iteration block — `Loss_D`, `Loss_G`, `D(x)`, `D(G(z))` before and after the D step — and
+//! after every epoch writes a grid of 64 samples from one fixed noise batch to `--out-dir`,
+//! with the figures in `metrics.json` (and TensorBoard with `--tensorboard`).
 //!
 //! ```text
-//! cargo run --release --example dcgan -- --epochs 5 --out-dir runs/dcgan
+//! cargo run --release --example dcgan -- --epochs 5 --out-dir runs/dcgan --score
 //! cargo run --release --example dcgan -- --dataset fashion-mnist --resize 32 --limit 10000
+//! cargo run --release --example dcgan -- --checkpoint-dir runs/dcgan/ckpt --epochs 3
+//! cargo run --release --example dcgan -- --resume runs/dcgan/ckpt --epochs 5 --interpolate
+//! cargo run --release --example dcgan -- --score-samples runs/dcgan_torch/samples.safetensors \
+//!     --classifier runs/dcgan/classifier.safetensors --out-dir runs/dcgan_torch
 //! ```
 //!
 //! `--score` rates the final generator's samples with a DeepConvNet classifier trained on the
@@ -16,19 +21,31 @@
 //! output directory): the share of 10,000 samples it labels with confidence ≥ 0.9, its label
 //! histogram, and the Fréchet distance between its penultimate (50-d) features of the samples
 //! and of the 10,000 test images — FID's formula in this classifier's feature space
-//! ([`wgnn::score`]).
+//! ([`wgnn::score`]). The samples are kept in `samples.safetensors`. `--score-samples FILE`
+//! scores another generator's samples by the same yardstick (`benches/dcgan.py`, the PyTorch
+//! twin, writes its own there) without training.
 //!
-//! Issue 26 in progress: `--interpolate`, checkpoints, TensorBoard and the PyTorch twin are
-//! not built yet.
+//! `--sample-mode train` (the default, as PyTorch's example draws its grids) samples with
+//! G's BatchNorm on each batch's statistics; `eval` uses the running statistics. Either way G's
+//! running statistics are left as training left them.
+//!
+//! `--checkpoint-dir DIR` keeps `generator/` and `discriminator/` checkpoints (`epoch-N` and
+//! `last`, with each net's Adam state) after every epoch; `--resume DIR` goes on from DIR's
+//! `last` pair. Epoch `e` draws its noise and order from `(--seed, e)`, so a resumed run
+//! repeats an uninterrupted one. `--interpolate` writes `interpolation.png`: 8 rows, each
+//! G's images along the straight line between two noise vectors in 10 steps.
 
 use clap::Parser;
-use std::path::PathBuf;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 use wgnn::data::{DataLoader, Mnist, TensorDataset};
 use wgnn::models::dcgan;
-use wgnn::nn::{Module, ModuleExt, Sequential, bce_with_logits};
+use wgnn::nn::{Module, ModuleExt, Sequential, StateDict};
 use wgnn::optim::Optimizer;
 use wgnn::prelude::*;
+use wgnn::tensorboard::SummaryWriter;
+use wgnn::train::checkpoint;
 
 /// DCGAN on MNIST or Fashion-MNIST.
 #[derive(Parser)]
@@ -43,7 +60,7 @@ struct Args {
     /// Image size: 28 (as stored) or 32 (resized bilinearly, as the DCGAN paper's nets).
     #[arg(long, default_value_t = 28)]
     resize: usize,
-    /// Passes over the training images.
+    /// Passes over the training images (counting those a --resume restores).
     #[arg(long, default_value_t = 5)]
     epochs: usize,
     /// Images per batch (PyTorch's example: 64).
@@ -76,9 +93,28 @@ struct Args {
     /// Print the losses every this many iterations.
     #[arg(long, default_value_t = 100)]
     log_every: usize,
+    /// G's BatchNorm when sampling: train (batch statistics, PyTorch's example) or eval.
+    #[arg(long, default_value = "train")]
+    sample_mode: String,
+    /// Keep generator/ and discriminator/ checkpoints here after every epoch.
+    #[arg(long)]
+    checkpoint_dir: Option<PathBuf>,
+    /// Go on from this checkpoint directory's `last` pair.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Write TensorBoard event files (losses, D's beliefs, sample grids) into this directory.
+    #[arg(long)]
+    tensorboard: Option<PathBuf>,
+    /// After training, draw `interpolation.png`: G along lines in the noise space.
+    #[arg(long)]
+    interpolate: bool,
     /// Score 10,000 samples of the final generator with a classifier (see the module doc).
     #[arg(long)]
     score: bool,
+    /// Score the samples in this safetensors file (tensor `samples`, [N, 1, S, S] in [-1, 1])
+    /// instead of training.
+    #[arg(long)]
+    score_samples: Option<PathBuf>,
     /// The scoring classifier's state dict (`models::deep_convnet`, safetensors); without
     /// it, one is trained for `--classifier-epochs` and saved as `classifier.safetensors`.
     #[arg(long)]
@@ -88,14 +124,29 @@ struct Args {
     classifier_epochs: usize,
 }
 
+/// How G's BatchNorm normalises when it samples.
+#[derive(Clone, Copy, PartialEq)]
+enum SampleMode {
+    /// On each batch's statistics (PyTorch's example: G stays in training mode).
+    Train,
+    /// On the running statistics.
+    Eval,
+}
+
 /// One epoch's figures (means over its iterations).
 struct EpochFigures {
-    loss_d: f64,
-    loss_g: f64,
-    d_x: f64,
-    d_g_z1: f64,
-    d_g_z2: f64,
+    epoch: usize,
+    /// loss_d, loss_g, d_x, d_g_z1, d_g_z2.
+    means: [f64; 5],
     images_per_sec: f64,
+}
+
+impl EpochFigures {
+    fn to_json(&self) -> Value {
+        let m = &self.means;
+        json!({"epoch": self.epoch, "loss_d": m[0], "loss_g": m[1], "d_x": m[2],
+               "d_g_z1": m[3], "d_g_z2": m[4], "images_per_sec": self.images_per_sec})
+    }
 }
 
 /// The dataset's directory.
@@ -142,21 +193,109 @@ fn images(args: &Args, data: &Mnist, dev: &Device) -> Result<Tensor> {
     to_tensor(&data.train, n, args.resize, dev)
 }
 
-/// The mean of `sigmoid(logits)`: D's average belief that the batch is real.
-fn belief(logits: &Tensor) -> Result<f64> {
-    Ok(logits.sigmoid()?.mean()?.item()? as f64)
-}
-
-/// 64 samples of `g` from `noise` as a PNG grid (8 × 8, enlarged 2×), in evaluation mode.
-fn sample_grid(g: &mut Sequential, noise: &Tensor, path: &std::path::Path) -> Result<()> {
-    g.eval();
-    let s = {
+/// `g`'s images for the noise `z`, with its BatchNorm in `mode`; G's parameters and running
+/// statistics are as they were afterwards, and it is back in training mode.
+fn generate(g: &mut Sequential, z: &Tensor, mode: SampleMode) -> Result<Tensor> {
+    // Training-mode BatchNorm updates the running statistics: keep them to put back.
+    let kept = g.state_dict();
+    if mode == SampleMode::Eval {
+        g.eval();
+    }
+    let out = {
         let _guard = no_grad();
-        ((g.forward(noise)? + 1.0)? * 0.5)?
+        g.forward(z)
     };
     g.train();
+    g.load_state_dict(&kept, true)?;
+    out
+}
+
+/// `images` in [-1, 1] as a PNG grid of `cols` columns, enlarged 2×.
+fn grid(images: &Tensor, cols: usize) -> Result<wgnn::image::Image> {
+    let s = ((images + 1.0)? * 0.5)?;
     let captions = vec![String::new(); s.dims()[0]];
-    wgnn::plot::captioned_grid(&s, &captions, 8, 2)?.save_png(path)
+    wgnn::plot::captioned_grid(&s, &captions, cols, 2)
+}
+
+/// The interpolation grid: 8 rows, each G's images at 10 evenly spaced points of the segment
+/// between two noise vectors.
+fn interpolation(g: &mut Sequential, args: &Args, mode: SampleMode, dev: &Device) -> Result<()> {
+    let (rows, steps, nz) = (8, 10, args.nz);
+    let z0 = randn([rows, 1, nz], dev)?;
+    let z1 = randn([rows, 1, nz], dev)?;
+    let t: Vec<f32> = (0..steps).map(|j| j as f32 / (steps - 1) as f32).collect();
+    let t = Tensor::from_vec(t, [1, steps, 1], dev)?;
+    let z = (z0.mul(&(1.0 - &t)?)? + z1.mul(&t)?)?.reshape([rows * steps, nz, 1, 1])?;
+    let path = args.out_dir.join("interpolation.png");
+    grid(&generate(g, &z, mode)?, steps)?.save_png(&path)?;
+    println!("interpolation: {}", path.display());
+    Ok(())
+}
+
+/// The checkpoint directories of the two nets under `dir`.
+fn net_dirs(dir: &Path) -> [PathBuf; 2] {
+    [dir.join("generator"), dir.join("discriminator")]
+}
+
+/// Restores G, D and their optimizers from `dir`'s `last` pair; returns the epochs done and
+/// the run's id. The two must come from the same run and epoch.
+fn resume(
+    dir: &Path,
+    g: &mut Sequential,
+    d: &mut Sequential,
+    opt_g: &mut Optimizer,
+    opt_d: &mut Optimizer,
+) -> Result<(usize, Option<String>)> {
+    let [gd, dd] = net_dirs(dir);
+    let gi = checkpoint::load(&gd.join("last.safetensors"), g, opt_g)?;
+    let di = checkpoint::load(&dd.join("last.safetensors"), d, opt_d)?;
+    if gi.epoch != di.epoch || gi.run_id != di.run_id {
+        return Err(Error::invalid(
+            "--resume",
+            format!(
+                "{}: the generator's checkpoint (epoch {}, run {:?}) and the discriminator's \
+                 (epoch {}, run {:?}) are not a pair",
+                dir.display(),
+                gi.epoch,
+                gi.run_id,
+                di.epoch,
+                di.run_id
+            ),
+        ));
+    }
+    println!(
+        "resumed from {} after epoch {} ({} updates of each net)",
+        dir.display(),
+        gi.epoch,
+        gi.optim_steps
+    );
+    Ok((gi.epoch, gi.run_id))
+}
+
+/// The noise and order seed of epoch `epoch` (0-based), from `--seed`.
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(epoch as u64 + 1)
+}
+
+/// `metrics.json`'s epochs from an earlier run in `--out-dir` (a resumed run keeps those up
+/// to `upto`); none when there is no readable file.
+fn earlier_epochs(args: &Args, upto: usize) -> Vec<Value> {
+    let Ok(text) = std::fs::read_to_string(args.out_dir.join("metrics.json")) else {
+        return Vec::new();
+    };
+    let Ok(v) = serde_json::from_str::<Value>(&text) else {
+        return Vec::new();
+    };
+    v["epochs"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|e| e["epoch"].as_u64().is_some_and(|n| n as usize <= upto))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The scoring classifier: `--classifier`'s state dict, or a DeepConvNet trained here on the
@@ -229,22 +368,51 @@ fn classifier(args: &Args, data: &Mnist, dev: &Device) -> Result<Sequential> {
     Ok(net)
 }
 
-/// The score of `g`'s samples (10,000 from fresh noise) against the test images.
-fn score(args: &Args, data: &Mnist, g: &mut Sequential, dev: &Device) -> Result<String> {
-    let mut net = classifier(args, data, dev)?;
-    let n = 10_000;
-    g.eval();
+/// 10,000 samples of `g` from fresh noise (batches of 500), in [-1, 1].
+fn draw_samples(g: &mut Sequential, args: &Args, mode: SampleMode, dev: &Device) -> Result<Tensor> {
     let mut parts = Vec::new();
-    for _ in 0..n / 500 {
-        let _guard = no_grad();
-        parts.push(g.forward(&randn([500, args.nz, 1, 1], dev)?)?);
+    for _ in 0..20 {
+        parts.push(generate(g, &randn([500, args.nz, 1, 1], dev)?, mode)?);
     }
-    g.train();
-    let mut samples = Tensor::cat(&parts.iter().collect::<Vec<_>>(), 0)?;
-    if args.resize != 28 {
-        samples = samples.resize_bilinear(28, 28)?;
+    Tensor::cat(&parts.iter().collect::<Vec<_>>(), 0)
+}
+
+/// The tensor `samples` of the safetensors file at `path` (`[N, 1, S, S]`, S 28 or 32).
+fn load_samples(path: &Path, dev: &Device) -> Result<Tensor> {
+    let dict = StateDict::load(path)?;
+    let Some(s) = dict.get("samples") else {
+        return Err(Error::invalid(
+            "--score-samples",
+            format!(
+                "{}: no tensor named `samples` (it holds: {})",
+                path.display(),
+                dict.keys().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    };
+    let d = s.dims();
+    if d.len() != 4 || d[1] != 1 || d[2] != d[3] || !matches!(d[2], 28 | 32) || d[0] == 0 {
+        return Err(Error::invalid(
+            "--score-samples",
+            format!(
+                "{}: samples {}, expected [N, 1, 28, 28] or [N, 1, 32, 32]",
+                path.display(),
+                s.shape()
+            ),
+        ));
     }
-    let test = to_tensor(&data.test, data.test.n.min(n), 28, dev)?;
+    s.to_device(dev)
+}
+
+/// The score of `samples` (`[N, 1, S, S]` in [-1, 1]) against the test images.
+fn score(args: &Args, data: &Mnist, samples: &Tensor, dev: &Device) -> Result<Value> {
+    let mut net = classifier(args, data, dev)?;
+    let n = samples.dims()[0];
+    let samples = match samples.dims()[2] {
+        28 => samples.clone(),
+        _ => samples.resize_bilinear(28, 28)?,
+    };
+    let test = to_tensor(&data.test, data.test.n.min(10_000), 28, dev)?;
     let fake = wgnn::score::judge(&mut net, "relu7", &samples, 500)?;
     let real = wgnn::score::judge(&mut net, "relu7", &test, 500)?;
     let fd = wgnn::score::frechet_distance(&fake.mean, &fake.cov, &real.mean, &real.cov)?;
@@ -262,11 +430,16 @@ fn score(args: &Args, data: &Mnist, g: &mut Sequential, dev: &Device) -> Result<
         100.0 * real.confident,
         hist(&fake.histogram)
     );
-    Ok(format!(
-        "{{\"samples\": {n}, \"confident\": {:.5}, \"test_confident\": {:.5}, \"histogram\": {:?}, \
-         \"frechet_distance\": {fd:.5}}}",
-        fake.confident, real.confident, fake.histogram
-    ))
+    Ok(json!({"samples": n, "confident": fake.confident, "test_confident": real.confident,
+              "histogram": fake.histogram, "frechet_distance": fd}))
+}
+
+/// Writes `value` as JSON to `path` (an error names `flag`).
+fn write_json(flag: &'static str, path: &Path, value: &Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::invalid(flag, format!("{}: {e}", path.display())))?;
+    std::fs::write(path, text + "\n")
+        .map_err(|e| Error::invalid(flag, format!("{}: {e}", path.display())))
 }
 
 fn main() -> Result<()> {
@@ -274,10 +447,41 @@ fn main() -> Result<()> {
     if args.batch_size == 0 || args.log_every == 0 {
         return Err(Error::invalid("--batch-size/--log-every", "must be ≥ 1"));
     }
-    wgnn::cli::check_output_dir("--out-dir", &args.out_dir)?;
+    let mode = match args.sample_mode.as_str() {
+        "train" => SampleMode::Train,
+        "eval" => SampleMode::Eval,
+        other => {
+            return Err(Error::invalid(
+                "--sample-mode",
+                format!("{other:?}: train or eval"),
+            ));
+        }
+    };
+    for (flag, dir) in [
+        ("--out-dir", Some(&args.out_dir)),
+        ("--checkpoint-dir", args.checkpoint_dir.as_ref()),
+        ("--tensorboard", args.tensorboard.as_ref()),
+    ] {
+        if let Some(d) = dir {
+            wgnn::cli::check_output_dir(flag, d)?;
+        }
+    }
     let dev = Device::from_spec(&args.device)?;
-    manual_seed(args.seed);
     let mnist = Mnist::load(&data_dir(&args)?)?;
+    if let Some(path) = &args.score_samples {
+        let samples = load_samples(path, &dev)?;
+        let s = score(&args, &mnist, &samples, &dev)?;
+        let out = args.out_dir.join("score.json");
+        write_json(
+            "--out-dir",
+            &out,
+            &json!({"samples_file": path.display().to_string(), "dataset": args.dataset,
+                    "score": s}),
+        )?;
+        println!("score: {}", out.display());
+        return Ok(());
+    }
+    manual_seed(args.seed);
     let data = images(&args, &mnist, &dev)?;
     let size = args.resize;
     let mut g = dcgan::generator(size, args.nz, args.ngf, 1, &dev)?;
@@ -287,10 +491,23 @@ fn main() -> Result<()> {
     let mut opt_g = Optimizer::adam(args.lr, args.beta1, 0.999);
     let mut opt_d = Optimizer::adam(args.lr, args.beta1, 0.999);
     let fixed = randn([64, args.nz, 1, 1], &dev)?;
+    let (mut first, mut run_id) = (0, checkpoint::new_run_id());
+    if let Some(dir) = &args.resume {
+        let (done, id) = resume(dir, &mut g, &mut d, &mut opt_g, &mut opt_d)?;
+        first = done;
+        run_id = id.unwrap_or(run_id);
+    }
+    if let Some(dir) = &args.checkpoint_dir {
+        for sub in net_dirs(dir) {
+            checkpoint::check_dir(&sub, args.resume.as_ref().map(|_| run_id.as_str()))?;
+            std::fs::create_dir_all(&sub).map_err(|e| Error::io(&sub, e))?;
+        }
+    }
     let set = TensorDataset::new(vec![data.clone()])?;
     let mut loader = DataLoader::new(&set, args.batch_size)?
         .shuffle(args.seed)
         .drop_last(true);
+    loader.set_epoch(first);
     if loader.is_empty() {
         return Err(Error::invalid(
             "--batch-size",
@@ -310,124 +527,107 @@ fn main() -> Result<()> {
         g.num_params(),
         d.num_params()
     );
-    let mut epochs = Vec::new();
-    let mut metrics_json = String::new();
-    for epoch in 0..args.epochs {
+    let mut board = match &args.tensorboard {
+        Some(dir) => Some(SummaryWriter::new(dir)?),
+        None => None,
+    };
+    let mut epochs = match args.resume {
+        Some(_) => earlier_epochs(&args, first),
+        None => Vec::new(),
+    };
+    let mut metrics = json!({"dataset": args.dataset, "size": size, "device": dev.to_string(),
+                             "batch_size": args.batch_size, "seed": args.seed,
+                             "threads": rayon::current_num_threads(),
+                             "sample_mode": args.sample_mode, "epochs": epochs});
+    let metrics_path = args.out_dir.join("metrics.json");
+    const NAMES: [&str; 5] = ["loss_d", "loss_g", "d_x", "d_g_z1", "d_g_z2"];
+    for epoch in first..args.epochs {
+        manual_seed(epoch_seed(args.seed, epoch));
         let start = Instant::now();
-        let mut sums = [0f64; 5];
-        let mut iters = 0usize;
         let batches = loader.len();
+        let mut sum = Tensor::zeros([5], DType::F32, &dev)?;
         for (i, batch) in loader.epoch().enumerate() {
             let real = &batch?[0];
-            let b = real.dims()[0];
-            let ones = Tensor::ones([b], DType::F32, &dev)?;
-            let zeros = Tensor::zeros([b], DType::F32, &dev)?;
-            // (1) D: maximise log D(x) + log(1 − D(G(z))).
-            d.zero_grad();
-            let out_real = d.forward(real)?.reshape([b])?;
-            let z = randn([b, args.nz, 1, 1], &dev)?;
-            let fake = g.forward(&z)?;
-            let out_fake = d.forward(&fake.detach())?.reshape([b])?;
-            let err_d = (bce_with_logits(&out_real, &ones)? + bce_with_logits(&out_fake, &zeros)?)?;
-            err_d.backward()?;
-            opt_d.step(d.named_parameters())?;
-            // (2) G: maximise log D(G(z)) through the updated D.
-            g.zero_grad();
-            let out = d.forward(&fake)?.reshape([b])?;
-            let err_g = bce_with_logits(&out, &ones)?;
-            err_g.backward()?;
-            opt_g.step(g.named_parameters())?;
-            let row = [
-                err_d.item()? as f64,
-                err_g.item()? as f64,
-                belief(&out_real)?,
-                belief(&out_fake)?,
-                belief(&out)?,
-            ];
-            for (s, v) in sums.iter_mut().zip(row) {
-                *s += v;
-            }
-            iters += 1;
+            let step = dcgan::train_step(&mut g, &mut d, &mut opt_g, &mut opt_d, real, args.nz)?;
+            let row = step.stacked()?;
+            sum = (&sum + &row)?;
             if (i + 1) % args.log_every == 0 || i + 1 == batches {
+                let r = row.to_vec::<f32>()?;
                 println!(
                     "[{}/{}][{}/{}] Loss_D: {:.4} Loss_G: {:.4} D(x): {:.4} D(G(z)): {:.4} / {:.4}",
                     epoch + 1,
                     args.epochs,
                     i + 1,
                     batches,
-                    row[0],
-                    row[1],
-                    row[2],
-                    row[3],
-                    row[4]
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[4]
                 );
+                if let Some(b) = &mut board {
+                    let it = (epoch * batches + i + 1) as i64;
+                    for (name, v) in NAMES.iter().zip(&r) {
+                        b.add_scalar(&format!("iteration/{name}"), *v, it)?;
+                    }
+                }
             }
         }
+        let total = sum.to_vec::<f32>()?;
         let secs = start.elapsed().as_secs_f64();
-        let m = |k: usize| sums[k] / iters as f64;
         let fig = EpochFigures {
-            loss_d: m(0),
-            loss_g: m(1),
-            d_x: m(2),
-            d_g_z1: m(3),
-            d_g_z2: m(4),
-            images_per_sec: (iters * args.batch_size) as f64 / secs,
+            epoch: epoch + 1,
+            means: std::array::from_fn(|k| total[k] as f64 / batches as f64),
+            images_per_sec: (batches * args.batch_size) as f64 / secs,
         };
-        let grid = args
+        let image = grid(&generate(&mut g, &fixed, mode)?, 8)?;
+        let path = args
             .out_dir
             .join(format!("samples_epoch_{}.png", epoch + 1));
-        sample_grid(&mut g, &fixed, &grid)?;
+        image.save_png(&path)?;
+        let m = &fig.means;
         println!(
             "epoch {}/{}: Loss_D {:.4}, Loss_G {:.4}, D(x) {:.4}, D(G(z)) {:.4} / {:.4}, {:.0} images/s; \
              samples: {}",
             epoch + 1,
             args.epochs,
-            fig.loss_d,
-            fig.loss_g,
-            fig.d_x,
-            fig.d_g_z1,
-            fig.d_g_z2,
+            m[0],
+            m[1],
+            m[2],
+            m[3],
+            m[4],
             fig.images_per_sec,
-            grid.display()
+            path.display()
         );
-        epochs.push(fig);
-        let rows: Vec<String> = epochs
-            .iter()
-            .enumerate()
-            .map(|(e, f)| {
-                format!(
-                    "{{\"epoch\": {}, \"loss_d\": {:.5}, \"loss_g\": {:.5}, \"d_x\": {:.5}, \
-                     \"d_g_z1\": {:.5}, \"d_g_z2\": {:.5}, \"images_per_sec\": {:.1}}}",
-                    e + 1,
-                    f.loss_d,
-                    f.loss_g,
-                    f.d_x,
-                    f.d_g_z1,
-                    f.d_g_z2,
-                    f.images_per_sec
-                )
-            })
-            .collect();
-        metrics_json = format!(
-            "{{\"dataset\": \"{}\", \"size\": {size}, \"device\": \"{dev}\", \"batch_size\": {}, \
-             \"seed\": {}, \"epochs\": [{}]",
-            args.dataset,
-            args.batch_size,
-            args.seed,
-            rows.join(", ")
-        );
-        write_metrics(&args, &format!("{metrics_json}}}\n"))?;
+        if let Some(b) = &mut board {
+            let step = (epoch + 1) as i64;
+            for (name, v) in NAMES.iter().zip(m) {
+                b.add_scalar(&format!("epoch/{name}"), *v as f32, step)?;
+            }
+            b.add_scalar("epoch/images_per_sec", fig.images_per_sec as f32, step)?;
+            b.add_image("samples", &image, step)?;
+        }
+        if let Some(dir) = &args.checkpoint_dir {
+            let [gd, dd] = net_dirs(dir);
+            for name in [format!("epoch-{}.safetensors", epoch + 1), "last.safetensors".into()] {
+                checkpoint::save_in_run(&gd.join(&name), &mut g, &opt_g, epoch + 1, &run_id)?;
+                checkpoint::save_in_run(&dd.join(&name), &mut d, &opt_d, epoch + 1, &run_id)?;
+            }
+        }
+        epochs.push(fig.to_json());
+        metrics["epochs"] = json!(epochs);
+        write_json("--out-dir", &metrics_path, &metrics)?;
+    }
+    if args.interpolate {
+        interpolation(&mut g, &args, mode, &dev)?;
     }
     if args.score {
-        let s = score(&args, &mnist, &mut g, &dev)?;
-        write_metrics(&args, &format!("{metrics_json}, \"score\": {s}}}\n"))?;
+        let samples = draw_samples(&mut g, &args, mode, &dev)?;
+        let path = args.out_dir.join("samples.safetensors");
+        StateDict::from_iter([("samples".to_string(), samples.clone())]).save(&path)?;
+        println!("samples: {}", path.display());
+        metrics["score"] = score(&args, &mnist, &samples, &dev)?;
+        write_json("--out-dir", &metrics_path, &metrics)?;
     }
     Ok(())
-}
-
-/// Writes `json` to `metrics.json` in the output directory.
-fn write_metrics(args: &Args, json: &str) -> Result<()> {
-    let path = args.out_dir.join("metrics.json");
-    std::fs::write(&path, json)
-        .map_err(|e| Error::invalid("--out-dir", format!("{}: {e}", path.display())))
 }

@@ -156,6 +156,12 @@ impl<'a> DataLoader<'a> {
         self
     }
 
+    /// Makes the next [`DataLoader::epoch`] epoch `epoch` (0-based) of the shuffled order, as
+    /// a resumed run needs (PyTorch's `DistributedSampler.set_epoch`).
+    pub fn set_epoch(&mut self, epoch: usize) {
+        self.epoch = epoch;
+    }
+
     /// Batches per epoch.
     pub fn len(&self) -> usize {
         if self.drop_last {
