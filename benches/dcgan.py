@@ -16,8 +16,9 @@ the epoch means with images/s in `metrics.json` (dcgan.rs's keys, plus `threads`
 After the last epoch, 10,000 samples from fresh noise (G's raw tanh output, [10000, 1, S, S]
 float32) go to `--samples` as the safetensors tensor `samples`, for wgnn's scorer.
 
-`--sample-mode train` (the default, as the example's grids) samples with BatchNorm on the batch's
-statistics; `eval` with the running statistics (as dcgan.rs's `sample_grid` and `score` do).
+`--sample-mode train` (the default, as the example's grids and dcgan.rs's) samples with BatchNorm
+on the batch's statistics; `eval` with the running statistics (dcgan.rs's `--sample-mode eval`).
+Score the samples with `cargo run --release --example dcgan -- --score-samples FILE`.
 
     /work/venv-torch/bin/python benches/dcgan.py --epochs 5 --out-dir runs/dcgan_torch
     /work/venv-torch/bin/python benches/dcgan.py --dataset fashion-mnist --resize 32 --limit 10000

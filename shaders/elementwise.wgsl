@@ -1,8 +1,9 @@
-// Elementwise kernels over flat arrays of `n` elements (any shape, row-major).
+// Elementwise kernels over flat arrays of `n` elements (any shape, row-major), and the random
+// draws of the counter hash: fills, dropout masks, categorical samples (one thread per row).
 //
 // One thread per element, 256 per workgroup; the dispatch is 2-D when n/256 exceeds the
 // per-dimension limit, so the flat index is gid.x + gid.y * (num_workgroups.x * 256).
-// Bindings: 1 = out (read_write), 2 = x, 3 = y. Each entry uses a prefix of them.
+// Bindings: 1 = out (read_write), 2 = x, 3 = y, 4 = picks (u32, read_write).
 
 struct Params {
     n: u32,
@@ -10,7 +11,7 @@ struct Params {
     beta: f32,
     seed: u32,
     offset: u32,
-    _p0: u32,
+    cols: u32,
     _p1: u32,
     _p2: u32,
 }
@@ -19,6 +20,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> out: array<T>;
 @group(0) @binding(2) var<storage, read> x: array<T>;
 @group(0) @binding(3) var<storage, read> y: array<T>;
+@group(0) @binding(4) var<storage, read_write> picks: array<u32>;
 
 fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
@@ -88,6 +90,37 @@ fn fill_normal(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
         let z = sqrt(-2.0 * log(u1)) * cos(6.2831855 * u2);
         out[i] = T(p.alpha + p.beta * z);
     }
+}
+
+// Categorical draws from logits x [n rows, cols]: row r picks the first k whose running sum
+// of exp(x - max) exceeds u(offset + r) * total, reading the row in order as the CPU reference
+// does (src/cpu/data.rs); the last k when rounding leaves none. One thread per row.
+@compute @workgroup_size(256)
+fn categorical(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = flat(gid, nwg);
+    if (r >= p.n) {
+        return;
+    }
+    let base = r * p.cols;
+    var m = f32(x[base]);
+    for (var k = 1u; k < p.cols; k++) {
+        m = max(m, f32(x[base + k]));
+    }
+    var total = 0.0;
+    for (var k = 0u; k < p.cols; k++) {
+        total += exp(f32(x[base + k]) - m);
+    }
+    let t = counter_uniform(p.offset + r) * total;
+    var acc = 0.0;
+    var pick = p.cols - 1u;
+    for (var k = 0u; k < p.cols; k++) {
+        acc += exp(f32(x[base + k]) - m);
+        if (acc > t) {
+            pick = k;
+            break;
+        }
+    }
+    picks[r] = pick;
 }
 
 // Dropout applied: out = x * mask with dropout_mask's mask (same hash, same T arithmetic as

@@ -81,6 +81,7 @@ pub mod cli;
 pub mod cpu;
 pub mod data;
 pub mod device;
+pub mod distributions;
 pub mod dtype;
 pub mod error;
 pub mod gpu;

@@ -1,7 +1,9 @@
 //! Random values drawn on the device (`wgnn::randn`, `wgnn::rand`, `Kernels::random`): the
 //! CPU and every GPU draw the same values from the counter hash (uniform bit for bit, normal up
 //! to the last bits of `ln` and `cos`), their moments and tails are those of the distribution,
-//! a GPU draws them with nothing uploaded, and bad parameters are refused with the op's name.
+//! a GPU draws them with nothing uploaded, and bad parameters are refused with the op's name;
+//! categorical draws (`Categorical::sample`) follow their rule on every device with the
+//! distribution's frequencies, and `log_prob`, `entropy` and their gradients are exact.
 
 mod common;
 
@@ -195,4 +197,131 @@ fn bad_parameters_are_refused_by_name() {
         .expect("2^32 normal values from a 32-bit counter")
         .to_string();
     assert!(m.contains("random") && m.contains("2^31"), "{m}");
+}
+
+/// The documented rule of `sample_categorical`, computed here in f32.
+fn pick(row: &[f32], seed: u32, r: u32) -> u32 {
+    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let total: f32 = row.iter().fold(0.0, |s, &v| s + (v - m).exp());
+    let t = counter_uniform(seed, r) * total;
+    let mut acc = 0.0f32;
+    for (k, &v) in row.iter().enumerate() {
+        acc += (v - m).exp();
+        if acc > t {
+            return k as u32;
+        }
+    }
+    row.len() as u32 - 1
+}
+
+#[test]
+fn categorical_draws_follow_the_rule_on_every_device() -> wgnn::Result<()> {
+    let cpu = Device::cpu();
+    let (rows, k) = (4000, 7);
+    let mut rng = wgnn::rng::SplitMix64::new(11);
+    let logits: Vec<f32> = (0..rows * k)
+        .map(|_| 3.0 * rng.next_normal() as f32)
+        .collect();
+    let seed = 1234;
+    let want: Vec<u32> = logits
+        .chunks(k)
+        .enumerate()
+        .map(|(r, row)| pick(row, seed, r as u32))
+        .collect();
+    let x = Tensor::from_slice(&logits, [rows / 4, 4, k], &cpu)?;
+    let got = x.sample_categorical(seed, 0)?;
+    assert_eq!(got.dims(), [rows / 4, 4]);
+    assert_eq!(got.to_vec::<u32>()?, want, "the CPU draws");
+    for dev in common::gpus() {
+        let on = x.to_device(&dev)?.sample_categorical(seed, 0)?.to_vec::<u32>()?;
+        // exp may differ in its last bits, which moves a pick only when u·total falls within
+        // rounding of a running sum: allow 1 in 1,000 rows, each next to its CPU pick.
+        let differ: Vec<usize> = (0..rows).filter(|&r| on[r] != want[r]).collect();
+        assert!(differ.len() <= rows / 1000, "{dev}: {} rows differ", differ.len());
+        for r in differ {
+            assert_eq!(on[r].abs_diff(want[r]), 1, "{dev}: row {r}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn categorical_frequencies_are_the_probabilities() -> wgnn::Result<()> {
+    use wgnn::distributions::Categorical;
+    let probs = [0.2f32, 0.3, 0.5, 0.0];
+    let n = 100_000;
+    for dev in common::all_devices() {
+        let p = Tensor::from_slice(&probs, [1, 4], &dev)?.expand([n, 4])?;
+        wgnn::manual_seed(9);
+        let a = Categorical::from_probs(&p)?.sample()?.to_vec::<u32>()?;
+        for (k, &pk) in probs.iter().enumerate() {
+            let share = a.iter().filter(|&&v| v == k as u32).count() as f64 / n as f64;
+            // σ = √(p(1−p)/n) ≤ 0.0016: a 5σ bound; category 3 has probability 0.
+            let tol = if pk == 0.0 { 0.0 } else { 0.008 };
+            assert!(
+                (share - pk as f64).abs() <= tol,
+                "{dev}: category {k} drawn {share}, probability {pk}"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn categorical_log_prob_entropy_and_gradient() -> wgnn::Result<()> {
+    use wgnn::distributions::Categorical;
+    for dev in common::all_devices() {
+        let mut logits = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 0.5, 0.5, 0.5], [2, 3], &dev)?;
+        logits.set_requires_grad(true)?;
+        let pi = Categorical::new(&logits)?;
+        let actions = Tensor::from_slice(&[2u32, 0], [2], &dev)?;
+        let lp = pi.log_prob(&actions)?;
+        let lse = (1f32.exp() + 2f32.exp() + 3f32.exp()).ln();
+        common::assert_close(
+            &format!("log_prob on {dev}"),
+            &lp.to_vec::<f32>()?,
+            &[3.0 - lse, -(3f32.ln())],
+            1e-6,
+            1e-6,
+        );
+        let p: Vec<f32> = [1f32, 2.0, 3.0].iter().map(|v| (v - lse).exp()).collect();
+        let h0: f32 = -p.iter().map(|v| v * v.ln()).sum::<f32>();
+        common::assert_close(
+            &format!("entropy on {dev}"),
+            &pi.entropy()?.to_vec::<f32>()?,
+            &[h0, 3f32.ln()],
+            1e-6,
+            1e-6,
+        );
+        // d/dlogits of Σ log_prob: one-hot(action) − softmax, per row.
+        lp.sum()?.backward()?;
+        let g = logits.grad().expect("a gradient").to_vec::<f32>()?;
+        let want = [-p[0], -p[1], 1.0 - p[2], 1.0 - 1.0 / 3.0, -1.0 / 3.0, -1.0 / 3.0];
+        common::assert_close(&format!("gradient on {dev}"), &g, &want, 1e-6, 1e-6);
+        // from_probs normalises and keeps zero-probability categories finite.
+        let q = Categorical::from_probs(&Tensor::from_slice(&[2.0f32, 0.0, 2.0], [3], &dev)?)?;
+        let h = q.entropy()?.to_vec::<f32>()?[0];
+        assert!((h - 2f32.ln()).abs() < 1e-6, "{dev}: entropy {h}");
+    }
+    Ok(())
+}
+
+#[test]
+fn categorical_bad_input_is_refused_by_name() -> wgnn::Result<()> {
+    use wgnn::distributions::Categorical;
+    let cpu = Device::cpu();
+    let message = |r: wgnn::Result<Tensor>| r.err().expect("accepted").to_string();
+    let m = message(Tensor::zeros([3, 0], wgnn::DType::F32, &cpu)?.sample_categorical(0, 0));
+    assert!(m.contains("sample_categorical") && m.contains("65,535"), "{m}");
+    let m = message(Tensor::zeros([1, 70_000], wgnn::DType::F32, &cpu)?.sample_categorical(0, 0));
+    assert!(m.contains("65,535"), "{m}");
+    let m = message(Tensor::from_slice(&[1u32, 2], [2], &cpu)?.sample_categorical(0, 0));
+    assert!(m.contains("sample_categorical"), "{m}");
+    let pi = Categorical::new(&Tensor::zeros([2, 3], wgnn::DType::F32, &cpu)?)?;
+    let m = message(pi.log_prob(&Tensor::from_slice(&[0u32, 1, 2], [3], &cpu)?));
+    assert!(m.contains("Categorical::log_prob") && m.contains("[3]"), "{m}");
+    let scalar = Tensor::from_slice(&[1.0f32], [], &cpu)?;
+    let e = Categorical::new(&scalar).err().expect("a scalar accepted").to_string();
+    assert!(e.contains("Categorical::new"), "{e}");
+    Ok(())
 }

@@ -153,6 +153,37 @@ impl CpuBackend {
     }
 
     #[allow(clippy::too_many_arguments)]
+    pub(super) fn sample_categorical(
+        &self,
+        x: &CpuStorage,
+        out: &mut CpuStorage,
+        rows: usize,
+        cols: usize,
+        seed: u32,
+        offset: u32,
+    ) -> Result<()> {
+        const OP: &str = "sample_categorical";
+        let (x, o) = (x.f32s(OP)?, out.u32s_mut(OP)?);
+        // shaders/elementwise.wgsl's `categorical`, the same f32 sums in the same order.
+        o[..rows].par_iter_mut().enumerate().for_each(|(r, pick)| {
+            let row = &x[r * cols..(r + 1) * cols];
+            let m = row[1..].iter().fold(row[0], |m, &v| m.max(v));
+            let total: f32 = row.iter().fold(0.0, |s, &v| s + (v - m).exp());
+            let t = crate::rng::counter_uniform(seed, offset.wrapping_add(r as u32)) * total;
+            let mut acc = 0.0f32;
+            *pick = (cols - 1) as u32;
+            for (k, &v) in row.iter().enumerate() {
+                acc += (v - m).exp();
+                if acc > t {
+                    *pick = k as u32;
+                    break;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn augment(
         &self,
         x: &CpuStorage,

@@ -389,6 +389,18 @@ impl Backend for CpuBackend {
         CpuBackend::fill_random(self, out, n, spec)
     }
 
+    fn sample_categorical(
+        &self,
+        x: &CpuStorage,
+        out: &mut CpuStorage,
+        rows: usize,
+        cols: usize,
+        seed: u32,
+        offset: u32,
+    ) -> Result<()> {
+        CpuBackend::sample_categorical(self, x, out, rows, cols, seed, offset)
+    }
+
     fn optim_update(
         &self,
         s: &OptimStep,

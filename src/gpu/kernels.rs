@@ -320,7 +320,8 @@ macro_rules! kernels {
 }
 
 kernels! {
-    /// `shaders/elementwise.wgsl`: one thread per element (`out` 1, `x` 2).
+    /// `shaders/elementwise.wgsl`: one thread per element (`out` 1, `x` 2), or per row
+    /// (`picks` 4).
     elementwise: Elementwise, EltParams {
         /// `out = alpha`
         FILL = "fill" [1 rw T];
@@ -334,6 +335,8 @@ kernels! {
         FILL_UNIFORM = "fill_uniform" [1 rw T];
         /// Normal values (mean `alpha`, std `beta`) by Box–Muller on the counter hash.
         FILL_NORMAL = "fill_normal" [1 rw T];
+        /// One categorical draw per row of logits `[n, cols]` into u32 picks.
+        CATEGORICAL = "categorical" [4 rw u32, 2 r T];
     }
 
     /// `shaders/cast.wgsl`: f32 ↔ f16 (f16 adapters only).

@@ -213,6 +213,19 @@ pub trait Backend {
     fn dropout_mask(&self, out: &mut Self::Buf, n: usize, spec: &DropoutSpec) -> Result<()>;
     /// `n` f32 random values of `spec` (counter-based: no state, nothing uploaded).
     fn fill_random(&self, out: &mut Self::Buf, n: usize, spec: &RandomSpec) -> Result<()>;
+    /// One categorical draw per row of the f32 logits `x` `[rows, cols]` into the u32 `out`:
+    /// row r picks the first k whose running sum of `exp(x − max)` exceeds
+    /// `counter_uniform(seed, offset + r)` times the row's total (the last k if none does).
+    #[allow(clippy::too_many_arguments)]
+    fn sample_categorical(
+        &self,
+        x: &Self::Buf,
+        out: &mut Self::Buf,
+        rows: usize,
+        cols: usize,
+        seed: u32,
+        offset: u32,
+    ) -> Result<()>;
     /// One optimizer update of `w` from gradient `g` with state `s1`, `s2` (see [`OptimStep`]),
     /// guarded by a loss-scaler state `guard` (u32 `[scale bits, flag, ..]`): the gradient is
     /// divided by the scale and nothing changes while the flag is set.

@@ -217,6 +217,37 @@ impl Tensor {
         Ok(Tensor::from_parts(shape, DType::F32, storage))
     }
 
+    /// One categorical draw per row of logits `[.., K]` (unnormalised log-probabilities along
+    /// the last dimension) → u32 `[..]`, drawn where the tensor lives from the counter hash of
+    /// `(seed, offset + row)`: row r picks the first k whose running sum of `exp(x − max)`
+    /// exceeds `u·total`. The CPU and a GPU pick the same k but where `u·total` falls within
+    /// rounding of a boundary. At most 65,535 categories (a GPU thread's loop bound).
+    pub(crate) fn sample_categorical(&self, seed: u32, offset: u32) -> Result<Tensor> {
+        const OP: &str = "sample_categorical";
+        want_float(OP, self, self.dtype)?;
+        let Some((&k, batch)) = self.dims().split_last() else {
+            return Err(Error::invalid(OP, "logits need at least one dimension"));
+        };
+        if !(1..=65_535).contains(&k) {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "logits {}: 1 to 65,535 categories along the last dimension",
+                    self.shape
+                ),
+            ));
+        }
+        let rows = self.numel() / k;
+        let logits = self.to_dtype(DType::F32)?;
+        let dt = DType::F32;
+        let out = backend!(OP, dt, [logits => x], |be| {
+            let mut out = be.alloc(rows, DType::U32, OP)?;
+            be.sample_categorical(x, &mut out, rows, k, seed, offset)?;
+            Ok(Tensor::from_parts(Shape::new(batch.to_vec()), DType::U32, out.into()))
+        })?;
+        Ok(out)
+    }
+
     /// Random augmentation of a batch of NCHW images in [0, 1] (`spec`: rotation, scale,
     /// shift, flip, brightness, contrast; image `i` seeded by `(spec.seed, spec.offset + i)`,
     /// so a seed gives the same images on every device). An input-pipeline op, like

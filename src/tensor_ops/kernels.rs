@@ -63,6 +63,11 @@ pub trait Kernels {
     /// seed.
     fn random(shape: impl Into<Shape>, spec: &RandomSpec, device: &Device) -> Result<Tensor>;
 
+    /// One categorical draw per row of the logits `self` `[.., K]` → u32 `[..]`, from the
+    /// counter hash of `(seed, offset + row)` ([`crate::distributions::Categorical::sample`]
+    /// takes its seed from the default generator).
+    fn sample_categorical(&self, seed: u32, offset: u32) -> Result<Tensor>;
+
     /// Softmax backward: `self` is dy, `y` the forward output; `dx = y * (dy - Σ dy·y)` per row.
     fn softmax_backward(&self, y: &Tensor) -> Result<Tensor>;
 
@@ -201,6 +206,10 @@ impl Kernels for Tensor {
 
     fn random(shape: impl Into<Shape>, spec: &RandomSpec, device: &Device) -> Result<Tensor> {
         Tensor::random(shape, spec, device)
+    }
+
+    fn sample_categorical(&self, seed: u32, offset: u32) -> Result<Tensor> {
+        Tensor::sample_categorical(self, seed, offset)
     }
 
     fn softmax_backward(&self, y: &Tensor) -> Result<Tensor> {

@@ -1,5 +1,5 @@
 //! Dispatch of `shaders/elementwise.wgsl`: fill, axpy, dropout and random fills, one thread
-//! per element.
+//! per element, and categorical draws, one thread per row.
 //! (Every other elementwise op is the strided `pointwise.rs`.)
 
 use super::u32_of;
@@ -19,7 +19,7 @@ uniform! {
         beta: f32,
         seed: u32,
         offset: u32,
-        _p0: u32,
+        cols: u32,
         _p1: u32,
         _p2: u32,
     }
@@ -60,11 +60,21 @@ impl GpuContext {
             .enumerate()
             .map(|(i, b)| (i as u32 + 1, *b))
             .collect();
+        self.elementwise_at(kernel, p, &bindings)
+    }
+
+    /// One thread per element (or row) with `bindings` at their slots.
+    fn elementwise_at(
+        &self,
+        kernel: &'static KernelDef,
+        p: EltParams,
+        bindings: &[(u32, &GpuBuffer)],
+    ) -> Result<()> {
         let groups = self.grid(p.n as usize, 256)?;
         self.dispatch(
             &KernelKey::new(kernel),
             bytemuck::bytes_of(&p),
-            &bindings,
+            bindings,
             groups,
         )
     }
@@ -114,6 +124,26 @@ impl GpuContext {
             ..EltParams::new("fill_random", n, alpha)?
         };
         self.elementwise(kernel, p, &[out])
+    }
+
+    /// One categorical draw per row of the logits `x` `[rows, cols]` into the u32 `out`.
+    pub(super) fn sample_categorical_impl(
+        &self,
+        x: &GpuBuffer,
+        out: &mut GpuBuffer,
+        rows: usize,
+        cols: usize,
+        seed: u32,
+        offset: u32,
+    ) -> Result<()> {
+        const OP: &str = "sample_categorical";
+        let p = EltParams {
+            seed,
+            offset,
+            cols: u32_of(OP, cols)?,
+            ..EltParams::new(OP, rows, 0.0)?
+        };
+        self.elementwise_at(&k::CATEGORICAL, p, &[(4, out), (2, x)])
     }
 
     /// `out = x · mask` with the mask regenerated from `spec`.

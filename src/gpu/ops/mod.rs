@@ -203,6 +203,18 @@ impl Backend for Arc<GpuContext> {
         self.fill_random_impl(out, n, spec)
     }
 
+    fn sample_categorical(
+        &self,
+        x: &GpuBuffer,
+        out: &mut GpuBuffer,
+        rows: usize,
+        cols: usize,
+        seed: u32,
+        offset: u32,
+    ) -> Result<()> {
+        self.sample_categorical_impl(x, out, rows, cols, seed, offset)
+    }
+
     fn optim_update(
         &self,
         s: &OptimStep,
