@@ -430,8 +430,10 @@ fn score(args: &Args, data: &Mnist, samples: &Tensor, dev: &Device) -> Result<Va
         100.0 * real.confident,
         hist(&fake.histogram)
     );
-    Ok(json!({"samples": n, "confident": fake.confident, "test_confident": real.confident,
-              "histogram": fake.histogram, "frechet_distance": fd}))
+    Ok(
+        json!({"samples": n, "confident": fake.confident, "test_confident": real.confident,
+              "histogram": fake.histogram, "frechet_distance": fd}),
+    )
 }
 
 /// Writes `value` as JSON to `path` (an error names `flag`).
@@ -609,7 +611,10 @@ fn main() -> Result<()> {
         }
         if let Some(dir) = &args.checkpoint_dir {
             let [gd, dd] = net_dirs(dir);
-            for name in [format!("epoch-{}.safetensors", epoch + 1), "last.safetensors".into()] {
+            for name in [
+                format!("epoch-{}.safetensors", epoch + 1),
+                "last.safetensors".into(),
+            ] {
                 checkpoint::save_in_run(&gd.join(&name), &mut g, &opt_g, epoch + 1, &run_id)?;
                 checkpoint::save_in_run(&dd.join(&name), &mut d, &opt_d, epoch + 1, &run_id)?;
             }

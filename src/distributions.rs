@@ -95,6 +95,9 @@ impl Categorical {
 
     /// The entropy `−Σ p ln p` of each row → `[..]` (differentiable in the scores).
     pub fn entropy(&self) -> Result<Tensor> {
-        self.probs()?.mul(&self.logits)?.sum_dim(&[-1], false)?.neg()
+        self.probs()?
+            .mul(&self.logits)?
+            .sum_dim(&[-1], false)?
+            .neg()
     }
 }

@@ -93,6 +93,7 @@ pub mod optim;
 #[cfg(feature = "plots")]
 pub mod plot;
 pub mod prelude;
+pub mod rl;
 pub mod rng;
 pub mod score;
 pub mod shape;

@@ -73,13 +73,31 @@ pub struct LineChart {
     pub y_range: Option<(f64, f64)>,
 }
 
-/// An RGB canvas with blending, lines and text.
-struct Canvas<'f> {
+/// An RGB canvas with blending, lines and text (the charts', and `rl`'s CartPole frames).
+pub(crate) struct Canvas<'f> {
     img: Image,
     font: FontRef<'f>,
 }
 
+impl Canvas<'static> {
+    /// A white `width`×`height` canvas with the vendored font (`op` names the caller in
+    /// errors).
+    pub(crate) fn blank(op: &'static str, width: usize, height: usize) -> Result<Self> {
+        let font = FontRef::try_from_slice(FONT)
+            .map_err(|e| Error::invalid(op, format!("the vendored font: {e}")))?;
+        Ok(Canvas {
+            img: Image::filled(width, height, 3, 255)?,
+            font,
+        })
+    }
+}
+
 impl Canvas<'_> {
+    /// The picture drawn so far.
+    pub(crate) fn into_image(self) -> Image {
+        self.img
+    }
+
     fn blend(&mut self, x: i64, y: i64, c: [u8; 3], alpha: f32) {
         if x < 0 || y < 0 || x >= self.img.width as i64 || y >= self.img.height as i64 {
             return;
@@ -92,7 +110,7 @@ impl Canvas<'_> {
         }
     }
 
-    fn rect(&mut self, x0: i64, y0: i64, x1: i64, y1: i64, c: [u8; 3]) {
+    pub(crate) fn rect(&mut self, x0: i64, y0: i64, x1: i64, y1: i64, c: [u8; 3]) {
         for y in y0..y1 {
             for x in x0..x1 {
                 self.blend(x, y, c, 1.0);
@@ -102,7 +120,13 @@ impl Canvas<'_> {
 
     /// An antialiased line `width` pixels wide: each pixel near the segment is covered by
     /// its distance to it.
-    fn line(&mut self, (x0, y0): (f64, f64), (x1, y1): (f64, f64), width: f64, c: [u8; 3]) {
+    pub(crate) fn line(
+        &mut self,
+        (x0, y0): (f64, f64),
+        (x1, y1): (f64, f64),
+        width: f64,
+        c: [u8; 3],
+    ) {
         let r = width / 2.0;
         let (lo_x, hi_x) = (x0.min(x1) - r - 1.0, x0.max(x1) + r + 1.0);
         let (lo_y, hi_y) = (y0.min(y1) - r - 1.0, y0.max(y1) + r + 1.0);
@@ -126,7 +150,7 @@ impl Canvas<'_> {
         }
     }
 
-    fn dot(&mut self, (x, y): (f64, f64), radius: f64, c: [u8; 3]) {
+    pub(crate) fn dot(&mut self, (x, y): (f64, f64), radius: f64, c: [u8; 3]) {
         self.line((x, y), (x, y), 2.0 * radius, c);
     }
 
@@ -137,7 +161,15 @@ impl Canvas<'_> {
 
     /// Draws `text` with its left end at `x` and its baseline at `y`, or rotated a quarter
     /// turn counter-clockwise (reading upwards) when `vertical`.
-    fn text(&mut self, text: &str, x: f64, y: f64, size: f32, c: [u8; 3], vertical: bool) {
+    pub(crate) fn text(
+        &mut self,
+        text: &str,
+        x: f64,
+        y: f64,
+        size: f32,
+        c: [u8; 3],
+        vertical: bool,
+    ) {
         let scale = PxScale::from(size);
         let mut pen = 0.0f32;
         let font = self.font.clone();

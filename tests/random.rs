@@ -37,7 +37,11 @@ fn the_cpu_draws_the_documented_expressions() -> wgnn::Result<()> {
     };
     let got = Tensor::random([5, 7], &spec(u, 9, 100), &cpu)?.to_vec::<f32>()?;
     for (i, &g) in got.iter().enumerate() {
-        assert_eq!(g, -2.0 + 5.0 * counter_uniform(9, 100 + i as u32), "uniform {i}");
+        assert_eq!(
+            g,
+            -2.0 + 5.0 * counter_uniform(9, 100 + i as u32),
+            "uniform {i}"
+        );
     }
     let nrm = Distribution::Normal {
         mean: 1.5,
@@ -61,7 +65,14 @@ fn every_device_draws_the_same_values() -> wgnn::Result<()> {
         (spec(NORMAL, 12345, 7), 4099),
         (spec(NORMAL, u32::MAX, u32::MAX - 10), 257),
         (
-            spec(Distribution::Uniform { low: 0.0, high: 1.0 }, 77, 0),
+            spec(
+                Distribution::Uniform {
+                    low: 0.0,
+                    high: 1.0,
+                },
+                77,
+                0,
+            ),
             70_000,
         ),
         (
@@ -107,8 +118,16 @@ fn moments_and_tails_are_the_distributions() -> wgnn::Result<()> {
         // Tails: P(|z| > 2) = 4.55 %, P(|z| > 3) = 0.27 %; the largest |z| the 24-bit draws
         // can give is √(48 ln 2) ≈ 5.77.
         let share = |t: f32| z.iter().filter(|v| v.abs() > t).count() as f64 / n as f64;
-        assert!((share(2.0) - 0.0455).abs() < 0.002, "{dev}: |z| > 2: {}", share(2.0));
-        assert!((share(3.0) - 0.0027).abs() < 0.0006, "{dev}: |z| > 3: {}", share(3.0));
+        assert!(
+            (share(2.0) - 0.0455).abs() < 0.002,
+            "{dev}: |z| > 2: {}",
+            share(2.0)
+        );
+        assert!(
+            (share(3.0) - 0.0027).abs() < 0.0006,
+            "{dev}: |z| > 3: {}",
+            share(3.0)
+        );
         assert!(z.iter().all(|v| v.abs() <= 5.8), "{dev}: a value past 5.77");
         // Neighbours are independent: the lag-1 correlation is within 5/√n of 0.
         let lag: f64 = z.windows(2).map(|w| w[0] as f64 * w[1] as f64).sum::<f64>() / n as f64;
@@ -117,8 +136,14 @@ fn moments_and_tails_are_the_distributions() -> wgnn::Result<()> {
         let u = wgnn::rand([n], &dev)?.to_vec::<f32>()?;
         let (mean, std) = moments(&u);
         assert!((mean - 0.5).abs() < 0.003, "{dev}: rand mean {mean}");
-        assert!((std - 12f64.sqrt().recip()).abs() < 0.002, "{dev}: rand std {std}");
-        assert!(u.iter().all(|v| (0.0..1.0).contains(v)), "{dev}: rand outside [0, 1)");
+        assert!(
+            (std - 12f64.sqrt().recip()).abs() < 0.002,
+            "{dev}: rand std {std}"
+        );
+        assert!(
+            u.iter().all(|v| (0.0..1.0).contains(v)),
+            "{dev}: rand outside [0, 1)"
+        );
         // Ten equal bins hold 10 % each (σ ≈ 0.06 %).
         let mut bins = [0usize; 10];
         for v in &u {
@@ -233,11 +258,18 @@ fn categorical_draws_follow_the_rule_on_every_device() -> wgnn::Result<()> {
     assert_eq!(got.dims(), [rows / 4, 4]);
     assert_eq!(got.to_vec::<u32>()?, want, "the CPU draws");
     for dev in common::gpus() {
-        let on = x.to_device(&dev)?.sample_categorical(seed, 0)?.to_vec::<u32>()?;
+        let on = x
+            .to_device(&dev)?
+            .sample_categorical(seed, 0)?
+            .to_vec::<u32>()?;
         // exp may differ in its last bits, which moves a pick only when u·total falls within
         // rounding of a running sum: allow 1 in 1,000 rows, each next to its CPU pick.
         let differ: Vec<usize> = (0..rows).filter(|&r| on[r] != want[r]).collect();
-        assert!(differ.len() <= rows / 1000, "{dev}: {} rows differ", differ.len());
+        assert!(
+            differ.len() <= rows / 1000,
+            "{dev}: {} rows differ",
+            differ.len()
+        );
         for r in differ {
             assert_eq!(on[r].abs_diff(want[r]), 1, "{dev}: row {r}");
         }
@@ -296,7 +328,14 @@ fn categorical_log_prob_entropy_and_gradient() -> wgnn::Result<()> {
         // d/dlogits of Σ log_prob: one-hot(action) − softmax, per row.
         lp.sum()?.backward()?;
         let g = logits.grad().expect("a gradient").to_vec::<f32>()?;
-        let want = [-p[0], -p[1], 1.0 - p[2], 1.0 - 1.0 / 3.0, -1.0 / 3.0, -1.0 / 3.0];
+        let want = [
+            -p[0],
+            -p[1],
+            1.0 - p[2],
+            1.0 - 1.0 / 3.0,
+            -1.0 / 3.0,
+            -1.0 / 3.0,
+        ];
         common::assert_close(&format!("gradient on {dev}"), &g, &want, 1e-6, 1e-6);
         // from_probs normalises and keeps zero-probability categories finite.
         let q = Categorical::from_probs(&Tensor::from_slice(&[2.0f32, 0.0, 2.0], [3], &dev)?)?;
@@ -312,16 +351,25 @@ fn categorical_bad_input_is_refused_by_name() -> wgnn::Result<()> {
     let cpu = Device::cpu();
     let message = |r: wgnn::Result<Tensor>| r.err().expect("accepted").to_string();
     let m = message(Tensor::zeros([3, 0], wgnn::DType::F32, &cpu)?.sample_categorical(0, 0));
-    assert!(m.contains("sample_categorical") && m.contains("65,535"), "{m}");
+    assert!(
+        m.contains("sample_categorical") && m.contains("65,535"),
+        "{m}"
+    );
     let m = message(Tensor::zeros([1, 70_000], wgnn::DType::F32, &cpu)?.sample_categorical(0, 0));
     assert!(m.contains("65,535"), "{m}");
     let m = message(Tensor::from_slice(&[1u32, 2], [2], &cpu)?.sample_categorical(0, 0));
     assert!(m.contains("sample_categorical"), "{m}");
     let pi = Categorical::new(&Tensor::zeros([2, 3], wgnn::DType::F32, &cpu)?)?;
     let m = message(pi.log_prob(&Tensor::from_slice(&[0u32, 1, 2], [3], &cpu)?));
-    assert!(m.contains("Categorical::log_prob") && m.contains("[3]"), "{m}");
+    assert!(
+        m.contains("Categorical::log_prob") && m.contains("[3]"),
+        "{m}"
+    );
     let scalar = Tensor::from_slice(&[1.0f32], [], &cpu)?;
-    let e = Categorical::new(&scalar).err().expect("a scalar accepted").to_string();
+    let e = Categorical::new(&scalar)
+        .err()
+        .expect("a scalar accepted")
+        .to_string();
     assert!(e.contains("Categorical::new"), "{e}");
     Ok(())
 }

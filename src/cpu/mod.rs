@@ -13,8 +13,8 @@ use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::ops::{
     AugmentSpec, Backend, BlockCopy, BmmSpec, BnGeom, Conv2dGeom, Distribution, DropoutSpec,
-    IndexGeom, MatmulSpec, OptimKind, OptimStep, PointwiseOp, Pool2dGeom, RandomSpec, RnnCellBwd, RnnCellFwd, RnnLayerBwd,
-    RnnLayerFwd, RnnStep, Strided,
+    IndexGeom, MatmulSpec, OptimKind, OptimStep, PointwiseOp, Pool2dGeom, RandomSpec, RnnCellBwd,
+    RnnCellFwd, RnnLayerBwd, RnnLayerFwd, RnnStep, Strided,
 };
 use crate::rng::counter_uniform;
 use half::f16;

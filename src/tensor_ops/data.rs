@@ -180,9 +180,7 @@ impl Tensor {
             Distribution::Uniform { low, high } => {
                 low.is_finite() && high.is_finite() && low <= high
             }
-            Distribution::Normal { mean, std } => {
-                mean.is_finite() && std.is_finite() && std >= 0.0
-            }
+            Distribution::Normal { mean, std } => mean.is_finite() && std.is_finite() && std >= 0.0,
         };
         if !ok {
             return Err(Error::invalid(

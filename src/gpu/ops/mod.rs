@@ -11,7 +11,8 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::ops::{
     AugmentSpec, Backend, BlockCopy, BmmSpec, BnGeom, Conv2dGeom, DropoutSpec, IndexGeom,
-    MatmulSpec, OptimStep, PointwiseOp, Pool2dGeom, RandomSpec, RnnCellBwd, RnnCellFwd, RnnStep, Strided,
+    MatmulSpec, OptimStep, PointwiseOp, Pool2dGeom, RandomSpec, RnnCellBwd, RnnCellFwd, RnnStep,
+    Strided,
 };
 use std::sync::Arc;
 
