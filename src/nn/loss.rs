@@ -99,6 +99,24 @@ pub fn mse_loss(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
     d.mul(&d)?.mean()
 }
 
+/// Smooth L1 (Huber) loss averaged over all elements (PyTorch's `smooth_l1_loss` with `beta`):
+/// `0.5·d²/β` where `|d| < β`, else `|d| − 0.5·β`, with `d = pred − target` (broadcast). An
+/// actor-critic's value loss: quadratic near the target, linear far from it.
+pub fn smooth_l1_loss(pred: &Tensor, target: &Tensor, beta: f32) -> Result<Tensor> {
+    if !(beta.is_finite() && beta > 0.0) {
+        return Err(Error::invalid(
+            "smooth_l1_loss",
+            format!("beta must be finite and > 0, got {beta}"),
+        ));
+    }
+    let d = pred.sub(target)?;
+    let ad = d.abs()?;
+    let quadratic = d.mul(&d)?.mul_scalar(0.5 / beta)?;
+    let linear = ad.add_scalar(-0.5 * beta)?;
+    let near = ad.lt(&Tensor::full_like(&ad, beta)?)?;
+    Tensor::where_(&near, &quadratic, &linear)?.mean()
+}
+
 /// Binary cross-entropy of `logits` against `targets` in [0, 1], averaged over all elements
 /// (PyTorch's `binary_cross_entropy_with_logits`): `softplus(x) - x·t`, which is
 /// `-t·ln σ(x) - (1 - t)·ln(1 - σ(x))` without its overflow; the gradient is `(σ(x) - t) / N`.

@@ -91,7 +91,7 @@ pub use init::Init;
 pub use linear::Linear;
 pub use loss::{
     Reduction, bce_with_logits, cross_entropy, cross_entropy_with, mse_loss, nll_loss,
-    nll_loss_with,
+    nll_loss_with, smooth_l1_loss,
 };
 pub use pool::{AvgPool2d, GlobalAvgPool2d, MaxPool2d};
 pub use rnn::{Gru, Lstm, Recurrent, Rnn, RnnOptions, RnnState};
