@@ -22,6 +22,9 @@ example's log line every `--log-interval` episodes and its `Solved!` line; a tab
     /work/venv-torch/bin/python benches/cartpole.py --algo reinforce --seeds 0,1,2,3,4
     /work/venv-torch/bin/python benches/cartpole.py --algo a2c --seeds 0 --json runs/cartpole_a2c_torch.json
     /work/venv-torch/bin/python benches/cartpole.py --fixture tests/fixtures/cartpole_gym.json
+
+Needs PyTorch and Gymnasium (`pip install torch gymnasium`, in a virtual environment outside the
+repository); the Rust tests read only the fixture.
 """
 import argparse
 import json

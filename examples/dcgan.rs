@@ -13,12 +13,12 @@
 //! cargo run --release --example dcgan -- --checkpoint-dir runs/dcgan/ckpt --epochs 3
 //! cargo run --release --example dcgan -- --resume runs/dcgan/ckpt --epochs 5 --interpolate
 //! cargo run --release --example dcgan -- --score-samples runs/dcgan_torch/samples.safetensors \
-//!     --classifier runs/dcgan/classifier.safetensors --out-dir runs/dcgan_torch
+//!     --out-dir runs/dcgan_torch
 //! ```
 //!
 //! `--score` rates the final generator's samples with a DeepConvNet classifier trained on the
-//! same dataset (`--classifier FILE` loads one, else it is trained here and saved to the
-//! output directory): the share of 10,000 samples it labels with confidence ≥ 0.9, its label
+//! same dataset (the repository's `data/classifiers/deep_convnet_<dataset>.safetensors`, trained
+//! once by this example with `--train-classifier`; `--classifier FILE` loads another): the share of 10,000 samples it labels with confidence ≥ 0.9, its label
 //! histogram, and the Fréchet distance between its penultimate (50-d) features of the samples
 //! and of the 10,000 test images — FID's formula in this classifier's feature space
 //! ([`wgnn::score`]). The samples are kept in `samples.safetensors`. `--score-samples FILE`
@@ -116,11 +116,15 @@ struct Args {
     #[arg(long)]
     score_samples: Option<PathBuf>,
     /// The scoring classifier's state dict (`models::deep_convnet`, safetensors); without
-    /// it, one is trained for `--classifier-epochs` and saved as `classifier.safetensors`.
+    /// it, the repository's for the dataset (`data/classifiers/`).
     #[arg(long)]
     classifier: Option<PathBuf>,
-    /// Epochs of the scoring classifier's training when there is no `--classifier`.
-    #[arg(long, default_value_t = 2)]
+    /// Train the scoring classifier here for `--classifier-epochs` (saved as
+    /// `classifier.safetensors` in `--out-dir`) instead of loading one.
+    #[arg(long)]
+    train_classifier: bool,
+    /// Epochs of the scoring classifier's training.
+    #[arg(long, default_value_t = 5)]
     classifier_epochs: usize,
 }
 
@@ -298,7 +302,15 @@ fn earlier_epochs(args: &Args, upto: usize) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-/// The scoring classifier: `--classifier`'s state dict, or a DeepConvNet trained here on the
+/// The repository's scoring classifier for `dataset` (`data/classifiers/`), trained once by
+/// this example so that every run is scored by the same yardstick.
+fn vendored_classifier(dataset: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/data/classifiers"))
+        .join(format!("deep_convnet_{dataset}.safetensors"))
+}
+
+/// The scoring classifier: `--classifier`'s state dict, else the repository's for the
+/// dataset, else (`--train-classifier`, or none vendored) a DeepConvNet trained here on the
 /// dataset's 28×28 training images (Adam 1e-3, batch 100) and saved in the output directory.
 /// Its test accuracy is printed either way.
 fn classifier(args: &Args, data: &Mnist, dev: &Device) -> Result<Sequential> {
@@ -306,9 +318,16 @@ fn classifier(args: &Args, data: &Mnist, dev: &Device) -> Result<Sequential> {
     let size = 28;
     let mut net = wgnn::models::deep_convnet(dev, args.seed)?;
     let test = to_tensor(&data.test, data.test.n, size, dev)?;
-    match &args.classifier {
+    let vendored = vendored_classifier(&args.dataset);
+    let load = match &args.classifier {
+        Some(path) => Some(path.clone()),
+        None if !args.train_classifier && vendored.is_file() => Some(vendored),
+        None => None,
+    };
+    match load {
         Some(path) => {
-            net.load_state_dict_file(path, true)?;
+            net.load_state_dict_file(&path, true)?;
+            println!("scoring classifier: {}", path.display());
         }
         None => {
             let x = to_tensor(&data.train, data.train.n, size, dev)?;
