@@ -239,7 +239,7 @@ fn train(
                 episode as i64,
             )?;
         }
-        if episode % args.log_interval == 0 {
+        if episode.is_multiple_of(args.log_interval) {
             println!(
                 "Episode {episode}\tLast reward: {ep_reward:.2}\tAverage reward: {running:.2}"
             );
@@ -284,7 +284,7 @@ fn draw_episode(
         let step = env.step(action)?;
         obs = step.observation.clone();
         let t = env.steps();
-        if t % 25 == 0 || step.done() {
+        if t.is_multiple_of(25) || step.done() {
             frames.push((t, env.state()));
         }
         if step.done() {
@@ -466,7 +466,7 @@ fn main() -> Result<()> {
                        "env_steps": r.env_steps, "seconds": r.seconds,
                        "seconds_per_100_episodes": 100.0 * r.seconds / r.episodes as f64,
                        "ms_per_100_steps": 1e5 * r.seconds / r.env_steps as f64,
-                       "log": r.curve.iter().filter(|(e, _)| e % args.log_interval == 0)
+                       "log": r.curve.iter().filter(|(e, _)| e.is_multiple_of(args.log_interval))
                            .map(|&(e, v)| json!({"episode": e, "running_reward": v}))
                            .collect::<Vec<_>>()})
             })

@@ -99,11 +99,11 @@ fn the_env_rules() {
     let mut env = CartPole::new(7);
     assert_eq!(env.action_space(), Space::Discrete(2));
     assert_eq!(env.observation_space().size(), 4);
-    let m = env.step(0).err().expect("a step before reset").to_string();
+    let m = env.step(0).expect_err("a step before reset").to_string();
     assert!(m.contains("CartPole::step") && m.contains("reset"), "{m}");
     let first = env.reset(Some(3));
     assert!(first.iter().all(|v| v.abs() <= 0.05), "{first:?}");
-    let m = env.step(2).err().expect("action 2").to_string();
+    let m = env.step(2).expect_err("action 2").to_string();
     assert!(m.contains("action 2"), "{m}");
     // A reseeded reset repeats; an unseeded one goes on with the stream.
     let again = env.reset(Some(3));

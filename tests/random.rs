@@ -218,8 +218,7 @@ fn bad_parameters_are_refused_by_name() {
         assert!(m.contains("random"), "{dist:?}: {m}");
     }
     let m = Tensor::random([1usize << 31, 2], &spec(NORMAL, 0, 0), &cpu)
-        .err()
-        .expect("2^32 normal values from a 32-bit counter")
+        .expect_err("2^32 normal values from a 32-bit counter")
         .to_string();
     assert!(m.contains("random") && m.contains("2^31"), "{m}");
 }
@@ -349,7 +348,7 @@ fn categorical_log_prob_entropy_and_gradient() -> wgnn::Result<()> {
 fn categorical_bad_input_is_refused_by_name() -> wgnn::Result<()> {
     use wgnn::distributions::Categorical;
     let cpu = Device::cpu();
-    let message = |r: wgnn::Result<Tensor>| r.err().expect("accepted").to_string();
+    let message = |r: wgnn::Result<Tensor>| r.expect_err("accepted").to_string();
     let m = message(Tensor::zeros([3, 0], wgnn::DType::F32, &cpu)?.sample_categorical(0, 0));
     assert!(
         m.contains("sample_categorical") && m.contains("65,535"),
@@ -367,8 +366,7 @@ fn categorical_bad_input_is_refused_by_name() -> wgnn::Result<()> {
     );
     let scalar = Tensor::from_slice(&[1.0f32], [], &cpu)?;
     let e = Categorical::new(&scalar)
-        .err()
-        .expect("a scalar accepted")
+        .expect_err("a scalar accepted")
         .to_string();
     assert!(e.contains("Categorical::new"), "{e}");
     Ok(())

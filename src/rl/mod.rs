@@ -223,7 +223,7 @@ pub fn nstep_returns(
     gamma: f32,
 ) -> Result<Vec<f32>> {
     let envs = bootstrap.len();
-    if envs == 0 || rewards.len() != dones.len() || rewards.len() % envs != 0 {
+    if envs == 0 || rewards.len() != dones.len() || !rewards.len().is_multiple_of(envs) {
         return Err(Error::invalid(
             "nstep_returns",
             format!(
