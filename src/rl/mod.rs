@@ -4,16 +4,19 @@
 //! - [`Env`]: Gymnasium's interface in Rust (`reset`, `step`, observation and action spaces),
 //!   and [`VecEnv`], N environments stepped in one call with automatic resets.
 //! - [`CartPole`]: Gymnasium's `CartPole-v1`, its physics step for step (f64 state, Euler
-//!   steps, the same operation order), seeded; [`render_cartpole`] draws a frame of it.
+//!   steps, the same operation order), seeded; `render_cartpole` draws a frame of it (with the
+//!   `plots` feature).
 //! - [`discounted_returns`], [`normalize_returns`], [`nstep_returns`]: the returns REINFORCE
 //!   and actor-critic weigh their log-probabilities by.
 //!
 //! Actions are sampled on the device by [`crate::distributions::Categorical`].
 
 mod cartpole;
+#[cfg(feature = "plots")]
 mod render;
 
 pub use cartpole::{CartPole, MAX_EPISODE_STEPS, REWARD_THRESHOLD};
+#[cfg(feature = "plots")]
 pub use render::render_cartpole;
 
 use crate::error::{Error, Result};
