@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """PyTorch's CartPole examples (REINFORCE and actor-critic) on Gymnasium's CartPole-v1, for several
 seeds: the twin of `examples/cartpole.rs`. With `--fixture`, it writes Gymnasium's CartPole
-trajectories for the test that wgnn's CartPole equals Gymnasium's instead.
+trajectories for the test that wgnn's CartPole equals Gymnasium's instead; with `--update-fixture`,
+one policy-gradient update of each algorithm (initial parameters, an episode, its loss, the
+gradients and the parameters after one Adam step) for the test that wgnn's update equals PyTorch's.
 
 The two algorithms are PyTorch's examples repo's `reinforcement_learning/reinforce.py` and
 `reinforcement_learning/actor_critic.py` as they stand (Gymnasium API, `terminated or truncated`
@@ -22,6 +24,7 @@ example's log line every `--log-interval` episodes and its `Solved!` line; a tab
     /work/venv-torch/bin/python benches/cartpole.py --algo reinforce --seeds 0,1,2,3,4
     /work/venv-torch/bin/python benches/cartpole.py --algo a2c --seeds 0 --json runs/cartpole_a2c_torch.json
     /work/venv-torch/bin/python benches/cartpole.py --fixture tests/fixtures/cartpole_gym.json
+    /work/venv-torch/bin/python benches/cartpole.py --update-fixture tests/fixtures/cartpole_update.json
 
 Needs PyTorch and Gymnasium (`pip install torch gymnasium`, in a virtual environment outside the
 repository); the Rust tests read only the fixture.
@@ -111,8 +114,9 @@ def select_action(algo, model, state, saved):
     return action.item()
 
 
-def finish_episode(algo, optimizer, saved, rewards):
-    """The examples' `finish_episode`: the episode's loss and one Adam step."""
+def episode_loss(algo, saved, rewards):
+    """The loss of the examples' `finish_episode` over one episode's `saved` (from select_action)
+    and rewards; returns (loss `[]`, the normalised returns `[n]`)."""
     returns = normalised_returns(rewards)
     if algo == "reinforce":
         loss = torch.cat([-log_prob * R for log_prob, R in zip(saved, returns)]).sum()
@@ -123,6 +127,12 @@ def finish_episode(algo, optimizer, saved, rewards):
             policy_losses.append(-log_prob * advantage)
             value_losses.append(F.smooth_l1_loss(value, torch.tensor([R])))
         loss = torch.stack(policy_losses).sum() + torch.stack(value_losses).sum()
+    return loss, returns
+
+
+def finish_episode(algo, optimizer, saved, rewards):
+    """The examples' `finish_episode`: the episode's loss and one Adam step."""
+    loss, _ = episode_loss(algo, saved, rewards)
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
@@ -318,6 +328,99 @@ def write_fixture(path):
     print(f"wrote {path} ({os.path.getsize(path)} bytes)")
 
 
+# ---- the update fixture: one policy-gradient update of each algorithm ----
+
+UPDATE_MAX_STEPS = 60  # the update fixture's episodes stop here (keeps the fixture small)
+
+
+def named_tensors(pairs):
+    """name → {"shape", "values": the float32 values flattened row-major, as Python floats}."""
+    return {name: {"shape": list(t.shape), "values": t.detach().flatten().tolist()} for name, t in pairs}
+
+
+def update_case(algo):
+    """One update of `algo` as `train` and `finish_episode` do it, from `torch.manual_seed(0)` and
+    one CartPole-v1 episode reset with seed 0 (at most UPDATE_MAX_STEPS steps): the initial
+    parameters, the episode (observations each action was drawn from, actions, rewards), the
+    policy's per-step probabilities, log-probs (and values), the returns, the loss, every
+    parameter's gradient and the parameters after one Adam step. The REINFORCE net runs in eval()
+    mode throughout, so its dropout is off (a test cannot reproduce PyTorch's dropout masks)."""
+    torch.manual_seed(0)
+    model = ReinforcePolicy() if algo == "reinforce" else ActorCritic()
+    optimizer = optim.Adam(model.parameters(), lr=LR[algo])
+    adam = optimizer.param_groups[0]
+    initial = named_tensors(model.named_parameters())
+    if algo == "reinforce":
+        model.eval()
+    env = gym.make(ENV_ID)
+    state, _ = env.reset(seed=0)
+    observations, actions, rewards, saved = [], [], [], []
+    end = f"capped at {UPDATE_MAX_STEPS} steps (the fixture's cap, not the env's)"
+    for t in range(1, UPDATE_MAX_STEPS + 1):
+        observations.append([float(v) for v in state])
+        actions.append(select_action(algo, model, state, saved))
+        state, reward, terminated, truncated, _ = env.step(actions[-1])
+        rewards.append(float(reward))
+        if terminated or truncated:
+            end = "terminated" if terminated else "truncated"
+            break
+    env.close()
+    # The probabilities again from the recorded observations (the same eval-mode forward).
+    with torch.no_grad():
+        probs = [model(torch.tensor(obs).unsqueeze(0))[0] if algo == "reinforce" else model(torch.tensor(obs))[0]
+                 for obs in observations]
+    loss, returns = episode_loss(algo, saved, rewards)
+    optimizer.zero_grad()
+    loss.backward()
+    grads = named_tensors((name, p.grad) for name, p in model.named_parameters())
+    optimizer.step()
+    discounted, R = [], 0.0
+    for r in rewards[::-1]:
+        R = r + GAMMA * R
+        discounted.insert(0, R)
+    case = {
+        "algo": algo, "torch_seed": 0, "reset_seed": 0, "steps": len(actions), "end": end,
+        "gamma": GAMMA, "returns_eps": EPS,
+        "lr": adam["lr"], "adam_betas": list(adam["betas"]), "adam_eps": adam["eps"],
+        "adam_weight_decay": adam["weight_decay"], "adam_amsgrad": adam["amsgrad"],
+        "initial_params": initial,
+        "observations": observations, "actions": actions, "rewards": rewards,
+        "probs": [p.tolist() for p in probs],
+        "log_probs": [float(lp.item()) if algo == "reinforce" else float(lp[0].item()) for lp in saved],
+        "discounted_returns": discounted,
+        "returns": returns.tolist(),
+        "loss": loss.item(),
+        "grads": grads,
+        "params_after_adam": named_tensors(model.named_parameters()),
+    }
+    if algo == "reinforce":
+        case["dropout"] = "off (eval mode)"
+    else:
+        case["values"] = [float(v.item()) for _, v in saved]
+    return case
+
+
+def write_update_fixture(path):
+    """The update fixture: update_case for reinforce then a2c, with how PyTorch computes it."""
+    cases = [update_case(algo) for algo in ("reinforce", "a2c")]
+    note = ("Per algo: torch.manual_seed(0), the net built as benches/cartpole.py builds it, Adam(lr) made; "
+            "env.reset(seed=0), one episode (at most %d steps) with actions drawn from Categorical(probs) "
+            "(REINFORCE in eval() mode: dropout off); observations[t] is the float32 observation action t was "
+            "drawn from. log_prob = log(clamp(p / p.sum(), eps32, 1 - eps32))[action], p = softmax(logits). "
+            "returns: R = r + gamma*R backwards in float64, then float32, (R - mean) / (std(unbiased) + eps32). "
+            "reinforce loss: sum_t -log_prob_t * R_t. a2c loss: sum_t -log_prob_t * (R_t - value_t.item()) "
+            "(advantage detached) + sum_t smooth_l1_loss(value_t [1], [R_t] [1], beta=1, mean). grads: after "
+            "loss.backward() from zero; params_after_adam: after one torch.optim.Adam step (step 1, "
+            "bias-corrected). Parameters: name -> {shape, values row-major}, nn.Linear weight [out, in]."
+            % UPDATE_MAX_STEPS)
+    with open(path, "w") as f:
+        json.dump({"torch": torch.__version__, "gymnasium": gym.__version__, "env": ENV_ID,
+                   "note": note, "cases": cases}, f)
+    for c in cases:
+        print(f"{c['algo']}: {c['steps']} steps ({c['end']}), loss {c['loss']:.6f}")
+    print(f"wrote {path} ({os.path.getsize(path)} bytes)")
+
+
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--algo", default="reinforce", choices=["reinforce", "a2c"],
@@ -328,6 +431,7 @@ def parse_args():
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (these nets are tiny)")
     p.add_argument("--json", help="write the runs and the summary here")
     p.add_argument("--fixture", help="write the Gymnasium CartPole fixture here and stop")
+    p.add_argument("--update-fixture", help="write the one-update (loss, gradients, Adam step) fixture here and stop")
     args = p.parse_args()
     try:
         seeds = [int(s) for s in args.seeds.split(",")]
@@ -340,19 +444,23 @@ def parse_args():
         v = getattr(args, flag)
         if v < 1:
             p.error(f"--{flag.replace('_', '-')} {v}: must be ≥ 1")
-    for flag in ("json", "fixture"):
+    for flag in ("json", "fixture", "update_fixture"):
         path = getattr(args, flag)
         if path is not None:
             folder = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(folder):
-                p.error(f"--{flag} {path}: no folder {folder}")
+                p.error(f"--{flag.replace('_', '-')} {path}: no folder {folder}")
     return args
 
 
 def main():
     args = parse_args()
-    if args.fixture:
-        write_fixture(args.fixture)
+    if args.fixture or args.update_fixture:
+        torch.set_num_threads(args.threads)
+        if args.fixture:
+            write_fixture(args.fixture)
+        if args.update_fixture:
+            write_update_fixture(args.update_fixture)
         return
     torch.set_num_threads(args.threads)
     runs = []

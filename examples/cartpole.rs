@@ -78,8 +78,10 @@ struct Args {
 
 /// Which algorithm.
 #[derive(Clone, Copy, PartialEq)]
-enum Algo {
+pub enum Algo {
+    /// REINFORCE (PyTorch's `reinforce.py`).
     Reinforce,
+    /// Actor-critic (PyTorch's `actor_critic.py`).
     A2c,
 }
 
@@ -103,7 +105,7 @@ impl Algo {
 /// PyTorch's actor-critic: a shared layer, an action head and a value head. Its forward
 /// returns `[B, 3]`: the two action scores, then the value.
 #[derive(Module)]
-struct ActorCritic {
+pub struct ActorCritic {
     affine1: Linear,
     action_head: Linear,
     value_head: Linear,
@@ -119,7 +121,7 @@ impl Module for ActorCritic {
 }
 
 /// The policy of `algo`, its layers drawn from the global generator as PyTorch's are.
-fn policy(algo: Algo, dev: &Device) -> Result<Box<dyn Module>> {
+pub fn policy(algo: Algo, dev: &Device) -> Result<Box<dyn Module>> {
     Ok(match algo {
         Algo::Reinforce => Box::new(
             Sequential::new()
@@ -137,7 +139,7 @@ fn policy(algo: Algo, dev: &Device) -> Result<Box<dyn Module>> {
 }
 
 /// The action scores `[1, 2]` and, for actor-critic, the value `[1]` of one observation.
-fn evaluate(
+pub fn evaluate(
     algo: Algo,
     net: &mut dyn Module,
     obs: Vec<f32>,
@@ -151,6 +153,35 @@ fn evaluate(
             Some(out.narrow(1, 2, 1)?.reshape([1])?),
         ),
     })
+}
+
+/// The examples' `finish_episode` loss of one episode: the discounted returns (γ 0.99),
+/// normalised, weigh the log-probabilities `[1]` of the actions taken (REINFORCE:
+/// `Σ −log π·Ĝ`); actor-critic weighs them by the advantage `Ĝ − v` (v detached) and adds
+/// `Σ smooth_l1(v, Ĝ)` for its values `[1]`.
+pub fn episode_loss(
+    algo: Algo,
+    log_probs: &[Tensor],
+    values: &[Tensor],
+    rewards: &[f32],
+    dev: &Device,
+) -> Result<Tensor> {
+    let steps = rewards.len();
+    let mut returns = discounted_returns(rewards, 0.99);
+    normalize_returns(&mut returns);
+    let g = Tensor::from_vec(returns, [steps], dev)?;
+    let lp = Tensor::cat(&log_probs.iter().collect::<Vec<_>>(), 0)?;
+    match algo {
+        Algo::Reinforce => lp.mul(&g)?.sum()?.neg(),
+        Algo::A2c => {
+            let v = Tensor::cat(&values.iter().collect::<Vec<_>>(), 0)?;
+            let advantage = g.sub(&v.detach())?;
+            let policy_loss = lp.mul(&advantage)?.sum()?.neg()?;
+            // Σ of the per-step smooth L1 losses: their mean times the steps.
+            let value_loss = smooth_l1_loss(&v, &g, 1.0)?.mul_scalar(steps as f32)?;
+            policy_loss.add(&value_loss)
+        }
+    }
 }
 
 /// One seed's record.
@@ -174,7 +205,7 @@ fn train(
 ) -> Result<(Run, Box<dyn Module>, Optimizer)> {
     manual_seed(seed);
     let mut net = policy(algo, dev)?;
-    let mut opt = Optimizer::adam(algo.lr(), 0.9, 0.999);
+    let mut opt = Optimizer::adam(algo.lr(), 0.9, 0.999).with_torch_eps(1e-8);
     let mut env = CartPole::new(seed);
     let mut running = 10.0f64;
     let mut run = Run {
@@ -206,22 +237,7 @@ fn train(
         let (steps, ep_reward) = (rewards.len(), rewards.iter().sum::<f32>() as f64);
         run.env_steps += steps;
         running = 0.05 * ep_reward + 0.95 * running;
-        // finish_episode: the normalised returns weigh the log-probabilities.
-        let mut returns = discounted_returns(&rewards, 0.99);
-        normalize_returns(&mut returns);
-        let g = Tensor::from_vec(returns, [steps], dev)?;
-        let lp = Tensor::cat(&log_probs.iter().collect::<Vec<_>>(), 0)?;
-        let loss = match algo {
-            Algo::Reinforce => lp.mul(&g)?.sum()?.neg()?,
-            Algo::A2c => {
-                let v = Tensor::cat(&values.iter().collect::<Vec<_>>(), 0)?;
-                let advantage = g.sub(&v.detach())?;
-                let policy_loss = lp.mul(&advantage)?.sum()?.neg()?;
-                // Σ of the per-step smooth L1 losses: their mean times the steps.
-                let value_loss = smooth_l1_loss(&v, &g, 1.0)?.mul_scalar(steps as f32)?;
-                policy_loss.add(&value_loss)?
-            }
-        };
+        let loss = episode_loss(algo, &log_probs, &values, &rewards, dev)?;
         net.zero_grad();
         loss.backward()?;
         opt.step(net.named_parameters())?;
@@ -337,6 +353,7 @@ fn draw_curves(algo: Algo, runs: &[Run], path: &Path) -> Result<()> {
     chart.render(800, 450)?.save_png(path)
 }
 
+#[allow(dead_code)] // tests/cartpole.rs includes this file for `policy` and `episode_loss`
 fn main() -> Result<()> {
     let args = Args::parse();
     let algo = match args.algo.as_str() {
@@ -386,7 +403,7 @@ fn main() -> Result<()> {
             ));
         };
         let mut net = policy(algo, &dev)?;
-        let mut opt = Optimizer::adam(algo.lr(), 0.9, 0.999);
+        let mut opt = Optimizer::adam(algo.lr(), 0.9, 0.999).with_torch_eps(1e-8);
         checkpoint::load(path, net.as_mut(), &mut opt)?;
         let steps = draw_episode(algo, net.as_mut(), seeds[0], &episode_png(dir), &dev)?;
         println!(

@@ -209,8 +209,8 @@ pub fn toy_gan(seed: u64, cfg: &Config, dev: &Device, verbose: bool) -> Result<O
     let (mut g, mut d) = (generator(dev)?, discriminator(dev)?);
     normal_init(&mut g, dev)?;
     normal_init(&mut d, dev)?;
-    let mut opt_d = Optimizer::adam(cfg.lr_d, 0.9, 0.999);
-    let mut opt_g = Optimizer::adam(cfg.lr_g, 0.9, 0.999);
+    let mut opt_d = Optimizer::adam(cfg.lr_d, 0.9, 0.999).with_torch_eps(1e-8);
+    let mut opt_g = Optimizer::adam(cfg.lr_g, 0.9, 0.999).with_torch_eps(1e-8);
     let set = TensorDataset::new(vec![data.clone()])?;
     let mut loader = DataLoader::new(&set, cfg.batch_size)?.shuffle(seed);
     let (mut loss_d, mut loss_g, mut seen) = (0f64, 0f64, 0usize);

@@ -18,6 +18,8 @@ pub struct Optimizer {
     beta1: f32,
     beta2: f32,
     eps: f32,
+    /// Adam's ε is added to the bias-corrected `√v̂` (PyTorch's form) instead of `√v`.
+    eps_on_corrected: bool,
     weight_decay: f32,
     t: u64,
     state: BTreeMap<String, Vec<Tensor>>,
@@ -73,6 +75,7 @@ impl Optimizer {
             beta1,
             beta2,
             eps: 1e-7,
+            eps_on_corrected: false,
             weight_decay: 0.0,
             t: 0,
             state: BTreeMap::new(),
@@ -148,6 +151,18 @@ impl Optimizer {
         self
     }
 
+    /// Adam and AdamW with PyTorch's ε: `lr·m̂/(√v̂ + eps)` on the bias-corrected moments, as
+    /// `torch.optim.Adam(eps=…)` (PyTorch's default is 1e-8), instead of the book's
+    /// `lr_t·m/(√v + 1e-7)`. The two differ where gradients are tiny and in the first steps,
+    /// where PyTorch's ε is effectively smaller by `√(1 − β2ᵗ)`; a twin of a PyTorch script
+    /// that must follow its updates uses this. Other rules keep their ε. (Under
+    /// [`Optimizer::step_scaled`], ε's correction counts the steps the scaler skipped.)
+    pub fn with_torch_eps(mut self, eps: f32) -> Optimizer {
+        self.eps = eps;
+        self.eps_on_corrected = true;
+        self
+    }
+
     /// L2 weight decay λ on weights (the book's `0.5 λ ‖W‖²` added to the loss).
     pub fn with_weight_decay(mut self, lambda: f32) -> Optimizer {
         self.weight_decay = lambda;
@@ -177,19 +192,25 @@ impl Optimizer {
 
     /// The hyper-parameters of the next update (Adam's bias correction computed in f64).
     fn next_step(&self, t: u64) -> OptimStep {
-        let lr_t = if matches!(self.kind, OptimKind::Adam | OptimKind::AdamW) {
-            let t = t as f64;
-            (self.lr as f64 * (1.0 - (self.beta2 as f64).powf(t)).sqrt()
-                / (1.0 - (self.beta1 as f64).powf(t))) as f32
+        let adam = matches!(self.kind, OptimKind::Adam | OptimKind::AdamW);
+        let correction2 = (1.0 - (self.beta2 as f64).powf(t as f64)).sqrt();
+        let lr_t = if adam {
+            (self.lr as f64 * correction2 / (1.0 - (self.beta1 as f64).powf(t as f64))) as f32
         } else {
             self.lr
+        };
+        // lr·m̂/(√v̂ + ε) = lr_t·m/(√v + ε·√(1 − β2ᵗ)): PyTorch's ε in the book's kernel.
+        let eps = if adam && self.eps_on_corrected {
+            (self.eps as f64 * correction2) as f32
+        } else {
+            self.eps
         };
         OptimStep {
             kind: self.kind,
             lr: self.lr,
             beta1: self.beta1,
             beta2: self.beta2,
-            eps: self.eps,
+            eps,
             weight_decay: 0.0,
             lr_t,
             t,

@@ -2,17 +2,129 @@
 //! from `benches/cartpole.py --fixture`): from Gymnasium's initial states, Gymnasium's action
 //! sequences give its states (within 1e-6; the largest difference is printed), its rewards and its
 //! termination or truncation step; plus the `Env` rules (spaces, resets, bad actions,
-//! stepping past the end) and `VecEnv`'s autoreset.
+//! stepping past the end) and `VecEnv`'s autoreset; and one REINFORCE and one actor-critic
+//! update of `examples/cartpole.rs` against PyTorch's examples (fixture
+//! `tests/fixtures/cartpole_update.json` from `benches/cartpole.py --update-fixture`).
 
+mod common;
+
+#[path = "../examples/cartpole.rs"]
+mod example;
+
+use example::{Algo, episode_loss, evaluate, policy};
 use serde_json::Value;
+use wgnn::Tensor;
+use wgnn::distributions::Categorical;
+use wgnn::nn::ModuleExt;
+use wgnn::optim::Optimizer;
 use wgnn::rl::{CartPole, Env, MAX_EPISODE_STEPS, Space, VecEnv};
 
 fn fixture() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/cartpole_gym.json"
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).expect("the fixture")).expect("JSON")
+    load("cartpole_gym.json")
+}
+
+fn load(name: &str) -> Value {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("the fixture")).expect("JSON")
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .map(|x| x.as_f64().expect("a number") as f32)
+        .collect()
+}
+
+/// A PyTorch tensor `{shape, values}` in wgnn's layout: `nn.Linear`'s `[out, in]` weight is
+/// wgnn's `[in, out]`.
+fn torch_tensor(t: &Value) -> Vec<f32> {
+    let v = floats(&t["values"]);
+    let shape: Vec<usize> = t["shape"]
+        .as_array()
+        .expect("a shape")
+        .iter()
+        .map(|d| d.as_u64().expect("a size") as usize)
+        .collect();
+    match shape[..] {
+        [rows, cols] => (0..rows * cols)
+            .map(|i| v[(i % rows) * cols + i / rows])
+            .collect(),
+        _ => v,
+    }
+}
+
+/// From PyTorch's initial weights (dropout off: the fixture's REINFORCE ran in eval mode),
+/// PyTorch's episode (observations, actions, rewards) gives its log-probabilities, values,
+/// loss, gradients, and parameters after one Adam step with PyTorch's ε, on every device.
+#[test]
+fn one_update_equals_pytorch() -> wgnn::Result<()> {
+    let fx = load("cartpole_update.json");
+    for dev in common::all_devices() {
+        for case in fx["cases"].as_array().expect("cases") {
+            let algo = match case["algo"].as_str() {
+                Some("reinforce") => Algo::Reinforce,
+                Some("a2c") => Algo::A2c,
+                other => panic!("unknown algo {other:?}"),
+            };
+            let what = |s: &str| format!("{dev} {}: {s}", case["algo"]);
+            let mut net = policy(algo, &dev)?;
+            net.eval();
+            for (name, p) in net.named_parameters() {
+                let v = torch_tensor(&case["initial_params"][&name]);
+                p.set_value(Tensor::from_slice(&v, p.value().dims(), &dev)?)?;
+            }
+            let lr = case["lr"].as_f64().expect("lr") as f32;
+            let eps = case["adam_eps"].as_f64().expect("eps") as f32;
+            let mut opt = Optimizer::adam(lr, 0.9, 0.999).with_torch_eps(eps);
+            let (mut log_probs, mut values) = (Vec::new(), Vec::new());
+            let actions = case["actions"].as_array().expect("actions");
+            for (obs, a) in case["observations"]
+                .as_array()
+                .expect("obs")
+                .iter()
+                .zip(actions)
+            {
+                let (scores, value) = evaluate(algo, net.as_mut(), floats(obs), &dev)?;
+                let action = Tensor::from_slice(&[a.as_u64().expect("action") as u32], [1], &dev)?;
+                log_probs.push(Categorical::new(&scores)?.log_prob(&action)?);
+                values.extend(value);
+            }
+            let first = |ts: &[Tensor]| -> wgnn::Result<Vec<f32>> {
+                ts.iter().map(|t| t.to_vec::<f32>().map(|v| v[0])).collect()
+            };
+            let want = floats(&case["log_probs"]);
+            common::assert_close(
+                &what("log-probabilities"),
+                &first(&log_probs)?,
+                &want,
+                1e-5,
+                1e-5,
+            );
+            if algo == Algo::A2c {
+                let want = floats(&case["values"]);
+                common::assert_close(&what("values"), &first(&values)?, &want, 1e-5, 1e-5);
+            }
+            let rewards = floats(&case["rewards"]);
+            let loss = episode_loss(algo, &log_probs, &values, &rewards, &dev)?;
+            let want = case["loss"].as_f64().expect("loss") as f32;
+            common::assert_close(&what("loss"), &[loss.item()?], &[want], 1e-5, 1e-5);
+            net.zero_grad();
+            loss.backward()?;
+            for (name, p) in net.named_parameters() {
+                let g = p.grad().expect("a gradient").to_vec::<f32>()?;
+                let want = torch_tensor(&case["grads"][&name]);
+                common::assert_close(&what(&format!("gradient of {name}")), &g, &want, 1e-5, 1e-4);
+            }
+            opt.step(net.named_parameters())?;
+            for (name, p) in net.named_parameters() {
+                let v = p.value().to_vec::<f32>()?;
+                let want = torch_tensor(&case["params_after_adam"][&name]);
+                common::assert_close(&what(&format!("{name} after Adam")), &v, &want, 2e-5, 1e-5);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn state(v: &Value) -> [f64; 4] {

@@ -134,7 +134,7 @@ impl CpuBackend {
         // Chunks of 4096 across the pool; element i's value depends on i alone.
         const CHUNK: usize = 4096;
         let (seed, offset) = (spec.seed, spec.offset);
-        out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
+        let fill = |(c, o): (usize, &mut [f32])| {
             let first = (c * CHUNK) as u32;
             for (j, v) in o.iter_mut().enumerate() {
                 let i = first.wrapping_add(j as u32);
@@ -148,7 +148,13 @@ impl CpuBackend {
                     }
                 };
             }
-        });
+        };
+        // A GAN's or a policy's small batch of noise stays off the pool.
+        if n <= CHUNK {
+            fill((0, out));
+        } else {
+            out.par_chunks_mut(CHUNK).enumerate().for_each(fill);
+        }
         Ok(())
     }
 
@@ -165,7 +171,7 @@ impl CpuBackend {
         const OP: &str = "sample_categorical";
         let (x, o) = (x.f32s(OP)?, out.u32s_mut(OP)?);
         // shaders/elementwise.wgsl's `categorical`, the same f32 sums in the same order.
-        o[..rows].par_iter_mut().enumerate().for_each(|(r, pick)| {
+        let draw = |(r, pick): (usize, &mut u32)| {
             let row = &x[r * cols..(r + 1) * cols];
             let m = row[1..].iter().fold(row[0], |m, &v| m.max(v));
             let total: f32 = row.iter().fold(0.0, |s, &v| s + (v - m).exp());
@@ -179,7 +185,13 @@ impl CpuBackend {
                     break;
                 }
             }
-        });
+        };
+        // A policy's one observation at a time stays off the pool.
+        if rows * cols <= 4096 {
+            o[..rows].iter_mut().enumerate().for_each(draw);
+        } else {
+            o[..rows].par_iter_mut().enumerate().for_each(draw);
+        }
         Ok(())
     }
 
