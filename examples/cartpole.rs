@@ -372,15 +372,7 @@ fn main() -> Result<()> {
             "must be ≥ 1",
         ));
     }
-    let seeds: Vec<u64> = args
-        .seeds
-        .split(',')
-        .map(|s| {
-            s.trim()
-                .parse()
-                .map_err(|_| Error::invalid("--seeds", format!("{s:?} is not a seed")))
-        })
-        .collect::<Result<_>>()?;
+    let seeds = wgnn::cli::parse_seeds("--seeds", &args.seeds)?;
     for (flag, dir) in [
         ("--plots", args.plots.as_ref()),
         ("--tensorboard", args.tensorboard.as_ref()),

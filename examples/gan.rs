@@ -299,15 +299,7 @@ fn main() -> Result<()> {
         lr_d: args.lr_d,
         lr_g: args.lr_g,
     };
-    let seeds: Vec<u64> = args
-        .seeds
-        .split(',')
-        .map(|s| {
-            s.trim()
-                .parse()
-                .map_err(|_| Error::invalid("--seeds", format!("{s:?} is not a seed")))
-        })
-        .collect::<Result<_>>()?;
+    let seeds = wgnn::cli::parse_seeds("--seeds", &args.seeds)?;
     if let Some(path) = &args.plots {
         wgnn::cli::check_output_file("--plots", path)?;
     }

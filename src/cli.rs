@@ -416,6 +416,17 @@ impl TrainArgs {
     }
 }
 
+/// A comma-separated list of seeds (`0,1,2`); an error naming `flag` and the bad entry.
+pub fn parse_seeds(flag: &'static str, list: &str) -> Result<Vec<u64>> {
+    list.split(',')
+        .map(|s| {
+            s.trim()
+                .parse()
+                .map_err(|_| Error::invalid(flag, format!("{s:?} is not a seed")))
+        })
+        .collect()
+}
+
 /// A directory for outputs: created when missing; an error naming `flag` when `path` is a
 /// file or cannot be created.
 pub fn check_output_dir(flag: &'static str, path: &std::path::Path) -> Result<()> {

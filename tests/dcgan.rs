@@ -60,18 +60,26 @@ fn shapes_and_initialisation() -> wgnn::Result<()> {
     Ok(())
 }
 
+/// A 28×28 DCGAN with 8 feature maps and noise of `nz`, DCGAN's initialisation from `seed`,
+/// and the example's two Adam optimizers (G's, D's).
+fn small_dcgan(
+    seed: u64,
+    nz: usize,
+    dev: &Device,
+) -> wgnn::Result<(Sequential, Sequential, Optimizer, Optimizer)> {
+    wgnn::manual_seed(seed);
+    let mut g = dcgan::generator(28, nz, 8, 1, dev)?;
+    let mut d = dcgan::discriminator(28, 8, 1, dev)?;
+    dcgan::dcgan_init(&mut g)?;
+    dcgan::dcgan_init(&mut d)?;
+    let adam = || Optimizer::adam(2e-4, 0.5, 0.999);
+    Ok((g, d, adam(), adam()))
+}
+
 #[test]
 fn one_iteration_trains_on_every_device() -> wgnn::Result<()> {
     for dev in common::all_devices() {
-        wgnn::manual_seed(2);
-        let mut g = dcgan::generator(28, 8, 8, 1, &dev)?;
-        let mut d = dcgan::discriminator(28, 8, 1, &dev)?;
-        dcgan::dcgan_init(&mut g)?;
-        dcgan::dcgan_init(&mut d)?;
-        let (mut opt_g, mut opt_d) = (
-            Optimizer::adam(2e-4, 0.5, 0.999),
-            Optimizer::adam(2e-4, 0.5, 0.999),
-        );
+        let (mut g, mut d, mut opt_g, mut opt_d) = small_dcgan(2, 8, &dev)?;
         let real = ((wgnn::rand([4, 1, 28, 28], &dev)? * 2.0)? - 1.0)?;
         let values = |g: &mut Sequential, d: &mut Sequential| -> wgnn::Result<Vec<Vec<f32>>> {
             g.named_parameters()
@@ -106,15 +114,7 @@ fn one_iteration_trains_on_every_device() -> wgnn::Result<()> {
 fn one_iteration_is_a_submit_per_step_with_nothing_uploaded() -> wgnn::Result<()> {
     // A context of its own: the other tests' work must not show in its counters.
     for dev in common::fresh_gpus() {
-        wgnn::manual_seed(3);
-        let mut g = dcgan::generator(28, 16, 8, 1, &dev)?;
-        let mut d = dcgan::discriminator(28, 8, 1, &dev)?;
-        dcgan::dcgan_init(&mut g)?;
-        dcgan::dcgan_init(&mut d)?;
-        let (mut opt_g, mut opt_d) = (
-            Optimizer::adam(2e-4, 0.5, 0.999),
-            Optimizer::adam(2e-4, 0.5, 0.999),
-        );
+        let (mut g, mut d, mut opt_g, mut opt_d) = small_dcgan(3, 16, &dev)?;
         let real = ((wgnn::rand([16, 1, 28, 28], &dev)? * 2.0)? - 1.0)?;
         let mut sum = Tensor::zeros([5], DType::F32, &dev)?;
         let mut iteration = |sum: &mut Tensor| -> wgnn::Result<wgnn::gpu::Counters> {
