@@ -4,8 +4,11 @@
 use crate::MAX_FILLED;
 use crate::generator::{Gen, small_product};
 use wgnn::Tensor;
+use wgnn::distributions::Categorical;
 use wgnn::nn::{BatchNorm, Conv2d, Embedding, Linear, Module, ModuleExt};
-use wgnn::ops::{AugmentSpec, Conv2dGeom, DropoutSpec, Kernels, Pool2dGeom};
+use wgnn::ops::{
+    AugmentSpec, Conv2dGeom, Distribution, DropoutSpec, Kernels, Pool2dGeom, RandomSpec,
+};
 use wgnn::optim::Optimizer;
 
 /// This family's ops: the middle part of [`crate::ops`].
@@ -36,6 +39,9 @@ pub const OPS: &[&str] = &[
     // data
     "dropout",
     "dropout_mask",
+    "random",
+    "sample_categorical",
+    "Categorical",
     "augment",
     "resize_bilinear",
     // layers and their training
@@ -348,6 +354,39 @@ fn draw(g: &mut Gen, op: &str) -> wgnn::Result<Vec<Tensor>> {
                 g.note(format!(" shape={d:?}"));
                 one(Tensor::dropout_mask(d, &spec, g.dev)?)
             }
+        }
+        "random" => {
+            let d = g.dims();
+            let (a, b) = (g.value(), g.value());
+            let dist = if g.r.chance(0.5) {
+                Distribution::Uniform { low: a, high: b }
+            } else {
+                Distribution::Normal { mean: a, std: b }
+            };
+            let spec = RandomSpec {
+                dist,
+                seed: g.r.next() as u32,
+                offset: g.r.next() as u32,
+            };
+            g.note(format!(" {spec:?} shape={d:?}"));
+            one(Tensor::random(d, &spec, g.dev)?)
+        }
+        "sample_categorical" => {
+            let d = g.dims();
+            let x = g.float("logits", &d)?;
+            one(x.sample_categorical(g.r.next() as u32, g.r.next() as u32)?)
+        }
+        "Categorical" => {
+            let d = g.dims();
+            let x = g.float("scores", &d)?;
+            let pi = if g.r.chance(0.5) {
+                Categorical::new(&x)?
+            } else {
+                Categorical::from_probs(&x)?
+            };
+            let a = pi.sample()?;
+            let lp = pi.log_prob(&a)?;
+            Ok(vec![a, lp, pi.entropy()?])
         }
         "augment" => {
             let x = g.images("x")?.detach();
