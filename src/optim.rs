@@ -28,7 +28,7 @@ pub struct Optimizer {
 }
 
 impl Optimizer {
-    /// Checks the hyperparameters as PyTorch's constructors do: a finite learning rate and
+    /// Checks the hyperparameters as PyTorch's constructors do: a finite learning rate, ε and
     /// weight decay ≥ 0, and momentum, decay rate and betas in `[0, 1)`; the error names the
     /// one out of range. [`Optimizer::step`] calls it, and the examples call it where the
     /// command line gives the values.
@@ -47,6 +47,9 @@ impl Optimizer {
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return bad("weight decay", self.weight_decay, "a finite number ≥ 0");
+        }
+        if !(self.eps.is_finite() && self.eps >= 0.0) {
+            return bad("eps", self.eps, "a finite number ≥ 0");
         }
         let unit = |v: f32| (0.0..1.0).contains(&v);
         let (b1, b2) = match self.kind {

@@ -364,6 +364,14 @@ fn zero_sized_layers_and_bad_hyperparameters_are_refused() -> wgnn::Result<()> {
         (Optimizer::momentum(0.1, 1.5), "momentum"),
         (Optimizer::adam(1e-3, 1.0, 0.999), "beta1"),
         (Optimizer::sgd(0.1).with_weight_decay(-0.5), "weight decay"),
+        (
+            Optimizer::adam(1e-3, 0.9, 0.999).with_torch_eps(-1e-8),
+            "eps",
+        ),
+        (
+            Optimizer::adam(1e-3, 0.9, 0.999).with_torch_eps(f32::NAN),
+            "eps",
+        ),
     ] {
         let mut opt = opt;
         let m = message(opt.step(layer.named_parameters()));
