@@ -90,6 +90,7 @@ pub mod models;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod playground;
 #[cfg(feature = "plots")]
 pub mod plot;
 pub mod prelude;
